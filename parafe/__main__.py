@@ -1,0 +1,5 @@
+"""Allows `python -m parafe`."""
+
+from parafe.cli import main
+
+raise SystemExit(main())

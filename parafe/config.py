@@ -1,0 +1,117 @@
+"""Settings of Parafe, read from the environment (``PARAFE_*``) and an optional TOML file (``PARAFE_CONFIG``).
+
+Everything has an embedded default so that ``parafe serve`` works on a fresh machine: data in
+``$PARAFE_HOME`` (default ``./var``), SQLite database, blobs on the local filesystem, dev PKI.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """All settings; environment variable names are ``PARAFE_`` + the field name in upper case."""
+
+    model_config = SettingsConfigDict(env_prefix="PARAFE_", extra="ignore")
+
+    home: Path = Field(default=Path("./var"))
+    database_url: str | None = None  # default: sqlite:///$home/parafe.db
+    storage: Literal["fs", "s3"] = "fs"
+    s3_endpoint_url: str | None = None
+    s3_bucket: str = "parafe"
+    s3_region: str = "us-east-1"
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+
+    max_upload_bytes: int = 100 * MIB  # DECISIONS D8: 100 MiB
+    name_limit_ws: int = 150  # DECISIONS D3
+    name_limit_webdav: int = 200
+    label_guard: int = 10_000  # DECISIONS D5
+    history_labels: Literal["clients", "v3.4"] = "clients"
+    bundle_max_total_bytes: int = 100 * MIB
+    bundle_max_ratio: int = 200
+    bundle_max_entries: int = 1000
+
+    # TLS / identity
+    tls_cert: Path | None = None  # default: $home/pki/server.pem
+    tls_key: Path | None = None
+    client_ca: Path | None = None  # default: $home/pki/ca.pem (PEM bundle of accepted CAs)
+    client_crl: Path | None = None  # default: $home/pki/crl.pem when present
+    trusted_proxies: str = ""  # comma-separated addresses allowed to send X-SSL-Client-Cert
+    public_url: str | None = None  # e.g. https://parapheur.example.fr (OTP links, mails)
+
+    worker_in_process: bool = True
+
+    @property
+    def resolved_home(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.resolved_home / 'parafe.db'}"
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.resolved_home / "pki"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.resolved_home / "blobs"
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.resolved_home / "tmp"
+
+    @property
+    def server_cert(self) -> Path:
+        return self.tls_cert or self.pki_dir / "server.pem"
+
+    @property
+    def server_key(self) -> Path:
+        return self.tls_key or self.pki_dir / "server.key"
+
+    @property
+    def ca_bundle(self) -> Path:
+        return self.client_ca or self.pki_dir / "ca.pem"
+
+    @property
+    def crl_path(self) -> Path | None:
+        if self.client_crl:
+            return self.client_crl
+        default = self.pki_dir / "crl.pem"
+        return default if default.exists() else None
+
+    @property
+    def trusted_proxy_set(self) -> frozenset[str]:
+        return frozenset(p.strip() for p in self.trusted_proxies.split(",") if p.strip())
+
+
+def _toml_values() -> dict[str, Any]:
+    path = os.environ.get("PARAFE_CONFIG")
+    if not path:
+        return {}
+    with open(path, "rb") as fh:
+        data = tomllib.load(fh)
+    return dict(data)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (environment wins over the TOML file)."""
+    values = _toml_values()
+    env_names = {k[len("PARAFE_"):].lower() for k in os.environ if k.startswith("PARAFE_")}
+    return Settings(**{k: v for k, v in values.items() if k not in env_names})
+
+
+def reset_settings() -> None:
+    """Forget cached settings (tests change the environment)."""
+    get_settings.cache_clear()

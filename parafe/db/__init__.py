@@ -1,0 +1,1 @@
+"""Parafe db package."""

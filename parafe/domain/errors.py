@@ -1,0 +1,240 @@
+"""The one error catalogue of Parafe (DECISIONS D2).
+
+Every connector (SOAP, REST, WebDAV, OSS, portal) answers errors from this catalogue and only chooses the wire
+shape. Each entry has a stable numeric code, the French message copied verbatim from the interface document
+where one exists (`spec/API-REFERENCE.md` §3.2, §4.4, §9.5), an English developer message and an HTTP status.
+
+Codes 100, 102, 111, 117-122 keep the document's meaning; our own entries use 130-199 (listed in
+`docs/errors.md`). Messages with a placeholder use ``{name}``; :func:`ParafeError.message` fills it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ErrorDef:
+    """One catalogue entry."""
+
+    key: str
+    code: int
+    message: str
+    developer: str
+    http_status: int
+    soap_id: str | None = None  # S01..S31 of API-REFERENCE §3.2, when the message comes from there
+
+    def format(self, **params: Any) -> str:
+        return self.message.format(**params) if params else self.message
+
+
+class ParafeError(Exception):
+    """A business error carrying a catalogue entry, raised by services and rendered by connectors."""
+
+    def __init__(self, error: ErrorDef, *, detail: str | None = None, **params: Any) -> None:
+        self.error = error
+        self.params = params
+        self.detail = detail
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        return self.error.format(**self.params)
+
+    @property
+    def code(self) -> int:
+        return self.error.code
+
+    @property
+    def http_status(self) -> int:
+        return self.error.http_status
+
+    @property
+    def developer_message(self) -> str:
+        return f"{self.error.developer}: {self.detail}" if self.detail else self.error.developer
+
+
+_ALL: dict[str, ErrorDef] = {}
+
+
+def _e(key: str, code: int, message: str, developer: str, http: int, soap_id: str | None = None) -> ErrorDef:
+    if key in _ALL or any(e.code == code for e in _ALL.values()):
+        raise RuntimeError(f"duplicate catalogue entry {key}/{code}")
+    entry = ErrorDef(key, code, message, developer, http, soap_id)
+    _ALL[key] = entry
+    return entry
+
+
+class E:
+    """Namespace of every catalogue entry (attribute name == entry key)."""
+
+    # --- §4.4 on-demand codes (REST "Signification" column, typographic apostrophes verbatim) ---
+    UNAUTHORIZED_DEPOSIT = _e(
+        "UNAUTHORIZED_DEPOSIT", 100, "Votre utilisateur n’est pas autorisé à déposer dans ce siren.",
+        "Unauthorized", 403)
+    UNAUTHORIZED_ACTIONS = _e(
+        "UNAUTHORIZED_ACTIONS", 102, "Votre Utilisateur n’est pas autorisé à effectuer des actions dans ce siren.",
+        "Unauthorized", 403)
+    SUBSCRIBER_NOT_FOUND = _e(
+        "SUBSCRIBER_NOT_FOUND", 111, "Le siren renseigné n’existe pas", "Subscriber not found", 404)
+    INVALID_CIRCUIT_TYPE = _e(
+        "INVALID_CIRCUIT_TYPE", 117, "Le type de circuit est incorrect", "Invalid circuit type", 400)
+    INVALID_STEP_TYPE = _e(
+        "INVALID_STEP_TYPE", 118, "La valeur step du paramètre circuit est incorrect", "Invalid step type", 400)
+    INVALID_STEP_MEMBER = _e(
+        "INVALID_STEP_MEMBER", 119, "L’un des member du paramètre circuit est incorrect ou n’existe pas",
+        "Invalid step member", 400)
+    UPLOAD_DOC_ERROR = _e(
+        "UPLOAD_DOC_ERROR", 120, "Une erreur est survenue lors du dépôt du document.", "Upload doc error", 400)
+    CIRCUIT_DEF_ERROR = _e(
+        "CIRCUIT_DEF_ERROR", 121, "Le paramètre  circuit n’est pas correctement renseigné.",
+        "Circuit definition error", 400)
+    INVALID_STEP_MEMBER_AGENT = _e(
+        "INVALID_STEP_MEMBER_AGENT", 122, "L’agent déposant ne peut être signataire ou valideur du document.",
+        "The agent cannot be a step member", 400)
+
+    # --- §3.2 SOAP messages S01..S31 (verbatim) ---
+    CONTENT_RETRIEVAL = _e(
+        "CONTENT_RETRIEVAL", 130, "Erreur lors de la récupération du contenu du document",
+        "Error while retrieving the document content", 500, "S01")
+    NODE_NOT_FOUND = _e(
+        "NODE_NOT_FOUND", 131, "Le nœud n'existe pas", "Document not found", 404, "S02")
+    AUTH_UNKNOWN_USER = _e(
+        "AUTH_UNKNOWN_USER", 132, "Erreur lors de l'authentification, Utilisateur non reconnu",
+        "Authentication failed: unknown user or invalid certificate", 401, "S03")
+    AUTH_ACCESS_DENIED = _e(
+        "AUTH_ACCESS_DENIED", 133, "Erreur lors de l'authentification, accès refusé",
+        "Authentication succeeded but access is denied", 403, "S04")
+    SUBSCRIBER_UNKNOWN_OR_FORBIDDEN = _e(
+        "SUBSCRIBER_UNKNOWN_OR_FORBIDDEN", 134,
+        "Erreur: l'abonne est inconnu ou l'utilisateur n'a pas les permissions pour y réaliser l'action demandée",
+        "Unknown subscriber or no permission on it", 403, "S05")
+    CIRCUIT_NOT_FOUND = _e(
+        "CIRCUIT_NOT_FOUND", 135, "Le circuit demandé n'a pas été trouvé", "Circuit not found", 404, "S06")
+    NO_PERMISSION = _e(
+        "NO_PERMISSION", 136, "Vous n'avez pas la permission de réaliser cette opération.",
+        "Operation not permitted", 403, "S07")
+    PES_DUPLICATE_NOMFIC = _e(
+        "PES_DUPLICATE_NOMFIC", 137, "Fichier refusé : un fichier PES avec le même NomFic a déjà été envoyé.",
+        "A PES file with the same NomFic was already sent", 409, "S08")
+    PES_NO_BORDEREAU = _e(
+        "PES_NO_BORDEREAU", 138, "Fichier refusé : le fichier PES ne contient aucun bordereau.",
+        "The PES file contains no bordereau", 422, "S09")
+    EXTENSION_NOT_ALLOWED = _e(
+        "EXTENSION_NOT_ALLOWED", 139, "Extension du fichier non autorisée.", "File extension not allowed", 415,
+        "S10")
+    EMPTY_FILE = _e("EMPTY_FILE", 140, "Le fichier envoyé est vide.", "The file is empty", 422, "S11")
+    NOT_PES = _e("NOT_PES", 141, "Ce fichier n'est pas un document PES.", "Not a PES document", 415, "S12")
+    PDF_PROTECTED = _e(
+        "PDF_PROTECTED", 142, "Fichier refusé : PDF protégé en écriture.", "Write-protected PDF", 422, "S13")
+    PES_PJ_INVALID = _e(
+        "PES_PJ_INVALID", 143, "Le fichier PES-PJ créé n'est pas valide.", "Invalid PES-PJ file", 422, "S14")
+    DUPLICATE_FILE = _e(
+        "DUPLICATE_FILE", 144, "Fichier déjà déposé par un agent.",
+        "A document with the same circuit, label and name already exists", 409, "S15")
+    BAD_CHARACTERS = _e(
+        "BAD_CHARACTERS", 145, "Fichier contenant une mauvaise séquence de caractères.",
+        "Invalid character sequence (file name or content)", 400, "S16")
+    READ_FAILED = _e("READ_FAILED", 146, "La lecture du fichier a échoué.", "Reading the file failed", 422, "S17")
+    FILE_TOO_LARGE = _e("FILE_TOO_LARGE", 147, "Fichier trop volumineux.", "File too large", 413, "S18")
+    PES_PROCESSING = _e(
+        "PES_PROCESSING", 148, "Erreur lors du traitement du document PES",
+        "PES document does not match the PES schema", 422, "S19")
+    DOCUMENT_NOT_FOUND = _e(
+        "DOCUMENT_NOT_FOUND", 149, "Le document n'existe pas", "Document does not exist", 404, "S20")
+    NOT_READY_FOR_METADATA = _e(
+        "NOT_READY_FOR_METADATA", 150, "Le document n'est pas à l'état 'Prêt à définir les métadonnées'",
+        "Document is not waiting for metadata", 409, "S21")
+    NO_METADATA_MODEL = _e(
+        "NO_METADATA_MODEL", 151, "Aucun modèle de métadonnées défini pour cette cinématique",
+        "No metadata model for this circuit", 409, "S22")
+    METADATA_UNKNOWN = _e(
+        "METADATA_UNKNOWN", 152, "La métadonnée {name} n'est pas définie pour cette cinématique",
+        "Metadata not defined for this circuit", 422, "S23")
+    METADATA_BAD_FORMAT = _e(
+        "METADATA_BAD_FORMAT", 153, "La valeur de la métadonnée {name} n'est pas au format....",
+        "Metadata value does not match its format", 422, "S24")
+    DELETE_NOT_ALLOWED = _e(
+        "DELETE_NOT_ALLOWED", 154,
+        "Erreur lors de la suppression. Le passage en suppression est impossible pour ce fichier",
+        "Document cannot be deleted in its current state", 409, "S25")
+    ACK_BUILD_ERROR = _e(
+        "ACK_BUILD_ERROR", 155, "Erreur lors la construction du document pour envoi",
+        "Error while building the acknowledgement", 404, "S26")
+    ACK_LIST_ERROR = _e(
+        "ACK_LIST_ERROR", 156, "Erreur lors de la récupération des informations concernant les acquittements",
+        "Error while listing acknowledgements", 500, "S27")
+    NOT_REFUSED = _e(
+        "NOT_REFUSED", 157, "Le document n'a pas été rejeté ou refusé", "Document was neither refused nor rejected",
+        409, "S28")
+    BSMS_NO_SMS_STEP = _e(
+        "BSMS_NO_SMS_STEP", 158,
+        "le circuit dans lequel vous souhaitez uploader le fichier ne contient pas d’étape de signature pas envoi "
+        "de SMS", "Circuit has no SMS signature step", 409, "S29")
+    BSMS_METADATA_MISSING = _e(
+        "BSMS_METADATA_MISSING", 159, "Merci de renseigner les métadonnées du (des) fichier(s).",
+        "Metadata missing", 400, "S30")
+    BSMS_NOT_AT_SMS_STEP = _e(
+        "BSMS_NOT_AT_SMS_STEP", 160,
+        "Un des fichiers n'est pas à l'étape de signature par utilisation de la boucle SMS",
+        "Document is not at the SMS signature step", 409, "S31")
+
+    # --- Parafe's own entries (130-199 range continued), documented in docs/errors.md ---
+    CERT_MISSING = _e(
+        "CERT_MISSING", 161, "Erreur lors de l'authentification, certificat client absent",
+        "No client certificate presented", 401)
+    CERT_EXPIRED = _e(
+        "CERT_EXPIRED", 162, "Erreur lors de l'authentification, certificat périmé",
+        "Client certificate expired or not yet valid", 401)
+    CERT_REVOKED = _e(
+        "CERT_REVOKED", 163, "Erreur lors de l'authentification, certificat révoqué",
+        "Client certificate revoked", 401)
+    CERT_UNKNOWN_CA = _e(
+        "CERT_UNKNOWN_CA", 164,
+        "Erreur lors de l'authentification, certificat émis par une AC non référencée",
+        "Client certificate issued by an unknown certification authority", 401)
+    BAD_CREDENTIALS = _e(
+        "BAD_CREDENTIALS", 165, "Erreur lors de l'authentification, identifiant ou mot de passe incorrect",
+        "Invalid Basic credentials", 401)
+    NAME_TOO_LONG = _e(
+        "NAME_TOO_LONG", 166, "Le nom du fichier ne doit pas excéder {limit} caractères.",
+        "File name too long", 400)
+    NAME_MISSING = _e("NAME_MISSING", 167, "Le nom du fichier est absent.", "Missing file name", 400)
+    LABEL_TOO_LONG = _e(
+        "LABEL_TOO_LONG", 168, "Le libellé ne doit pas excéder 255 caractères.", "Label too long", 400)
+    BUNDLE_INVALID = _e(
+        "BUNDLE_INVALID", 169, "Archive ZIP refusée : {reason}.", "Invalid zip bundle", 422)
+    BUNDLE_MAIN_MISSING = _e(
+        "BUNDLE_MAIN_MISSING", 170,
+        "Archive ZIP refusée : le document principal « {name} » est absent de l'archive.",
+        "Zip bundle does not contain the main document", 422)
+    XML_UNSAFE = _e(
+        "XML_UNSAFE", 171, "Fichier XML refusé : entités ou DTD interdites.", "XML with DTD or entities refused",
+        422)
+    XML_MALFORMED = _e(
+        "XML_MALFORMED", 172, "Fichier XML mal formé.", "Malformed XML", 422)
+    PDF_INVALID = _e(
+        "PDF_INVALID", 173, "Le fichier n'est pas un document PDF valide.", "Not a valid PDF document", 415)
+    BAD_REQUEST = _e(
+        "BAD_REQUEST", 174, "Requête invalide : {reason}.", "Bad request", 400)
+    METADATA_FILE_NAME = _e(
+        "METADATA_FILE_NAME", 175, "Le fichier de métadonnées doit être nommé « METAS_XXX.xml ».",
+        "Metadata file must be named METAS_XXX.xml", 400)
+    INVALID_DOCUMENT_ID = _e(
+        "INVALID_DOCUMENT_ID", 176, "L'identifiant du document est invalide.", "Invalid document id", 400)
+    INTERNAL = _e(
+        "INTERNAL", 199, "Erreur interne du parapheur, veuillez réessayer plus tard.", "Internal server error",
+        500)
+
+
+def catalogue() -> dict[str, ErrorDef]:
+    """Every entry, by key."""
+    return dict(_ALL)
+
+
+def by_code(code: int) -> ErrorDef:
+    for entry in _ALL.values():
+        if entry.code == code:
+            return entry
+    raise KeyError(code)

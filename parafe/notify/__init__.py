@@ -1,0 +1,1 @@
+"""Parafe notify package."""

@@ -1,0 +1,1 @@
+"""Parafe portal package."""
