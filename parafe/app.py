@@ -1,0 +1,70 @@
+"""ASGI assembly: the connectors, the portal and the health check, behind the ClientIdentity middleware.
+
+``create_app(ctx)`` is what ``parafe serve`` runs and what the tests start. Paths are those of the real
+service: REST under ``/parapheur-ws/rest/v1``, SOAP under ``/parapheur-soap/soap/v1``, WebDAV under
+``/partage/webdav/clients``, OSS under ``/oss``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+
+from parafe.security.certcheck import CertificateVerifier
+from parafe.security.identity import ClientIdentityMiddleware
+from parafe.services.context import AppContext
+
+log = logging.getLogger(__name__)
+
+
+async def healthz(request: Request) -> Response:
+    ctx: AppContext = request.app.state.ctx
+    from sqlalchemy import text
+
+    with ctx.db.read() as session:
+        session.execute(text("SELECT 1"))
+    return JSONResponse({"status": "ok"})
+
+
+class CollapseSlashes:
+    """Collapse repeated slashes in the path (DECISIONS D10: Pastell sends ``rest/v1//documents``)."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and "//" in scope.get("path", ""):
+            path = scope["path"]
+            while "//" in path:
+                path = path.replace("//", "/")
+            scope = dict(scope, path=path)
+            if scope.get("raw_path"):
+                raw = scope["raw_path"]
+                while b"//" in raw:
+                    raw = raw.replace(b"//", b"/")
+                scope["raw_path"] = raw
+        await self.app(scope, receive, send)
+
+
+def _connector_mounts(ctx: AppContext) -> list[Mount]:
+    mounts: list[Mount] = []
+    from parafe.connectors.rest import create_rest_app
+
+    mounts.append(Mount("/parapheur-ws", app=create_rest_app(ctx)))
+    return mounts
+
+
+def create_app(ctx: AppContext) -> Any:
+    """The whole Parafe ASGI application."""
+    routes: list[Route | Mount] = [Route("/healthz", healthz, methods=["GET"])]
+    routes += _connector_mounts(ctx)
+    app = Starlette(routes=routes)
+    app.state.ctx = ctx
+    verifier = CertificateVerifier(ctx.settings.ca_bundle, ctx.settings.crl_path)
+    return CollapseSlashes(ClientIdentityMiddleware(app, verifier, ctx.settings.trusted_proxy_set))

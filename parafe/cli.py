@@ -1,0 +1,116 @@
+"""The ``parafe`` command: serve, init, pki, sign, verify (and more as the project grows).
+
+Each area registers its sub-commands with an ``add_commands(subparsers)`` function; every handler returns an
+exit code. Messages to operators are in French, with English in ``--help`` where it helps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from parafe import __version__
+from parafe.config import get_settings
+
+# Optional command groups: (module, function). A module that is not there yet is skipped.
+_COMMAND_GROUPS = (
+    ("parafe.security.pki_cli", "add_commands"),
+    ("parafe.signing.cli", "add_commands"),
+)
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def initialise(*, verbose: bool = True) -> int:
+    """Create the home, migrate the database and, on an empty home, the dev PKI and the demo set."""
+    from parafe.db.migrate import upgrade
+    from parafe.services.context import AppContext
+    from parafe.services.demo import ensure_demo
+
+    settings = get_settings()
+    home = settings.resolved_home
+    home.mkdir(parents=True, exist_ok=True)
+    marker = home / ".parafe-initialised"
+    first = not marker.exists()
+    if verbose:
+        _say(f"Parafe : répertoire de données {home}")
+        _say("  - base de données : migration du schéma…")
+    upgrade(settings.db_url)
+    ctx = AppContext.from_settings(settings)
+    try:
+        if first:
+            if verbose:
+                _say("  - première initialisation : AC de développement, certificats et jeu de démonstration…")
+            readme = ensure_demo(ctx)
+            marker.write_text("ok\n")
+            if verbose:
+                _say(f"  - jeu de démonstration prêt : voir {readme}")
+        elif verbose:
+            _say("  - déjà initialisé")
+    finally:
+        ctx.close()
+    return 0
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    return initialise()
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from parafe.server.run import serve
+    from parafe.services.context import AppContext
+
+    initialise()
+    ctx = AppContext.from_settings(get_settings())
+    scheme = "http" if args.no_tls else "https"
+    _say(f"Parafe {__version__} : écoute sur {scheme}://{args.host}:{args.port}/ (Ctrl+C pour arrêter)")
+    serve(ctx, args.host, args.port, tls=not args.no_tls, log_level=args.log_level)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="parafe", description="Parafe — parapheur électronique compatible FAST-Parapheur.")
+    parser.add_argument("--version", action="version", version=f"parafe {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMANDE")
+
+    p_serve = sub.add_parser("serve", help="Démarrer le serveur HTTPS / Start the HTTPS server")
+    p_serve.add_argument("--host", default="127.0.0.1", help="adresse d'écoute (défaut 127.0.0.1)")
+    p_serve.add_argument("--port", type=int, default=8443, help="port d'écoute (défaut 8443)")
+    p_serve.add_argument("--no-tls", action="store_true",
+                         help="HTTP en clair, derrière un proxy qui termine TLS (X-SSL-Client-Cert)")
+    p_serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p_serve.set_defaults(func=_cmd_serve)
+
+    p_init = sub.add_parser("init", help="Initialiser sans démarrer / Initialise without serving")
+    p_init.set_defaults(func=_cmd_init)
+
+    for module_name, function in _COMMAND_GROUPS:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        getattr(module, function)(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

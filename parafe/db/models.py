@@ -1,0 +1,310 @@
+"""Database schema (SQLAlchemy 2 declarative models) of Parafe.
+
+One schema for SQLite (default) and PostgreSQL. Document ids come from an identity starting at 100000000
+(DECISIONS D1). Blobs are referenced by sha256 (see :mod:`parafe.storage`). The (circuit, label, name) triplet is
+unique among live documents (partial unique index); NomFic values are reserved forever in ``pes_nomfic``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+DOCUMENT_ID_START = 100_000_000
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(DateTime):
+    """Timezone-aware UTC datetimes on both SQLite and PostgreSQL."""
+
+    cache_ok = True
+
+    def __init__(self) -> None:
+        super().__init__(timezone=True)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Subscriber(Base):
+    __tablename__ = "subscribers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    siren: Mapped[str] = mapped_column(String(9), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("subscriber_id", "email", name="uq_users_subscriber_email"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(255), index=True)
+    firstname: Mapped[str] = mapped_column(String(255), default="")
+    lastname: Mapped[str] = mapped_column(String(255), default="")
+    phone: Mapped[str | None] = mapped_column(String(32), default=None)
+    quality: Mapped[str | None] = mapped_column(String(255), default=None)  # shown in signature pictograms
+    authentication_type: Mapped[str] = mapped_column(String(16), default="CERTIFICAT")  # CERTIFICAT | BASIC
+    password_hash: Mapped[str | None] = mapped_column(String(255), default=None)  # argon2, BASIC accounts
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)  # subscriber administrator
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    subscriber: Mapped[Subscriber] = relationship()
+    certificates: Mapped[list[UserCertificate]] = relationship(
+        back_populates="user", cascade="all, delete-orphan")
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.firstname} {self.lastname}".strip() or self.email
+
+
+class UserCertificate(Base):
+    __tablename__ = "user_certificates"
+    __table_args__ = (UniqueConstraint("user_id", "fingerprint", name="uq_user_certificates_user_fp"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), index=True)  # sha256 of the DER, lower-case hex
+    subject: Mapped[str] = mapped_column(String(1024), default="")
+    not_after: Mapped[datetime | None] = mapped_column(default=None)
+    pem: Mapped[str | None] = mapped_column(Text, default=None)
+
+    user: Mapped[User] = relationship(back_populates="certificates")
+
+
+class Group(Base):
+    __tablename__ = "groups"
+    __table_args__ = (UniqueConstraint("subscriber_id", "name", name="uq_groups_subscriber_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+
+
+class GroupMember(Base):
+    __tablename__ = "group_members"
+
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+
+
+class Circuit(Base):
+    __tablename__ = "circuits"
+    __table_args__ = (UniqueConstraint("subscriber_id", "key", name="uq_circuits_subscriber_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(String(255))  # the circuitId of the web services
+    name: Mapped[str] = mapped_column(String(255))
+    type: Mapped[str] = mapped_column(String(64))  # BUREAUTIQUE_PDF, BUREAUTIQUE_XML, HELIOS_*
+    pes_pj: Mapped[bool] = mapped_column(Boolean, default=False)  # PES-PJ circuit (no bordereau required)
+    on_demand: Mapped[bool] = mapped_column(Boolean, default=False)  # created for one on-demand deposit
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    metadata_model: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    steps: Mapped[list[CircuitStep]] = relationship(
+        order_by="CircuitStep.position", cascade="all, delete-orphan", back_populates="circuit")
+
+
+class CircuitRole(Base):
+    __tablename__ = "circuit_roles"
+
+    circuit_id: Mapped[int] = mapped_column(ForeignKey("circuits.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
+    role: Mapped[str] = mapped_column(String(16), primary_key=True)  # agent | valideur | signataire
+
+
+class CircuitStep(Base):
+    __tablename__ = "circuit_steps"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    circuit_id: Mapped[int] = mapped_column(ForeignKey("circuits.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(32))  # see parafe.domain.circuits.StepKind
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    circuit: Mapped[Circuit] = relationship(back_populates="steps")
+    members: Mapped[list[StepMember]] = relationship(cascade="all, delete-orphan")
+
+
+class StepMember(Base):
+    __tablename__ = "step_members"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    step_id: Mapped[int] = mapped_column(ForeignKey("circuit_steps.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), default=None)
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), default=None)
+    email: Mapped[str | None] = mapped_column(String(255), default=None)  # OTP signers outside the subscriber
+
+
+class Label(Base):
+    __tablename__ = "labels"
+    __table_args__ = (UniqueConstraint("circuit_id", "name", name="uq_labels_circuit_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    circuit_id: Mapped[int] = mapped_column(ForeignKey("circuits.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Document(Base):
+    __tablename__ = "documents"
+    __table_args__ = (
+        Index(
+            "uq_documents_live_triplet", "circuit_id", "label_id", "name", unique=True,
+            sqlite_where=text("deleted_at IS NULL"), postgresql_where=text("deleted_at IS NULL")),
+        Index("ix_documents_subscriber_state", "subscriber_id", "state"),
+        Index("ix_documents_circuit_created", "circuit_id", "created_at"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), Identity(start=DOCUMENT_ID_START), primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id"), index=True)
+    circuit_id: Mapped[int] = mapped_column(ForeignKey("circuits.id"))
+    label_id: Mapped[int] = mapped_column(ForeignKey("labels.id"))
+    name: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16))  # pdf | pes | xml | office
+    state: Mapped[str] = mapped_column(String(32))  # parafe.domain.states.State value
+    blob_sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    signed_blob_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    signature_blob_sha256: Mapped[str | None] = mapped_column(String(64), default=None)  # detached XAdES
+    nom_fic: Mapped[str | None] = mapped_column(String(255), default=None)
+    uploader_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    comment: Mapped[str | None] = mapped_column(String(255), default=None)
+    email_destinataire: Mapped[str | None] = mapped_column(String(1024), default=None)
+    email_cc: Mapped[str | None] = mapped_column(String(1024), default=None)
+    source: Mapped[str] = mapped_column(String(16), default="ws")  # ws | webdav | portal
+    current_step: Mapped[int | None] = mapped_column(Integer, default=None)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    refusal_message: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    circuit: Mapped[Circuit] = relationship()
+    label: Mapped[Label] = relationship()
+    annexes: Mapped[list[Annex]] = relationship(order_by="Annex.position", cascade="all, delete-orphan")
+    metadata_values: Mapped[list[MetadataValue]] = relationship(
+        order_by="MetadataValue.position", cascade="all, delete-orphan")
+    history: Mapped[list[HistoryEntry]] = relationship(
+        order_by="HistoryEntry.id", cascade="all, delete-orphan")
+
+
+class PesNomFic(Base):
+    """NomFic values ever accepted, unique across all subscribers (spec §1.2.7)."""
+
+    __tablename__ = "pes_nomfic"
+
+    nom_fic: Mapped[str] = mapped_column(String(255), primary_key=True)
+    document_id: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Annex(Base):
+    __tablename__ = "annexes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(255))
+    blob_sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+
+
+class MetadataValue(Base):
+    __tablename__ = "metadata_values"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(255))
+    value: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16), default="meta")  # meta | otp
+
+    __table_args__ = (Index("ix_metadata_values_name_value", "name", "value"),)
+
+
+class HistoryEntry(Base):
+    __tablename__ = "history_entries"
+    __table_args__ = (Index("ix_history_document_state", "document_id", "state"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    state: Mapped[str | None] = mapped_column(String(32))  # None: the spec's "stateName": null entries
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    user_fullname: Mapped[str] = mapped_column(String(255))
+    comment: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class ReturnItem(Base):
+    """Something a client fetches back: Helios acknowledgement, PES_Retour, Chorus flow (DECISIONS D11)."""
+
+    __tablename__ = "returns"
+    __table_args__ = (Index("ix_returns_remaining", "subscriber_id", "kind", "downloaded_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
+    document_id: Mapped[int | None] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), index=True, default=None)
+    public_id: Mapped[int] = mapped_column(BigInteger, index=True)  # the id clients see in remaining lists
+    kind: Mapped[str] = mapped_column(String(16))  # ack | pes_retour | chorus
+    name: Mapped[str] = mapped_column(String(255))
+    blob_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    downloaded_at: Mapped[datetime | None] = mapped_column(default=None)
+    webdav_deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class OutboxItem(Base):
+    """Work that must follow a committed state change (transactional outbox); executed by the job queue."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_pending", "done_at", "available_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    document_id: Mapped[int | None] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), index=True, default=None)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    available_at: Mapped[datetime] = mapped_column(default=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column(default=None)

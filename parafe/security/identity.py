@@ -1,0 +1,88 @@
+"""ClientIdentity: one ASGI middleware giving every request what the transport proved about the caller.
+
+Sources, in order:
+(a) the TLS client certificate when Parafe terminates TLS itself (``scope["extensions"]["tls"]``, filled by
+    :mod:`parafe.server.protocol`);
+(b) the ``X-SSL-Client-Cert`` header (URL-encoded PEM, nginx ``$ssl_client_escaped_cert``), trusted only when
+    the TCP peer is one of the configured proxies (``PARAFE_TRUSTED_PROXIES``); from anyone else the header is
+    removed before the application sees it.
+The certificate is verified (CA bundle, validity, CRL) by :class:`CertificateVerifier`; ``Authorization: Basic``
+credentials are parsed (verified later against the database). The result is stored as
+``scope["state"]["identity"]`` (a :class:`parafe.services.auth.RequestIdentity`); the connectors turn it into a
+principal, or into a 401 in their own wire format.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ssl
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import unquote
+
+from parafe.security.certcheck import CertificateVerifier
+from parafe.services.auth import RequestIdentity
+
+Scope = MutableMapping[str, Any]
+ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
+
+_PROXY_HEADERS = (b"x-ssl-client-cert", b"x-ssl-client-verify", b"x-ssl-client-s-dn")
+
+
+def parse_basic(value: bytes) -> tuple[str, str] | None:
+    """``Basic <base64(login:password)>`` (any case of "Basic", as the spec writes "BASIC") or None."""
+    parts = value.split(None, 1)
+    if len(parts) != 2 or parts[0].lower() != b"basic":
+        return None
+    try:
+        decoded = base64.b64decode(parts[1].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    login, sep, password = decoded.partition(":")
+    return (login, password) if sep else None
+
+
+def _der_from_header(value: bytes) -> bytes | None:
+    text = unquote(value.decode("latin-1")).strip()
+    if not text or text == "(null)":
+        return None
+    try:
+        return ssl.PEM_cert_to_DER_cert(text)
+    except ValueError:
+        return b"invalid"
+
+
+class ClientIdentityMiddleware:
+    def __init__(self, app: ASGIApp, verifier: CertificateVerifier, trusted_proxies: frozenset[str]) -> None:
+        self.app = app
+        self.verifier = verifier
+        self.trusted_proxies = trusted_proxies
+
+    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Any]],
+                       send: Callable[[Any], Awaitable[None]]) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        der: bytes | None = None
+        tls = (scope.get("extensions") or {}).get("tls")
+        if tls:
+            der = tls.get("client_cert_der") or None
+        client = scope.get("client")
+        from_proxy = bool(client) and client[0] in self.trusted_proxies
+        headers = scope.get("headers") or []
+        basic = None
+        kept = []
+        for name, value in headers:
+            if name in _PROXY_HEADERS:
+                if from_proxy and name == b"x-ssl-client-cert" and der is None:
+                    der = _der_from_header(value)
+                if not from_proxy:
+                    continue
+            elif name == b"authorization":
+                basic = parse_basic(value)
+            kept.append((name, value))
+        scope["headers"] = kept
+        verdict = self.verifier.verify_der(der)
+        scope.setdefault("state", {})["identity"] = RequestIdentity(verdict=verdict, basic=basic)
+        await self.app(scope, receive, send)

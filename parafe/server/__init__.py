@@ -1,0 +1,1 @@
+"""HTTPS server: uvicorn with TLS client-certificate support (embedded mode)."""

@@ -1,0 +1,127 @@
+"""Who is calling: from a verified client certificate or Basic credentials to a :class:`Principal`.
+
+The identity middleware (``parafe.security.identity``) gives each request a :class:`RequestIdentity`; this
+module maps it to the user accounts it stands for. A certificate is bound to accounts by its SHA-256
+fingerprint (one account per subscriber); Basic credentials (argon2 hashes) are for accounts whose
+authentication type is BASIC (subscriber admins, spec §2.5.21/§2.5.24).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from parafe.db.models import Subscriber, User, UserCertificate
+from parafe.domain.errors import E, ErrorDef, ParafeError
+from parafe.security.certcheck import CertVerdict
+from parafe.services.context import AppContext
+
+_HASHER = PasswordHasher()
+
+_CERT_ERRORS: dict[str, ErrorDef] = {
+    "missing": E.CERT_MISSING,
+    "expired": E.CERT_EXPIRED,
+    "revoked": E.CERT_REVOKED,
+    "unknown_ca": E.CERT_UNKNOWN_CA,
+    "invalid": E.AUTH_UNKNOWN_USER,
+}
+
+
+@dataclass(frozen=True)
+class RequestIdentity:
+    """What the transport proved about the caller, before any database lookup."""
+
+    verdict: CertVerdict | None = None
+    basic: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Account:
+    """One user account of the caller (a person may have accounts in several subscribers)."""
+
+    user_id: int
+    subscriber_id: int
+    siren: str
+    email: str
+    full_name: str
+    is_admin: bool
+
+
+@dataclass(frozen=True)
+class Principal:
+    email: str
+    method: str  # certificate | basic
+    accounts: tuple[Account, ...] = field(default_factory=tuple)
+    fingerprint: str | None = None
+
+    def account_for(self, siren: str) -> Account | None:
+        for account in self.accounts:
+            if account.siren == siren:
+                return account
+        return None
+
+    def account_in(self, subscriber_id: int) -> Account | None:
+        for account in self.accounts:
+            if account.subscriber_id == subscriber_id:
+                return account
+        return None
+
+    @property
+    def user_ids(self) -> frozenset[int]:
+        return frozenset(a.user_id for a in self.accounts)
+
+
+def hash_password(password: str) -> str:
+    return _HASHER.hash(password)
+
+
+def check_password(password_hash: str | None, password: str) -> bool:
+    if not password_hash:
+        return False
+    try:
+        return _HASHER.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _accounts(session: Session, users: list[User]) -> tuple[Account, ...]:
+    if not users:
+        return ()
+    sirens = dict(session.execute(
+        select(Subscriber.id, Subscriber.siren).where(Subscriber.id.in_({u.subscriber_id for u in users}))).all())
+    return tuple(
+        Account(u.id, u.subscriber_id, sirens[u.subscriber_id], u.email, u.full_name, u.is_admin) for u in users)
+
+
+def authenticate(ctx: AppContext, identity: RequestIdentity) -> Principal:
+    """The principal behind a request, or a :class:`ParafeError` saying why it is refused.
+
+    Basic credentials, when present and valid, win (admin methods); otherwise the client certificate decides.
+    """
+    with ctx.db.read() as session:
+        if identity.basic is not None:
+            login, password = identity.basic
+            users = list(session.scalars(select(User).where(
+                User.email == login.strip().lower(), User.active.is_(True),
+                User.authentication_type == "BASIC")))
+            good = [u for u in users if check_password(u.password_hash, password)]
+            if not good:
+                raise ParafeError(E.BAD_CREDENTIALS)
+            return Principal(email=good[0].email, method="basic", accounts=_accounts(session, good))
+        verdict = identity.verdict
+        if verdict is None or verdict.reason == "missing":
+            raise ParafeError(E.CERT_MISSING)
+        if not verdict.ok:
+            raise ParafeError(_CERT_ERRORS.get(verdict.reason, E.AUTH_UNKNOWN_USER))
+        users = list(session.scalars(
+            select(User).join(UserCertificate, UserCertificate.user_id == User.id)
+            .where(UserCertificate.fingerprint == verdict.fingerprint, User.active.is_(True))))
+        if not users:
+            raise ParafeError(E.AUTH_UNKNOWN_USER, detail="certificate not bound to any account")
+        return Principal(
+            email=users[0].email, method="certificate", accounts=_accounts(session, users),
+            fingerprint=verdict.fingerprint)

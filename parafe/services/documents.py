@@ -1,0 +1,300 @@
+"""The deposit service, shared by every connector (SOAP, REST, WebDAV, portal).
+
+``deposit()`` runs every check of spec §1.2.7 and the upload errors of §2.5.2 (DECISIONS D3, D5, D8, D21):
+subscriber and circuit rights, name rules, label rules and the 10,000-labels guard, extension allow-list, empty
+file, zip bundles (main document + annexes + ``METAS_<name>.xml``), write-protected PDF, PES schema, "no
+bordereau", PES-PJ validity, the (circuit, label, name) triplet and NomFic uniqueness across all subscribers.
+
+Blobs are written before the transaction that references them commits; the document, its label, annexes,
+metadata, its first history entry (``Préparé``) and the outbox row that hands it to the workflow are written in
+one transaction. A refused deposit stores nothing but an outbox row for the depositor's error mail.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from parafe.db.models import (
+    Annex,
+    Circuit,
+    Document,
+    HistoryEntry,
+    Label,
+    MetadataValue,
+    OutboxItem,
+    PesNomFic,
+    utcnow,
+)
+from parafe.domain import deposit as rules
+from parafe.domain.circuits import HELIOS_TYPES, document_kind
+from parafe.domain.errors import E, ParafeError
+from parafe.domain.states import State
+from parafe.formats import bundle as bundles
+from parafe.formats import metadata as metaformat
+from parafe.formats import pdf as pdfformat
+from parafe.formats import pes as pesformat
+from parafe.services.auth import Account, Principal
+from parafe.services.context import AppContext
+from parafe.services.rights import circuit_for_deposit, subscriber_account
+
+log = logging.getLogger(__name__)
+
+_EMAIL = re.compile(r"^[^@\s;,]+@[^@\s;,]+\.[^@\s;,]+$")
+
+
+@dataclass
+class Upload:
+    """A file received by a connector, already spooled to disk (hashed and size-checked while streaming)."""
+
+    path: Path
+    sha256: str
+    size: int
+    filename: str | bytes
+
+
+@dataclass
+class DepositRequest:
+    siren: str
+    circuit: str
+    upload: Upload
+    label: str | None = None
+    comment: str | None = None
+    email_destinataire: str | None = None
+    email_cc: str | None = None
+    source: str = "ws"  # ws | webdav | portal
+    annexes: list[Upload] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Deposited:
+    document_id: int
+    name: str
+    label: str
+
+
+@dataclass
+class _Prepared:
+    """Everything checked and stored as blobs, ready for the one transaction."""
+
+    name: str
+    label: str | None
+    kind: str
+    sha256: str
+    size: int
+    nom_fic: str | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+    annexes: list[tuple[str, str, int]] = field(default_factory=list)  # (name, sha256, size)
+    metadata: list[tuple[str, str]] = field(default_factory=list)
+
+
+def parse_email_list(value: str | None) -> str | None:
+    """Normalise a `,` or `;` separated e-mail list (spec §2.6.2); refuses malformed addresses."""
+    if value is None or not value.strip():
+        return None
+    if len(value) > 1024:
+        raise ParafeError(E.BAD_REQUEST, reason="liste d'adresses électroniques trop longue")
+    emails = [part.strip() for part in re.split(r"[;,]", value) if part.strip()]
+    for email in emails:
+        if not _EMAIL.match(email):
+            raise ParafeError(E.BAD_REQUEST, reason=f"adresse électronique invalide : {email}")
+    return ",".join(emails) or None
+
+
+def _check_comment(comment: str | None) -> str | None:
+    if comment is None or not comment.strip():
+        return None
+    if len(comment) > 255:
+        raise ParafeError(E.BAD_REQUEST, reason="le commentaire ne doit pas excéder 255 caractères")
+    return comment.strip()
+
+
+def _name_limit(ctx: AppContext, source: str) -> int:
+    return ctx.settings.name_limit_webdav if source == "webdav" else ctx.settings.name_limit_ws
+
+
+def _check_main_file(ctx: AppContext, circuit: Circuit, name: str, path: Path, size: int) -> tuple[str, dict]:
+    """Format checks of the main document; returns its kind and facts to keep (NomFic, signature…)."""
+    if size == 0:
+        raise ParafeError(E.EMPTY_FILE)
+    ext = rules.extension_of(name)
+    if ext not in rules.ANNEX_EXTENSIONS:
+        raise ParafeError(E.EXTENSION_NOT_ALLOWED, detail=f"extension '{ext}'")
+    kind = document_kind(circuit.type, ext)
+    if kind is None:
+        if circuit.type in HELIOS_TYPES:
+            raise ParafeError(E.NOT_PES, detail=f"a {circuit.type} circuit takes PES XML files")
+        raise ParafeError(E.EXTENSION_NOT_ALLOWED, detail=f"a {circuit.type} circuit does not take .{ext} files")
+    facts: dict[str, object] = {}
+    if kind == "pdf":
+        info = pdfformat.ensure_signable(path)
+        facts["pages"] = info.pages
+        facts["pdf_signatures"] = info.signature_count
+    elif kind == "pes":
+        pes = pesformat.inspect_pes(path, pj_circuit=circuit.pes_pj)
+        facts["nom_fic"] = pes.nom_fic
+        facts["pes_signature"] = pes.signature
+        facts["bordereaux"] = pes.bordereau_count
+        facts["typ_fic"] = pes.typ_fic
+    return kind, facts
+
+
+def _prepare(ctx: AppContext, circuit: Circuit, req: DepositRequest, workdir: Path) -> _Prepared:
+    limit = _name_limit(ctx, req.source)
+    name = rules.normalise_name(req.upload.filename, limit)
+    label = rules.check_label(req.label)
+    main_path, main_sha, main_size = req.upload.path, req.upload.sha256, req.upload.size
+    annex_files: list[tuple[str, Path]] = []
+    metas_path: Path | None = None
+    if main_size == 0:
+        raise ParafeError(E.EMPTY_FILE)
+    if bundles.is_bundle_name(name):
+        bundle = bundles.open_bundle(
+            main_path, name, workdir, max_total_bytes=ctx.settings.bundle_max_total_bytes,
+            max_ratio=ctx.settings.bundle_max_ratio, max_entries=ctx.settings.bundle_max_entries)
+        name = rules.normalise_name(bundle.main_name, limit)
+        main_path = bundle.main
+        main_size = main_path.stat().st_size
+        main_sha = ""
+        annex_files = list(bundle.annexes)
+        metas_path = bundle.metas
+    for extra in req.annexes:
+        annex_name = rules.normalise_name(extra.filename, limit)
+        if extra.size == 0:
+            raise ParafeError(E.EMPTY_FILE, detail=f"annex {annex_name}")
+        if rules.extension_of(annex_name) not in rules.ANNEX_EXTENSIONS:
+            raise ParafeError(E.EXTENSION_NOT_ALLOWED, detail=f"annex {annex_name}")
+        annex_files.append((annex_name, extra.path))
+    kind, facts = _check_main_file(ctx, circuit, name, main_path, main_size)
+    metadata: list[tuple[str, str]] = []
+    if metas_path is not None:
+        metadata = metaformat.parse_meta_data_list(metas_path.read_bytes())
+        metaformat.validate_metadata(metadata, _metadata_model(circuit))
+    # Blobs first: a row must never point at a missing blob; an orphan blob is harmless.
+    main_ref = ctx.store.put_file(main_path, sha256=main_sha or None, move=not main_sha)
+    annexes = []
+    for annex_name, annex_path in annex_files:
+        ref = ctx.store.put_file(annex_path)
+        annexes.append((annex_name, ref.sha256, ref.size))
+    nom_fic = facts.pop("nom_fic", None)
+    return _Prepared(
+        name=name, label=label, kind=kind, sha256=main_ref.sha256, size=main_ref.size,
+        nom_fic=str(nom_fic) if nom_fic else None, extra=facts, annexes=annexes, metadata=metadata)
+
+
+def _metadata_model(circuit: Circuit) -> list[metaformat.MetadataField] | None:
+    if not circuit.metadata_model:
+        return None
+    return [metaformat.MetadataField(**f) for f in circuit.metadata_model]
+
+
+def _label_for(session: Session, circuit: Circuit, wanted: str | None, guard: int) -> tuple[Label, str | None]:
+    """The label row (created if needed) and a history note when the guard replaced the wanted label."""
+    today = rules.default_label()
+    name = wanted or today
+    label = session.scalar(select(Label).where(Label.circuit_id == circuit.id, Label.name == name))
+    note = None
+    if label is None and wanted is not None:
+        count = session.scalar(select(func.count()).select_from(Label).where(Label.circuit_id == circuit.id)) or 0
+        if count >= guard:
+            note = f"Libellé « {wanted} » remplacé par « {today} » : plus de {guard} libellés dans ce circuit."
+            name = today
+            label = session.scalar(select(Label).where(Label.circuit_id == circuit.id, Label.name == name))
+    if label is None:
+        label = Label(circuit_id=circuit.id, name=name)
+        session.add(label)
+        session.flush()
+    return label, note
+
+
+def _raise_duplicate(session: Session, circuit: Circuit, label: Label, prep: _Prepared) -> None:
+    live = session.scalar(select(Document.id).where(
+        Document.circuit_id == circuit.id, Document.label_id == label.id, Document.name == prep.name,
+        Document.deleted_at.is_(None)))
+    if live is not None:
+        raise ParafeError(E.DUPLICATE_FILE)
+    if prep.nom_fic and session.get(PesNomFic, prep.nom_fic) is not None:
+        raise ParafeError(E.PES_DUPLICATE_NOMFIC)
+
+
+def _insert(
+    ctx: AppContext, account: Account, circuit_id: int, req: DepositRequest, prep: _Prepared,
+    comment: str | None, dest: str | None, cc: str | None,
+) -> Deposited:
+    with ctx.db.write() as session:
+        circuit = session.get(Circuit, circuit_id)
+        assert circuit is not None
+        label, note = _label_for(session, circuit, prep.label, ctx.settings.label_guard)
+        _raise_duplicate(session, circuit, label, prep)
+        document = Document(
+            subscriber_id=circuit.subscriber_id, circuit_id=circuit.id, label_id=label.id, name=prep.name,
+            kind=prep.kind, state=State.PREPARED.value, blob_sha256=prep.sha256, size=prep.size,
+            nom_fic=prep.nom_fic, uploader_id=account.user_id, comment=comment, email_destinataire=dest,
+            email_cc=cc, source=req.source, extra=dict(prep.extra))
+        session.add(document)
+        session.flush()
+        if prep.nom_fic:
+            session.add(PesNomFic(nom_fic=prep.nom_fic, document_id=document.id))
+        for position, (annex_name, sha, size) in enumerate(prep.annexes):
+            session.add(Annex(document_id=document.id, position=position, name=annex_name, blob_sha256=sha,
+                              size=size))
+        for position, (meta_name, value) in enumerate(prep.metadata):
+            session.add(MetadataValue(document_id=document.id, position=position, name=meta_name, value=value))
+        session.add(HistoryEntry(
+            document_id=document.id, state=State.PREPARED.value, user_id=account.user_id,
+            user_fullname=account.full_name, comment=note or comment, created_at=utcnow()))
+        session.add(OutboxItem(kind="workflow.start", document_id=document.id, payload={}))
+        return Deposited(document_id=document.id, name=prep.name, label=label.name)
+
+
+def _record_refusal(ctx: AppContext, account: Account, req: DepositRequest, error: ParafeError) -> None:
+    """Queue the depositor's error mail (spec §1.2.7: "un email est envoyé à l'acteur à l'origine du dépôt")."""
+    filename = req.upload.filename
+    if isinstance(filename, bytes):
+        filename = filename.decode("utf-8", "replace")
+    try:
+        with ctx.db.write() as session:
+            session.add(OutboxItem(kind="mail.deposit_error", payload={
+                "to": account.email, "user_id": account.user_id, "siren": req.siren, "circuit": req.circuit,
+                "filename": filename[:300], "code": error.code, "message": error.message}))
+    except Exception:  # the refusal itself must still reach the client
+        log.exception("could not queue the deposit error mail")
+
+
+def deposit(ctx: AppContext, principal: Principal, req: DepositRequest) -> Deposited:
+    """Check and store one deposit; returns the new document id. Raises :class:`ParafeError` on refusal."""
+    with ctx.db.read() as session:
+        subscriber, account = subscriber_account(session, principal, req.siren)
+        circuit = circuit_for_deposit(session, subscriber, account, req.circuit)
+        circuit_id = circuit.id
+    workdir = Path(tempfile.mkdtemp(prefix="deposit-", dir=ctx.tmp_dir))
+    try:
+        comment = _check_comment(req.comment)
+        dest = parse_email_list(req.email_destinataire)
+        cc = parse_email_list(req.email_cc)
+        prep = _prepare(ctx, circuit, req, workdir)
+        try:
+            return _insert(ctx, account, circuit_id, req, prep, comment, dest, cc)
+        except IntegrityError as exc:
+            with ctx.db.read() as session:
+                circuit_row = session.get(Circuit, circuit_id)
+                label_row = session.scalar(select(Label).where(
+                    Label.circuit_id == circuit_id, Label.name == (prep.label or rules.default_label())))
+                if circuit_row is not None and label_row is not None:
+                    _raise_duplicate(session, circuit_row, label_row, prep)
+                if prep.nom_fic and session.get(PesNomFic, prep.nom_fic) is not None:
+                    raise ParafeError(E.PES_DUPLICATE_NOMFIC) from exc
+            raise
+    except ParafeError as error:
+        _record_refusal(ctx, account, req, error)
+        raise
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
