@@ -223,9 +223,49 @@ class E:
         "Metadata file must be named METAS_XXX.xml", 400)
     INVALID_DOCUMENT_ID = _e(
         "INVALID_DOCUMENT_ID", 176, "L'identifiant du document est invalide.", "Invalid document id", 400)
+    PES_SIGNATURE_INVALID = _e(
+        "PES_SIGNATURE_INVALID", 177, "Fichier refusé : la signature du fichier PES est invalide.",
+        "The PES file carries an invalid signature", 422)
     INTERNAL = _e(
         "INTERNAL", 199, "Erreur interne du parapheur, veuillez réessayer plus tard.", "Internal server error",
         500)
+
+
+# WebDAV error cases of spec §4.4 (API-REFERENCE §9.5), verbatim: quoted in the depositor's error mail.
+WEBDAV_CASES: dict[int, str] = {
+    1: "Tentative de dépôt d’un fichier dont la valeur « NomFic » a déjà été utilisée : le client doit être "
+       "capable de modifier le « NomFic » d’un document pour le renvoyer par la suite ;",
+    2: "Tentative de dépôt d’un fichier dont le nom a déjà été utilisée précédemment (Doublon) : le logiciel "
+       "métier doit être capable modifier le nom du fichier à déposer pour le renvoyer, sans oublier "
+       "éventuellement de modifier le NomFic ;",
+    3: "Tentative de dépôt d’une enveloppe avec une signature invalide : le logiciel métier doit être capable de "
+       "reprendre le fichier, modifier son nom, le re-signer et le renvoyer, sans oublier éventuellement de "
+       "modifier le NomFic ;",
+    4: "Tentative de dépôt d’une enveloppe avec un formatage incorrect ou qui ne respecte pas le format PES : le "
+       "logiciel métier doit être capable recréé l’enveloppe pour qu’elle puisse correspondre au standard "
+       "attendu et redéposer le fichier.",
+    5: "Tentative de dépôt d’un fichier qui est vide : le logiciel métier doit vérifier la conformité du fichier "
+       "transmis ;",
+    6: "Tentative de dépôt d’un fichier dont l’extension n’est pas autorisée : le logiciel métier doit vérifier "
+       "la conformité du fichier transmis ;",
+    7: "Tentative de dépôt d’un fichier PES ne contenant uniquement qu’un entête : le logiciel métier doit "
+       "vérifier la conformité du fichier transmis ;",
+    8: "Tentative de dépôt d’un fichier dont le contenu ou le nom d'une PJ est absent : le logiciel métier doit "
+       "être capable de vérifier la conformité du fichier transmis ;",
+    9: "Tentative de dépôt d’un fichier pdf protégé en écriture : le logiciel métier doit s’assurer avant envoi "
+       "que le fichier n’est pas protégé en écriture ;",
+    10: "Tentative de connexion avec un certificat périmé",
+    11: "Tentative de connexion avec un certificat révoqué",
+    12: "Tentative de connexion avec un certificat émis par une AC non référencée",
+    13: "Tentative de connexion en cas de coupure internet",
+}
+
+# Which §4.4 case each catalogue entry is an instance of.
+WEBDAV_CASE_OF: dict[str, int] = {
+    "PES_DUPLICATE_NOMFIC": 1, "DUPLICATE_FILE": 2, "PES_SIGNATURE_INVALID": 3, "PES_PROCESSING": 4,
+    "NOT_PES": 4, "EMPTY_FILE": 5, "EXTENSION_NOT_ALLOWED": 6, "PES_NO_BORDEREAU": 7, "PES_PJ_INVALID": 8,
+    "PDF_PROTECTED": 9, "CERT_EXPIRED": 10, "CERT_REVOKED": 11, "CERT_UNKNOWN_CA": 12,
+}
 
 
 def catalogue() -> dict[str, ErrorDef]:
@@ -238,3 +278,19 @@ def by_code(code: int) -> ErrorDef:
         if entry.code == code:
             return entry
     raise KeyError(code)
+
+
+def markdown_table() -> str:
+    """The catalogue as the Markdown table of ``docs/errors.md`` (kept in sync by a test)."""
+    lines = [
+        "| code | HTTP | SOAP id | message (fr) | developer message (en) |",
+        "|---:|---:|---|---|---|",
+    ]
+    for entry in sorted(_ALL.values(), key=lambda e: e.code):
+        message = entry.message.replace("|", "\\|")
+        lines.append(f"| {entry.code} | {entry.http_status} | {entry.soap_id or ''} | {message} | {entry.developer} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")

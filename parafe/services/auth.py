@@ -125,3 +125,12 @@ def authenticate(ctx: AppContext, identity: RequestIdentity) -> Principal:
         return Principal(
             email=users[0].email, method="certificate", accounts=_accounts(session, users),
             fingerprint=verdict.fingerprint)
+
+
+def principal_for_email(ctx: AppContext, email: str) -> Principal:
+    """The principal of the active accounts with this e-mail (operator tools and tests act as a user)."""
+    with ctx.db.read() as session:
+        users = list(session.scalars(select(User).where(User.email == email.strip().lower(), User.active.is_(True))))
+        if not users:
+            raise ParafeError(E.AUTH_UNKNOWN_USER, detail=f"no account for {email}")
+        return Principal(email=users[0].email, method="local", accounts=_accounts(session, users))

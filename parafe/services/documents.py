@@ -90,9 +90,11 @@ class _Prepared:
     kind: str
     sha256: str
     size: int
+    path: Path
     nom_fic: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
-    annexes: list[tuple[str, str, int]] = field(default_factory=list)  # (name, sha256, size)
+    annex_files: list[tuple[str, Path]] = field(default_factory=list)
+    annexes: list[tuple[str, str, int]] = field(default_factory=list)  # (name, sha256, size), once stored
     metadata: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -177,17 +179,22 @@ def _prepare(ctx: AppContext, circuit: Circuit, req: DepositRequest, workdir: Pa
     metadata: list[tuple[str, str]] = []
     if metas_path is not None:
         metadata = metaformat.parse_meta_data_list(metas_path.read_bytes())
-        metaformat.validate_metadata(metadata, _metadata_model(circuit))
-    # Blobs first: a row must never point at a missing blob; an orphan blob is harmless.
-    main_ref = ctx.store.put_file(main_path, sha256=main_sha or None, move=not main_sha)
-    annexes = []
-    for annex_name, annex_path in annex_files:
-        ref = ctx.store.put_file(annex_path)
-        annexes.append((annex_name, ref.sha256, ref.size))
+        model = _metadata_model(circuit)
+        if model is not None:  # without a model the bundle's metadata are kept as given
+            metaformat.validate_metadata(metadata, model)
     nom_fic = facts.pop("nom_fic", None)
     return _Prepared(
-        name=name, label=label, kind=kind, sha256=main_ref.sha256, size=main_ref.size,
-        nom_fic=str(nom_fic) if nom_fic else None, extra=facts, annexes=annexes, metadata=metadata)
+        name=name, label=label, kind=kind, sha256=main_sha, size=main_size, path=main_path,
+        nom_fic=str(nom_fic) if nom_fic else None, extra=facts, annex_files=annex_files, metadata=metadata)
+
+
+def _store_blobs(ctx: AppContext, prep: _Prepared) -> None:
+    """Write the blobs (before the transaction that references them: an orphan blob is harmless)."""
+    ref = ctx.store.put_file(prep.path, sha256=prep.sha256 or None, move=not prep.sha256)
+    prep.sha256, prep.size = ref.sha256, ref.size
+    for annex_name, annex_path in prep.annex_files:
+        annex_ref = ctx.store.put_file(annex_path)
+        prep.annexes.append((annex_name, annex_ref.sha256, annex_ref.size))
 
 
 def _metadata_model(circuit: Circuit) -> list[metaformat.MetadataField] | None:
@@ -223,6 +230,19 @@ def _raise_duplicate(session: Session, circuit: Circuit, label: Label, prep: _Pr
         raise ParafeError(E.DUPLICATE_FILE)
     if prep.nom_fic and session.get(PesNomFic, prep.nom_fic) is not None:
         raise ParafeError(E.PES_DUPLICATE_NOMFIC)
+
+
+def _precheck_duplicates(ctx: AppContext, circuit_id: int, prep: _Prepared) -> None:
+    """Refuse known duplicates before any blob is written (the transaction re-checks under its lock)."""
+    with ctx.db.read() as session:
+        circuit = session.get(Circuit, circuit_id)
+        assert circuit is not None
+        label = session.scalar(select(Label).where(
+            Label.circuit_id == circuit_id, Label.name == (prep.label or rules.default_label())))
+        if label is not None:
+            _raise_duplicate(session, circuit, label, prep)
+        elif prep.nom_fic and session.get(PesNomFic, prep.nom_fic) is not None:
+            raise ParafeError(E.PES_DUPLICATE_NOMFIC)
 
 
 def _insert(
@@ -281,6 +301,8 @@ def deposit(ctx: AppContext, principal: Principal, req: DepositRequest) -> Depos
         dest = parse_email_list(req.email_destinataire)
         cc = parse_email_list(req.email_cc)
         prep = _prepare(ctx, circuit, req, workdir)
+        _precheck_duplicates(ctx, circuit_id, prep)
+        _store_blobs(ctx, prep)
         try:
             return _insert(ctx, account, circuit_id, req, prep, comment, dest, cc)
         except IntegrityError as exc:

@@ -1,0 +1,226 @@
+"""Shared test fixtures: a fresh Parafe home per test on SQLite or PostgreSQL, the demo set, a real server.
+
+- ``backend`` is parametrised over ``sqlite`` and ``postgresql``. PostgreSQL comes from
+  ``PARAFE_TEST_POSTGRES_URL`` (``./test.sh`` sets it to the local server); without it the PostgreSQL half is
+  skipped with a reason locally, and FAILS in CI (``CI=true``), where PostgreSQL must be there.
+- The dev PKI (RSA keys) is generated once per test session and copied into each home.
+- ``live_server`` starts ``parafe serve`` as a real process over TLS on a free port.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+TESTDATA = SHARED / "testdata"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def postgres_admin_url() -> str | None:
+    return os.environ.get("PARAFE_TEST_POSTGRES_URL")
+
+
+def _require_postgres() -> str:
+    url = postgres_admin_url()
+    if not url:
+        if IN_CI:
+            pytest.fail("PARAFE_TEST_POSTGRES_URL is not set in CI: the PostgreSQL half of the suite must run")
+        pytest.skip("PostgreSQL not configured (set PARAFE_TEST_POSTGRES_URL, as ./test.sh does)")
+    return url
+
+
+def _pg_url_for(admin_url: str, dbname: str) -> str:
+    base, _, _ = admin_url.rpartition("/")
+    return f"{base}/{dbname}"
+
+
+def create_postgres_database(prefix: str = "parafe_t") -> tuple[str, str]:
+    """A new empty PostgreSQL database; returns (url, name)."""
+    import sqlalchemy as sa
+
+    admin = _require_postgres()
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(admin.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except Exception as exc:  # server down
+        if IN_CI:
+            raise
+        pytest.skip(f"PostgreSQL unreachable: {exc.__class__.__name__}")
+    finally:
+        engine.dispose()
+    return _pg_url_for(admin, name), name
+
+
+def drop_postgres_database(name: str) -> None:
+    import sqlalchemy as sa
+
+    admin = postgres_admin_url()
+    if not admin:
+        return
+    engine = sa.create_engine(admin.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def pki_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The dev PKI and demo certificates, generated once per test session (worker)."""
+    from parafe.security import pki
+    from parafe.services.demo import DEMO_USERS
+
+    home = tmp_path_factory.mktemp("pki-template")
+    pki.init_dev_pki(home, [(u.email, f"{u.firstname} {u.lastname}") for u in DEMO_USERS])
+    return home
+
+
+@dataclass
+class Home:
+    path: Path
+    backend: str
+    database_url: str
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PARAFE_")}
+        env.update(PARAFE_HOME=str(self.path), PARAFE_DATABASE_URL=self.database_url)
+        if postgres_admin_url():
+            env["PARAFE_TEST_POSTGRES_URL"] = postgres_admin_url() or ""
+        return env
+
+    def demo(self, email: str) -> tuple[str, str]:
+        return (str(self.path / "demo" / f"{email}.pem"), str(self.path / "demo" / f"{email}.key"))
+
+    def bad(self, which: str) -> tuple[str, str]:
+        return (str(self.path / "demo" / "bad" / f"{which}.pem"), str(self.path / "demo" / "bad" / f"{which}.key"))
+
+    @property
+    def ca(self) -> str:
+        return str(self.path / "pki" / "ca.pem")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def home(backend: str, tmp_path: Path, pki_template: Path) -> Iterator[Home]:
+    """A fresh, initialised Parafe home (migrated database + demo set) on the chosen backend."""
+    path = tmp_path / "home"
+    shutil.copytree(pki_template, path)
+    dbname = None
+    if backend == "sqlite":
+        url = f"sqlite:///{path / 'parafe.db'}"
+    else:
+        url, dbname = create_postgres_database()
+    env_backup = {k: v for k, v in os.environ.items() if k.startswith("PARAFE_") and k != "PARAFE_TEST_POSTGRES_URL"}
+    for key in env_backup:
+        os.environ.pop(key)
+    os.environ["PARAFE_HOME"] = str(path)
+    os.environ["PARAFE_DATABASE_URL"] = url
+    from parafe.config import reset_settings
+
+    reset_settings()
+    try:
+        from parafe.cli import initialise
+
+        initialise(verbose=False)
+        yield Home(path=path, backend=backend, database_url=url)
+    finally:
+        os.environ.pop("PARAFE_HOME", None)
+        os.environ.pop("PARAFE_DATABASE_URL", None)
+        os.environ.update(env_backup)
+        reset_settings()
+        if dbname:
+            drop_postgres_database(dbname)
+
+
+@pytest.fixture
+def ctx(home: Home) -> Iterator[object]:
+    """An :class:`parafe.services.context.AppContext` on the fresh home."""
+    from parafe.config import get_settings
+    from parafe.services.context import AppContext
+
+    context = AppContext.from_settings(get_settings())
+    yield context
+    context.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    url: str
+    home: Home
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def client(self, email: str | None = None, cert: tuple[str, str] | None = None, **kwargs: object) -> httpx.Client:
+        if email is not None:
+            cert = self.home.demo(email)
+        return httpx.Client(base_url=self.url, verify=self.home.ca, cert=cert, timeout=60, **kwargs)  # type: ignore[arg-type]
+
+
+def start_server(home: Home, extra_env: dict[str, str] | None = None) -> LiveServer:
+    port = free_port()
+    log = home.path / f"server-{port}.log"
+    env = home.env()
+    env.update(extra_env or {})
+    with open(log, "wb") as fh:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "parafe", "serve", "--host", "127.0.0.1", "--port", str(port),
+             "--log-level", "warning"], cwd=str(ROOT), env=env, stdout=fh, stderr=subprocess.STDOUT)
+    url = f"https://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {log.read_text(errors='replace')[-3000:]}")
+        try:
+            if httpx.get(f"{url}/healthz", verify=home.ca, timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"server did not start: {log.read_text(errors='replace')[-3000:]}")
+        time.sleep(0.2)
+    return LiveServer(url=url, home=home, process=process, log=log)
+
+
+def stop_server(server: LiveServer) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+
+
+@pytest.fixture
+def live_server(home: Home) -> Iterator[LiveServer]:
+    """``parafe serve`` over TLS on a free port, on the fresh home."""
+    server = start_server(home)
+    try:
+        yield server
+    finally:
+        stop_server(server)
