@@ -182,7 +182,7 @@ class LiveServer:
         return httpx.Client(base_url=self.url, verify=self.home.ca, cert=cert, timeout=60, **kwargs)  # type: ignore[arg-type]
 
 
-def start_server(home: Home, extra_env: dict[str, str] | None = None) -> LiveServer:
+def start_server(home: Home, extra_env: dict[str, str] | None = None, *, tls: bool = True) -> LiveServer:
     port = free_port()
     log = home.path / f"server-{port}.log"
     env = home.env()
@@ -190,8 +190,9 @@ def start_server(home: Home, extra_env: dict[str, str] | None = None) -> LiveSer
     with open(log, "wb") as fh:
         process = subprocess.Popen(
             [sys.executable, "-m", "parafe", "serve", "--host", "127.0.0.1", "--port", str(port),
-             "--log-level", "warning"], cwd=str(ROOT), env=env, stdout=fh, stderr=subprocess.STDOUT)
-    url = f"https://127.0.0.1:{port}"
+             "--log-level", "warning", *([] if tls else ["--no-tls"])],
+            cwd=str(ROOT), env=env, stdout=fh, stderr=subprocess.STDOUT)
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
         if process.poll() is not None:
