@@ -139,88 +139,104 @@ class PesInfo:
     encoding: str
 
 
-class _PjCheck:
-    """Streaming check that a PJ's ``Fichier`` is base64 of a non-empty gzip stream (Class_PJ.xsd)."""
+class _GzipVerifier:
+    """Incremental check that bytes form one or more complete gzip members (output discarded, counted)."""
 
-    _SLICE = 4 * 1024 * 1024
+    _OUT = 1024 * 1024
 
     def __init__(self, budget: list[int]) -> None:
-        self._budget = budget  # shared, mutable: remaining expanded bytes for the whole file
+        self._budget = budget  # shared and mutable: expanded bytes left for the whole file
+        self._inflater = zlib.decompressobj(wbits=31)  # gzip container only
+        self._maybe_pending = False
+        self._zeros = False  # only NUL padding may follow (tolerated, as by the gzip module)
+        self._pending = b""
+        self.produced = 0
 
-    def problem(self, text: str | None) -> str | None:
-        if text is None or not text.strip():
-            return "empty content"
-        inflater = zlib.decompressobj(wbits=31)  # gzip container only
-        carry = b""
-        padded = False
-        expanded = 0
-        members_done = 0
-        for start in range(0, len(text), self._SLICE):
+    def feed(self, data: bytes) -> str | None:
+        data = self._pending + data
+        self._pending = b""
+        while True:
+            if self._zeros:
+                return "data after the gzip stream" if data.strip(b"\0") else None
+            if self._inflater.eof:
+                if not data:
+                    return None
+                if data[:2] == b"\x1f\x8b":
+                    self._inflater = zlib.decompressobj(wbits=31)
+                elif data == b"\x1f":
+                    self._pending = data
+                    return None
+                elif not data.strip(b"\0"):
+                    self._zeros = True
+                    return None
+                else:
+                    return "data after the gzip stream"
+            if not data and not self._maybe_pending:
+                return None
             try:
-                raw = text[start:start + self._SLICE].encode("ascii")
-            except UnicodeEncodeError:
-                return "content is not base64"
-            raw = carry + raw.translate(None, b" \t\r\n")
-            usable = len(raw) - len(raw) % 4
-            carry = raw[usable:]
-            if not usable:
-                continue
-            if padded:
-                return "content is not base64 (data after padding)"
-            try:
-                decoded = binascii.a2b_base64(raw[:usable], strict_mode=True)
-            except binascii.Error:
-                return "content is not base64"
-            padded = raw[usable - 1:usable] == b"="
-            result = self._inflate(inflater, decoded)
-            if isinstance(result, str):
-                return result
-            inflater, produced, finished = result
-            expanded += produced
-            members_done += finished
-        if carry:
-            return "content is not base64 (truncated)"
-        if not inflater.eof:
-            return "content is not a complete gzip stream"
-        if expanded == 0:
-            return "attachment is empty once decompressed"
-        return None
-
-    def _inflate(self, inflater: zlib._Decompress, data: bytes) -> str | tuple[zlib._Decompress, int, int]:
-        produced = 0
-        finished = 0
-        while data:
-            if inflater.eof:
-                rest = inflater.unused_data + data
-                if not rest.strip(b"\0"):  # trailing NUL padding, as the gzip module tolerates
-                    return inflater, produced, finished
-                finished += 1
-                inflater = zlib.decompressobj(wbits=31)
-                data = rest
-            try:
-                out = inflater.decompress(data, 1024 * 1024)
+                out = self._inflater.decompress(data, self._OUT)
             except zlib.error:
                 return "content is not gzip-compressed"
-            produced += len(out)
+            self._maybe_pending = len(out) == self._OUT
+            self.produced += len(out)
             self._budget[0] -= len(out)
             if self._budget[0] < 0:
                 return f"attachments expand beyond {MAX_PJ_EXPANDED_BYTES} bytes"
-            data = inflater.unconsumed_tail
-            if inflater.eof and not data and inflater.unused_data:
-                data = b""
-                rest = inflater.unused_data
-                if rest.strip(b"\0"):
-                    finished += 1
-                    inflater = zlib.decompressobj(wbits=31)
-                    data = rest
-        return inflater, produced, finished
+            data = self._inflater.unused_data if self._inflater.eof else self._inflater.unconsumed_tail
+
+    def finish(self) -> str | None:
+        problem = self.feed(b"") if self._maybe_pending else None
+        if problem:
+            return problem
+        if self._pending:
+            return "data after the gzip stream"
+        if not self._inflater.eof:
+            return "content is not a complete gzip stream"
+        if self.produced == 0:
+            return "attachment is empty once decompressed"
+        return None
+
+
+_B64_SLICE = 4 * 1024 * 1024  # characters of base64 decoded at a time
+
+
+def pj_content_problem(text: str | None, budget: list[int] | None = None) -> str | None:
+    """Why a PJ's ``Fichier`` text is not "a file compressed with gzip then converted to base64"
+    (Class_PJ.xsd), or None when it is. Works in slices: memory stays bounded whatever the size."""
+    if text is None or not text.strip():
+        return "empty content"
+    verifier = _GzipVerifier(budget if budget is not None else [MAX_PJ_EXPANDED_BYTES])
+    carry = b""
+    padded = False
+    for start in range(0, len(text), _B64_SLICE):
+        try:
+            raw = text[start:start + _B64_SLICE].encode("ascii")
+        except UnicodeEncodeError:
+            return "content is not base64"
+        raw = carry + raw.translate(None, b" \t\r\n")
+        usable = len(raw) - len(raw) % 4
+        carry = raw[usable:]
+        if not usable:
+            continue
+        if padded:
+            return "content is not base64 (data after padding)"
+        try:
+            decoded = binascii.a2b_base64(raw[:usable], strict_mode=True)
+        except binascii.Error:
+            return "content is not base64"
+        padded = raw[usable - 1:usable] == b"="
+        problem = verifier.feed(decoded)
+        if problem:
+            return problem
+    if carry:
+        return "content is not base64 (truncated)"
+    return verifier.finish()
 
 
 @dataclass
 class _Scan:
     nom_fic: str | None = None
     typ_fic: str | None = None
-    encoding: str = "UTF-8"
     bordereaux: int = 0
     signed_bordereaux: int = 0
     root_signature: bool = False
@@ -238,16 +254,11 @@ def _local(tag: str) -> str:
 
 def _scan(path: Path, schema: etree.XMLSchema, scan: _Scan) -> None:
     budget = [MAX_PJ_EXPANDED_BYTES]
-    checker = _PjCheck(budget)
-    first = True
     for _event, el in iterparse_untrusted(path, ("end",), schema=schema, allow_huge_text=True):
         scan.elements += 1
         parent = el.getparent()
-        if parent is None:  # the root ends: nothing to free
-            break
-        if first:
-            first = False
-            scan.encoding = el.getroottree().docinfo.encoding or "UTF-8"
+        if parent is None:  # the root ends; keep iterating so that validation errors still surface
+            continue
         tag = el.tag
         if not isinstance(tag, str):  # comment or processing instruction
             release(el)
@@ -268,9 +279,9 @@ def _scan(path: Path, schema: etree.XMLSchema, scan: _Scan) -> None:
                     setattr(scan, _ATTR[tag], el.get("V"))
         elif tag == "Fichier":
             grand = parent.getparent()
-            if parent.tag == "Contenu" and grand is not None and grand.tag == "PJ":
+            if parent.tag == "Contenu" and grand is not None and grand.tag == "PJ" and _in_pes_pj(grand):
                 scan.pj_has_content = True
-                problem = checker.problem(el.text)
+                problem = pj_content_problem(el.text, budget)
                 if problem and scan.pj_problem is None:
                     scan.pj_problem = f"PJ #{scan.pj_count + 1}: {problem}"
         elif tag == "NomPJ":
@@ -284,12 +295,18 @@ def _scan(path: Path, schema: etree.XMLSchema, scan: _Scan) -> None:
                         scan.pj_problem = f"PJ #{scan.pj_count}: no content"
                     elif not (scan.pj_name or "").strip():
                         scan.pj_problem = f"PJ #{scan.pj_count}: no name (NomPJ)"
-                scan.pj_has_content = False
-                scan.pj_name = None
+            scan.pj_has_content = False
+            scan.pj_name = None
         elif tag == "PES_PJ":
             if parent.getparent() is None:
                 scan.pes_pj = True
         release(el)
+
+
+def _in_pes_pj(pj: etree._Element) -> bool:
+    block = pj.getparent()
+    return block is not None and block.tag == "PES_PJ" and block.getparent() is not None \
+        and block.getparent().getparent() is None
 
 
 _ATTR = {"NomFic": "nom_fic", "TypFic": "typ_fic"}
@@ -366,5 +383,5 @@ def inspect_pes(path: Path, *, pj_circuit: bool = False) -> PesInfo:
         pj_count=scan.pj_count,
         signature=_signature_kind(scan),
         root_id=prolog.root_attrib.get("Id"),
-        encoding=scan.encoding,
+        encoding=prolog.encoding,
     )

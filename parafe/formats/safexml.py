@@ -10,7 +10,9 @@ in-memory tree down to the current path.
 
 from __future__ import annotations
 
+import codecs
 import io
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +35,7 @@ class Prolog:
 
     root_tag: str  # Clark notation: "{namespace}local" or "local"
     root_attrib: dict[str, str] = field(default_factory=dict)
+    encoding: str = "UTF-8"  # as declared (or implied by a BOM); "UTF-8" by default
 
     @property
     def root_local_name(self) -> str:
@@ -121,8 +124,11 @@ def check_prolog(source: Source, *, max_bytes: int = MAX_PROLOG_BYTES) -> Prolog
     """
     parser = etree.XMLParser(target=_PrologTarget(), **_parser_options())
     seen = 0
+    head = b""
     try:
         for chunk in _chunks(source, max_bytes):
+            if not seen:
+                head = chunk[:256]
             seen += len(chunk)
             parser.feed(chunk)
         if seen < max_bytes:
@@ -130,12 +136,29 @@ def check_prolog(source: Source, *, max_bytes: int = MAX_PROLOG_BYTES) -> Prolog
     except _DoctypeFound as exc:
         raise ParafeError(E.XML_UNSAFE, detail=f"DOCTYPE declaration ({exc}) refused") from None
     except _RootReached as root:
-        return Prolog(root.tag, root.attrib)
+        return Prolog(root.tag, root.attrib, _encoding(head))
     except etree.XMLSyntaxError as exc:
         raise ParafeError(E.XML_MALFORMED, detail=_describe(exc)) from None
     if seen >= max_bytes:
         raise ParafeError(E.XML_MALFORMED, detail=f"no root element within the first {max_bytes} bytes")
     raise ParafeError(E.XML_MALFORMED, detail="no root element")
+
+
+_DECLARED_ENCODING = re.compile(rb"""^<\?xml[^>]*?\sencoding\s*=\s*["']([A-Za-z][A-Za-z0-9._-]*)["']""")
+_BOMS = ((codecs.BOM_UTF8, "UTF-8"), (codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
+         (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16"))
+
+
+def _encoding(head: bytes) -> str:
+    """The document's encoding from its BOM or XML declaration (ASCII-compatible encodings)."""
+    for bom, name in _BOMS:
+        if head.startswith(bom):
+            if name != "UTF-8":
+                return name
+            head = head[len(bom):]
+            break
+    match = _DECLARED_ENCODING.match(head)
+    return match.group(1).decode("ascii") if match else "UTF-8"
 
 
 def _describe(exc: etree.XMLSyntaxError) -> str:

@@ -103,9 +103,10 @@ class BlobStore(ABC):
         """Store the content of ``path``.
 
         ``sha256``: the hash computed while the caller streamed the file (e.g. by :class:`HashingSpool`);
-        without it the file is hashed here. ``move=True`` hands the file over: it is renamed into the store
-        when possible and in every successful case no longer exists at ``path`` afterwards.
-        Raises :class:`BlobIntegrityError` when the content is found not to match ``sha256``.
+        without it the file is hashed here. With ``move=False`` an announced hash is verified (the file is
+        read anyway) and a mismatch raises :class:`BlobIntegrityError`; with ``move=True`` it is trusted.
+        ``move=True`` hands the file over: it is renamed into the store when possible and, in every
+        successful case, no longer exists at ``path`` afterwards.
         """
 
     def spool(self, limit: int | None = None) -> HashingSpool:

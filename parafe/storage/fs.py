@@ -97,11 +97,6 @@ class FilesystemBlobStore(BlobStore):
                 return ref
             return BlobRef(sha256, size)
 
-        if sha256 is not None:
-            final = self._path(sha256)
-            if final.exists():
-                self._refresh(final)
-                return BlobRef(sha256, final.stat().st_size)
         with HashingSpool(self.tmp, prefix="put-") as spool, open(path, "rb") as src:
             spool.write_from(src, CHUNK_SIZE)
             tmp_path, actual, size = spool.finish()

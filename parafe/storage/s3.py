@@ -37,6 +37,7 @@ from botocore.exceptions import ClientError
 
 from parafe.storage.base import (
     BlobInfo,
+    BlobIntegrityError,
     BlobNotFound,
     BlobRef,
     BlobStore,
@@ -192,10 +193,15 @@ class S3BlobStore(BlobStore):
 
     def put_file(self, path: Path, *, sha256: str | None = None, move: bool = False) -> BlobRef:
         path = Path(path)
-        if sha256 is None:
-            sha256, size = file_sha256(path)
-        else:
+        if sha256 is not None:
             sha256 = check_sha256(sha256)
+        if sha256 is None or not move:
+            # Hash here: unknown, or announced for a file we only copy (trust-but-verify, one local read).
+            actual, size = file_sha256(path)
+            if sha256 is not None and actual != sha256:
+                raise BlobIntegrityError(f"content of {path} has sha256 {actual}, not {sha256}")
+            sha256 = actual
+        else:
             size = path.stat().st_size
         key = self._key(sha256)
         try:
@@ -277,7 +283,8 @@ class S3BlobStore(BlobStore):
         head = self._head(key)
         if head is None:
             return
-        age = (dt.datetime.now(dt.UTC) - head["LastModified"]).total_seconds()
+        now = dt.datetime.now(dt.UTC)
+        age = (now - head["LastModified"]).total_seconds()
         if age < self.refresh_after or head.get("ContentLength", 0) > _MAX_COPY_SIZE:
             return
         try:
@@ -287,7 +294,7 @@ class S3BlobStore(BlobStore):
                 CopySource={"Bucket": self.bucket, "Key": key},
                 MetadataDirective="REPLACE",
                 ContentType="application/octet-stream",
-                Metadata={"sha256": sha256, "refreshed": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")},
+                Metadata={"sha256": sha256, "refreshed": now.isoformat(timespec="seconds")},
             )
         except ClientError as exc:
             log.warning("could not refresh LastModified of %s: %s", key, exc)

@@ -3,7 +3,8 @@
 Every connector streams request bodies through a spool: bytes go to a temporary file (never all in memory),
 SHA-256 and size are computed on the way, and an optional byte limit raises :class:`SizeLimitExceeded` the
 moment it would be exceeded (nothing past the limit is written). The finished file can then be handed to
-``BlobStore.put_file(path, sha256=..., move=True)``; spool in ``store.spool_dir`` so that the move is a rename.
+``BlobStore.put_file(path, sha256=..., move=True)``; spool in ``store.spool_dir`` so that the move is a
+rename.
 
 Typical use::
 
@@ -49,7 +50,9 @@ class SpooledFile(NamedTuple):
 class HashingSpool:
     """A temporary file in ``directory`` that hashes (SHA-256) and counts what is written to it."""
 
-    def __init__(self, directory: Path | str, *, limit: int | None = None, prefix: str = SPOOL_PREFIX) -> None:
+    def __init__(
+        self, directory: Path | str, *, limit: int | None = None, prefix: str = SPOOL_PREFIX
+    ) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.limit = limit
@@ -93,7 +96,7 @@ class HashingSpool:
     # ending
 
     def finish(self, *, fsync: bool = True) -> SpooledFile:
-        """Close (and fsync) the file; the caller now owns ``path`` (moving it into a store, or deleting it)."""
+        """Close (and fsync) the file; the caller now owns ``path`` (to move into a store, or to delete)."""
         if self._result is not None:
             return self._result
         if self._fh is None:
