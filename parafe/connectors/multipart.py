@@ -21,6 +21,7 @@ from parafe.storage.spool import HashingSpool, SizeLimitExceeded
 
 FIELD_LIMIT = 64 * 1024
 MAX_PARTS = 200
+DRAIN_LIMIT = 64 * 1024 * 1024  # past the size limit, read (and drop) this much more so the client sees the 413
 
 
 @dataclass
@@ -124,6 +125,15 @@ class _Collector:
         self.form.discard()
 
 
+async def _drain(stream: AsyncIterator[bytes]) -> None:
+    """Discard what the client is still sending (bounded), so that it reads our error instead of a reset."""
+    drained = 0
+    async for chunk in stream:
+        drained += len(chunk)
+        if drained > DRAIN_LIMIT:
+            break
+
+
 async def parse_form(
     content_type: str | None, stream: AsyncIterator[bytes], tmp_dir: Path, limit: int,
 ) -> FormData:
@@ -146,6 +156,7 @@ async def parse_form(
         parser.finalize()
     except SizeLimitExceeded:
         collector.abort()
+        await _drain(stream)
         raise ParafeError(E.FILE_TOO_LARGE) from None
     except MultipartParseError as exc:
         collector.abort()
