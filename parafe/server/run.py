@@ -29,6 +29,17 @@ class _TLSConfig(uvicorn.Config):
             self.ssl = server_context(s.server_cert, s.server_key, s.ca_bundle)
 
 
+def _start_in_process_worker(ctx: AppContext) -> Any:
+    """The embedded job worker (``PARAFE_WORKER_IN_PROCESS``, default on), when the workflow package provides it."""
+    if not ctx.settings.worker_in_process:
+        return None
+    try:
+        from parafe.jobs.runtime import start_in_process_worker  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return None
+    return start_in_process_worker(ctx)
+
+
 def serve(ctx: AppContext, host: str, port: int, *, tls: bool = True, workers_threads: int = 40,
           log_level: str = "info") -> None:
     """Run the server until interrupted."""
@@ -43,7 +54,12 @@ def serve(ctx: AppContext, host: str, port: int, *, tls: bool = True, workers_th
 
     async def _run() -> None:
         anyio.to_thread.current_default_thread_limiter().total_tokens = workers_threads
-        await server.serve()
+        worker = _start_in_process_worker(ctx)
+        try:
+            await server.serve()
+        finally:
+            if worker is not None:
+                worker.stop()
 
     import asyncio
 

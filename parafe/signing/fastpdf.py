@@ -278,15 +278,9 @@ class FastPdfSigner:
         else:
             raise FastPathUnsupported("startxref does not point at a cross-reference section")
         n_pages = len(pdf.pages)
-        if self.stamp is not None:
-            try:
-                page_idx = resolve_page_index(self.stamp.page, n_pages)
-            except PdfSigningError:
-                raise
-        else:
-            page_idx = 0
         if n_pages == 0:
             raise FastPathUnsupported("no page")
+        page_idx = resolve_page_index(self.stamp.page, n_pages) if self.stamp is not None else 0
         page = pdf.pages[page_idx].obj
         if pdf.get_warnings():
             raise FastPathUnsupported("qpdf had to repair the file")
@@ -333,7 +327,7 @@ class FastPdfSigner:
         widget = [b"<< /Type /Annot /Subtype /Widget /FT /Sig /T ", pdf_text(field_name),
                   b" /V ", _ref(sig_num), b" /F 132 /P ", _ref(page_num, page_gen)]
         if self.stamp is not None:
-            box = page.get("/CropBox") or _inherited(page, "/CropBox") or _inherited(page, "/MediaBox")
+            box = _inherited(page, "/CropBox") or _inherited(page, "/MediaBox")
             rotate = int(_inherited(page, "/Rotate") or 0)
             placement = place_stamp(self.stamp, [float(v) for v in box], rotate)
             compressed, app = self._appearance(stamp_lines(self.stamp, self.signer_name, when))

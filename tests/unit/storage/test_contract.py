@@ -277,8 +277,10 @@ def test_streaming_20_mib_with_bounded_memory(
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["size"] == total
     assert result["sha"] == result["expected"] == result["read"]
-    assert result["put_peak"] < 4 * MIB, result
-    assert result["read_peak"] < 4 * MIB, result
+    # Measured: ~2.3 MB (fs), ~2.5 MB (s3), ~3.6 MB (s3 multipart, 5 MiB parts); whole-file buffering
+    # would show 20 MiB, a buffered part 5 MiB.
+    assert result["put_peak"] < 4.5 * MIB, result
+    assert result["read_peak"] < 4.5 * MIB, result
     store = make_store(store_kind, store_params)
     assert store.size(result["sha"]) == total
     assert leftovers(store) == []
@@ -304,7 +306,7 @@ def test_s3_multipart_is_conditional_too(moto_endpoint: str, tmp_path: Path) -> 
     assert store.read_bytes(ref.sha256) == data
 
 
-# ------------------------------------------------------------------------------------------ spool and temp files
+# ---------------------------------------------------------------------------------- spool and temp files
 
 
 def test_temporary_files_are_cleaned(store: BlobStore, tmp_path: Path) -> None:
@@ -364,7 +366,7 @@ def test_hashing_spool(tmp_path: Path) -> None:
         spool2.write(b"more")
 
 
-# ------------------------------------------------------------------------------------------ implementation details
+# -------------------------------------------------------------------------------- implementation details
 
 
 def test_filesystem_layout_and_modes(tmp_path: Path) -> None:
