@@ -39,8 +39,9 @@ def _setup(home: Path, url: str) -> object:
 
 
 def _pdf(size: int, seed: str) -> bytes:
-    from reportlab.pdfgen import canvas
     import io
+
+    from reportlab.pdfgen import canvas
 
     buf = io.BytesIO()
     c = canvas.Canvas(buf)
@@ -51,7 +52,7 @@ def _pdf(size: int, seed: str) -> bytes:
     return data.replace(b"%%EOF", b"%" + b"x" * max(0, size - len(data)) + b"\n%%EOF")
 
 
-def _rate(ctx: object, circuit: str, n: int, make: "callable") -> float:  # type: ignore[valid-type]
+def _rate(ctx: object, circuit: str, n: int, make: callable) -> float:  # type: ignore[valid-type]
     from parafe.services.auth import principal_for_email
     from parafe.services.documents import DepositRequest, Upload, deposit
 
@@ -106,7 +107,8 @@ def run_backend(backend: str, n: int, pg_url: str | None) -> str:
         pes = PES_PJ.read_bytes()
 
         def make_pes(i: int) -> tuple[str, bytes]:
-            return f"pj-{i}.xml", re.sub(rb'(<NomFic V=")[^"]*(")', rb"\g<1>BENCH" + str(i).encode() + rb"\2", pes, 1)
+            nom_fic = rb"\g<1>BENCH" + str(i).encode() + rb"\2"
+            return f"pj-{i}.xml", re.sub(rb'(<NomFic V=")[^"]*(")', nom_fic, pes, count=1)
 
         pes_rate = _rate(ctx, "pes-pj", max(10, n // 10), make_pes)
         ctx.close()  # type: ignore[attr-defined]

@@ -57,6 +57,9 @@ def _connector_mounts(ctx: AppContext) -> list[Mount]:
     from parafe.connectors.rest import create_rest_app
 
     mounts.append(Mount("/parapheur-ws", app=create_rest_app(ctx)))
+    from parafe.connectors.soap import create_soap_app
+
+    mounts.append(Mount("/parapheur-soap", app=create_soap_app(ctx)))
     return mounts
 
 
@@ -66,5 +69,6 @@ def create_app(ctx: AppContext) -> Any:
     routes += _connector_mounts(ctx)
     app = Starlette(routes=routes)
     app.state.ctx = ctx
-    verifier = CertificateVerifier(ctx.settings.ca_bundle, ctx.settings.crl_path)
+    verifier = CertificateVerifier(
+        ctx.settings.ca_bundle, ctx.settings.client_crl or ctx.settings.pki_dir / "crl.pem")
     return CollapseSlashes(ClientIdentityMiddleware(app, verifier, ctx.settings.trusted_proxy_set))

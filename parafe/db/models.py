@@ -308,3 +308,94 @@ class OutboxItem(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     available_at: Mapped[datetime] = mapped_column(default=utcnow)
     done_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class OtpLink(Base):
+    """A public OTP signing link (DECISIONS D15): one random token for one or several documents.
+
+    Created by ``parafe.services.otp_links`` (REST ``otp/url``, ``otp/{siren}/{circuit}/upload``, SOAP
+    ``getMultiIdsSmsUrl`` / ``otpUpload``); the OTP pages look the token up. ``document_ids`` are in the order
+    given; every document carries the same OTP identity (``signer_email`` / ``signer_phone``).
+    """
+
+    __tablename__ = "otp_links"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
+    document_ids: Mapped[list[Any]] = mapped_column(JSON)
+    signer_index: Mapped[int] = mapped_column(Integer, default=0)  # the OTP step index (OTP_*_i) it signs
+    signer_email: Mapped[str | None] = mapped_column(String(255), default=None)
+    signer_phone: Mapped[str | None] = mapped_column(String(64), default=None)
+    referer: Mapped[str | None] = mapped_column(String(1024), default=None)  # redirect after the OTP page
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+# --- workflow (issue 6): OTP codes and the development outbox of mails and SMS --------------------------------
+
+
+class OtpChallenge(Base):
+    """One OTP code sent for one or several documents (DECISIONS D15); only a hash of the code is kept."""
+
+    __tablename__ = "otp_challenges"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
+    circuit_id: Mapped[int | None] = mapped_column(ForeignKey("circuits.id", ondelete="SET NULL"), default=None)
+    document_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    channel: Mapped[str] = mapped_column(String(8))  # sms | email
+    destination: Mapped[str] = mapped_column(String(255))
+    code_hash: Mapped[str] = mapped_column(String(128))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | done | locked | expired
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    expires_at: Mapped[datetime] = mapped_column(default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class DevMessage(Base):
+    """A mail or SMS kept by the development providers (no SMTP configured, SMS provider ``outbox``)."""
+
+    __tablename__ = "dev_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(8))  # mail | sms
+    recipient: Mapped[str] = mapped_column(String(1024), index=True)
+    subject: Mapped[str | None] = mapped_column(String(1024), default=None)
+    body: Mapped[str] = mapped_column(Text)
+    document_id: Mapped[int | None] = mapped_column(BigInteger, default=None, index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+# --- WebDAV connector (issue 7) --------------------------------------------------------------------------------
+
+
+class WebdavDeposit(Base):
+    """One accepted WebDAV deposit (DECISIONS D6): its receipt in ``in/`` and where its returns go in ``out/``.
+
+    The receipt (same name as the PUT, size, ETag = docid) is listed for 15 minutes after ``created_at``
+    unless hidden by a DELETE. Returns of the document (signed file, ``ACQUIT_<name>``, ``<name>.refus.xml``)
+    are listed under ``out/<circuit>/<label_folder>`` (``label_folder`` ``""``: deposited at the circuit root);
+    ``*_hidden_at`` record a DELETE or the 15-day purge of one of them (acknowledgements use
+    ``ReturnItem.webdav_deleted_at``).
+    """
+
+    __tablename__ = "webdav_deposits"
+    __table_args__ = (Index("ix_webdav_deposits_folder", "circuit_id", "label_folder", "created_at"),)
+
+    document_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("documents.id", ondelete="CASCADE"),
+        primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
+    circuit_id: Mapped[int] = mapped_column(ForeignKey("circuits.id", ondelete="CASCADE"))
+    label_folder: Mapped[str] = mapped_column(String(255), default="")
+    put_name: Mapped[str] = mapped_column(String(255))  # last segment of the PUT, NFC (a bundle: x.pdf.zip)
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    receipt_hidden_at: Mapped[datetime | None] = mapped_column(default=None)
+    signed_hidden_at: Mapped[datetime | None] = mapped_column(default=None)
+    refusal_hidden_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -229,6 +229,37 @@ class E:
     INTERNAL = _e(
         "INTERNAL", 199, "Erreur interne du parapheur, veuillez réessayer plus tard.", "Internal server error",
         500)
+    OTP_IDENTITY_MISMATCH = _e(
+        "OTP_IDENTITY_MISMATCH", 178,
+        "Les documents n'ont pas exactement les mêmes métadonnées OTP (email et/ou numéro de téléphone).",
+        "Documents of one OTP URL must carry the same OTP identity", 409)
+    ROUTE_NOT_FOUND = _e(
+        "ROUTE_NOT_FOUND", 179, "Ressource inconnue : vérifiez l'adresse appelée.", "No such route", 404)
+    METHOD_NOT_ALLOWED = _e(
+        "METHOD_NOT_ALLOWED", 180, "Méthode HTTP non autorisée pour cette adresse.", "Method not allowed", 405)
+    # --- workflow engine (issue 6) ---
+    STEP_NOT_ACTIONABLE = _e(
+        "STEP_NOT_ACTIONABLE", 190, "Le document n'est pas à une étape sur laquelle vous pouvez agir.",
+        "The document is not at a step the caller may act on", 409)
+    OTP_CODE_INVALID = _e(
+        "OTP_CODE_INVALID", 191, "Code de vérification incorrect. Essais restants : {remaining}.",
+        "Wrong OTP code", 422)
+    OTP_CODE_EXPIRED = _e(
+        "OTP_CODE_EXPIRED", 192, "Le code de vérification a expiré ou n'a pas été demandé : demandez un nouveau code.",
+        "OTP code expired or never sent", 410)
+    OTP_LOCKED = _e(
+        "OTP_LOCKED", 193, "Trop d'essais : ce code de vérification est bloqué, demandez un nouveau code.",
+        "OTP code locked after too many attempts", 423)
+    OTP_INFO_MISSING = _e(
+        "OTP_INFO_MISSING", 194,
+        "Les informations OTP du signataire (courriel ou téléphone) sont absentes pour ce document.",
+        "No OTP signer identity for this document and step", 409)
+    SIGNED_DOCUMENT_INVALID = _e(
+        "SIGNED_DOCUMENT_INVALID", 195, "Le document signé est refusé : {reason}.",
+        "The signed document does not carry one valid new signature of the original", 422)
+    REASON_REQUIRED = _e(
+        "REASON_REQUIRED", 196, "Un motif est obligatoire pour refuser ou rejeter un document.",
+        "A refusal or rejection needs a message", 400)
 
 
 # WebDAV error cases of spec §4.4 (API-REFERENCE §9.5), verbatim: quoted in the depositor's error mail.

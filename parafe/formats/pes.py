@@ -23,7 +23,7 @@ from typing import Literal
 from lxml import etree
 
 from parafe.domain.errors import E, ParafeError
-from parafe.formats.safexml import Source, check_prolog, iterparse_untrusted, parse_untrusted, release
+from parafe.formats.safexml import Source, check_prolog, iterparse_untrusted, parse_untrusted
 
 XSD_ROOT = Path(__file__).resolve().parent / "xsd" / "pes" / "v5.17"
 PES_ALLER_XSD = "PES_V2/Rev0/PES_Aller.xsd"
@@ -252,64 +252,76 @@ def _local(tag: str) -> str:
     return tag.rpartition("}")[2] if tag[:1] == "{" else tag
 
 
+_SIG, _BORD, _PARAM, _FICHIER, _NOMPJ, _PJ, _PESPJ = range(7)
+_INTEREST = {_SIGNATURE_TAG: _SIG, "Bordereau": _BORD, "NomFic": _PARAM, "TypFic": _PARAM, "Fichier": _FICHIER,
+             "NomPJ": _NOMPJ, "PJ": _PJ, "PES_PJ": _PESPJ}
+
+
 def _scan(path: Path, schema: etree.XMLSchema, scan: _Scan) -> None:
+    """One streaming pass: validation (in libxml2), facts of interest, and every finished element freed."""
     budget = [MAX_PJ_EXPANDED_BYTES]
-    for _event, el in iterparse_untrusted(path, ("end",), schema=schema, allow_huge_text=True):
-        scan.elements += 1
-        parent = el.getparent()
-        if parent is None:  # the root ends; keep iterating so that validation errors still surface
-            continue
-        tag = el.tag
-        if not isinstance(tag, str):  # comment or processing instruction
-            release(el)
-            continue
-        if tag == _SIGNATURE_TAG:
-            parent_local = _local(parent.tag)
-            if parent.getparent() is None:
-                scan.root_signature = True
-            elif parent_local == "Bordereau":
-                scan.signed_bordereaux += 1
-        elif tag == "Bordereau":
-            if _local(parent.tag) in BORDEREAU_PARENTS:
-                scan.bordereaux += 1
-        elif tag == "NomFic" or tag == "TypFic":
-            if parent.tag == "Parametres" and getattr(scan, _ATTR[tag]) is None:
-                grand = parent.getparent()
-                if grand is not None and grand.tag == "Enveloppe":
-                    setattr(scan, _ATTR[tag], el.get("V"))
-        elif tag == "Fichier":
-            grand = parent.getparent()
-            if parent.tag == "Contenu" and grand is not None and grand.tag == "PJ" and _in_pes_pj(grand):
-                scan.pj_has_content = True
-                problem = pj_content_problem(el.text, budget)
-                if problem and scan.pj_problem is None:
-                    scan.pj_problem = f"PJ #{scan.pj_count + 1}: {problem}"
-        elif tag == "NomPJ":
-            if parent.tag == "PJ":
-                scan.pj_name = el.get("V")
-        elif tag == "PJ":
-            if parent.tag == "PES_PJ":
-                scan.pj_count += 1
-                if scan.pj_problem is None:
-                    if not scan.pj_has_content:
-                        scan.pj_problem = f"PJ #{scan.pj_count}: no content"
-                    elif not (scan.pj_name or "").strip():
-                        scan.pj_problem = f"PJ #{scan.pj_count}: no name (NomPJ)"
-            scan.pj_has_content = False
-            scan.pj_name = None
-        elif tag == "PES_PJ":
-            if parent.getparent() is None:
-                scan.pes_pj = True
-        release(el)
+    elements = 0
+    try:
+        for _event, el in iterparse_untrusted(path, ("end",), schema=schema, allow_huge_text=True):
+            elements += 1
+            parent = el.getparent()
+            if parent is None:  # the root ends; keep iterating so that validation errors still surface
+                continue
+            kind = _INTEREST.get(el.tag)
+            if kind is not None:
+                _handle(kind, el, parent, scan, budget)
+            # free this element and its earlier siblings (safexml.release, inlined: this loop is hot)
+            el.clear(keep_tail=False)
+            while el.getprevious() is not None:
+                del parent[0]
+    finally:
+        scan.elements = elements
+
+
+def _handle(kind: int, el: etree._Element, parent: etree._Element, scan: _Scan, budget: list[int]) -> None:
+    if kind == _SIG:
+        if parent.getparent() is None:
+            scan.root_signature = True
+        elif _local(parent.tag) == "Bordereau":
+            scan.signed_bordereaux += 1
+    elif kind == _BORD:
+        if _local(parent.tag) in BORDEREAU_PARENTS:
+            scan.bordereaux += 1
+    elif kind == _PARAM:
+        attr = "nom_fic" if el.tag == "NomFic" else "typ_fic"
+        grand = parent.getparent()
+        if parent.tag == "Parametres" and grand is not None and grand.tag == "Enveloppe" \
+                and getattr(scan, attr) is None:
+            setattr(scan, attr, el.get("V"))
+    elif kind == _FICHIER:
+        grand = parent.getparent()
+        if parent.tag == "Contenu" and grand is not None and grand.tag == "PJ" and _in_pes_pj(grand):
+            scan.pj_has_content = True
+            problem = pj_content_problem(el.text, budget)
+            if problem and scan.pj_problem is None:
+                scan.pj_problem = f"PJ #{scan.pj_count + 1}: {problem}"
+    elif kind == _NOMPJ:
+        if parent.tag == "PJ":
+            scan.pj_name = el.get("V")
+    elif kind == _PJ:
+        if parent.tag == "PES_PJ":
+            scan.pj_count += 1
+            if scan.pj_problem is None:
+                if not scan.pj_has_content:
+                    scan.pj_problem = f"PJ #{scan.pj_count}: no content"
+                elif not (scan.pj_name or "").strip():
+                    scan.pj_problem = f"PJ #{scan.pj_count}: no name (NomPJ)"
+        scan.pj_has_content = False
+        scan.pj_name = None
+    elif kind == _PESPJ:
+        if parent.getparent() is None:
+            scan.pes_pj = True
 
 
 def _in_pes_pj(pj: etree._Element) -> bool:
     block = pj.getparent()
     return block is not None and block.tag == "PES_PJ" and block.getparent() is not None \
         and block.getparent().getparent() is None
-
-
-_ATTR = {"NomFic": "nom_fic", "TypFic": "typ_fic"}
 
 
 def _first_error_with_line(path: Path, scan: _Scan, streaming_message: str) -> str:

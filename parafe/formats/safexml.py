@@ -216,13 +216,25 @@ def iterparse_untrusted(
     memory bounded. See :func:`parse_untrusted` for ``allow_huge_text``.
     """
     check_prolog(path)
-    with open(path, "rb") as fh:
-        context = etree.iterparse(
-            fh, events=tuple(events), schema=schema, remove_blank_text=False, **_parser_options(huge=allow_huge_text))
-        for event, element in context:
-            if event == "start" and element.getparent() is None:
-                _refuse_dtd(element.getroottree())
-            yield event, element
+    options = _parser_options(huge=allow_huge_text)
+    if schema is not None:
+        # lxml 6.1.3 / libxml2 2.14 bug: with a schema plugged into iterparse AND resolve_entities=False,
+        # well-formedness errors are misreported ("no element found") or even lost (a file truncated before
+        # its last end tags passes). "internal" keeps them. It changes nothing for safety: check_prolog has
+        # refused any DOCTYPE, so no entity can be declared, and the DTD is checked again below.
+        options["resolve_entities"] = "internal"
+    # lxml opens (and closes) the file itself.
+    context = etree.iterparse(str(path), events=tuple(events), schema=schema, remove_blank_text=False, **options)
+    return _dtd_checked(context)
+
+
+def _dtd_checked(context: Iterator[tuple[str, etree._Element]]) -> Iterator[tuple[str, etree._Element]]:
+    """Refuse a DTD (the file changed since check_prolog) at the first event, then delegate at C speed."""
+    for event, element in context:
+        _refuse_dtd(element.getroottree())
+        yield event, element
+        break
+    yield from context
 
 
 def release(element: etree._Element) -> None:

@@ -12,8 +12,12 @@ Checks, in this order:
 2. the validity period of every certificate of that chain — ``expired`` (or ``invalid`` if not yet valid);
 3. each certificate of the chain against the CRL of its issuer, when the CRL file holds one whose signature
    verifies with that issuer's key — ``revoked``; a stale CRL is still applied (and logged);
-4. the Web PKI path policy of ``cryptography.x509.verification.ClientVerifier`` (basicConstraints, key usage,
-   EKU clientAuth when an EKU is present, algorithms, RSA ≥ 2048) — ``invalid``.
+4. the path policy of ``cryptography.x509.verification.ClientVerifier`` (signature algorithms, RSA ≥ 2048,
+   CA flags, path length, no unknown critical extension, EKU clientAuth when an EKU is present) —
+   ``invalid``. The default ``policy="compatible"`` relaxes cryptography's Web PKI profile where real
+   certificates accepted by OpenSSL (nginx, our TLS server) differ: a person's certificate may lack SAN and
+   AKI and carry critical certificatePolicies; a CA needs basicConstraints cA=true (any criticality) and, if
+   it has a keyUsage, keyCertSign. ``policy="webpki"`` keeps cryptography's defaults.
 
 The bundle and the CRL file are re-read when they change on disk (checked at most once per
 ``recheck_interval`` seconds). Verdicts are cached by certificate fingerprint for ``cache_ttl`` seconds
@@ -23,6 +27,7 @@ The bundle and the CRL file are re-read when they change on disk (checked at mos
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import logging
 import os
@@ -39,7 +44,14 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
-from cryptography.x509.verification import ExtensionPolicy, PolicyBuilder, Store, VerificationError
+from cryptography.x509.verification import (
+    Criticality,
+    ExtensionPolicy,
+    Policy,
+    PolicyBuilder,
+    Store,
+    VerificationError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +86,33 @@ def certificate_email(cert: x509.Certificate) -> str | None:
         if value.strip():
             return value.strip().lower()
     return None
+
+
+def _require_ca(policy: Policy, cert: x509.Certificate, bc: x509.BasicConstraints) -> None:
+    if not bc.ca:
+        raise ValueError("basicConstraints.cA is not asserted")
+
+
+def _require_cert_sign(policy: Policy, cert: x509.Certificate, ku: x509.KeyUsage | None) -> None:
+    if ku is not None and not ku.key_cert_sign:
+        raise ValueError("keyUsage of a CA without keyCertSign")
+
+
+@functools.cache
+def _compatible_policies() -> tuple[ExtensionPolicy, ExtensionPolicy]:
+    """(CA policy, end-entity policy) of ``policy="compatible"``."""
+    ca_policy = (
+        ExtensionPolicy.webpki_defaults_ca()
+        .require_present(x509.BasicConstraints, Criticality.AGNOSTIC, _require_ca)
+        .may_be_present(x509.KeyUsage, Criticality.AGNOSTIC, _require_cert_sign)
+    )
+    ee_policy = (
+        ExtensionPolicy.webpki_defaults_ee()
+        .may_be_present(x509.SubjectAlternativeName, Criticality.AGNOSTIC, None)
+        .may_be_present(x509.AuthorityKeyIdentifier, Criticality.NON_CRITICAL, None)
+        .may_be_present(x509.CertificatePolicies, Criticality.AGNOSTIC, None)
+    )
+    return ca_policy, ee_policy
 
 
 def _fp(cert: x509.Certificate) -> str:
@@ -156,14 +195,14 @@ class CertificateVerifier:
         cache_ttl: float = 60.0,
         cache_size: int = 4096,
         recheck_interval: float = 1.0,
-        strict_policy: bool = True,
+        policy: Literal["compatible", "webpki"] = "compatible",
     ) -> None:
         self.ca_bundle = Path(ca_bundle)
         self.crl_path = Path(crl) if crl is not None else None
         self.cache_ttl = cache_ttl
         self.cache_size = cache_size
         self.recheck_interval = recheck_interval
-        self.strict_policy = strict_policy
+        self.policy = policy
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, tuple[float, CertVerdict]] = OrderedDict()
         self._generation = 0
@@ -357,10 +396,9 @@ class CertificateVerifier:
 
         try:
             builder = PolicyBuilder().store(state.store).time(when).max_chain_depth(MAX_CHAIN_DEPTH)
-            if not self.strict_policy:
-                builder = builder.extension_policies(
-                    ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=ExtensionPolicy.permit_all()
-                )
+            if self.policy == "compatible":
+                ca_policy, ee_policy = _compatible_policies()
+                builder = builder.extension_policies(ca_policy=ca_policy, ee_policy=ee_policy)
             builder.build_client_verifier().verify(cert, extra)
         except VerificationError as exc:
             return verdict("invalid", f"path policy: {exc}"), None

@@ -69,7 +69,7 @@ class ClientIdentityMiddleware:
         if tls:
             der = tls.get("client_cert_der") or None
         client = scope.get("client")
-        from_proxy = bool(client) and client[0] in self.trusted_proxies
+        from_proxy = client is not None and client[0] in self.trusted_proxies
         headers = scope.get("headers") or []
         basic = None
         kept = []

@@ -203,6 +203,54 @@ def create_ca(
     return CertAndKey(cert, key)
 
 
+def issue_intermediate_ca(
+    ca: CertAndKey,
+    common_name: str,
+    *,
+    days: int = 1825,
+    path_length: int | None = 0,
+    key_type: KeyType = "rsa",
+) -> CertAndKey:
+    """A subordinate CA signed by ``ca`` (to mirror real hierarchies: root → issuing CA → people)."""
+    key = _new_key(key_type)
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "FR"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Parafe"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+    start, end = _validity(None, None, days)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(_ski(key), critical=False)
+        .add_extension(_aki(ca), critical=False)
+        .sign(ca.key, hashes.SHA256())
+    )
+    return CertAndKey(cert, key)
+
+
 def issue_server_cert(
     ca: CertAndKey,
     hostnames: Sequence[str],
@@ -353,8 +401,16 @@ def _write_file(path: Path, data: bytes, *, mode: int, overwrite: bool) -> None:
         if overwrite:
             os.replace(tmp, path)
         else:
-            os.link(tmp, path)  # fails if the file appeared meanwhile
-            os.unlink(tmp)
+            try:
+                os.link(tmp, path)  # fails if the file appeared meanwhile
+            except FileExistsError:
+                raise FileExistsError(f"{path} existe déjà") from None
+            except OSError:  # no hard links on this filesystem
+                if path.exists():
+                    raise FileExistsError(f"{path} existe déjà") from None
+                os.replace(tmp, path)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -420,15 +476,18 @@ def load_cert(path: Path) -> x509.Certificate:
     return x509.load_der_x509_certificate(data)
 
 
-def load_key(path: Path, password: bytes | None = None) -> PrivateKey:
-    key = serialization.load_pem_private_key(Path(path).read_bytes(), password)
+def load_key(path: Path, password: bytes | None = None, *, trusted: bool = False) -> PrivateKey:
+    """A PEM private key. ``trusted`` skips the (slow) RSA consistency checks, for our own files only."""
+    key = serialization.load_pem_private_key(
+        Path(path).read_bytes(), password, unsafe_skip_rsa_key_validation=trusted
+    )
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         raise PkiError(f"{path} : type de clé non pris en charge")
     return key
 
 
-def load_cert_and_key(cert_path: Path, key_path: Path) -> CertAndKey:
-    ck = CertAndKey(load_cert(cert_path), load_key(key_path))
+def load_cert_and_key(cert_path: Path, key_path: Path, *, trusted: bool = False) -> CertAndKey:
+    ck = CertAndKey(load_cert(cert_path), load_key(key_path, trusted=trusted))
     if _spki(ck.cert.public_key()) != _spki(ck.key.public_key()):
         raise PkiError(f"{key_path} ne correspond pas au certificat {cert_path}")
     return ck
@@ -438,7 +497,7 @@ def _spki(key: CertificatePublicKeyTypes) -> bytes:
     return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def load_ca(directory: Path) -> CertAndKey:
+def load_ca(directory: Path, *, trusted: bool = False) -> CertAndKey:
     """The CA of a CA directory (``ca.pem`` + ``ca.key``)."""
     directory = Path(directory)
     cert_path, key_path = directory / CA_CERT, directory / CA_KEY
@@ -448,7 +507,7 @@ def load_ca(directory: Path) -> CertAndKey:
         if not p.is_file():
             raise PkiError(f"Fichier d'AC introuvable : {p}")
     try:
-        return load_cert_and_key(cert_path, key_path)
+        return load_cert_and_key(cert_path, key_path, trusted=trusted)
     except (ValueError, TypeError) as exc:
         raise PkiError(f"AC illisible dans {directory} : {exc}") from exc
 
@@ -596,7 +655,7 @@ def _usable_leaf(cert_path: Path, key_path: Path, ca: CertAndKey, *, renew: bool
     if not (cert_path.is_file() and key_path.is_file()):
         return None
     try:
-        ck = load_cert_and_key(cert_path, key_path)
+        ck = load_cert_and_key(cert_path, key_path, trusted=True)
         ck.cert.verify_directly_issued_by(ca.cert)
     except (ValueError, TypeError, PkiError, InvalidSignature):
         return None
@@ -653,7 +712,7 @@ def init_dev_pki(home: Path, demo_users: Sequence[tuple[str, str]] = DEFAULT_DEM
     with _dir_lock(pki_dir):
         # CA
         if pki.ca_cert.exists() or pki.ca_key.exists():
-            ca = load_ca(pki_dir)
+            ca = load_ca(pki_dir, trusted=True)
         else:
             ca = create_ca("Parafe AC de développement")
             write_pem(ca, pki.ca_cert, pki.ca_key)

@@ -19,6 +19,7 @@ from parafe.security import pki
 from parafe.security.certcheck import certificate_email
 
 Handler = Callable[[argparse.Namespace], int]
+_NAMES = {NameOID.EMAIL_ADDRESS: "emailAddress"}
 
 
 def _err(message: str) -> int:
@@ -33,8 +34,8 @@ def _guard(handler: Handler) -> Handler:
         try:
             return handler(args)
         except FileExistsError as exc:
-            name = exc.filename or (exc.args[0] if exc.args else "")
-            return _err(f"{name} — fichier existant, utilisez --force pour l'écraser.")
+            what = f"{exc.filename} existe déjà" if exc.filename else str(exc.args[0] if exc.args else exc)
+            return _err(f"{what} ; utilisez --force pour l'écraser.")
         except pki.PkiError as exc:
             return _err(str(exc))
         except FileNotFoundError as exc:
@@ -61,7 +62,7 @@ def _refuse_existing(paths: Sequence[Path], force: bool) -> None:
         return
     for p in paths:
         if p.exists():
-            raise FileExistsError(str(p))
+            raise FileExistsError(f"{p} existe déjà")
 
 
 def _positive(value: str) -> int:
@@ -83,8 +84,8 @@ def _user_spec(value: str) -> tuple[str, str]:
 
 def _describe(cert: x509.Certificate) -> str:
     lines = [
-        f"  sujet        : {cert.subject.rfc4514_string()}",
-        f"  émetteur     : {cert.issuer.rfc4514_string()}",
+        f"  sujet        : {cert.subject.rfc4514_string(_NAMES)}",
+        f"  émetteur     : {cert.issuer.rfc4514_string(_NAMES)}",
         f"  numéro série : {cert.serial_number} (0x{cert.serial_number:x})",
         f"  validité     : {cert.not_valid_before_utc:%Y-%m-%d %H:%M} → "
         f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC",

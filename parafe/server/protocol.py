@@ -36,4 +36,4 @@ class TLSHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         if self._tls_ext is not None:
-            self.scope["extensions"] = {"tls": self._tls_ext}  # type: ignore[typeddict-unknown-key]
+            self.scope["extensions"] = {"tls": self._tls_ext}  # type: ignore[typeddict-unknown-key,dict-item]

@@ -8,9 +8,9 @@ from typing import Any
 import uvicorn
 
 from parafe.app import create_app
-from parafe.services.context import AppContext
 from parafe.server.protocol import TLSHttpToolsProtocol
 from parafe.server.tls import server_context
+from parafe.services.context import AppContext
 
 log = logging.getLogger(__name__)
 

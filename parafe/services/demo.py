@@ -50,7 +50,8 @@ DEMO_USERS = (
 )
 
 # key, name, type, steps, pes_pj, settings
-DEMO_CIRCUITS: tuple[tuple[str, str, CircuitType, tuple[tuple[StepKind, str | None], ...], bool, dict], ...] = (
+CircuitSpec = tuple[str, str, CircuitType, tuple[tuple[StepKind, str | None], ...], bool, dict[str, object]]
+DEMO_CIRCUITS: tuple[CircuitSpec, ...] = (
     ("bureautique", "Bureautique (visa puis signature)", CircuitType.BUREAUTIQUE_PDF,
      ((StepKind.VISA, VISA), (StepKind.SIGNATURE, SIGNER), (StepKind.FILING, None)), False, {}),
     ("pes", "PES (signature puis Hélios)", CircuitType.HELIOS_AVEC_TELETRANSMISSION,
@@ -66,7 +67,7 @@ DEMO_CIRCUITS: tuple[tuple[str, str, CircuitType, tuple[tuple[StepKind, str | No
      ((StepKind.SIGNATURE, SIGNER), (StepKind.FILING, None)), False, {}),
 )
 
-OTHER_CIRCUITS = (("bureautique", "Bureautique", CircuitType.BUREAUTIQUE_PDF,
+OTHER_CIRCUITS: tuple[CircuitSpec, ...] = (("bureautique", "Bureautique", CircuitType.BUREAUTIQUE_PDF,
                    ((StepKind.SERVER_SIGNATURE, None), (StepKind.FILING, None)), False, {}),)
 
 
@@ -92,7 +93,9 @@ def _ensure_user(session: Session, sub: Subscriber, spec: DemoUser, home: Path, 
     return user
 
 
-def _ensure_circuits(session: Session, sub: Subscriber, specs: tuple, users: dict[str, User]) -> None:
+def _ensure_circuits(
+    session: Session, sub: Subscriber, specs: tuple[CircuitSpec, ...], users: dict[str, User],
+) -> None:
     for key, name, ctype, steps, pes_pj, settings in specs:
         circuit = session.scalar(select(Circuit).where(Circuit.subscriber_id == sub.id, Circuit.key == key))
         if circuit is not None:

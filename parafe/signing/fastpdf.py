@@ -46,7 +46,7 @@ from parafe.signing.stamp import (
     resolve_page_index,
     stamp_lines,
 )
-from parafe.signing.tsa import timestamp_token
+from parafe.signing.tsa import dummy_token_size, timestamp_token
 
 __all__ = ["CmsTemplate", "FastPathUnsupported", "FastPdfSigner", "PreparedPdf", "der_tlv", "pdf_text"]
 
@@ -211,8 +211,7 @@ class FastPdfSigner:
         size = self.cms.base_size
         if self.timestamper is not None:
             if self._tst_reserve is None:
-                dummy = run_sync(self.timestamper.async_dummy_response("sha256"))
-                self._tst_reserve = len(dummy.dump()) + 64 + 2048
+                self._tst_reserve = dummy_token_size(self.timestamper) + 64 + 2048
             size += self._tst_reserve
         return size
 

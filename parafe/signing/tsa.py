@@ -18,7 +18,7 @@ from pyhanko.sign.timestamps.requests_client import RequestsHTTPTimeStamper
 from parafe.signing._aio import run_sync
 from parafe.signing.errors import TimestampError
 
-__all__ = ["LEVELS", "make_timestamper", "normalize_level", "resolve_timestamper", "timestamp_token"]
+__all__ = ["LEVELS", "dummy_token_size", "make_timestamper", "normalize_level", "resolve_timestamper", "timestamp_token"]
 
 LEVELS = ("B-B", "B-T", "B-LT", "B-LTA")
 
@@ -61,6 +61,16 @@ def timestamp_token(timestamper: TimeStamper, digest: bytes, md_algorithm: str =
     """One time-stamp token over ``digest``; any failure raises :class:`TimestampError`."""
     try:
         return run_sync(timestamper.async_timestamp(digest, md_algorithm))
+    except TimestampRequestError as exc:
+        raise TimestampError(f"Horodatage impossible : {exc}") from exc
+    except OSError as exc:
+        raise TimestampError(f"Autorité d'horodatage injoignable : {exc}") from exc
+
+
+def dummy_token_size(timestamper: TimeStamper, md_algorithm: str = "sha256") -> int:
+    """Size in bytes of a token from this TSA (asks it once; pyHanko caches the answer)."""
+    try:
+        return len(run_sync(timestamper.async_dummy_response(md_algorithm)).dump())
     except TimestampRequestError as exc:
         raise TimestampError(f"Horodatage impossible : {exc}") from exc
     except OSError as exc:

@@ -1,0 +1,39 @@
+"""SOAP 1.1 faults carrying the French messages of the error catalogue (DECISIONS D2).
+
+``faultcode`` and ``faultstring`` are unqualified (Maarch reads ``Body->Fault->faultstring``); ``faultstring``
+is the catalogue message, byte for byte; ``detail`` carries the WSDL's fault element of the operation
+(``ns1:BusinessException{details, message}``, or ``ns1:IOException{message}`` for ``uploadPJ``), ``message``
+repeating the French text and ``details`` giving the catalogue code and the English developer message.
+
+Fault codes and HTTP statuses:
+- ``soap:Client``, HTTP 400 (413 when too large): the request itself is refused before any operation runs
+  (not XML, DTD, not a SOAP 1.1 envelope, unknown operation or namespace, not valid against the WSDL);
+- ``soap:Server``, HTTP 401: no or bad client certificate (the operator contract's 401, in SOAP form);
+- ``soap:Server``, HTTP 500: every business error raised by an operation, as CXF answers them;
+- ``soap:VersionMismatch``, HTTP 500: a SOAP 1.2 envelope.
+"""
+
+from __future__ import annotations
+
+from parafe.connectors.soap.codec import ENVELOPE_HEAD, ENVELOPE_TAIL, xml_text
+from parafe.connectors.soap.contract import NS, Operation
+from parafe.domain.errors import ParafeError
+
+CLIENT = "soap:Client"
+SERVER = "soap:Server"
+VERSION_MISMATCH = "soap:VersionMismatch"
+
+
+def fault_body(error: ParafeError, faultcode: str = SERVER, operation: Operation | None = None) -> bytes:
+    """The response envelope of a fault for ``error``."""
+    message = xml_text(error.message)
+    details = xml_text(f"{error.code} {error.developer_message}")
+    if operation is not None and operation.fault == "IOException":
+        detail = f'<ns1:IOException xmlns:ns1="{NS}"><message>{message}</message></ns1:IOException>'
+    else:
+        detail = (f'<ns1:BusinessException xmlns:ns1="{NS}"><details>{details}</details>'
+                  f"<message>{message}</message></ns1:BusinessException>")
+    return (ENVELOPE_HEAD
+            + (f"<soap:Fault><faultcode>{faultcode}</faultcode><faultstring>{message}</faultstring>"
+               f"<detail>{detail}</detail></soap:Fault>").encode()
+            + ENVELOPE_TAIL)

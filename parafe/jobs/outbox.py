@@ -1,0 +1,193 @@
+"""The transactional outbox: claiming due rows, executing them, retrying with backoff, giving up.
+
+A state change writes an :class:`~parafe.db.models.OutboxItem` in its own transaction (DESIGN.md). A
+dispatcher claims due rows — a claim pushes ``available_at`` one lease ahead and counts the attempt — and hands
+their ids to the job queue; :func:`execute` runs the handler of the row's kind. A handler finishes with ONE
+transaction that re-reads the row under lock (:func:`lock_pending`), applies its effect and sets ``done_at``:
+a row executed twice (worker killed after the effect, lease expired while it ran) changes the database once.
+
+A failed attempt is retried after ``backoff * 2**(attempts-1)`` seconds (capped); after ``max_attempts`` the
+handler's ``give_up`` runs (e.g. the Helios failure state) and the row is closed with its last error. A worker
+killed in the middle of a row leaves it claimed: it is dispatched again when its lease expires.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from parafe.db.models import OutboxItem, utcnow
+from parafe.services.context import AppContext
+from parafe.workflow.settings import workflow_settings
+
+log = logging.getLogger(__name__)
+
+NEW_ITEMS_KEY = "parafe_new_outbox"
+
+
+@dataclass(frozen=True)
+class Handler:
+    """What runs an outbox kind: ``run(ctx, item)`` and optionally ``give_up(ctx, item, error)``."""
+
+    run: Callable[[AppContext, OutboxItem], None]
+    give_up: Callable[[AppContext, OutboxItem, str], None] | None = None
+
+
+_HANDLERS: dict[str, Handler] = {}
+
+
+def handler(kind: str, give_up: Callable[[AppContext, OutboxItem, str], None] | None = None
+            ) -> Callable[[Callable[[AppContext, OutboxItem], None]], Callable[[AppContext, OutboxItem], None]]:
+    """Register the handler of an outbox kind (decorator)."""
+    def decorate(func: Callable[[AppContext, OutboxItem], None]) -> Callable[[AppContext, OutboxItem], None]:
+        _HANDLERS[kind] = Handler(func, give_up)
+        return func
+    return decorate
+
+
+def handlers() -> dict[str, Handler]:
+    import parafe.workflow.handlers  # noqa: F401  (registers every kind)
+
+    return _HANDLERS
+
+
+def add(session: Session, kind: str, document_id: int | None = None, payload: dict[str, Any] | None = None,
+        *, delay: float = 0.0) -> OutboxItem:
+    """Add an outbox row to the current transaction (dispatched right after commit when a queue is there)."""
+    item = OutboxItem(kind=kind, document_id=document_id, payload=dict(payload or {}),
+                      available_at=utcnow() + timedelta(seconds=delay), created_at=utcnow())
+    session.add(item)
+    session.flush()
+    if delay <= 0:
+        session.info.setdefault(NEW_ITEMS_KEY, []).append(item.id)
+    return item
+
+
+def new_items(session: Session) -> list[int]:
+    return list(session.info.get(NEW_ITEMS_KEY, []))
+
+
+def lock_pending(session: Session, item_id: int) -> OutboxItem | None:
+    """The row, locked for this transaction, if it is still pending; None when it was done meanwhile."""
+    item = session.scalar(select(OutboxItem).where(OutboxItem.id == item_id).with_for_update())
+    if item is None or item.done_at is not None:
+        return None
+    return item
+
+
+def close(item: OutboxItem, error: str | None = None) -> None:
+    item.done_at = utcnow()
+    if error is not None:
+        item.last_error = error[:4000]
+
+
+def claim(ctx: AppContext, ids: Iterable[int] | None = None, limit: int = 50) -> list[int]:
+    """Claim due rows (given ids, or the oldest due ones): each claimed id is handed to exactly one caller
+    per lease period."""
+    s = workflow_settings()
+    now = utcnow()
+    lease_end = now + timedelta(seconds=s.lease_seconds)
+    claimed: list[int] = []
+    with ctx.db.write() as session:
+        stmt = select(OutboxItem.id).where(OutboxItem.done_at.is_(None), OutboxItem.available_at <= now)
+        if ids is not None:
+            wanted = list(ids)
+            if not wanted:
+                return []
+            stmt = stmt.where(OutboxItem.id.in_(wanted))
+        stmt = stmt.order_by(OutboxItem.available_at, OutboxItem.id).limit(limit)
+        if not ctx.db.is_sqlite:
+            stmt = stmt.with_for_update(skip_locked=True)
+        candidates = list(session.scalars(stmt))
+        for item_id in candidates:
+            result = session.execute(
+                update(OutboxItem)
+                .where(OutboxItem.id == item_id, OutboxItem.done_at.is_(None), OutboxItem.available_at <= now)
+                .values(available_at=lease_end, attempts=OutboxItem.attempts + 1)
+                .execution_options(synchronize_session=False))
+            if getattr(result, "rowcount", 0) == 1:
+                claimed.append(item_id)
+    return claimed
+
+
+def next_due(ctx: AppContext) -> datetime | None:
+    """When the next pending row becomes due (None: nothing pending)."""
+    with ctx.db.read() as session:
+        return session.scalar(select(OutboxItem.available_at).where(OutboxItem.done_at.is_(None))
+                              .order_by(OutboxItem.available_at).limit(1))
+
+
+def backoff_seconds(attempts: int) -> float:
+    s = workflow_settings()
+    return float(min(s.backoff_seconds * (2 ** max(attempts - 1, 0)), s.backoff_max_seconds))
+
+
+def execute(ctx: AppContext, item_id: int) -> None:
+    """Run one claimed outbox row (idempotent: a row already done is skipped)."""
+    with ctx.db.read() as session:
+        item = session.get(OutboxItem, item_id)
+        if item is None or item.done_at is not None:
+            return
+        session.expunge(item)
+    entry = handlers().get(item.kind)
+    if entry is None:
+        log.error("outbox %s: unknown kind %s", item_id, item.kind)
+        _close(ctx, item_id, f"type de tâche inconnu : {item.kind}")
+        return
+    try:
+        entry.run(ctx, item)
+    except Exception as exc:  # a failed attempt: retry later or give up
+        error = f"{exc.__class__.__name__}: {exc}"
+        log.warning("outbox %s (%s) attempt %s failed: %s", item_id, item.kind, item.attempts, error)
+        log.debug("%s", traceback.format_exc())
+        _failed(ctx, item, entry, error)
+
+
+def _close(ctx: AppContext, item_id: int, error: str | None) -> None:
+    with ctx.db.write() as session:
+        item = lock_pending(session, item_id)
+        if item is not None:
+            close(item, error)
+
+
+def _failed(ctx: AppContext, item: OutboxItem, entry: Handler, error: str) -> None:
+    s = workflow_settings()
+    if item.attempts >= s.max_attempts:
+        if entry.give_up is not None:
+            try:
+                entry.give_up(ctx, item, error)
+            except Exception:
+                log.exception("outbox %s: give_up failed", item.id)
+                _reschedule(ctx, item.id, error, backoff_seconds(item.attempts))
+                return
+        _close(ctx, item.id, f"abandon après {item.attempts} essais : {error}")
+        return
+    _reschedule(ctx, item.id, error, backoff_seconds(item.attempts))
+
+
+def _reschedule(ctx: AppContext, item_id: int, error: str, delay: float) -> None:
+    with ctx.db.write() as session:
+        item = lock_pending(session, item_id)
+        if item is not None:
+            item.last_error = error[:4000]
+            item.available_at = utcnow() + timedelta(seconds=delay)
+
+
+def run_due(ctx: AppContext, *, limit: int = 100) -> int:
+    """Claim and execute due rows in this thread (tools and tests); returns how many ran."""
+    ran = 0
+    while ran < limit:
+        ids = claim(ctx, limit=min(20, limit - ran))
+        if not ids:
+            break
+        for item_id in ids:
+            execute(ctx, item_id)
+            ran += 1
+    return ran

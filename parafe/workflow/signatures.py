@@ -1,0 +1,147 @@
+"""The workflow's use of the Signature engine (:mod:`parafe.signing`): the server key and what is signed with it.
+
+- :func:`server_signer` — the server signing key: ``PARAFE_SERVER_SIGNING_P12`` (password
+  ``PARAFE_SERVER_SIGNING_PASSWORD``), else ``$PARAFE_HOME/pki/server-signing.p12``, issued from the dev CA of
+  the home when missing (development homes);
+- :func:`server_sign_pdf` — PAdES with a visible pictogram (server signature step, OTP signature);
+- :func:`sign_with` — a person's own key (portal / tools), PDF, PES or detached XAdES by document kind;
+- :func:`verify_new_pdf_signature` / :func:`verify_pes_signature` — checks before a signature is accepted.
+
+PES and detached-XAdES functions are looked up in :mod:`parafe.signing` when called, so that this module
+imports while the Signature engine is still growing.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from parafe.domain.errors import E, ParafeError
+from parafe.services.context import AppContext
+from parafe.signing.bulk import BulkPdfSigner
+from parafe.signing.keys import ServerSigner, load_signer
+from parafe.signing.stamp import StampSpec
+from parafe.workflow.settings import workflow_settings
+
+SERVER_SIGNER_EMAIL = "parapheur@parafe.invalid"
+SERVER_SIGNER_NAME = "Parapheur électronique Parafe"
+
+_lock = threading.Lock()
+_signers: dict[str, ServerSigner] = {}
+_bulk: dict[tuple[str, str, str], BulkPdfSigner] = {}
+
+
+def server_key_path(ctx: AppContext) -> Path:
+    return workflow_settings().signing_p12 or ctx.settings.pki_dir / "server-signing.p12"
+
+
+def ensure_server_key(ctx: AppContext) -> Path:
+    """The server signing PKCS#12, created from the home's dev CA when it is missing (default path only)."""
+    path = server_key_path(ctx)
+    if path.exists() or workflow_settings().signing_p12 is not None:
+        return path
+    from parafe.security import pki
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / ".server-signing.lock", "a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        if not path.exists():
+            ca = pki.load_ca(ctx.settings.pki_dir)
+            leaf = pki.issue_user_cert(ca, SERVER_SIGNER_EMAIL, SERVER_SIGNER_NAME, organization="Parafe")
+            pki.write_p12(leaf, path, workflow_settings().signing_password.encode(), ca)
+    return path
+
+
+def server_signer(ctx: AppContext) -> ServerSigner:
+    """The server key, parsed once per process."""
+    path = ensure_server_key(ctx)
+    key = str(path)
+    with _lock:
+        signer = _signers.get(key)
+        if signer is None:
+            signer = load_signer(path, workflow_settings().signing_password)
+            _signers[key] = signer
+        return signer
+
+
+def server_stamp(name: str, quality: str | None = None, extra: tuple[str, ...] = ()) -> StampSpec:
+    """The pictogram: bottom-right of the last page."""
+    return StampSpec(x=340, y=30, page=-1, width=220, height=80, signer_name=name, quality=quality,
+                     extra_lines=extra)
+
+
+def server_sign_pdf(ctx: AppContext, data: bytes, *, name: str | None = None, quality: str | None = None,
+                    extra: tuple[str, ...] = (), reason: str | None = None) -> bytes:
+    """A PAdES B-B signature with the server key and a visible pictogram naming ``name``."""
+    signer = server_signer(ctx)
+    shown = name or signer.common_name
+    key = (str(server_key_path(ctx)), shown, "|".join((quality or "", *extra, reason or "")))
+    with _lock:
+        bulk = _bulk.get(key)
+        if bulk is None:
+            if len(_bulk) > 256:
+                _bulk.clear()
+            bulk = BulkPdfSigner(signer, stamp=server_stamp(shown, quality, extra), reason=reason)
+            _bulk[key] = bulk
+    return bulk.sign_one(data)
+
+
+def _function(module: str, name: str) -> Callable[..., Any]:
+    try:
+        return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+    except (ImportError, AttributeError) as exc:
+        raise RuntimeError(f"{module}.{name} n'est pas disponible dans le moteur de signature") from exc
+
+
+def sign_pes(data: bytes, signer: ServerSigner, *, mode: str = "per_bordereau", role: str | None = None) -> bytes:
+    """An enveloped XAdES-EPES signature of a PES (DECISIONS D12)."""
+    fn = _function("parafe.signing.pes", "sign_pes")
+    kwargs: dict[str, Any] = {}
+    if role:
+        kwargs["claimed_role"] = role
+    try:
+        return bytes(fn(data, signer, mode=mode, **kwargs))
+    except TypeError:
+        return bytes(fn(data, signer))
+
+
+def sign_xades_detached(data: bytes, signer: ServerSigner, name: str) -> bytes:
+    fn = _function("parafe.signing.xades", "sign_xades_detached")
+    return bytes(fn(data, signer, name))
+
+
+def trust_roots(ctx: AppContext) -> list[Path]:
+    roots = [ctx.settings.ca_bundle]
+    return [p for p in roots if p.exists()]
+
+
+def verify_new_pdf_signature(ctx: AppContext, original: bytes, signed: bytes) -> None:
+    """Refuse a "signed" PDF that is not the original plus exactly one more valid signature."""
+    from parafe.signing.verify import verify_pdf
+
+    if not signed.startswith(original):
+        raise ParafeError(E.SIGNED_DOCUMENT_INVALID, reason="ce n'est pas une mise à jour incrémentale du document")
+    try:
+        before = len(verify_pdf(original, trust_roots(ctx)).signatures)
+        report = verify_pdf(signed, trust_roots(ctx))
+    except Exception as exc:
+        raise ParafeError(E.SIGNED_DOCUMENT_INVALID, reason="PDF illisible", detail=str(exc)) from exc
+    if len(report.signatures) != before + 1:
+        raise ParafeError(E.SIGNED_DOCUMENT_INVALID, reason="une et une seule nouvelle signature est attendue")
+    if not report.valid:
+        raise ParafeError(E.SIGNED_DOCUMENT_INVALID, reason="signature invalide ou certificat non reconnu",
+                          detail=report.to_text())
+
+
+def verify_pes_signature(ctx: AppContext, data: bytes) -> tuple[bool, str]:
+    """Whether the signatures of a signed PES verify (DECISIONS D12), and the verifier's explanation."""
+    from parafe.signing.verify import verify_pes
+
+    report = verify_pes(data, trust_roots(ctx))
+    valid = bool(getattr(report, "valid", False))
+    text = report.to_text() if hasattr(report, "to_text") else str(report)
+    return valid, str(text)
