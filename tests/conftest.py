@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -114,6 +115,13 @@ class Home:
     def ca(self) -> str:
         return str(self.path / "pki" / "ca.pem")
 
+    def ssl_context(self, cert: tuple[str, str] | None = None) -> ssl.SSLContext:
+        """A client TLS context trusting the dev CA, presenting ``cert`` (PEM cert, key) when given."""
+        context = ssl.create_default_context(cafile=self.ca)
+        if cert is not None:
+            context.load_cert_chain(cert[0], cert[1])
+        return context
+
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def backend(request: pytest.FixtureRequest) -> str:
@@ -179,7 +187,7 @@ class LiveServer:
     def client(self, email: str | None = None, cert: tuple[str, str] | None = None, **kwargs: object) -> httpx.Client:
         if email is not None:
             cert = self.home.demo(email)
-        return httpx.Client(base_url=self.url, verify=self.home.ca, cert=cert, timeout=60, **kwargs)  # type: ignore[arg-type]
+        return httpx.Client(base_url=self.url, verify=self.home.ssl_context(cert), timeout=60, **kwargs)  # type: ignore[arg-type]
 
 
 def start_server(home: Home, extra_env: dict[str, str] | None = None, *, tls: bool = True) -> LiveServer:
@@ -198,7 +206,7 @@ def start_server(home: Home, extra_env: dict[str, str] | None = None, *, tls: bo
         if process.poll() is not None:
             raise RuntimeError(f"server exited: {log.read_text(errors='replace')[-3000:]}")
         try:
-            if httpx.get(f"{url}/healthz", verify=home.ca, timeout=2).status_code == 200:
+            if httpx.get(f"{url}/healthz", verify=home.ssl_context(), timeout=2).status_code == 200:
                 break
         except httpx.HTTPError:
             pass

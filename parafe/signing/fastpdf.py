@@ -30,7 +30,7 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import pikepdf
 from asn1crypto import cms, core
@@ -264,9 +264,8 @@ class FastPdfSigner:
         root = pdf.Root
         if "/Perms" in root and "/DocMDP" in root.Perms:
             raise FastPathUnsupported("certified document (DocMDP)")
-        m = None
-        for m in _STARTXREF.finditer(data, max(0, len(data) - 4096)):
-            pass
+        matches = list(_STARTXREF.finditer(data, max(0, len(data) - 4096)))
+        m = matches[-1] if matches else None
         if m is None:
             raise FastPathUnsupported("no startxref")
         prev = int(m.group(1))
@@ -290,7 +289,7 @@ class FastPdfSigner:
         size = int(trailer.Size)
 
         # --- field name ---
-        acroform = root.get("/AcroForm")
+        acroform = cast(pikepdf.Dictionary | None, root.get("/AcroForm"))
         existing_fields = list(acroform.get("/Fields", [])) if acroform is not None else []
         names = {str(f.get("/T")) for f in existing_fields if isinstance(f, pikepdf.Dictionary) and "/T" in f}
         if field_name is None:
@@ -375,7 +374,7 @@ class FastPdfSigner:
                             + b" /Annots [" + items + widget_ref + b"] >>"))
 
         # --- AcroForm ---
-        def acroform_body(form: pikepdf.Dictionary | None) -> bytes:
+        def acroform_body(form: Any) -> bytes:
             sigflags = 3
             fields_items = b""
             if form is not None:
@@ -403,7 +402,7 @@ class FastPdfSigner:
             else:
                 af_num = alloc()
                 objects.append((af_num, 0, acroform_body(None)))
-            objects.append((root_num, root_gen, _unparse_without(root, ["/AcroForm"])
+            objects.append((root_num, root_gen, _unparse_without(cast(pikepdf.Dictionary, root), ["/AcroForm"])
                             + b" /AcroForm " + _ref(af_num) + b" >>"))
 
         # --- write the update ---
@@ -444,7 +443,7 @@ class FastPdfSigner:
             pos = 0
             for start, count in _subsections([e[0] for e in entries]):
                 out += b"%d %d\n" % (start, count)
-                for _num_, (off, gen) in entries[pos:pos + count]:
+                for _, (off, gen) in entries[pos:pos + count]:
                     out += b"%010d %05d n\r\n" % (off, gen)
                 pos += count
             out += b"trailer\n<< /Size %d" % next_num + trailer_extra + b" >>\n"

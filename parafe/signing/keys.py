@@ -143,6 +143,9 @@ class ServerSigner:
             pub, ec.EllipticCurvePublicKey) else "?"
         if expected != self.backend.key_type:
             raise KeyLoadError("La clé privée ne correspond pas au certificat.")
+        probe = b"parafe: key/certificate pairing check"
+        if not verify_raw(self.certificate, self.backend.sign(probe, "sha256"), probe, "sha256"):
+            raise KeyLoadError("La clé privée ne correspond pas au certificat.")
 
     # --- signing -------------------------------------------------------------------------------------------
     def sign_raw(self, data: bytes, digest_algorithm: str = "sha256") -> bytes:

@@ -210,7 +210,7 @@ def prepare_image(data: bytes) -> PreparedImage:
     from PIL import Image
 
     try:
-        img = Image.open(io.BytesIO(data))
+        img: Image.Image = Image.open(io.BytesIO(data))
         img.load()
     except Exception as exc:  # Pillow raises several classes
         raise PdfSigningError(f"Image du pictogramme illisible : {exc}") from exc

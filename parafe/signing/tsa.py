@@ -18,7 +18,9 @@ from pyhanko.sign.timestamps.requests_client import RequestsHTTPTimeStamper
 from parafe.signing._aio import run_sync
 from parafe.signing.errors import TimestampError
 
-__all__ = ["LEVELS", "dummy_token_size", "make_timestamper", "normalize_level", "resolve_timestamper", "timestamp_token"]
+__all__ = [
+    "LEVELS", "dummy_token_size", "make_timestamper", "normalize_level", "resolve_timestamper", "timestamp_token",
+]
 
 LEVELS = ("B-B", "B-T", "B-LT", "B-LTA")
 

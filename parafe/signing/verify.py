@@ -28,10 +28,10 @@ from typing import Any
 from cryptography import x509
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
-from pyhanko.sign.validation.settings import KeyUsageConstraints
 from pyhanko.sign.validation import pdf_embedded
 from pyhanko.sign.validation.dss import DocumentSecurityStore
 from pyhanko.sign.validation.errors import NoDSSFoundError
+from pyhanko.sign.validation.settings import KeyUsageConstraints
 from pyhanko_certvalidator import ValidationContext
 
 from parafe.signing._aio import run_sync
@@ -238,7 +238,7 @@ def _verify_one(
     signing_time = getattr(status, "signer_reported_dt", None)
     if signing_time is None and "/M" in sig_obj:
         try:
-            from pyhanko.pdf_utils.misc import parse_pdf_date
+            from pyhanko.pdf_utils.generic import parse_pdf_date
 
             signing_time = parse_pdf_date(str(sig_obj["/M"]))
         except (ValueError, PdfError):
@@ -324,8 +324,8 @@ def _offline_ltv_check(
     return bool(status.bottom_line)
 
 
-def verify_pes(xml: bytes, trust_roots: TrustInput, *, crls: Iterable[Any] = ()) -> Any:
-    """Verify a signed PES; see :func:`parafe.signing.pes_verify.verify_pes`."""
+def verify_pes(xml: bytes, trust_roots: TrustInput, **kwargs: Any) -> Any:
+    """Verify a signed PES; see :func:`parafe.signing.pes_verify.verify_pes` (same keyword arguments)."""
     from parafe.signing.pes_verify import verify_pes as _verify_pes
 
-    return _verify_pes(xml, trust_roots, crls=crls)
+    return _verify_pes(xml, trust_roots, **kwargs)

@@ -412,8 +412,8 @@ def xmlsec_cross_check(sig: etree._Element, cert: x509.Certificate) -> bool | No
     try:
         xmlsec.tree.add_ids(root, ["Id"])
         ctx = xmlsec.SignatureContext()
-        ctx.key = xmlsec.Key.from_memory(cert.public_bytes(serialization.Encoding.DER), xmlsec.KeyFormat.CERT_DER,
-                                         None)
+        der = cert.public_bytes(serialization.Encoding.DER)
+        ctx.key = xmlsec.Key.from_memory(der, xmlsec.constants.KeyDataFormatCertDer, None)
         ctx.verify(sig)
     except xmlsec.Error:
         return False

@@ -98,15 +98,12 @@ def _function(module: str, name: str) -> Callable[..., Any]:
 
 
 def sign_pes(data: bytes, signer: ServerSigner, *, mode: str = "per_bordereau", role: str | None = None) -> bytes:
-    """An enveloped XAdES-EPES signature of a PES (DECISIONS D12)."""
+    """An enveloped XAdES-EPES signature of a PES (DECISIONS D12), global or per bordereau."""
     fn = _function("parafe.signing.pes", "sign_pes")
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"per_bordereau": mode != "global", "huge_tree": True}
     if role:
-        kwargs["claimed_role"] = role
-    try:
-        return bytes(fn(data, signer, mode=mode, **kwargs))
-    except TypeError:
-        return bytes(fn(data, signer))
+        kwargs["role"] = role
+    return bytes(fn(data, signer, **kwargs))
 
 
 def sign_xades_detached(data: bytes, signer: ServerSigner, name: str) -> bytes:
@@ -141,7 +138,7 @@ def verify_pes_signature(ctx: AppContext, data: bytes) -> tuple[bool, str]:
     """Whether the signatures of a signed PES verify (DECISIONS D12), and the verifier's explanation."""
     from parafe.signing.verify import verify_pes
 
-    report = verify_pes(data, trust_roots(ctx))
+    report = verify_pes(data, trust_roots(ctx), huge_tree=True)
     valid = bool(getattr(report, "valid", False))
     text = report.to_text() if hasattr(report, "to_text") else str(report)
     return valid, str(text)

@@ -354,3 +354,85 @@ def pes_schema():  # type: ignore[no-untyped-def]
     from lxml import etree
 
     return etree.XMLSchema(etree.parse(str(PES_XSD)))
+
+
+def xmlsec1_verify_signatures(path: Path, signature_ids: list[str], *id_attrs: str,
+                              trusted: Path | None = None) -> list[tuple[bool, str]]:
+    """``xmlsec1 --verify`` once per signature (``--node-id``), registering ``Id`` on ``id_attrs``."""
+    attrs = [*id_attrs, "http://www.w3.org/2000/09/xmldsig#:Signature"]
+    results = []
+    for sig_id in signature_ids:
+        if not shutil.which("xmlsec1"):
+            pytest.fail("xmlsec1 is required for the signing tests")
+        cmd = ["xmlsec1", "--verify", *(["--trusted-pem", str(trusted)] if trusted else ["--insecure"])]
+        for name in attrs:
+            cmd += ["--id-attr:Id", name]
+        cmd += ["--node-id", sig_id, str(path)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        out = proc.stdout + proc.stderr
+        results.append((proc.returncode == 0 and "SignedInfo References (ok/all): 2/2" in out, out))
+    return results
+
+
+def signxml_verify_each(xml: bytes, ca_pem: Path) -> list[tuple[bool, str]]:
+    """signxml's verifier on each ds:Signature (the others removed from a copy: they sign disjoint elements)."""
+    from lxml import etree
+    from signxml import XMLVerifier
+
+    ds = "{http://www.w3.org/2000/09/xmldsig#}Signature"
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
+    count = len(list(etree.fromstring(xml, parser).iter(ds)))
+    results = []
+    for k in range(count):
+        root = etree.fromstring(xml, parser)
+        sigs = list(root.iter(ds))
+        for i, s in enumerate(sigs):
+            if i != k:
+                s.getparent().remove(s)
+        try:
+            XMLVerifier().verify(root, ca_pem_file=str(ca_pem), expect_references=2, id_attribute="Id")
+            results.append((True, ""))
+        except Exception as exc:  # signxml raises InvalidSignature, InvalidDigest, InvalidCertificate...
+            results.append((False, f"{type(exc).__name__}: {exc}"))
+    return results
+
+
+_PES_HEAD = """<?xml version="1.0" encoding="ISO-8859-1"?>
+<n:PES_Aller xmlns:n="http://www.minefi.gouv.fr/cp/helios/pes_v2/Rev0/aller"{root_id}>
+ <Enveloppe><Parametres><Version V="2"/><TypFic V="PESALR2"/><NomFic V="GEN_{n}"/></Parametres>
+  <Emetteur><Sigle V="PARAFE"/><Adresse V="TESTS"/></Emetteur></Enveloppe>
+ <EnTetePES><DteStr V="2026-11-27"/><IdPost V="031007"/><IdColl V="24310063300011"/><CodCol V="100"/>
+  <CodBud V="00"/><LibelleColBud V="COMMUNE DE TÉST"/></EnTetePES>
+ <PES_DepenseAller>
+  <EnTeteDepense><IdVer V="2"/>{info}</EnTeteDepense>
+"""
+_BORD = """  <Bordereau{bid}>
+   <BlocBordereau><Exer V="2026"/><IdBord V="{b}"/><DteBordEm V="2026-11-20"/><TypBord V="01"/><NbrPce V="{np}"/>
+    <MtCumulAnnuel V="1000000.00"/><MtBordHT V="{total}"/></BlocBordereau>
+{pieces}  </Bordereau>
+"""
+_PIECE = (
+    '   <Piece><BlocPiece><InfoPce><IdPce V="{p}"/><TypPce V="01"/><NatPce V="01"/>'
+    '<Obj V="FACTURE {b}-{p} Élagage"/></InfoPce></BlocPiece>\n'
+    '    <LigneDePiece><BlocLignePiece><InfoLignePce><IdLigne V="1"/><Nature V="60628"/><Fonction V="64"/>\n'
+    '     <LibVir1 V="Facture {b}-{p}"/><ModRegl V="03"/><TVAIntraCom V="0"/><MtHT V="{amount}"/>'
+    '</InfoLignePce></BlocLignePiece>\n'
+    '     <Tiers><InfoTiers><IdTiers V="37909534200018"/><NatIdTiers V="01"/><RefTiers V="{p}"/>'
+    '<CatTiers V="50"/><NatJur V="03"/>\n'
+    '      <Nom V="FOURNISSEUR {p}"/></InfoTiers><Adresse><TypAdr V="1"/><Adr2 V="ZI DU MOULIN"/>'
+    '<CP V="09000"/><Ville V="FOIX"/><CodRes V="0"/></Adresse></Tiers>\n'
+    '    </LigneDePiece></Piece>\n'
+)
+
+
+def make_pes(n_bordereaux: int = 3, pieces: int = 2, *, ids: bool | None = True, info: str | None = "0") -> bytes:
+    """A schema-valid PES_Aller with ``n_bordereaux`` bordereaux (``ids=None``: every other one without Id)."""
+    body = [_PES_HEAD.format(root_id=' Id="PESGEN"' if ids else "", n=n_bordereaux,
+                             info=f'<InfoDematerialisee V="{info}"/>' if info is not None else "")]
+    for b in range(1, n_bordereaux + 1):
+        ps = "".join(_PIECE.format(b=b, p=p, amount=f"{100 + p}.50") for p in range(1, pieces + 1))
+        with_id = ids if ids is not None else b % 2 == 1
+        body.append(_BORD.format(bid=f' Id="BORD{b}"' if with_id else "", b=b, np=pieces,
+                                 total=f"{sum(100.5 + p for p in range(1, pieces + 1)):.2f}", pieces=ps))
+    body.append(" </PES_DepenseAller>\n</n:PES_Aller>\n")
+    return "".join(body).encode("iso-8859-1")

@@ -1,28 +1,82 @@
-"""REST connector (spec §2.6) under ``/parapheur-ws/rest/v1``, with its OpenAPI document under ``/parapheur-ws/``."""
+"""REST connector (spec §2.6) under ``/parapheur-ws/rest/v1``, with its OpenAPI document and interactive
+documentation under ``/parapheur-ws/`` (``openapi.json``, ``docs``).
+
+The 21 endpoints of API-REFERENCE §4.2 are split by what they hold: ``uploads`` (R2, R3), ``documents`` (R6,
+R9, R16), ``downloads`` (R1, R7, R8), ``metadata`` (R4, R5), ``returns`` (R10–R15), ``otp`` (R17, R18),
+``users`` (R19, R21) and ``search`` (R20). Every route is a thin adapter to :mod:`parafe.services`; errors
+are the JSON shape of DECISIONS D2 (``errors``).
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import RedirectResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from parafe.domain.errors import ParafeError
 from parafe.services.context import AppContext
 
-from . import documents, errors
+from . import documents, downloads, errors, metadata, otp, returns, search, uploads, users
 
 DESCRIPTION = (
     "API REST de Parafe, compatible avec FAST-Parapheur (document « Interfaçage logiciel avec FAST-Parapheur "
-    "v3.4 », §2.6). Authentification par certificat client (TLS) ; Basic pour les méthodes d'administration.")
+    "v3.4 », §2.6). Toutes les adresses sont relatives à `/parapheur-ws/rest/v1`. Authentification par "
+    "certificat client (TLS) ; `Authorization: Basic` pour les méthodes d'administration. Les dépôts utilisent "
+    "`multipart/form-data`. Les erreurs ont toujours la forme `{generation, developerMessage, "
+    "userFriendlyMessage, errorCode}` avec un statut HTTP adapté (catalogue : docs/errors.md).")
+
+TAGS = [
+    {"name": "Dépôt", "description": "Dépôt de documents (upload, circuit à la volée)."},
+    {"name": "Suivi des documents", "description": "Historique, suppression, message de refus."},
+    {"name": "Téléchargement", "description": "Document signé, fiche de circulation, métadonnées."},
+    {"name": "Métadonnées", "description": "Définition des métadonnées et des informations OTP."},
+    {"name": "Retours", "description": "Acquittements Hélios, PES Retour, fichiers Chorus."},
+    {"name": "OTP", "description": "Signature par code à usage unique (SMS ou e-mail)."},
+    {"name": "Administration des utilisateurs", "description": "Export et synchronisation des utilisateurs."},
+    {"name": "Recherche", "description": "Recherche de documents."},
+]
 
 
-def create_rest_app(ctx: AppContext) -> FastAPI:
+class RejectControlCharacters:
+    """Refuse paths and query strings holding control characters (``%00`` …) before any route sees them: they
+    can never be valid identifiers and some databases refuse them."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            from urllib.parse import unquote_to_bytes
+
+            raw = scope.get("path", "").encode("utf-8", "surrogateescape") + b"?" + unquote_to_bytes(
+                scope.get("query_string", b"").replace(b"+", b" "))
+            if any(b < 0x20 or b == 0x7F for b in raw):
+                from parafe.domain.errors import E
+
+                response = errors.error_response(ParafeError(
+                    E.BAD_CHARACTERS, detail="control character in the path or the query string"))
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def create_rest_app(ctx: AppContext) -> Any:
     app = FastAPI(title="Parafe — API REST", version="v1", description=DESCRIPTION, docs_url="/docs",
-                  openapi_url="/openapi.json", redoc_url=None)
+                  openapi_url="/openapi.json", redoc_url=None, openapi_tags=TAGS)
     app.state.ctx = ctx
-    app.include_router(documents.router, prefix="/rest/v1")
+    # otp first: /documents/v2/otp/... before the generic /documents/v2/{id}/... routes (§4.1).
+    for module in (otp, uploads, metadata, documents, downloads, returns, users, search):
+        app.include_router(module.router, prefix="/rest/v1")
     app.add_exception_handler(ParafeError, errors.parafe_error_handler)
     app.add_exception_handler(RequestValidationError, errors.validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, errors.http_error_handler)
     app.add_exception_handler(Exception, errors.unexpected_error_handler)
-    return app
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> RedirectResponse:
+        return RedirectResponse("docs")
+
+    return RejectControlCharacters(app)

@@ -46,11 +46,11 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
 async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 404:
-        return error_response(ParafeError(E.BAD_REQUEST, reason="ressource inconnue", detail="no such route"))
+        return error_response(ParafeError(E.ROUTE_NOT_FOUND, detail=f"{request.method} {request.url.path}"))
     if exc.status_code == 405:
-        err = ParafeError(E.BAD_REQUEST, reason="méthode HTTP non autorisée", detail="method not allowed")
-        response = error_response(err)
-        response.status_code = 405
+        response = error_response(ParafeError(E.METHOD_NOT_ALLOWED, detail=f"{request.method} {request.url.path}"))
+        if exc.headers:
+            response.headers.update(exc.headers)
         return response
     return error_response(ParafeError(E.BAD_REQUEST, reason="requête invalide", detail=str(exc.detail)))
 

@@ -3,7 +3,7 @@ downloads and their "remaining" lists."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
@@ -20,9 +20,11 @@ DocId = Annotated[str, Path(description="Document_ID (obligatoire) - Entier, 9 c
                                         "par la liste des retours restants.")]
 Siren = Annotated[str, Path(description="(obligatoire) Entier, 9 carac.")]
 
-XML_RESPONSE = {200: {"description": "Le fichier XML.", "content": {"application/xml": {}}}}
-LIST_RESPONSE = {200: {"description": "Liste d'identifiants.",
-                       "content": {"application/json": {"example": [320073963, 320073961]}}}}
+XML_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Le fichier XML.", "content": {"application/xml": {}}}}
+LIST_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Liste d'identifiants.",
+          "content": {"application/json": {"example": [320073963, 320073961]}}}}
 
 async def _download(request: Request, principal: Principal, document_id: str,
                     kind: returns.ReturnKind) -> Response:

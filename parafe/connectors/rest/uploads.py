@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import PlainTextResponse
@@ -29,8 +29,9 @@ from .deps import (
 router = APIRouter(tags=["Dépôt"])
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 Siren = Annotated[str, Path(description="SIREN de l'abonné (obligatoire) - Entier, 9 carac.")]
-ID_RESPONSE = {200: {"description": "L'identifiant unique du document (nombre, en texte brut).",
-                     "content": {"text/plain": {"schema": {"type": "string", "pattern": "^[0-9]+$"}}}}}
+ID_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"description": "L'identifiant unique du document (nombre, en texte brut).",
+          "content": {"text/plain": {"schema": {"type": "string", "pattern": "^[0-9]+$"}}}}}
 
 
 @router.post(

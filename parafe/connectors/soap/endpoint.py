@@ -4,7 +4,8 @@ POST is accepted on ``…/Documents`` and on ``…/Documents?wsdl`` (Maarch), wh
 (absent as Pastell sends it, empty, quoted, or anything: dispatch is on the first child of ``Body``).
 
 A request goes through these steps, memory bounded at each:
-1. the caller's identity is checked first (no certificate: the body is drained, a 401 fault answers);
+1. the caller's identity is checked first, for GET too (no certificate: the body is drained, a 401 fault
+   answers);
 2. the body is streamed to a spooled temporary file with a hard limit (the base64 size of
    ``max_upload_bytes`` plus envelope overhead; past it: ``Fichier trop volumineux.``, HTTP 413);
 3. in a worker thread: MTOM parts are split to disk, the envelope is parsed in chunks with base64 content
@@ -116,9 +117,17 @@ class SoapEndpoint:
         self.limit = body_limit(ctx.settings.max_upload_bytes)
 
     async def __call__(self, request: Request) -> Response:
+        # Every route of a connector needs a verified identity (operator contract), the WSDL included.
+        identity: RequestIdentity = request.scope.get("state", {}).get("identity") or RequestIdentity()
+        try:
+            principal = await run_in_threadpool(authenticate, self.ctx, identity)
+        except ParafeError as error:
+            if request.method == "POST":
+                await self._drain(request)
+            return _response(_fault(error, faults.SERVER, 401))
         if request.method in ("GET", "HEAD"):
             return self._get(request)
-        return await self._post(request)
+        return await self._post(request, principal)
 
     # GET: the WSDL
 
@@ -138,13 +147,7 @@ class SoapEndpoint:
 
     # POST: an operation
 
-    async def _post(self, request: Request) -> Response:
-        identity: RequestIdentity = request.scope.get("state", {}).get("identity") or RequestIdentity()
-        try:
-            principal = await run_in_threadpool(authenticate, self.ctx, identity)
-        except ParafeError as error:
-            await self._drain(request)
-            return _response(_fault(error, faults.SERVER, 401))
+    async def _post(self, request: Request, principal: Principal) -> Response:
         try:
             body = await self._spool(request)
         except _TooLarge:

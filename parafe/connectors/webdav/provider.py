@@ -1,0 +1,568 @@
+"""The WsgiDAV provider of the drop folders: a virtual tree over :mod:`parafe.services.webdav`.
+
+Resources are built from the caller's principal (``environ["parafe.principal"]``, set by the gate) and the rows
+of one listing query per folder; no resource does a query of its own when listed. PUT is WsgiDAV's: the body
+is spooled (size limit enforced while streaming) by :class:`PendingUpload.begin_write` and consumed in
+:meth:`PendingUpload.end_write` by the deposit service (synchronously: ``201`` + ``x-fast-docid``, or the
+catalogue error). PROPFIND, MKCOL, DELETE and OPTIONS are served by :mod:`parafe.connectors.webdav.handlers`.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any, BinaryIO
+
+from wsgidav import util
+from wsgidav.dav_provider import DAVCollection, DAVNonCollection, DAVProvider, _DAVResource
+
+from parafe.domain.errors import E, ParafeError
+from parafe.services import webdav as svc
+from parafe.services.auth import Account, Principal
+from parafe.services.context import AppContext
+from parafe.services.documents import DepositRequest, Upload, deposit
+from parafe.storage.spool import HashingSpool, SizeLimitExceeded
+
+log = logging.getLogger(__name__)
+
+# Past the size limit, read (and drop) this much more so that the client reads the 413 instead of a reset.
+DRAIN_LIMIT = 64 * 1024 * 1024
+
+Environ = dict[str, Any]
+
+
+def _ts(moment: datetime | None) -> float | None:
+    return moment.timestamp() if moment is not None else None
+
+
+def _join(path: str, name: str) -> str:
+    return path.rstrip("/") + "/" + name
+
+
+def principal_of(environ: Environ) -> Principal:
+    principal = environ.get("parafe.principal")
+    assert isinstance(principal, Principal), "the gate authenticates every request"
+    return principal
+
+
+class _Node:
+    """What every resource of the tree offers to the handlers (properties for the fast PROPFIND)."""
+
+    kind = "node"
+    ctx: AppContext
+
+    def children(self) -> list[_DAVResource]:
+        return []
+
+    def modified(self) -> float | None:
+        return None
+
+
+# --- collections -------------------------------------------------------------------------------------------
+
+
+class _Collection(_Node, DAVCollection):
+    def __init__(self, path: str, environ: Environ, ctx: AppContext) -> None:
+        DAVCollection.__init__(self, path, environ)
+        self.ctx = ctx
+
+    def get_member_list(self) -> list[_DAVResource]:
+        return self.children()
+
+    def get_member_names(self) -> list[str]:
+        return [util.get_uri_name(c.path) for c in self.children()]
+
+    def get_member(self, name: str) -> _DAVResource | None:
+        for child in self.children():
+            if util.get_uri_name(child.path) == name:
+                return child
+        return None
+
+    def get_last_modified(self) -> float | None:
+        return self.modified()
+
+    def get_display_name(self) -> str:
+        return util.get_uri_name(self.path)
+
+    def create_collection(self, name: str) -> None:
+        raise ParafeError(E.NO_PERMISSION, detail="no folder can be created here")
+
+    def create_empty_resource(self, name: str) -> _DAVResource:
+        raise ParafeError(E.NO_PERMISSION, detail="no file can be deposited here")
+
+    def delete(self) -> None:
+        raise ParafeError(E.NO_PERMISSION, detail="this folder cannot be deleted")
+
+
+class RootCollection(_Collection):
+    """``/``: the SIRENs the caller has an account in."""
+
+    kind = "root"
+
+    def children(self) -> list[_DAVResource]:
+        principal = principal_of(self.environ)
+        seen: dict[str, Account] = {}
+        for account in principal.accounts:
+            seen.setdefault(account.siren, account)
+        return [SubscriberCollection(_join(self.path, s), self.environ, self.ctx, a) for s, a in sorted(seen.items())]
+
+
+class SubscriberCollection(_Collection):
+    """``/<SIREN>``: ``in`` and ``out``."""
+
+    kind = "subscriber"
+
+    def __init__(self, path: str, environ: Environ, ctx: AppContext, account: Account) -> None:
+        super().__init__(path, environ, ctx)
+        self.account = account
+
+    def children(self) -> list[_DAVResource]:
+        return [InRoot(_join(self.path, svc.IN), self.environ, self.ctx, self.account),
+                OutRoot(_join(self.path, svc.OUT), self.environ, self.ctx, self.account)]
+
+
+class InRoot(_Collection):
+    """``/<SIREN>/in``: the circuits the caller has a role on."""
+
+    kind = "in"
+
+    def __init__(self, path: str, environ: Environ, ctx: AppContext, account: Account) -> None:
+        super().__init__(path, environ, ctx)
+        self.account = account
+
+    def children(self) -> list[_DAVResource]:
+        return [InCircuit(_join(self.path, c.key), self.environ, self.ctx, self.account, c)
+                for c in svc.visible_circuits(self.ctx, self.account)]
+
+
+class InCircuit(_Collection):
+    """``/<SIREN>/in/<circuit>``: its label folders and the receipts of deposits made at its root."""
+
+    kind = "in-circuit"
+    label_folder = ""
+
+    def __init__(self, path: str, environ: Environ, ctx: AppContext, account: Account,
+                 circuit: svc.CircuitView) -> None:
+        super().__init__(path, environ, ctx)
+        self.account = account
+        self.circuit = circuit
+
+    def children(self) -> list[_DAVResource]:
+        folders: list[_DAVResource] = [
+            InLabel(_join(self.path, f.name), self.environ, self.ctx, self.account, self.circuit, f.name, f.modified)
+            for f in svc.label_names(self.ctx, self.circuit)]
+        return folders + self._receipts()
+
+    def _receipts(self) -> list[_DAVResource]:
+        return [Receipt(_join(self.path, e.name), self.environ, self.ctx, self, e)
+                for e in svc.receipts(self.ctx, self.circuit, self.label_folder)]
+
+    def create_empty_resource(self, name: str) -> _DAVResource:
+        return PendingUpload(_join(self.path, name), self.environ, self.ctx, self, name)
+
+    def create_collection(self, name: str) -> None:
+        svc.create_label(self.ctx, self.circuit, name)
+
+
+class InLabel(InCircuit):
+    """``/<SIREN>/in/<circuit>/<label>``: receipts of the deposits made in it (virtual until the first PUT or
+    MKCOL: a PUT into a label folder that does not exist yet creates the label, D6)."""
+
+    kind = "in-label"
+
+    def __init__(self, path: str, environ: Environ, ctx: AppContext, account: Account,
+                 circuit: svc.CircuitView, label_folder: str, created: datetime | None = None) -> None:
+        super().__init__(path, environ, ctx, account, circuit)
+        self.label_folder = svc.nfc(label_folder)
+        self._created = created
+
+    def children(self) -> list[_DAVResource]:
+        return self._receipts()
+
+    def modified(self) -> float | None:
+        return _ts(self._created)
+
+    def create_collection(self, name: str) -> None:
+        raise ParafeError(E.NO_PERMISSION, detail="labels are one level deep")
+
+    def delete(self) -> None:
+        svc.delete_label(self.ctx, self.circuit, self.label_folder)
+
+
+class OutRoot(_Collection):
+    """``/<SIREN>/out``: the circuits the caller has a role on, ``PES_Retour`` and ``chorus-pivot``."""
+
+    kind = "out"
+
+    def __init__(self, path: str, environ: Environ, ctx: AppContext, account: Account) -> None:
+        super().__init__(path, environ, ctx)
+        self.account = account
+
+    def children(self) -> list[_DAVResource]:
+        children: list[_DAVResource] = [
+            OutCircuit(_join(self.path, c.key), self.environ, self.ctx, self.account, c)
+            for c in svc.visible_circuits(self.ctx, self.account) if svc.flow_folder(c.key) is None]
+        if svc.may_fetch_flows(self.ctx, self.account):
+            children += [FlowFolder(_join(self.path, f), self.environ, self.ctx, self.account, f)
+                         for f in svc.FLOW_KINDS]
+        return children
+
+
+class _OutFolder(_Collection):
+    folder: svc.OutFolder
+
+    def _files(self) -> list[_DAVResource]:
+        return [OutFile(_join(self.path, e.name), self.environ, self.ctx, self.folder, e)
+                for e in svc.out_entries(self.ctx, self.folder)]
+
+
+class OutCircuit(_OutFolder):
+    """``/<SIREN>/out/<circuit>``: returns of deposits made at the circuit's root, and the label folders that
+    hold returns (empty ones disappear, spec §4.5)."""
+
+    kind = "out-circuit"
+
+    def __init__(self, path: str, environ: Environ, ctx: AppContext, account: Account,
+                 circuit: svc.CircuitView) -> None:
+        super().__init__(path, environ, ctx)
+        self.account = account
+        self.circuit = circuit
+        self.folder = svc.OutFolder(subscriber_id=account.subscriber_id, circuit=circuit)
+
+    def children(self) -> list[_DAVResource]:
+        folders: list[_DAVResource] = [
+            OutLabel(_join(self.path, f.name), self.environ, self.ctx, self.account, self.circuit, f.name,
+                     f.modified)
+            for f in svc.out_label_folders(self.ctx, self.circuit)]
+        return folders + self._files()
+
+
+class OutLabel(_OutFolder):
+    kind = "out-label"
+
+    def __init__(self, path: str, environ: Environ, ctx: AppContext, account: Account,
+                 circuit: svc.CircuitView, label_folder: str, modified: datetime | None = None) -> None:
+        super().__init__(path, environ, ctx)
+        self.folder = svc.OutFolder(subscriber_id=account.subscriber_id, circuit=circuit,
+                                    label_folder=svc.nfc(label_folder))
+        self._modified = modified
+
+    def children(self) -> list[_DAVResource]:
+        return self._files()
+
+    def modified(self) -> float | None:
+        return _ts(self._modified)
+
+
+class FlowFolder(_OutFolder):
+    """``/<SIREN>/out/PES_Retour`` and ``/<SIREN>/out/chorus-pivot``."""
+
+    kind = "out-flow"
+
+    def __init__(self, path: str, environ: Environ, ctx: AppContext, account: Account, flow: str) -> None:
+        super().__init__(path, environ, ctx)
+        self.folder = svc.OutFolder(subscriber_id=account.subscriber_id, flow=flow)
+
+    def children(self) -> list[_DAVResource]:
+        return self._files()
+
+
+# --- files -------------------------------------------------------------------------------------------------
+
+
+class _File(_Node, DAVNonCollection):
+    entry: svc.FileEntry
+
+    def __init__(self, path: str, environ: Environ, ctx: AppContext) -> None:
+        DAVNonCollection.__init__(self, path, environ)
+        self.ctx = ctx
+
+    def get_content_length(self) -> int | None:
+        return self.entry.size
+
+    def get_content_type(self) -> str:
+        return self.entry.content_type
+
+    def get_etag(self) -> str | None:
+        return self.entry.etag
+
+    def support_etag(self) -> bool:
+        return True
+
+    def get_last_modified(self) -> float | None:
+        return self.entry.modified.timestamp()
+
+    def modified(self) -> float | None:
+        return self.get_last_modified()
+
+    def get_display_name(self) -> str:
+        return self.entry.name
+
+    def support_ranges(self) -> bool:
+        return self.entry.data is not None or (
+            self.entry.blob is not None and self.ctx.store.local_path(self.entry.blob) is not None)
+
+    def get_content(self) -> BinaryIO:
+        return svc.open_entry(self.ctx, self.entry)
+
+    def begin_write(self, *, content_type: str | None = None) -> Any:
+        raise ParafeError(E.NO_PERMISSION, detail="returns are read-only")
+
+    def delete(self) -> None:
+        raise ParafeError(E.NO_PERMISSION, detail="this file cannot be deleted")
+
+
+class OutFile(_File):
+    """A return in out/: signed document, acknowledgement, refusal envelope, PES_Retour or Chorus flow."""
+
+    kind = "out-file"
+
+    def __init__(self, path: str, environ: Environ, ctx: AppContext, folder: svc.OutFolder,
+                 entry: svc.FileEntry) -> None:
+        super().__init__(path, environ, ctx)
+        self.folder = folder
+        self.entry = entry
+
+    def delete(self) -> None:
+        svc.delete_entry(self.ctx, self.folder, self.entry)
+
+
+class _Writer:
+    """The file object WsgiDAV writes a PUT body into: a hashing spool with the size limit enforced while
+    streaming; past the limit the rest is read and dropped (bounded) so that the client gets the 413."""
+
+    def __init__(self, spool: HashingSpool) -> None:
+        self.spool = spool
+        self.too_large = False
+        self.dropped = 0
+
+    def write(self, data: bytes) -> int:
+        if self.too_large:
+            self.dropped += len(data)
+            if self.dropped > DRAIN_LIMIT:
+                raise ParafeError(E.FILE_TOO_LARGE)
+            return len(data)
+        try:
+            return self.spool.write(data)
+        except SizeLimitExceeded:
+            self.too_large = True
+            self.spool.discard()
+            return len(data)
+
+    def close(self) -> None:
+        """WsgiDAV closes the file before ``end_write``; the spool is finished there."""
+
+
+class PendingUpload(_File):
+    """A PUT target in in/: the body is spooled, then deposited by the deposit service in ``end_write``."""
+
+    kind = "pending"
+
+    def __init__(self, path: str, environ: Environ, ctx: AppContext, folder: InCircuit, name: str) -> None:
+        super().__init__(path, environ, ctx)
+        self.folder = folder
+        self.name = name
+        self.writer: _Writer | None = None
+        self.document_id: int | None = None
+
+    def get_content_length(self) -> int | None:
+        return None
+
+    def get_content_type(self) -> str:
+        return svc.content_type_of(self.name)
+
+    def get_etag(self) -> str | None:
+        return str(self.document_id) if self.document_id is not None else None
+
+    def get_last_modified(self) -> float | None:
+        return None
+
+    def get_display_name(self) -> str:
+        return self.name
+
+    def support_ranges(self) -> bool:
+        return False
+
+    def get_content(self) -> BinaryIO:
+        raise ParafeError(E.ROUTE_NOT_FOUND)
+
+    def begin_write(self, *, content_type: str | None = None) -> _Writer:
+        self.writer = _Writer(HashingSpool(self.ctx.store.spool_dir, limit=self.ctx.settings.max_upload_bytes))
+        return self.writer
+
+    def end_write(self, *, with_errors: bool) -> None:
+        writer = self.writer
+        assert writer is not None
+        if with_errors:
+            writer.spool.discard()
+            return
+        if writer.too_large:
+            raise ParafeError(E.FILE_TOO_LARGE)
+        try:
+            spooled = writer.spool.finish()
+            raw_name = self.environ.get("parafe.raw_name")
+            filename: str | bytes = raw_name if isinstance(raw_name, bytes) else self.name
+            folder = self.folder
+            request = DepositRequest(
+                siren=folder.account.siren, circuit=folder.circuit.key,
+                upload=Upload(path=spooled.path, sha256=spooled.sha256, size=spooled.size, filename=filename),
+                label=folder.label_folder or None, source="webdav")
+            result = deposit(self.ctx, principal_of(self.environ), request)
+        finally:
+            writer.spool.discard()
+        self.document_id = result.document_id
+        try:
+            svc.record_deposit(self.ctx, result, folder.account, folder.circuit, folder.label_folder,
+                               svc.nfc(self.name), spooled.size, spooled.sha256)
+        except Exception:  # the document exists: its id must still reach the client
+            log.exception("webdav: could not record the receipt of document %s", result.document_id)
+        self.environ["parafe.put_headers"] = [("x-fast-docid", str(result.document_id))]
+
+
+class Receipt(PendingUpload):
+    """A read-only receipt in in/ (D6): same name as the PUT, its size, ETag = docid, for 15 minutes.
+
+    GET answers the deposited file when it is stored as such (not for a zip bundle); a PUT onto it goes
+    through the deposit service, which answers the « Doublon » error; DELETE takes it out of the folder.
+    """
+
+    kind = "receipt"
+
+    def __init__(self, path: str, environ: Environ, ctx: AppContext, folder: InCircuit,
+                 entry: svc.FileEntry) -> None:
+        super().__init__(path, environ, ctx, folder, entry.name)
+        self.entry = entry
+
+    def get_content_length(self) -> int | None:
+        return self.entry.size
+
+    def get_content_type(self) -> str:
+        return self.entry.content_type
+
+    def get_etag(self) -> str | None:
+        return self.entry.etag
+
+    def get_last_modified(self) -> float | None:
+        return self.entry.modified.timestamp()
+
+    def support_ranges(self) -> bool:
+        return self.entry.blob is not None and self.ctx.store.local_path(self.entry.blob) is not None
+
+    def get_content(self) -> BinaryIO:
+        if self.entry.blob is None or not self.ctx.store.exists(self.entry.blob):
+            raise ParafeError(E.ROUTE_NOT_FOUND, detail="the content of a zip bundle is not kept as such")
+        return svc.open_entry(self.ctx, self.entry)
+
+    def delete(self) -> None:
+        svc.hide_receipt(self.ctx, self.folder.circuit, self.entry)
+
+
+# --- the provider ------------------------------------------------------------------------------------------
+
+
+class ParafeDAVProvider(DAVProvider):
+    """Maps paths to the resources above (unknown and foreign paths: None, i.e. 404)."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+
+    def is_readonly(self) -> bool:
+        return False
+
+    def _circuit(self, environ: Environ, account: Account, key: str) -> svc.CircuitView | None:
+        cache: dict[tuple[int, str], svc.CircuitView | None] = environ.setdefault("parafe.circuits", {})
+        token = (account.user_id, key)
+        if token not in cache:
+            cache[token] = svc.circuit_view(self.ctx, account, key)
+        return cache[token]
+
+    def get_resource_inst(self, path: str, environ: Environ) -> _DAVResource | None:
+        segments = [svc.nfc(s) for s in path.strip("/").split("/") if s]
+        ctx = self.ctx
+        root = RootCollection("/", environ, ctx)
+        if not segments:
+            return root
+        principal = principal_of(environ)
+        account = principal.account_for(segments[0])
+        if account is None:
+            return None
+        base = "/" + segments[0]
+        if len(segments) == 1:
+            return SubscriberCollection(base, environ, ctx, account)
+        area, rest = segments[1], segments[2:]
+        if area == svc.IN:
+            return self._in(environ, account, base + "/in", rest)
+        if area == svc.OUT:
+            return self._out(environ, account, base + "/out", rest)
+        return None
+
+    def _in(self, environ: Environ, account: Account, base: str, rest: list[str]) -> _DAVResource | None:
+        ctx = self.ctx
+        if not rest:
+            return InRoot(base, environ, ctx, account)
+        circuit = self._circuit(environ, account, rest[0])
+        if circuit is None:
+            return None
+        circuit_path = _join(base, circuit.key)
+        top = InCircuit(circuit_path, environ, ctx, account, circuit)
+        if len(rest) == 1:
+            return top
+        if len(rest) == 2:
+            name = rest[1]
+            entry = svc.receipt(ctx, circuit, "", name)
+            if entry is not None:
+                return Receipt(_join(circuit_path, name), environ, ctx, top, entry)
+            if svc.label_exists(ctx, circuit, name) or self._is_put_parent(environ, _join(circuit_path, name)):
+                return InLabel(_join(circuit_path, name), environ, ctx, account, circuit, name)
+            return None
+        if len(rest) == 3:
+            label_folder, name = rest[1], rest[2]
+            folder = InLabel(_join(circuit_path, label_folder), environ, ctx, account, circuit, label_folder)
+            entry = svc.receipt(ctx, circuit, label_folder, name)
+            if entry is None:
+                return None
+            return Receipt(_join(folder.path, name), environ, ctx, folder, entry)
+        return None
+
+    @staticmethod
+    def _is_put_parent(environ: Environ, path: str) -> bool:
+        """During a PUT, its parent label folder exists even before the label does (D6)."""
+        if environ.get("REQUEST_METHOD") != "PUT":
+            return False
+        target = [svc.nfc(s) for s in environ.get("PATH_INFO", "").strip("/").split("/") if s]
+        return "/" + "/".join(target[:-1]) == path
+
+    def _out(self, environ: Environ, account: Account, base: str, rest: list[str]) -> _DAVResource | None:
+        ctx = self.ctx
+        if not rest:
+            return OutRoot(base, environ, ctx, account)
+        flow = svc.flow_folder(rest[0])
+        if flow is not None:
+            if not svc.may_fetch_flows(ctx, account):
+                return None
+            folder = FlowFolder(_join(base, flow), environ, ctx, account, flow)
+            if len(rest) == 1:
+                return folder
+            if len(rest) == 2:
+                entry = svc.out_entry(ctx, folder.folder, rest[1])
+                return OutFile(_join(folder.path, entry.name), environ, ctx, folder.folder, entry) if entry else None
+            return None
+        circuit = self._circuit(environ, account, rest[0])
+        if circuit is None:
+            return None
+        top = OutCircuit(_join(base, circuit.key), environ, ctx, account, circuit)
+        if len(rest) == 1:
+            return top
+        if len(rest) == 2:
+            entry = svc.out_entry(ctx, top.folder, rest[1])
+            if entry is not None:
+                return OutFile(_join(top.path, entry.name), environ, ctx, top.folder, entry)
+            if svc.out_label_folder_exists(ctx, circuit, rest[1]):
+                return OutLabel(_join(top.path, rest[1]), environ, ctx, account, circuit, rest[1])
+            return None
+        if len(rest) == 3:
+            label = OutLabel(_join(top.path, rest[1]), environ, ctx, account, circuit, rest[1])
+            entry = svc.out_entry(ctx, label.folder, rest[2])
+            return OutFile(_join(label.path, entry.name), environ, ctx, label.folder, entry) if entry else None
+        return None

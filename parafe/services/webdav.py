@@ -1,0 +1,596 @@
+"""The WebDAV drop folders (spec §4, API-REFERENCE §9, DECISIONS D6, D11), independent of the WebDAV library.
+
+Tree under ``/partage/webdav/clients/``::
+
+    <SIREN>/in/<circuit>[/<label>]/<name>     deposit (PUT, consumed synchronously) → receipt for 15 minutes
+    <SIREN>/out/<circuit>[/<label>]/…         returns of documents deposited in the same in/ folder:
+                                              <name> (signed), ACQUIT_<name> (Helios), <name>.refus.xml
+    <SIREN>/out/PES_Retour/…, out/chorus-pivot/…   PES_Retour and Chorus-Pivot flows of the subscriber
+
+Visibility: a caller sees the subscribers it has an account in, and in them the circuits it has a role on (all of
+them for the subscriber's admin); PES_Retour and chorus-pivot are for the subscriber's admins and agents (the
+rule of :mod:`parafe.services.returns`). An unknown and a foreign name look the same (not found).
+
+Every folder listing is ONE query whatever the number of entries (plus a blob size lookup, cached per process
+because blobs are immutable); names, sizes, ETags and dates come from the rows.
+
+Purge (spec §4.5): a receipt is listed for :data:`RECEIPT_TTL` (15 minutes, D6); an ``out/`` entry for
+:data:`OUT_TTL` (15 days) after it appeared. Both are visibility rules evaluated on every request, so no job
+is needed for correctness; :func:`purge_webdav` additionally records the purge of signed files and refusal
+envelopes (whose date is the document's last change) so that a later change cannot bring them back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, BinaryIO
+from xml.sax.saxutils import escape
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    Text,
+    and_,
+    cast,
+    exists,
+    func,
+    literal_column,
+    null,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy.orm import Session
+
+from parafe.db.models import (
+    Circuit,
+    CircuitRole,
+    Document,
+    HistoryEntry,
+    Label,
+    ReturnItem,
+    WebdavDeposit,
+    utcnow,
+)
+from parafe.domain import deposit as rules
+from parafe.domain.errors import E, ParafeError
+from parafe.domain.states import State, label
+from parafe.services.auth import Account, Principal
+from parafe.services.context import AppContext
+from parafe.services.documents import Deposited
+from parafe.services.lifecycle import REFUSAL_STATES
+from parafe.services.rights import AGENT, circuit_for_deposit, subscriber_account
+from parafe.storage.base import BlobNotFound
+
+log = logging.getLogger(__name__)
+
+AnySelect = Select[*tuple[Any, ...]]
+
+RECEIPT_TTL = timedelta(minutes=15)
+OUT_TTL = timedelta(days=15)
+
+IN = "in"
+OUT = "out"
+PES_RETOUR = "PES_Retour"
+CHORUS_PIVOT = "chorus-pivot"
+# The flow folders of out/ and the ReturnItem kind each holds; the spelling varies in the spec (G-37), so
+# lookups accept these aliases case-insensitively.
+FLOW_KINDS: dict[str, str] = {PES_RETOUR: "pes_retour", CHORUS_PIVOT: "chorus"}
+_FLOW_ALIASES: dict[str, str] = {
+    "pes_retour": PES_RETOUR, "pes-retour": PES_RETOUR, "pesretour": PES_RETOUR,
+    "chorus-pivot": CHORUS_PIVOT, "chorus_pivot": CHORUS_PIVOT, "chorus": CHORUS_PIVOT,
+}
+ACK_PREFIX = "ACQUIT_"
+REFUSAL_SUFFIX = ".refus.xml"
+
+# Kinds of files in the tree; the order breaks name ties (the first keeps the plain name).
+RECEIPT, SIGNED, ACK, REFUSAL, FLOW = "receipt", "signed", "ack", "refusal", "flow"
+_KIND_ORDER = {SIGNED: 0, ACK: 1, REFUSAL: 2, FLOW: 3, RECEIPT: 4}
+
+_CONTENT_TYPES = {"pdf": "application/pdf", "xml": "application/xml", "zip": "application/zip",
+                  "txt": "text/plain"}
+
+
+def content_type_of(name: str) -> str:
+    return _CONTENT_TYPES.get(rules.extension_of(name), "application/octet-stream")
+
+
+def nfc(text: str) -> str:
+    """Names are compared and stored NFC (D3): a client may send NFD (macOS) or NFC."""
+    return unicodedata.normalize("NFC", text)
+
+
+def flow_folder(name: str) -> str | None:
+    """The canonical flow folder (``PES_Retour`` / ``chorus-pivot``) a name of ``out/`` designates, or None."""
+    return _FLOW_ALIASES.get(name.lower())
+
+
+# --- who sees what ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CircuitView:
+    """A circuit as one account sees it."""
+
+    id: int
+    key: str
+    subscriber_id: int
+    roles: frozenset[str]
+    is_admin: bool
+
+    @property
+    def visible(self) -> bool:
+        return self.is_admin or bool(self.roles)
+
+    @property
+    def can_deposit(self) -> bool:
+        return self.is_admin or AGENT in self.roles
+
+
+def _circuit_rows(account: Account, key: str | None = None) -> AnySelect:
+    stmt = (select(Circuit.id, Circuit.key, CircuitRole.role)
+            .outerjoin(CircuitRole, and_(CircuitRole.circuit_id == Circuit.id,
+                                         CircuitRole.user_id == account.user_id))
+            .where(Circuit.subscriber_id == account.subscriber_id, Circuit.on_demand.is_(False)))
+    if key is not None:
+        stmt = stmt.where(Circuit.key == key)
+    return stmt.order_by(Circuit.key)
+
+
+def _views(rows: list[tuple[int, str, str | None]], account: Account) -> list[CircuitView]:
+    grouped: dict[int, tuple[str, set[str]]] = {}
+    for circuit_id, key, role in rows:
+        entry = grouped.setdefault(circuit_id, (key, set()))
+        if role:
+            entry[1].add(role)
+    views = [CircuitView(cid, key, account.subscriber_id, frozenset(roles), account.is_admin)
+             for cid, (key, roles) in grouped.items()]
+    return [v for v in views if v.visible]
+
+
+def visible_circuits(ctx: AppContext, account: Account) -> list[CircuitView]:
+    """The circuits of the account's subscriber it has a role on (all of them for an admin), by key."""
+    with ctx.db.read() as session:
+        rows = [tuple(r) for r in session.execute(_circuit_rows(account))]
+    return sorted(_views(rows, account), key=lambda v: v.key)  # type: ignore[arg-type]
+
+
+def circuit_view(ctx: AppContext, account: Account, key: str) -> CircuitView | None:
+    """The circuit ``key`` if the account sees it (unknown and invisible look the same: None)."""
+    with ctx.db.read() as session:
+        rows = [tuple(r) for r in session.execute(_circuit_rows(account, key))]
+    views = _views(rows, account)  # type: ignore[arg-type]
+    return views[0] if views else None
+
+
+def may_fetch_flows(ctx: AppContext, account: Account) -> bool:
+    """PES_Retour and Chorus flows belong to the subscriber: its admins and agents fetch them (as
+    :mod:`parafe.services.returns` decides for ``listRemainingPesRetour`` / ``…Chorus``)."""
+    if account.is_admin:
+        return True
+    with ctx.db.read() as session:
+        return session.scalar(select(exists().where(
+            CircuitRole.user_id == account.user_id, CircuitRole.role == AGENT))) is True
+
+
+# --- in/: labels, deposits, receipts -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """A file of the tree: a receipt in in/, or a return in out/."""
+
+    name: str
+    kind: str
+    ref: int  # document id (receipt, signed, refusal) or ReturnItem id (ack, flow)
+    size: int
+    etag: str
+    modified: datetime
+    blob: str | None = None  # the content, by sha256
+    data: bytes | None = None  # generated content (refusal envelope)
+
+    @property
+    def content_type(self) -> str:
+        return content_type_of(self.name)
+
+
+@dataclass(frozen=True)
+class FolderEntry:
+    name: str
+    modified: datetime | None = None
+
+
+def label_names(ctx: AppContext, circuit: CircuitView) -> list[FolderEntry]:
+    """The label folders of ``in/<circuit>``: every label of the circuit."""
+    with ctx.db.read() as session:
+        rows = session.execute(select(Label.name, Label.created_at).where(Label.circuit_id == circuit.id)
+                               .order_by(Label.name)).all()
+    return [FolderEntry(name, created) for name, created in rows]
+
+
+def label_exists(ctx: AppContext, circuit: CircuitView, name: str) -> bool:
+    with ctx.db.read() as session:
+        return session.scalar(select(exists().where(Label.circuit_id == circuit.id, Label.name == nfc(name)))) is True
+
+
+def create_label(ctx: AppContext, circuit: CircuitView, name: str) -> bool:
+    """MKCOL ``in/<circuit>/<label>`` (D6): create the label; False when it already exists.
+
+    Beyond the 10,000-labels guard (D5) nothing is created (a deposit into the folder then goes to the label of
+    the day, as for the web services); the folder is still accepted.
+    """
+    if not circuit.can_deposit:
+        raise ParafeError(E.NO_PERMISSION, detail="MKCOL needs the agent role on the circuit")
+    checked = rules.check_label(name)
+    if checked is None:
+        raise ParafeError(E.BAD_REQUEST, reason="nom de dossier vide")
+    with ctx.db.write() as session:
+        if session.scalar(select(exists().where(Label.circuit_id == circuit.id, Label.name == checked))):
+            return False
+        count = session.scalar(select(func.count()).select_from(Label).where(Label.circuit_id == circuit.id)) or 0
+        if count >= ctx.settings.label_guard:
+            return True
+        session.add(Label(circuit_id=circuit.id, name=checked))
+    return True
+
+
+def delete_label(ctx: AppContext, circuit: CircuitView, name: str) -> None:
+    """DELETE ``in/<circuit>/<label>/``: only a label that holds no document can go."""
+    if not circuit.can_deposit:
+        raise ParafeError(E.NO_PERMISSION, detail="DELETE of a label folder needs the agent role")
+    with ctx.db.write() as session:
+        row = session.scalar(select(Label).where(Label.circuit_id == circuit.id, Label.name == nfc(name)))
+        if row is None:
+            raise ParafeError(E.ROUTE_NOT_FOUND)
+        if session.scalar(select(exists().where(Document.label_id == row.id))):
+            raise ParafeError(E.NO_PERMISSION, detail="the label holds documents")
+        session.delete(row)
+
+
+def check_deposit_target(ctx: AppContext, principal: Principal, siren: str, circuit_key: str) -> None:
+    """The rights checks of the deposit service, before the body is read (same functions, same errors)."""
+    with ctx.db.read() as session:
+        subscriber, account = subscriber_account(session, principal, siren)
+        circuit_for_deposit(session, subscriber, account, circuit_key)
+
+
+def record_deposit(
+    ctx: AppContext, deposited: Deposited, account: Account, circuit: CircuitView, label_folder: str,
+    put_name: str, size: int, sha256: str,
+) -> None:
+    """Keep the receipt of an accepted PUT and where its returns go (one short transaction)."""
+    with ctx.db.write() as session:
+        session.add(WebdavDeposit(
+            document_id=deposited.document_id, subscriber_id=account.subscriber_id, circuit_id=circuit.id,
+            label_folder=nfc(label_folder), put_name=nfc(put_name)[:255], size=size, sha256=sha256,
+            created_at=utcnow()))
+
+
+def _receipt_stmt(circuit: CircuitView, label_folder: str, now: datetime) -> AnySelect:
+    w = WebdavDeposit
+    return (select(w.document_id, w.put_name, w.size, w.sha256, w.created_at)
+            .join(Document, Document.id == w.document_id)
+            .where(w.circuit_id == circuit.id, w.label_folder == nfc(label_folder),
+                   w.created_at >= now - RECEIPT_TTL, w.receipt_hidden_at.is_(None), Document.deleted_at.is_(None))
+            .order_by(w.created_at, w.document_id))
+
+
+def _receipt_entries(rows: list[tuple[int, str, int, str, datetime]]) -> list[FileEntry]:
+    latest: dict[str, FileEntry] = {}
+    for doc_id, name, size, sha, created in rows:  # later deposits of a name win
+        latest[name] = FileEntry(name=name, kind=RECEIPT, ref=doc_id, size=size, etag=str(doc_id),
+                                 modified=created, blob=sha)
+    return list(latest.values())
+
+
+def receipts(ctx: AppContext, circuit: CircuitView, label_folder: str, now: datetime | None = None) -> list[FileEntry]:
+    """Receipts of ``in/<circuit>[/<label_folder>]``: accepted PUTs of the last 15 minutes (D6)."""
+    with ctx.db.read() as session:
+        rows = [tuple(r) for r in session.execute(_receipt_stmt(circuit, label_folder, now or utcnow()))]
+    return _receipt_entries(rows)  # type: ignore[arg-type]
+
+
+def receipt(ctx: AppContext, circuit: CircuitView, label_folder: str, name: str,
+            now: datetime | None = None) -> FileEntry | None:
+    with ctx.db.read() as session:
+        stmt = _receipt_stmt(circuit, label_folder, now or utcnow()).where(WebdavDeposit.put_name == nfc(name))
+        rows = [tuple(r) for r in session.execute(stmt)]
+    found = _receipt_entries(rows)  # type: ignore[arg-type]
+    return found[0] if found else None
+
+
+def hide_receipt(ctx: AppContext, circuit: CircuitView, entry: FileEntry) -> None:
+    """DELETE of a receipt: it leaves the folder (the document itself is not touched)."""
+    with ctx.db.write() as session:
+        session.execute(update(WebdavDeposit).where(WebdavDeposit.document_id == entry.ref,
+                                                    WebdavDeposit.circuit_id == circuit.id)
+                        .values(receipt_hidden_at=utcnow()))
+
+
+# --- out/: returns ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutFolder:
+    """A folder of out/: ``out/<circuit>[/<label>]`` (``circuit`` set) or a flow folder (``flow`` set)."""
+
+    subscriber_id: int
+    circuit: CircuitView | None = None
+    label_folder: str = ""
+    flow: str | None = None
+
+
+def _refusal_subquery(column: Any) -> ColumnElement[Any]:
+    h = HistoryEntry
+    return (select(column).where(h.document_id == Document.id, h.state.in_(REFUSAL_STATES))
+            .order_by(h.id.desc()).limit(1).scalar_subquery())
+
+
+def _out_statement(folder: OutFolder, cutoff: datetime, name: str | None = None) -> AnySelect:
+    """ONE query for every entry of an out/ folder (or only those whose plain name is ``name``).
+
+    Columns: kind, ref, name, blob, modified, state, message, actor, refused_at, comment.
+    """
+    if folder.flow is not None:
+        r = ReturnItem
+        flow_stmt = (select(literal_column("'flow'", String).label("kind"), r.id.label("ref"), r.name.label("name"),
+                            r.blob_sha256.label("blob"), r.created_at.label("modified"),
+                            cast(null(), String).label("state"), cast(null(), Text).label("message"),
+                            cast(null(), String).label("actor"), r.created_at.label("refused_at"),
+                            cast(null(), Text).label("comment"))
+                     .where(r.subscriber_id == folder.subscriber_id, r.kind == FLOW_KINDS[folder.flow],
+                            r.webdav_deleted_at.is_(None), r.created_at >= cutoff))
+        if name is not None:
+            flow_stmt = flow_stmt.where(r.name == name)
+        return flow_stmt
+    assert folder.circuit is not None
+    w, d, r = WebdavDeposit, Document, ReturnItem
+    where = (w.circuit_id == folder.circuit.id, w.label_folder == folder.label_folder, d.deleted_at.is_(None))
+    signed = (select(literal_column("'signed'", String).label("kind"), d.id.label("ref"), d.name.label("name"),
+                     d.signed_blob_sha256.label("blob"), d.updated_at.label("modified"), d.state.label("state"),
+                     cast(null(), Text).label("message"), cast(null(), String).label("actor"),
+                     d.updated_at.label("refused_at"), cast(null(), Text).label("comment"))
+              .select_from(w).join(d, d.id == w.document_id)
+              .where(*where, d.signed_blob_sha256.is_not(None), w.signed_hidden_at.is_(None), d.updated_at >= cutoff))
+    refusal = (select(literal_column("'refusal'", String), d.id, d.name, cast(null(), String), d.updated_at, d.state,
+                      d.refusal_message, _refusal_subquery(HistoryEntry.user_fullname),
+                      _refusal_subquery(HistoryEntry.created_at), _refusal_subquery(HistoryEntry.comment))
+               .select_from(w).join(d, d.id == w.document_id)
+               .where(*where, d.state.in_(REFUSAL_STATES), w.refusal_hidden_at.is_(None), d.updated_at >= cutoff))
+    ack = (select(literal_column("'ack'", String), r.id, d.name, r.blob_sha256, r.created_at, d.state,
+                  cast(null(), Text), cast(null(), String), r.created_at, cast(null(), Text))
+           .select_from(r).join(w, w.document_id == r.document_id).join(d, d.id == r.document_id)
+           .where(*where, r.kind == "ack", r.webdav_deleted_at.is_(None), r.created_at >= cutoff))
+    if name is None:
+        return select(union_all(signed, refusal, ack).subquery())
+    branches: list[AnySelect] = [signed.where(d.name == name)]
+    if name.endswith(REFUSAL_SUFFIX):
+        branches.append(refusal.where(d.name == name[: -len(REFUSAL_SUFFIX)]))
+    if name.startswith(ACK_PREFIX):
+        branches.append(ack.where(d.name == name[len(ACK_PREFIX):]))
+    return select(union_all(*branches).subquery())
+
+
+def _plain_name(kind: str, name: str) -> str:
+    if kind == ACK:
+        return ACK_PREFIX + name
+    if kind == REFUSAL:
+        return name + REFUSAL_SUFFIX
+    return name
+
+
+def _suffixed(name: str, ref: int) -> str:
+    """The name of an entry whose plain name is taken by an earlier one: ``a.pdf`` → ``a_<ref>.pdf``."""
+    base, dot, ext = name.rpartition(".")
+    if dot and base:
+        return f"{base}_{ref}.{ext}"
+    return f"{name}_{ref}"
+
+
+_SIZE_CACHE: dict[str, int] = {}
+_SIZE_LOCK = threading.Lock()
+_SIZE_CACHE_MAX = 200_000
+
+
+def blob_size(ctx: AppContext, sha256: str) -> int | None:
+    """Size of a blob (immutable, so cached per process); None when the blob is missing."""
+    size = _SIZE_CACHE.get(sha256)
+    if size is not None:
+        return size
+    path = ctx.store.local_path(sha256)
+    try:
+        size = path.stat().st_size if path is not None else ctx.store.size(sha256)
+    except (FileNotFoundError, BlobNotFound):
+        return None
+    with _SIZE_LOCK:
+        if len(_SIZE_CACHE) >= _SIZE_CACHE_MAX:
+            _SIZE_CACHE.clear()
+        _SIZE_CACHE[sha256] = size
+    return size
+
+
+def _iso(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def refusal_envelope(
+    document_id: int, name: str, state: str, at: datetime, actor: str | None, message: str | None, label_set: str,
+) -> bytes:
+    """The response envelope ``<name>.refus.xml`` of a refused or rejected document (D6)."""
+    try:
+        state_label = label(State(state), label_set)
+    except (ValueError, KeyError):
+        state_label = state
+    fields = (("docId", str(document_id)), ("nomFichier", name), ("etat", state_label), ("date", _iso(at)),
+              ("acteur", actor or ""), ("message", message or ""))
+    body = "".join(f"  <{tag}>{escape(value)}</{tag}>\n" for tag, value in fields)
+    return f'<?xml version="1.0" encoding="UTF-8"?>\n<refus>\n{body}</refus>\n'.encode()
+
+
+def _entries(ctx: AppContext, rows: list[tuple[Any, ...]]) -> list[tuple[str, FileEntry]]:
+    """(plain name, entry) of each row."""
+    out: list[tuple[str, FileEntry]] = []
+    for kind, ref, doc_name, blob, modified, state, message, actor, refused_at, comment in rows:
+        assert isinstance(ref, int) and isinstance(doc_name, str) and isinstance(modified, datetime)
+        kind = str(kind)
+        plain = _plain_name(kind, doc_name)
+        if kind == REFUSAL:
+            at = refused_at if isinstance(refused_at, datetime) else modified
+            data = refusal_envelope(ref, doc_name, str(state), at, actor if isinstance(actor, str) else None,
+                                    str(message or comment or ""), ctx.label_set)
+            entry = FileEntry(name=plain, kind=kind, ref=ref, size=len(data),
+                              etag=hashlib.sha256(data).hexdigest()[:40], modified=at, data=data)
+        else:
+            assert isinstance(blob, str)
+            size = blob_size(ctx, blob)
+            if size is None:
+                log.warning("webdav: blob %s of %s %s is missing; entry not listed", blob, kind, ref)
+                continue
+            entry = FileEntry(name=plain, kind=kind, ref=ref, size=size, etag=blob[:40], modified=modified,
+                              blob=blob)
+        out.append((plain, entry))
+    return out
+
+
+def _named(entries: list[tuple[str, FileEntry]]) -> list[FileEntry]:
+    """Give every entry a unique name: the first (by kind, then id) keeps its plain name."""
+    taken: set[str] = set()
+    named: list[FileEntry] = []
+    for plain, entry in sorted(entries, key=lambda pe: (pe[0], _KIND_ORDER[pe[1].kind], pe[1].ref)):
+        name = plain if plain not in taken else _suffixed(plain, entry.ref)
+        taken.add(name)
+        named.append(entry if name == plain else FileEntry(
+            name=name, kind=entry.kind, ref=entry.ref, size=entry.size, etag=entry.etag, modified=entry.modified,
+            blob=entry.blob, data=entry.data))
+    return named
+
+
+def out_entries(ctx: AppContext, folder: OutFolder, now: datetime | None = None) -> list[FileEntry]:
+    """The files of an out/ folder (one query)."""
+    cutoff = (now or utcnow()) - OUT_TTL
+    with ctx.db.read() as session:
+        rows = [tuple(r) for r in session.execute(_out_statement(folder, cutoff))]
+    return _named(_entries(ctx, rows))
+
+
+def out_entry(ctx: AppContext, folder: OutFolder, name: str, now: datetime | None = None) -> FileEntry | None:
+    """The file ``name`` of an out/ folder: a query on its plain name, or the listing for a suffixed name."""
+    name = nfc(name)
+    cutoff = (now or utcnow()) - OUT_TTL
+    with ctx.db.read() as session:
+        rows = [tuple(r) for r in session.execute(_out_statement(folder, cutoff, name))]
+    candidates = [(plain, e) for plain, e in _entries(ctx, rows) if plain == name]
+    if candidates:
+        return min(candidates, key=lambda pe: (_KIND_ORDER[pe[1].kind], pe[1].ref))[1]
+    if re.search(r"_\d+(\.[^.]*)?$", name):
+        for entry in out_entries(ctx, folder, now):
+            if entry.name == name:
+                return entry
+    return None
+
+
+def out_label_folders(ctx: AppContext, circuit: CircuitView, now: datetime | None = None) -> list[FolderEntry]:
+    """The label folders of ``out/<circuit>`` that hold at least one return (empty ones disappear, §4.5)."""
+    cutoff = (now or utcnow()) - OUT_TTL
+    w, d, r = WebdavDeposit, Document, ReturnItem
+    base = (w.circuit_id == circuit.id, w.label_folder != "", d.deleted_at.is_(None))
+    signed = (select(w.label_folder.label("folder"), d.updated_at.label("modified"))
+              .join(d, d.id == w.document_id)
+              .where(*base, d.signed_blob_sha256.is_not(None), w.signed_hidden_at.is_(None), d.updated_at >= cutoff))
+    refusal = (select(w.label_folder, d.updated_at).join(d, d.id == w.document_id)
+               .where(*base, d.state.in_(REFUSAL_STATES), w.refusal_hidden_at.is_(None), d.updated_at >= cutoff))
+    ack = (select(w.label_folder, r.created_at).select_from(r).join(w, w.document_id == r.document_id)
+           .join(d, d.id == r.document_id)
+           .where(*base, r.kind == "ack", r.webdav_deleted_at.is_(None), r.created_at >= cutoff))
+    union = union_all(signed, refusal, ack).subquery()
+    stmt = select(union.c.folder, func.max(union.c.modified)).group_by(union.c.folder).order_by(union.c.folder)
+    with ctx.db.read() as session:
+        return [FolderEntry(str(f), m) for f, m in session.execute(stmt)]
+
+
+def out_label_folder_exists(ctx: AppContext, circuit: CircuitView, label_folder: str) -> bool:
+    """Whether ``out/<circuit>/<label>`` may be listed: it holds returns, or the label exists in the circuit
+    (an empty folder a client asks for by name answers an empty listing rather than 404)."""
+    label_folder = nfc(label_folder)
+    with ctx.db.read() as session:
+        if session.scalar(select(exists().where(WebdavDeposit.circuit_id == circuit.id,
+                                                WebdavDeposit.label_folder == label_folder))):
+            return True
+        return session.scalar(select(exists().where(Label.circuit_id == circuit.id, Label.name == label_folder))) \
+            is True
+
+
+def open_entry(ctx: AppContext, entry: FileEntry) -> BinaryIO:
+    """A reader of the entry's content; ``CONTENT_RETRIEVAL`` if its blob is gone."""
+    import io
+
+    if entry.data is not None:
+        return io.BytesIO(entry.data)
+    assert entry.blob is not None
+    try:
+        return ctx.store.open(entry.blob)
+    except BlobNotFound:
+        raise ParafeError(E.CONTENT_RETRIEVAL, detail=f"blob of {entry.kind} {entry.ref} is missing") from None
+
+
+def delete_entry(ctx: AppContext, folder: OutFolder, entry: FileEntry) -> None:
+    """DELETE of a return: it leaves out/ (not the document's history). An acknowledgement, PES_Retour or Chorus
+    flow deleted here also leaves its "remaining" list of the web services (D11)."""
+    now = utcnow()
+    with ctx.db.write() as session:
+        if entry.kind == SIGNED:
+            session.execute(update(WebdavDeposit).where(WebdavDeposit.document_id == entry.ref)
+                            .values(signed_hidden_at=now))
+        elif entry.kind == REFUSAL:
+            session.execute(update(WebdavDeposit).where(WebdavDeposit.document_id == entry.ref)
+                            .values(refusal_hidden_at=now))
+        elif entry.kind in (ACK, FLOW):
+            session.execute(update(ReturnItem).where(ReturnItem.id == entry.ref,
+                                                     ReturnItem.subscriber_id == folder.subscriber_id,
+                                                     ReturnItem.webdav_deleted_at.is_(None))
+                            .values(webdav_deleted_at=now))
+        else:  # pragma: no cover - receipts are in/
+            raise ParafeError(E.METHOD_NOT_ALLOWED)
+
+
+# --- purge -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PurgeReport:
+    signed: int
+    refusals: int
+
+
+def _purge(session: Session, now: datetime) -> PurgeReport:
+    cutoff = now - OUT_TTL
+    old_docs = select(Document.id).where(Document.updated_at < cutoff)
+    signed = session.execute(update(WebdavDeposit).where(
+        WebdavDeposit.signed_hidden_at.is_(None), WebdavDeposit.document_id.in_(
+            old_docs.where(Document.signed_blob_sha256.is_not(None)))).values(signed_hidden_at=now))
+    refusals = session.execute(update(WebdavDeposit).where(
+        WebdavDeposit.refusal_hidden_at.is_(None), WebdavDeposit.document_id.in_(
+            old_docs.where(Document.state.in_(REFUSAL_STATES)))).values(refusal_hidden_at=now))
+    return PurgeReport(signed=int(getattr(signed, "rowcount", 0) or 0),
+                       refusals=int(getattr(refusals, "rowcount", 0) or 0))
+
+
+def purge_webdav(ctx: AppContext, now: datetime | None = None) -> PurgeReport:
+    """The daily purge of spec §4.5, made durable (idempotent; safe to run from several workers).
+
+    Listings already hide receipts after 15 minutes and returns after 15 days; this records the purge of signed
+    files and refusal envelopes whose document has not changed for 15 days, so that a later change of the
+    document (archiving…) cannot make them reappear. Acknowledgements and flows are dated by their own row.
+    """
+    with ctx.db.write() as session:
+        return _purge(session, now or utcnow())
+

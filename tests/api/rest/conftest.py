@@ -1,0 +1,95 @@
+"""Fixtures of the REST API tests: one real ``parafe serve`` over TLS per test module and backend.
+
+Starting a server per test would cost seconds each; the module-scoped ``rest`` fixture starts one on a fresh
+home (SQLite, then PostgreSQL) and every test uses its own file names, so tests stay independent. ``rest.ctx``
+is an application context on the same database and blob store, used to create the states the workflow would
+create (a refusal, an acknowledgement…) directly, as the brief asks, without mocking our code.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from parafe.config import Settings, reset_settings
+from parafe.services.context import AppContext
+from tests.conftest import (
+    Home,
+    LiveServer,
+    create_postgres_database,
+    drop_postgres_database,
+    start_server,
+    stop_server,
+)
+
+
+@dataclass
+class Rest:
+    server: LiveServer
+    ctx: AppContext
+
+    @property
+    def home(self) -> Home:
+        return self.server.home
+
+    @property
+    def admin_password(self) -> str:
+        return (self.home.path / "demo" / "admin-password.txt").read_text().strip()
+
+    def client(self, email: str | None = None, **kwargs: object) -> httpx.Client:
+        return self.server.client(email, **kwargs)
+
+    def basic(self, login: str = "admin@demo.parafe.test", password: str | None = None) -> httpx.Client:
+        """A client with Basic credentials and no certificate."""
+        return httpx.Client(base_url=self.server.url, verify=self.home.ca, timeout=60,
+                            auth=(login, self.admin_password if password is None else password))
+
+
+def _init_home(path: Path, url: str) -> None:
+    saved = {k: v for k, v in os.environ.items() if k.startswith("PARAFE_") and k != "PARAFE_TEST_POSTGRES_URL"}
+    for key in saved:
+        os.environ.pop(key)
+    os.environ["PARAFE_HOME"] = str(path)
+    os.environ["PARAFE_DATABASE_URL"] = url
+    reset_settings()
+    try:
+        from parafe.cli import initialise
+
+        initialise(verbose=False)
+    finally:
+        os.environ.pop("PARAFE_HOME", None)
+        os.environ.pop("PARAFE_DATABASE_URL", None)
+        os.environ.update(saved)
+        reset_settings()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def rest(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+         pki_template: Path) -> Iterator[Rest]:
+    backend = str(request.param)
+    path = tmp_path_factory.mktemp(f"rest-{backend}") / "home"
+    shutil.copytree(pki_template, path)
+    dbname = None
+    if backend == "sqlite":
+        url = f"sqlite:///{path / 'parafe.db'}"
+    else:
+        url, dbname = create_postgres_database()
+    try:
+        _init_home(path, url)
+        home = Home(path=path, backend=backend, database_url=url)
+        server = start_server(home)
+        ctx = AppContext.from_settings(Settings(home=path, database_url=url))
+        try:
+            yield Rest(server=server, ctx=ctx)
+        finally:
+            ctx.close()
+            stop_server(server)
+    finally:
+        if dbname:
+            drop_postgres_database(dbname)
