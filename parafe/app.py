@@ -60,6 +60,9 @@ def _connector_mounts(ctx: AppContext) -> list[Mount]:
     from parafe.connectors.soap import create_soap_app
 
     mounts.append(Mount("/parapheur-soap", app=create_soap_app(ctx)))
+    from parafe.connectors.webdav import create_webdav_app
+
+    mounts.append(Mount("/partage/webdav/clients", app=create_webdav_app(ctx)))
     return mounts
 
 

@@ -232,6 +232,8 @@ def _extract(archive: zipfile.ZipFile, entries: list[tuple[str, zipfile.ZipInfo]
                     if size > RATIO_FLOOR and size > max_ratio * max(info.compress_size, 1):
                         raise _refuse("taux de compression suspect", f"entry {name!r} inflates too much")
                     dst.write(chunk)
+            if size != info.file_size:
+                raise _refuse("archive corrompue", f"entry {name!r}: {size} bytes, {info.file_size} declared")
             if size == 0:
                 raise ParafeError(E.EMPTY_FILE, detail=f"entry {name!r} of the zip bundle is empty")
             if name == main_name:

@@ -4,8 +4,8 @@ The XSD v5.17 schemas ship in ``formats/xsd/pes/v5.17`` and are compiled once pe
 
 :func:`inspect_pes` reads a deposited file in ONE streaming pass (``iterparse`` with libxml2's streaming XSD
 validation plugged into the parser, finished elements freed as they end), so a 100 MiB PES holding millions
-of elements stays within a few tens of MiB; a single huge attachment costs about twice its size (libxml2 text
-node + validator buffer). Measured figures: see ``tests/unit/formats/test_pes_large.py``.
+of elements stays within a few tens of MiB; a single huge attachment costs about three times its size (libxml2
+text node, streaming validator buffer, Python string). Measured figures: ``tests/unit/formats/test_pes_large.py``.
 
 Streaming validation reports no line number; when it fails on a file whose tree is cheap, the file is parsed
 again as a tree to report the first error with its line.

@@ -4,8 +4,13 @@ Every document is first scanned up to its root start tag by a tree-less parser t
 (hence any entity declaration: XXE, billion laughs) before libxml2 processes it; only then is the document
 parsed with ``resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False``.
 
+Two documented exceptions, both safe only because the DOCTYPE was refused first (no entity can exist):
+``allow_huge_text`` (``huge_tree=True``: a PES_PJ attachment is one base64 text node, often over libxml2's
+10,000,000-character limit) and, for streaming validation, ``resolve_entities="internal"`` (works around an
+lxml bug that loses well-formedness errors, see :func:`iterparse_untrusted`).
+
 Large files (PES up to 100 MiB) are read with :func:`iterparse_untrusted` and :func:`release`, which keep the
-in-memory tree down to the current path.
+in-memory tree down to the current path plus the parser's read-ahead batch.
 """
 
 from __future__ import annotations
@@ -211,8 +216,8 @@ def iterparse_untrusted(
 
     The prolog is checked first (``XML_UNSAFE`` / ``XML_MALFORMED`` as :func:`check_prolog`). Later parse or
     validation failures propagate as :class:`lxml.etree.XMLSyntaxError` so that callers can tell them apart
-    from their own errors; note that streaming validation errors carry no line number and surface only when
-    the parser reaches the end of its current input. Call :func:`release` on each finished element to keep
+    from their own errors; note that streaming validation errors carry no line number and surface only at the
+    end of the document, after every event has been delivered. Call :func:`release` on each finished element to keep
     memory bounded. See :func:`parse_untrusted` for ``allow_huge_text``.
     """
     check_prolog(path)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import smtplib
 import ssl
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
 from zoneinfo import ZoneInfo
@@ -23,9 +23,14 @@ PARIS = ZoneInfo("Europe/Paris")
 DOCUMENT_PATH = "/portail/documents/{id}"
 
 
+def aware(moment: datetime) -> datetime:
+    """A stored time as an aware UTC datetime (SQLite gives naive UTC values back)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def paris(moment: datetime) -> str:
-    """``JJ/MM/AAAA à HH:MM`` in Europe/Paris."""
-    return moment.astimezone(PARIS).strftime("%d/%m/%Y à %H:%M")
+    """``JJ/MM/AAAA à HH:MM`` in Europe/Paris (DECISIONS D16)."""
+    return aware(moment).astimezone(PARIS).strftime("%d/%m/%Y à %H:%M")
 
 
 def base_url(ctx: AppContext) -> str:

@@ -222,38 +222,25 @@ def _label_for(session: Session, circuit: Circuit, wanted: str | None, guard: in
     return label, note
 
 
-def _raise_duplicate(session: Session, circuit: Circuit, label: Label, prep: _Prepared) -> None:
-    live = session.scalar(select(Document.id).where(
-        Document.circuit_id == circuit.id, Document.label_id == label.id, Document.name == prep.name,
-        Document.deleted_at.is_(None)))
+def _duplicate(session: Session, circuit_id: int, label_name: str, name: str, nom_fic: str | None) -> None:
+    """Raise the catalogue error if the triplet is taken by a live document or the NomFic was ever used."""
+    live = session.scalar(
+        select(Document.id).join(Label, Label.id == Document.label_id).where(
+            Document.circuit_id == circuit_id, Label.circuit_id == circuit_id, Label.name == label_name,
+            Document.name == name, Document.deleted_at.is_(None)).limit(1))
     if live is not None:
         raise ParafeError(E.DUPLICATE_FILE)
-    if prep.nom_fic and session.get(PesNomFic, prep.nom_fic) is not None:
+    if nom_fic and session.get(PesNomFic, nom_fic) is not None:
         raise ParafeError(E.PES_DUPLICATE_NOMFIC)
 
 
-def _precheck_duplicates(ctx: AppContext, circuit_id: int, prep: _Prepared) -> None:
-    """Refuse known duplicates before any blob is written (the transaction re-checks under its lock)."""
-    with ctx.db.read() as session:
-        circuit = session.get(Circuit, circuit_id)
-        assert circuit is not None
-        label = session.scalar(select(Label).where(
-            Label.circuit_id == circuit_id, Label.name == (prep.label or rules.default_label())))
-        if label is not None:
-            _raise_duplicate(session, circuit, label, prep)
-        elif prep.nom_fic and session.get(PesNomFic, prep.nom_fic) is not None:
-            raise ParafeError(E.PES_DUPLICATE_NOMFIC)
-
-
 def _insert(
-    ctx: AppContext, account: Account, circuit_id: int, req: DepositRequest, prep: _Prepared,
+    ctx: AppContext, account: Account, circuit: Circuit, req: DepositRequest, prep: _Prepared,
     comment: str | None, dest: str | None, cc: str | None,
 ) -> Deposited:
+    """The one transaction of a deposit; uniqueness is guaranteed by the database's unique indexes."""
     with ctx.db.write() as session:
-        circuit = session.get(Circuit, circuit_id)
-        assert circuit is not None
         label, note = _label_for(session, circuit, prep.label, ctx.settings.label_guard)
-        _raise_duplicate(session, circuit, label, prep)
         document = Document(
             subscriber_id=circuit.subscriber_id, circuit_id=circuit.id, label_id=label.id, name=prep.name,
             kind=prep.kind, state=State.PREPARED.value, blob_sha256=prep.sha256, size=prep.size,
@@ -291,32 +278,36 @@ def _record_refusal(ctx: AppContext, account: Account, req: DepositRequest, erro
 
 def deposit(ctx: AppContext, principal: Principal, req: DepositRequest) -> Deposited:
     """Check and store one deposit; returns the new document id. Raises :class:`ParafeError` on refusal."""
-    with ctx.db.read() as session:
-        subscriber, account = subscriber_account(session, principal, req.siren)
-        circuit = circuit_for_deposit(session, subscriber, account, req.circuit)
-        circuit_id = circuit.id
-    workdir = Path(tempfile.mkdtemp(prefix="deposit-", dir=ctx.tmp_dir))
+    account = None
     try:
+        limit = _name_limit(ctx, req.source)
+        early_name = None if bundles.is_bundle_name(str(req.upload.filename)) else req.upload.filename
+        with ctx.db.read() as session:
+            subscriber, account = subscriber_account(session, principal, req.siren)
+            circuit = circuit_for_deposit(session, subscriber, account, req.circuit)
+            if early_name is not None:  # a plain file: refuse a taken triplet before reading the content
+                _duplicate(session, circuit.id, rules.check_label(req.label) or rules.default_label(),
+                           rules.normalise_name(early_name, limit), None)
         comment = _check_comment(req.comment)
         dest = parse_email_list(req.email_destinataire)
         cc = parse_email_list(req.email_cc)
-        prep = _prepare(ctx, circuit, req, workdir)
-        _precheck_duplicates(ctx, circuit_id, prep)
-        _store_blobs(ctx, prep)
+        workdir = Path(tempfile.mkdtemp(prefix="deposit-", dir=ctx.tmp_dir))
         try:
-            return _insert(ctx, account, circuit_id, req, prep, comment, dest, cc)
-        except IntegrityError as exc:
-            with ctx.db.read() as session:
-                circuit_row = session.get(Circuit, circuit_id)
-                label_row = session.scalar(select(Label).where(
-                    Label.circuit_id == circuit_id, Label.name == (prep.label or rules.default_label())))
-                if circuit_row is not None and label_row is not None:
-                    _raise_duplicate(session, circuit_row, label_row, prep)
-                if prep.nom_fic and session.get(PesNomFic, prep.nom_fic) is not None:
-                    raise ParafeError(E.PES_DUPLICATE_NOMFIC) from exc
-            raise
+            prep = _prepare(ctx, circuit, req, workdir)
+            label_name = prep.label or rules.default_label()
+            if early_name is None or prep.nom_fic:
+                with ctx.db.read() as session:
+                    _duplicate(session, circuit.id, label_name, prep.name, prep.nom_fic)
+            _store_blobs(ctx, prep)
+            try:
+                return _insert(ctx, account, circuit, req, prep, comment, dest, cc)
+            except IntegrityError:
+                with ctx.db.read() as session:  # a concurrent deposit won the race: say which rule
+                    _duplicate(session, circuit.id, label_name, prep.name, prep.nom_fic)
+                raise
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
     except ParafeError as error:
-        _record_refusal(ctx, account, req, error)
+        if account is not None:
+            _record_refusal(ctx, account, req, error)
         raise
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)

@@ -228,8 +228,8 @@ def _resolve(session: Session, subscriber: Subscriber, account: Account, circuit
 
 
 def _create_circuit(ctx: AppContext, subscriber_id: int, account: Account, ctype: CircuitType,
-                    resolved: _Resolved) -> tuple[int, str]:
-    """The on-demand circuit, its steps, members and roles (one transaction); returns (id, key)."""
+                    resolved: _Resolved) -> Circuit:
+    """The on-demand circuit, its steps, members and roles (one transaction); returned detached."""
     key = f"{ON_DEMAND_KEY_PREFIX}{secrets.token_hex(8)}"
     with ctx.db.write() as session:
         circuit = Circuit(subscriber_id=subscriber_id, key=key, name="Circuit à la demande", type=ctype.value,
@@ -251,7 +251,7 @@ def _create_circuit(ctx: AppContext, subscriber_id: int, account: Account, ctype
             session.add(step)
         for user_id, role in sorted(roles):
             session.add(CircuitRole(circuit_id=circuit.id, user_id=user_id, role=role))
-        return circuit.id, key
+        return circuit
 
 
 def _drop_circuit(ctx: AppContext, circuit_id: int) -> None:
@@ -298,17 +298,17 @@ def deposit_on_demand(ctx: AppContext, principal: Principal, req: OnDemandReques
                 if session.get(PesNomFic, prep.nom_fic) is not None:
                     raise ParafeError(E.PES_DUPLICATE_NOMFIC)
         documents._store_blobs(ctx, prep)
-        circuit_id, key = _create_circuit(ctx, subscriber_id, account, circuit.type, resolved)
-        dep_req.circuit = key
+        created = _create_circuit(ctx, subscriber_id, account, circuit.type, resolved)
+        dep_req.circuit = created.key
         try:
-            return documents._insert(ctx, account, circuit_id, dep_req, prep, comment, dest, cc)
+            return documents._insert(ctx, account, created, dep_req, prep, comment, dest, cc)
         except IntegrityError as exc:
-            _drop_circuit(ctx, circuit_id)
+            _drop_circuit(ctx, created.id)
             if prep.nom_fic:
                 raise ParafeError(E.PES_DUPLICATE_NOMFIC) from exc
             raise
         except BaseException:
-            _drop_circuit(ctx, circuit_id)
+            _drop_circuit(ctx, created.id)
             raise
     except ParafeError as error:
         documents._record_refusal(ctx, account, dep_req, error)

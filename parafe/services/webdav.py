@@ -43,6 +43,7 @@ from sqlalchemy import (
     func,
     literal_column,
     null,
+    or_,
     select,
     union_all,
     update,
@@ -93,6 +94,10 @@ REFUSAL_SUFFIX = ".refus.xml"
 # Kinds of files in the tree; the order breaks name ties (the first keeps the plain name).
 RECEIPT, SIGNED, ACK, REFUSAL, FLOW = "receipt", "signed", "ack", "refusal", "flow"
 _KIND_ORDER = {SIGNED: 0, ACK: 1, REFUSAL: 2, FLOW: 3, RECEIPT: 4}
+
+# A signed document is returned once its circuit is over (``Classé``, then possibly ``Archivé``), not while
+# further signatures may still change it.
+FINISHED_STATES = frozenset({State.FILED.value, State.ARCHIVED.value})
 
 _CONTENT_TYPES = {"pdf": "application/pdf", "xml": "application/xml", "zip": "application/zip",
                   "txt": "text/plain"}
@@ -207,11 +212,19 @@ class FolderEntry:
     modified: datetime | None = None
 
 
-def label_names(ctx: AppContext, circuit: CircuitView) -> list[FolderEntry]:
-    """The label folders of ``in/<circuit>``: every label of the circuit."""
+def label_names(ctx: AppContext, circuit: CircuitView, now: datetime | None = None) -> list[FolderEntry]:
+    """The label folders listed in ``in/<circuit>``: labels created empty (MKCOL) or used as a folder by a WebDAV
+    deposit in the last 15 days. A deposit made at the circuit's root gets the label of the day (D5) but no
+    folder (spec §4.2 Note 1); labels of the web services are not folders of the drop zone either. Any label of
+    the circuit can still be opened by name."""
+    cutoff = (now or utcnow()) - OUT_TTL
+    w = WebdavDeposit
+    used = exists().where(w.circuit_id == circuit.id, w.label_folder == Label.name, w.created_at >= cutoff)
+    fresh_and_empty = and_(Label.created_at >= cutoff, ~exists().where(Document.label_id == Label.id))
+    stmt = (select(Label.name, Label.created_at).where(Label.circuit_id == circuit.id)
+            .where(or_(used, fresh_and_empty)).order_by(Label.name))
     with ctx.db.read() as session:
-        rows = session.execute(select(Label.name, Label.created_at).where(Label.circuit_id == circuit.id)
-                               .order_by(Label.name)).all()
+        rows = session.execute(stmt).all()
     return [FolderEntry(name, created) for name, created in rows]
 
 
@@ -333,6 +346,22 @@ def _refusal_subquery(column: Any) -> ColumnElement[Any]:
             .order_by(h.id.desc()).limit(1).scalar_subquery())
 
 
+def _signed_listed(cutoff: datetime) -> tuple[ColumnElement[bool], ...]:
+    w, d = WebdavDeposit, Document
+    return (d.signed_blob_sha256.is_not(None), d.state.in_(FINISHED_STATES), w.signed_hidden_at.is_(None),
+            d.updated_at >= cutoff)
+
+
+def _refusal_listed(cutoff: datetime) -> tuple[ColumnElement[bool], ...]:
+    w, d = WebdavDeposit, Document
+    return d.state.in_(REFUSAL_STATES), w.refusal_hidden_at.is_(None), d.updated_at >= cutoff
+
+
+def _ack_listed(cutoff: datetime) -> tuple[ColumnElement[bool], ...]:
+    r = ReturnItem
+    return r.kind == "ack", r.webdav_deleted_at.is_(None), r.created_at >= cutoff
+
+
 def _out_statement(folder: OutFolder, cutoff: datetime, name: str | None = None) -> AnySelect:
     """ONE query for every entry of an out/ folder (or only those whose plain name is ``name``).
 
@@ -358,16 +387,16 @@ def _out_statement(folder: OutFolder, cutoff: datetime, name: str | None = None)
                      cast(null(), Text).label("message"), cast(null(), String).label("actor"),
                      d.updated_at.label("refused_at"), cast(null(), Text).label("comment"))
               .select_from(w).join(d, d.id == w.document_id)
-              .where(*where, d.signed_blob_sha256.is_not(None), w.signed_hidden_at.is_(None), d.updated_at >= cutoff))
+              .where(*where, *_signed_listed(cutoff)))
     refusal = (select(literal_column("'refusal'", String), d.id, d.name, cast(null(), String), d.updated_at, d.state,
                       d.refusal_message, _refusal_subquery(HistoryEntry.user_fullname),
                       _refusal_subquery(HistoryEntry.created_at), _refusal_subquery(HistoryEntry.comment))
                .select_from(w).join(d, d.id == w.document_id)
-               .where(*where, d.state.in_(REFUSAL_STATES), w.refusal_hidden_at.is_(None), d.updated_at >= cutoff))
+               .where(*where, *_refusal_listed(cutoff)))
     ack = (select(literal_column("'ack'", String), r.id, d.name, r.blob_sha256, r.created_at, d.state,
                   cast(null(), Text), cast(null(), String), r.created_at, cast(null(), Text))
            .select_from(r).join(w, w.document_id == r.document_id).join(d, d.id == r.document_id)
-           .where(*where, r.kind == "ack", r.webdav_deleted_at.is_(None), r.created_at >= cutoff))
+           .where(*where, *_ack_listed(cutoff)))
     if name is None:
         return select(union_all(signed, refusal, ack).subquery())
     branches: list[AnySelect] = [signed.where(d.name == name)]
@@ -505,12 +534,12 @@ def out_label_folders(ctx: AppContext, circuit: CircuitView, now: datetime | Non
     base = (w.circuit_id == circuit.id, w.label_folder != "", d.deleted_at.is_(None))
     signed = (select(w.label_folder.label("folder"), d.updated_at.label("modified"))
               .join(d, d.id == w.document_id)
-              .where(*base, d.signed_blob_sha256.is_not(None), w.signed_hidden_at.is_(None), d.updated_at >= cutoff))
+              .where(*base, *_signed_listed(cutoff)))
     refusal = (select(w.label_folder, d.updated_at).join(d, d.id == w.document_id)
-               .where(*base, d.state.in_(REFUSAL_STATES), w.refusal_hidden_at.is_(None), d.updated_at >= cutoff))
+               .where(*base, *_refusal_listed(cutoff)))
     ack = (select(w.label_folder, r.created_at).select_from(r).join(w, w.document_id == r.document_id)
            .join(d, d.id == r.document_id)
-           .where(*base, r.kind == "ack", r.webdav_deleted_at.is_(None), r.created_at >= cutoff))
+           .where(*base, *_ack_listed(cutoff)))
     union = union_all(signed, refusal, ack).subquery()
     stmt = select(union.c.folder, func.max(union.c.modified)).group_by(union.c.folder).order_by(union.c.folder)
     with ctx.db.read() as session:

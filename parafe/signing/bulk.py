@@ -13,8 +13,8 @@ timestamper=None, validation_context=None)``
 What is reused between documents: the parsed private key (:class:`~parafe.signing.keys.ServerSigner`), the
 certificate chain and every constant DER part of the CMS (:class:`~parafe.signing.fastpdf.CmsTemplate`), the
 pictogram appearance (rendered and compressed once per distinct text; the text changes at most once a minute),
-the image data, and the time-stamp client. B-B and B-T with RSA keys use the fast incremental writer;
-B-LT/B-LTA, EC keys and unusual files (encrypted, hybrid xref, certified) go through :func:`pades.sign_pdf`.
+the image data, and the time-stamp client. B-B and B-T use the fast incremental writer; B-LT/B-LTA and
+unusual files (encrypted, hybrid xref, certified) go through :func:`pades.sign_pdf`.
 
 The work is CPU-bound and single-threaded per call; scale out with processes (one ``BulkPdfSigner`` per
 worker process).
@@ -79,7 +79,7 @@ class BulkPdfSigner:
         self.fast_count = 0
         self.fallback_count = 0
         self._fast: FastPdfSigner | None = None
-        if self.level in ("B-B", "B-T") and signer.key_type == "rsa":
+        if self.level in ("B-B", "B-T"):
             try:
                 self._fast = FastPdfSigner(signer, stamp=stamp, reason=reason, location=location,
                                            timestamper=self.timestamper)

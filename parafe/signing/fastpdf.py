@@ -15,8 +15,8 @@ layer, it:
   document only the digest, the RSA signature and (B-T) the time-stamp token change;
 - reuses the pictogram appearance (content stream compressed once per distinct text, image data once).
 
-It handles B-B and B-T. Anything unusual (encrypted files, hybrid-reference files, a certification signature,
-qpdf repair warnings, EC keys) raises :class:`FastPathUnsupported`; callers then use :func:`pades.sign_pdf`,
+It handles B-B and B-T, RSA and EC keys. Anything unusual (encrypted files, hybrid-reference files, a
+certification signature, qpdf repair warnings) raises :class:`FastPathUnsupported`; callers then use :func:`pades.sign_pdf`,
 which either signs the document with pyHanko or reports why it cannot be signed.
 """
 
@@ -27,13 +27,18 @@ import io
 import re
 import secrets
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
 import pikepdf
 from asn1crypto import cms, core
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from pyhanko.sign.signers.pdf_cms import ExternalSigner
+from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from parafe.signing._aio import run_sync
 from parafe.signing.errors import PdfSigningError
@@ -71,14 +76,18 @@ _MARKER = bytes(range(0xA0, 0xC0))  # 32 bytes that cannot collide with the rest
 
 
 class CmsTemplate:
-    """Everything of a PAdES CMS that does not change between documents for one signer (RSA keys)."""
+    """Everything of a PAdES CMS that does not change between documents for one signing certificate.
 
-    def __init__(self, signer: ServerSigner) -> None:
-        if signer.key_type != "rsa":
-            raise FastPathUnsupported("fast CMS assembly handles RSA keys only")
-        self.signer = signer
-        self.signature_size = signer.signature_size
-        py_signer = signer.pyhanko_signer()
+    Built from the certificate and chain only (no key), so it serves server keys and remote signers alike.
+    """
+
+    def __init__(self, certificate: x509.Certificate, chain: Sequence[x509.Certificate], signature_size: int) -> None:
+        self.signature_size = signature_size
+        asn1_cert = asn1_x509.Certificate.load(certificate.public_bytes(serialization.Encoding.DER))
+        asn1_chain = [asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER)) for c in chain]
+        registry = SimpleCertificateStore.from_certs([asn1_cert, *asn1_chain])
+        placeholder = bytes([0x5A]) * signature_size
+        py_signer = ExternalSigner(asn1_cert, registry, signature_value=placeholder)
         attrs = run_sync(py_signer.signed_attrs(_MARKER, "sha256", use_pades=True))
         sa = attrs.dump()
         if sa.count(_MARKER) != 1:  # pragma: no cover - structural guard
@@ -92,10 +101,13 @@ class CmsTemplate:
         self._si_head = b"".join(si[k].dump() for k in ("version", "sid", "digest_algorithm"))
         self._sig_alg = si["signature_algorithm"].dump()
         # Self-check: our assembly must reproduce pyHanko's own encoding byte for byte.
-        signature = bytes(si["signature"].native)
-        if self.assemble(sa, signature, None) != ci.dump():  # pragma: no cover - structural guard
+        if self.assemble(sa, placeholder, None) != ci.dump():  # pragma: no cover - structural guard
             raise FastPathUnsupported("CMS assembly does not match pyHanko's encoding")
-        self.base_size = len(ci.dump())
+        self.base_size = len(ci.dump())  # with the largest signature value of this key
+
+    @classmethod
+    def for_signer(cls, signer: ServerSigner) -> CmsTemplate:
+        return cls(signer.certificate, signer.chain, signer.signature_size)
 
     def signed_attrs(self, digest: bytes) -> bytes:
         """DER of the signed attributes (SET OF, as signed) for a SHA-256 document digest."""
@@ -200,7 +212,7 @@ class FastPdfSigner:
         self.reason = reason
         self.location = location
         self.timestamper = timestamper
-        self.cms = CmsTemplate(signer) if signer is not None else None
+        self.cms = CmsTemplate.for_signer(signer) if signer is not None else None
         self._appearance_cache: dict[tuple[tuple[str, bool], ...], tuple[bytes, Appearance]] = {}
         self._tst_reserve: int | None = None
 

@@ -26,18 +26,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from asn1crypto import x509 as asn1_x509
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from lxml import etree
-from pyhanko_certvalidator import CertificateValidator
-from pyhanko_certvalidator.errors import PathBuildingError, PathValidationError, RevokedError
 
-from parafe.signing._aio import run_sync
 from parafe.signing.errors import VerificationInputError, XmlSigningError
 from parafe.signing.keys import certificate_display_name
 from parafe.signing.pes import DOMAINS, PES_NS, POLICY_HASH, POLICY_OID, POLICY_OID_LEGACY
-from parafe.signing.trust import TrustInput, make_validation_context
+from parafe.signing.trust import TrustInput, validate_certificate_chain
 from parafe.signing.xmldsig import (
     DIGESTS,
     DSIG,
@@ -254,8 +249,8 @@ def _verify_one(
             errors.append("libxmlsec1 rejette la signature (désaccord entre vérificateurs).")
     trusted, revoked, chain_error = False, False, None
     if cert is not None:
-        trusted, revoked, chain_error = _validate_chain(cert, check.certificates, trust_roots, crls,
-                                                        allow_fetching, moment)
+        trusted, revoked, chain_error = validate_certificate_chain(
+            cert, check.certificates, trust_roots, crls=crls, allow_fetching=allow_fetching, moment=moment)
         if revoked:
             errors.append("Le certificat du signataire est révoqué.")
         elif not trusted:
@@ -329,32 +324,6 @@ def _xades_properties(sig: etree._Element) -> dict[str, Any]:
                 out["cert_digest"] = (alg, "".join(dv.split()))
         break
     return out
-
-
-def _validate_chain(
-    cert: x509.Certificate, others: list[x509.Certificate], trust_roots: TrustInput, crls: list[Any],
-    allow_fetching: bool, moment: datetime | None,
-) -> tuple[bool, bool, str | None]:
-    """(trusted, revoked, error) for ``cert`` with the KeyInfo certificates as intermediates."""
-    def to_asn1(c: x509.Certificate) -> asn1_x509.Certificate:
-        return asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER))
-
-    vc = make_validation_context(trust_roots, crls=crls, allow_fetching=allow_fetching, moment=moment)
-    validator = CertificateValidator(to_asn1(cert), intermediate_certs=[to_asn1(c) for c in others if c != cert],
-                                     validation_context=vc)
-    try:
-        run_sync(validator.async_validate_path())
-    except RevokedError as exc:
-        return False, True, str(exc)
-    except (PathBuildingError, PathValidationError) as exc:
-        return False, False, str(exc)
-    try:
-        ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
-        if not (ku.digital_signature or ku.content_commitment):
-            return False, False, "usage de clé incompatible avec la signature"
-    except x509.ExtensionNotFound:
-        pass
-    return True, False, None
 
 
 def _info_dematerialisee_warnings(root: etree._Element, report: PesVerificationReport) -> None:

@@ -20,9 +20,12 @@ from asn1crypto import pem
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator import CertificateValidator, ValidationContext
+from pyhanko_certvalidator.errors import PathBuildingError, PathValidationError, RevokedError
 
-__all__ = ["TrustInput", "load_certificates", "load_crls", "make_validation_context"]
+from parafe.signing._aio import run_sync
+
+__all__ = ["TrustInput", "load_certificates", "load_crls", "make_validation_context", "validate_certificate_chain"]
 
 # What callers may pass as a trust store: a ready context, or certificates in any usual form.
 TrustInput = ValidationContext | Iterable[Any] | None
@@ -93,3 +96,34 @@ def make_validation_context(
         revocation_mode=revocation_mode,
         **kwargs,
     )
+
+
+def validate_certificate_chain(
+    cert: x509.Certificate,
+    intermediates: Iterable[x509.Certificate],
+    trust_roots: TrustInput,
+    *,
+    crls: Iterable[Any] = (),
+    allow_fetching: bool = False,
+    moment: datetime | None = None,
+) -> tuple[bool, bool, str | None]:
+    """(trusted, revoked, error) for a signing certificate; revocation soft-fail, key usage must allow signing."""
+    def to_asn1(c: x509.Certificate) -> asn1_x509.Certificate:
+        return asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER))
+
+    vc = make_validation_context(trust_roots, crls=crls, allow_fetching=allow_fetching, moment=moment)
+    validator = CertificateValidator(to_asn1(cert), intermediate_certs=[to_asn1(c) for c in intermediates if c != cert],
+                                     validation_context=vc)
+    try:
+        run_sync(validator.async_validate_path())
+    except RevokedError as exc:
+        return False, True, str(exc)
+    except (PathBuildingError, PathValidationError) as exc:
+        return False, False, str(exc)
+    try:
+        ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+        if not (ku.digital_signature or ku.content_commitment):
+            return False, False, "usage de clé incompatible avec la signature"
+    except x509.ExtensionNotFound:
+        pass
+    return True, False, None

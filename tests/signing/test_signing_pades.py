@@ -265,15 +265,14 @@ def test_bad_page_number(signer, pdf5: bytes) -> None:  # type: ignore[no-untype
         BulkPdfSigner(signer, stamp=StampSpec.from_cm(1, 1, page=-6)).sign_one(pdf5)
 
 
-def test_ec_key_goes_through_pyhanko(tmp_path: Path, pki: Pki, pdf5: bytes) -> None:
+@pytest.mark.parametrize("path", ["pyhanko", "bulk"])
+def test_ec_key(tmp_path: Path, pki: Pki, pdf5: bytes, path: str) -> None:
     from parafe.signing.keys import load_signer
 
     from .conftest import P12_PASSWORD
 
     ec_signer = load_signer(pki.ec_signer.p12, P12_PASSWORD)
-    bulk = BulkPdfSigner(ec_signer)
-    out = bulk.sign_one(pdf5)
-    assert bulk.fallback_count == 1
+    out = sign_with(path, pdf5, ec_signer, stamp=StampSpec.from_cm(2, 2))
     check_both(tmp_path, out, pki)
 
 

@@ -470,6 +470,11 @@ class ParafeDAVProvider(DAVProvider):
     def is_readonly(self) -> bool:
         return False
 
+    def custom_request_handler(self, environ: Environ, start_response: Any, default_handler: Any) -> Any:
+        from .handlers import handle
+
+        return handle(self, environ, start_response, default_handler)
+
     def _circuit(self, environ: Environ, account: Account, key: str) -> svc.CircuitView | None:
         cache: dict[tuple[int, str], svc.CircuitView | None] = environ.setdefault("parafe.circuits", {})
         token = (account.user_id, key)

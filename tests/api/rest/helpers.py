@@ -86,3 +86,44 @@ def circuit_steps(ctx: AppContext, key: str, siren_id: int = 1) -> list[str]:
         assert circuit is not None
         return [s.kind for s in session.scalars(
             select(CircuitStep).where(CircuitStep.circuit_id == circuit.id).order_by(CircuitStep.position))]
+
+
+def make_circuit(ctx: AppContext, key: str, ctype: str, steps: list[str], *,
+                 model: list[dict[str, Any]] | None = None, siren: str = SIREN,
+                 roles: dict[str, str] | None = None) -> int:
+    """A circuit of the demo subscriber (what an administrator would configure); ``roles``: email → role."""
+    from parafe.db.models import CircuitRole, Subscriber, User
+
+    roles = roles if roles is not None else {AGENT: "agent"}
+    with ctx.db.write() as session:
+        sub = session.scalar(select(Subscriber).where(Subscriber.siren == siren))
+        assert sub is not None
+        existing = session.scalar(select(Circuit).where(Circuit.subscriber_id == sub.id, Circuit.key == key))
+        if existing is not None:
+            return existing.id
+        circuit = Circuit(subscriber_id=sub.id, key=key, name=key, type=ctype, metadata_model=model, settings={})
+        session.add(circuit)
+        session.flush()
+        for position, kind in enumerate(steps):
+            session.add(CircuitStep(circuit_id=circuit.id, position=position, kind=kind, config={}))
+        for email, role in roles.items():
+            user = session.scalar(select(User).where(User.email == email, User.subscriber_id == sub.id))
+            assert user is not None
+            session.add(CircuitRole(circuit_id=circuit.id, user_id=user.id, role=role))
+        return circuit.id
+
+
+def otp_xml(*signers: dict[str, str]) -> bytes:
+    """An OTP information file (§6.3) for signers 0..n-1."""
+    items = []
+    for i, signer in enumerate(signers):
+        for key in ("firstname", "lastname", "phonenumber", "email"):
+            if key in signer:
+                items.append(f'    <meta-data name="OTP_{key}_{i}" value="{signer[key]}"/>')
+    return ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<meta-data-list>\n' + "\n".join(items)
+            + "\n</meta-data-list>\n").encode()
+
+
+def meta_xml(**values: str) -> bytes:
+    items = "".join(f'<meta-data name="{k}" value="{v}"/>' for k, v in values.items())
+    return f'<?xml version="1.0" encoding="UTF-8"?><meta-data-list>{items}</meta-data-list>'.encode()

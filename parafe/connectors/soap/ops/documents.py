@@ -87,18 +87,18 @@ def get_refusal_message(call: Call) -> dict[str, Any]:
 def upload_pj(call: Call) -> dict[str, Any]:
     """Add an attachment to a document (undocumented on the live service; faults are ``IOException``)."""
     document_id = call.document_id()
-    attachment = call.file("file")
-    if attachment is None:
-        raise bad_request("le fichier « file » est obligatoire")
     try:
         from parafe.services import annexes  # type: ignore[attr-defined]
     except ImportError:
         annexes = None
     add_annex = getattr(annexes, "add_annex", None)
     if add_annex is None:
-        # Authorise first (unknown or foreign documents answer as usual), then say what is missing.
+        # Authorise first (unknown or foreign documents answer as usual), then refuse: no annex service yet.
         properties.document_properties(call.ctx, call.principal, document_id)
         raise ParafeError(E.NO_PERMISSION, detail="uploadPJ: adding an annex after deposit is not available")
+    attachment = call.file("file")
+    if attachment is None:
+        raise bad_request("le fichier « file » est obligatoire")
     result = add_annex(call.ctx, call.principal, document_id, attachment)
     return {"return": str(result)}
 

@@ -1,0 +1,81 @@
+"""WebDAV connector (spec §4, DECISIONS D6) under ``/partage/webdav/clients``: WsgiDAV 4 with our provider,
+mounted in the ASGI application through a2wsgi.
+
+Request path: ASGI (identity middleware: ``scope["state"]["identity"]``) → a2wsgi thread pool → the gate
+(:class:`WebDavGate`: raw path checks, then the caller's principal from the client certificate, or Basic for
+admins) → WsgiDAV (no authenticator, lock or property manager of its own) → our provider's
+``custom_request_handler`` (:mod:`.handlers`) and resources (:mod:`.provider`). The logic lives in
+:mod:`parafe.services.webdav` and :mod:`parafe.services.documents`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from a2wsgi import WSGIMiddleware
+from wsgidav.error_printer import ErrorPrinter
+from wsgidav.request_resolver import RequestResolver
+from wsgidav.wsgidav_app import WsgiDAVApp
+
+from parafe.domain.errors import ParafeError
+from parafe.services.auth import RequestIdentity, authenticate
+from parafe.services.context import AppContext
+
+from . import errors
+from .paths import check_raw_path
+from .provider import ParafeDAVProvider
+
+MOUNT = "/partage/webdav/clients"
+# a2wsgi runs WSGI in a thread pool (10 threads by default): size it for concurrent clients; the provider's
+# database calls are synchronous.
+WORKERS = 32
+BLOCK_SIZE = 256 * 1024
+
+StartResponse = Callable[..., Any]
+
+
+class WebDavGate:
+    """WSGI entry: refuses bad raw paths and unauthenticated callers, then hands over to WsgiDAV."""
+
+    def __init__(self, ctx: AppContext, dav: Callable[..., Iterable[bytes]]) -> None:
+        self.ctx = ctx
+        self.dav = dav
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        scope = environ.get("asgi.scope") or {}
+        method = environ.get("REQUEST_METHOD", "GET")
+        raw_path = scope.get("raw_path") or environ.get("PATH_INFO", "/").encode("latin-1")
+        try:
+            checked = check_raw_path(raw_path, method)
+            identity = (scope.get("state") or {}).get("identity") or RequestIdentity()
+            principal = authenticate(self.ctx, identity)
+        except ParafeError as exc:
+            return errors.respond(environ, start_response, exc)
+        environ["parafe.principal"] = principal
+        environ["parafe.raw_name"] = checked.raw_last_segment
+        environ["wsgidav.auth.user_name"] = principal.email
+        environ["wsgidav.auth.realm"] = "parafe"
+        return self.dav(environ, start_response)
+
+
+def create_webdav_wsgi(ctx: AppContext, mount_path: str = MOUNT) -> WebDavGate:
+    config: dict[str, Any] = {
+        "provider_mapping": {"/": ParafeDAVProvider(ctx)},
+        "mount_path": mount_path,
+        "middleware_stack": [ErrorPrinter, RequestResolver],
+        "lock_storage": None,
+        "property_manager": None,
+        "http_authenticator": {"domain_controller": None, "accept_basic": False, "accept_digest": False},
+        "dir_browser": {"enable": False},
+        "block_size": BLOCK_SIZE,
+        "verbose": 1,
+        "logging": {"enable": False},
+        "suppress_version_info": True,
+    }
+    return WebDavGate(ctx, WsgiDAVApp(config))
+
+
+def create_webdav_app(ctx: AppContext, mount_path: str = MOUNT) -> Any:
+    """The ASGI application to mount at ``mount_path``."""
+    return WSGIMiddleware(create_webdav_wsgi(ctx, mount_path), workers=WORKERS)  # type: ignore[arg-type]
