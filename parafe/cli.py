@@ -19,6 +19,7 @@ from parafe.config import get_settings
 _COMMAND_GROUPS = (
     ("parafe.security.pki_cli", "add_commands"),
     ("parafe.signing.cli", "add_commands"),
+    ("parafe.workflow.cli", "add_commands"),
 )
 
 

@@ -20,7 +20,7 @@ from parafe.domain.errors import E, ErrorDef, ParafeError
 from parafe.security.certcheck import CertVerdict
 from parafe.services.context import AppContext
 
-_HASHER = PasswordHasher()
+_HASHER = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)  # OWASP minimum for argon2id
 
 _CERT_ERRORS: dict[str, ErrorDef] = {
     "missing": E.CERT_MISSING,

@@ -53,7 +53,7 @@ OTP_CLOSED_STATES = frozenset({
     State.FILED.value, State.ARCHIVED.value, State.REPLACED.value, State.SIGNATURE_REJECTED.value,
 })
 
-_EMAIL = re.compile(r"^[^@\s;,]+@[^@\s;,]+\.[^@\s;,]+$")
+_EMAIL = re.compile(r"^[^@\s;,\x00-\x1f\x7f]+@[^@\s;,\x00-\x1f\x7f]+\.[^@\s;,\x00-\x1f\x7f]+$")
 _PHONE = re.compile(r"^\+?[0-9 .()\-]{6,32}$")
 
 

@@ -49,7 +49,7 @@ MAX_STEPS = 50
 MAX_MEMBERS = 50
 PICTOGRAMS_LIMIT = 256 * 1024
 
-_EMAIL = re.compile(r"^[^@\s;,]+@[^@\s;,]+\.[^@\s;,]+$")
+_EMAIL = re.compile(r"^[^@\s;,\x00-\x1f\x7f]+@[^@\s;,\x00-\x1f\x7f]+\.[^@\s;,\x00-\x1f\x7f]+$")
 # Steps whose members act as the subscriber's users and get a role on the circuit.
 _ROLE_OF_STEP = {StepKind.VISA: VALIDEUR, StepKind.SIGNATURE: SIGNATAIRE}
 # Steps where the depositor may not appear (« L'agent déposant ne peut être signataire ou valideur »).
@@ -199,6 +199,9 @@ class _Resolved:
 def _resolve(session: Session, subscriber: Subscriber, account: Account, circuit: OnDemandCircuit,
              agents: str | None) -> _Resolved:
     agent_emails = [a.strip().lower() for a in re.split(r"[;,]", agents or "") if a.strip()]
+    for email in [m for s in circuit.steps for m in s.members] + agent_emails:
+        if not _EMAIL.match(email) or len(email) > 255:
+            raise ParafeError(E.INVALID_STEP_MEMBER, detail=f"{email!r} is not an e-mail address")
     wanted = {m for s in circuit.steps for m in s.members} | set(agent_emails)
     users = _users_by_email(session, subscriber.id, wanted)
     depositor = account.email.lower()
@@ -212,8 +215,7 @@ def _resolve(session: Session, subscriber: Subscriber, account: Account, circuit
                 raise ParafeError(E.INVALID_STEP_MEMBER_AGENT, detail=email)
             user = users.get(email)
             if step.kind == StepKind.OTP_SIGNATURE:
-                if not _EMAIL.match(email):
-                    raise ParafeError(E.INVALID_STEP_MEMBER, detail=f"{email!r} is not an e-mail address")
+                pass  # D19: a plain e-mail address of an outside person is enough
             elif user is None:
                 raise ParafeError(E.INVALID_STEP_MEMBER, detail=f"no user {email!r} in this subscriber")
             members.append((user.id if user else None, email))

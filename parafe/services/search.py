@@ -94,6 +94,8 @@ def _text(value: Any, name: str) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise ParafeError(E.BAD_REQUEST, reason=f"le critère « {name} » doit être un texte")
     text = str(value).strip()
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text):
+        raise ParafeError(E.BAD_REQUEST, reason=f"le critère « {name} » contient un caractère de contrôle")
     if len(text) > TEXT_LIMIT:
         raise ParafeError(E.BAD_REQUEST, reason=f"le critère « {name} » ne doit pas excéder 255 caractères")
     return text

@@ -33,7 +33,7 @@ from parafe.services.rights import AGENT, subscriber_account
 AUTH_TYPES = ("CERTIFICAT", "BASIC")
 FIELDS = ("authenticationType", "email", "firstName", "lastName", "groups")
 MAX_USERS = 10_000
-_EMAIL = re.compile(r"^[^@\s;,]+@[^@\s;,]+\.[^@\s;,]+$")
+_EMAIL = re.compile(r"^[^@\s;,\x00-\x1f\x7f]+@[^@\s;,\x00-\x1f\x7f]+\.[^@\s;,\x00-\x1f\x7f]+$")
 
 
 def _is_agent(session: Session, account: Account) -> bool:
@@ -89,6 +89,11 @@ def _entry_error(entry: Any) -> str | None:
     for name in ("authenticationType", "email", "firstName", "lastName"):
         if not isinstance(entry[name], str):
             return f"le champ {name} doit être une chaîne de caractères"
+    texts = [entry[n] for n in ("authenticationType", "email", "firstName", "lastName")]
+    if isinstance(entry["groups"], list):
+        texts += [g for g in entry["groups"] if isinstance(g, str)]
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for text in texts for ch in text):
+        return "caractère de contrôle interdit"
     if entry["authenticationType"].strip().upper() not in AUTH_TYPES:
         return "authenticationType doit valoir CERTIFICAT ou BASIC"
     email = entry["email"].strip()

@@ -102,3 +102,24 @@ def test_trusted_proxy_header(home: Home) -> None:
             _error(_upload(c), 401, E.CERT_EXPIRED.code)
     finally:
         stop_server(server)
+
+
+def test_basic_auth_for_admin_accounts(live_server: LiveServer) -> None:
+    password = (live_server.home.path / "demo" / "admin-password.txt").read_text().strip()
+    with live_server.client(auth=("admin@demo.parafe.test", password)) as admin:
+        r = _upload(admin, "par-admin.pdf")
+        assert r.status_code == 200, r.text
+    with live_server.client(auth=("admin@demo.parafe.test", "mauvais")) as wrong:
+        body = _error(_upload(wrong, "x.pdf"), 401, E.BAD_CREDENTIALS.code)
+        assert body["userFriendlyMessage"] == E.BAD_CREDENTIALS.message
+    # Basic is only for BASIC accounts: a certificate user's e-mail with any password is refused
+    with live_server.client(auth=("agent@demo.parafe.test", password)) as agent:
+        _error(_upload(agent, "y.pdf"), 401, E.BAD_CREDENTIALS.code)
+    # the password is stored as an argon2 hash, never in clear
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(live_server.home.database_url)
+    with engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT password_hash FROM users WHERE email = 'admin@demo.parafe.test'")).scalar()
+    engine.dispose()
+    assert stored and stored.startswith("$argon2id$") and password not in stored

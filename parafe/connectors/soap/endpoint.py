@@ -218,7 +218,7 @@ class SoapEndpoint:
         except SoapVersionMismatch as exc:
             _run(cleanup)
             return _fault(ParafeError(E.BAD_REQUEST, reason="enveloppe SOAP 1.1 attendue", detail=str(exc)),
-                          faults.VERSION_MISMATCH, 500)
+                          faults.VERSION_MISMATCH, 400)
         except ParafeError as error:
             _run(cleanup)
             return _fault(error, faults.CLIENT, _client_status(error))

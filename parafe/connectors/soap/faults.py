@@ -10,7 +10,9 @@ Fault codes and HTTP statuses:
   (not XML, DTD, not a SOAP 1.1 envelope, unknown operation or namespace, not valid against the WSDL);
 - ``soap:Server``, HTTP 401: no or bad client certificate (the operator contract's 401, in SOAP form);
 - ``soap:Server``, HTTP 500: every business error raised by an operation, as CXF answers them;
-- ``soap:VersionMismatch``, HTTP 500: a SOAP 1.2 envelope.
+- ``soap:VersionMismatch``, HTTP 400: a SOAP 1.2 envelope.
+
+So bad input never answers 500: 500 means the operation ran and refused (or failed).
 
 Where the live service's wording differs from the v3.4 document and real clients match on the live wording
 (research note ``real-clients.md`` §2 Pastell, §3 ESUP-Stage), the live wording is appended in parentheses

@@ -227,7 +227,11 @@ def test_encrypted_entry(tmp_path: Path) -> None:
     assert "chiffrée" in err.message
 
 
-@pytest.mark.parametrize("data", [b"not a zip at all", b"PK\x03\x04" + bytes((i * 37 + 11) % 256 for i in range(200)), b"\x00" * 30])
+NOISE = bytes((i * 37 + 11) % 256 for i in range(200))
+
+
+@pytest.mark.parametrize("data", [b"not a zip at all", b"PK\x03\x04" + NOISE, b"\x00" * 30],
+                         ids=["text", "local-header-then-noise", "zeros"])
 def test_not_a_zip(tmp_path: Path, data: bytes) -> None:
     path = tmp_path / "z.zip"
     path.write_bytes(data)

@@ -223,11 +223,11 @@ def test_pes_pj_block_without_pj(tmp_path: Path) -> None:
     (b"", "empty content"),
     (b"   \n  ", "empty content"),
     (base64.b64encode(b"%PDF-1.4 not gzipped"), "not gzip"),
-    (base64.b64encode(gzip.compress(b"")), "empty once decompressed"),
-    (base64.b64encode(gzip.compress(b"%PDF-1.4 " * 100)[:-12]), "not a complete gzip stream"),
-    (base64.b64encode(gzip.compress(b"%PDF") + b"trailing junk"), "data after the gzip stream"),
+    (base64.b64encode(gzip.compress(b"", mtime=0)), "empty once decompressed"),
+    (base64.b64encode(gzip.compress(b"%PDF-1.4 " * 100, mtime=0)[:-12]), "not a complete gzip stream"),
+    (base64.b64encode(gzip.compress(b"%PDF", mtime=0) + b"trailing junk"), "data after the gzip stream"),
     (b"@@@ not base64 @@@", "not base64"),
-])
+], ids=["empty", "blank", "not-gzip", "empty-gzip", "truncated-gzip", "trailing-junk", "not-base64"])
 @pytest.mark.parametrize("pj_circuit", [False, True])
 def test_broken_pj_content(tmp_path: Path, content: bytes, why: str, pj_circuit: bool) -> None:
     with pytest.raises(ParafeError) as err:

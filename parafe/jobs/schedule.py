@@ -1,0 +1,63 @@
+"""Scheduled work: the daily purge (huey periodic task at 03:17 UTC, or ``parafe dev purge``).
+
+Per spec §4.2 notes / DECISIONS D6, connector files live 15 days (``PARAFE_PURGE_DAYS``):
+
+- returns (acknowledgements, PES_Retour, Chorus) older than that leave the WebDAV ``out/`` folders and the
+  remaining lists (``webdav_deleted_at``); they stay in the database and the document's history;
+- finished documents (``Classé``, ``Archivé``, refused, rejected, failed…) last changed before that are marked
+  ``extra["out_purged"]``: the WebDAV ``out/`` view no longer lists them (dashboards already leave ``Classé``
+  documents out: they wait for no action, spec §2.5.5);
+- closed outbox rows, used or expired OTP codes and development-outbox messages older than that are deleted.
+
+Idempotent: running it twice (two workers) changes nothing more.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import delete, select, update
+
+from parafe.db.models import DevMessage, Document, OtpChallenge, OutboxItem, ReturnItem, utcnow
+from parafe.domain.states import State
+from parafe.services.context import AppContext
+from parafe.workflow.settings import workflow_settings
+
+FINISHED = frozenset({State.FILED.value, State.ARCHIVED.value, State.REFUSED.value, State.DISAPPROVED.value,
+                      State.SIGNATURE_REJECTED.value, State.SEND_TO_FAST_FAILED.value,
+                      State.FAST_PROCESSING_FAILED.value, State.SEND_TO_HELIOS_FAILED.value,
+                      State.REPLACED.value})
+
+
+def purge(ctx: AppContext, days: int | None = None) -> dict[str, int]:
+    """Run the purge; returns how many rows each rule touched."""
+    cutoff = utcnow() - timedelta(days=days if days is not None else workflow_settings().purge_days)
+    report: dict[str, int] = {}
+    with ctx.db.write() as session:
+        result = session.execute(update(ReturnItem).where(
+            ReturnItem.created_at < cutoff, ReturnItem.webdav_deleted_at.is_(None)).values(
+            webdav_deleted_at=utcnow()).execution_options(synchronize_session=False))
+        report["returns"] = int(getattr(result, "rowcount", 0) or 0)
+        count = 0
+        for document in session.scalars(select(Document).where(
+                Document.updated_at < cutoff, Document.state.in_(sorted(FINISHED)), Document.deleted_at.is_(None))):
+            extra = dict(document.extra or {})
+            if not extra.get("out_purged"):
+                extra["out_purged"] = True
+                document.extra = extra
+                count += 1
+        report["documents"] = count
+        for name, model, column, extra_cond in (
+                ("outbox", OutboxItem, OutboxItem.done_at, OutboxItem.done_at.is_not(None)),
+                ("otp_codes", OtpChallenge, OtpChallenge.created_at, OtpChallenge.status != "pending"),
+                ("dev_messages", DevMessage, DevMessage.created_at, None)):
+            stmt = delete(model).where(column < cutoff)
+            if extra_cond is not None:
+                stmt = stmt.where(extra_cond)
+            result = session.execute(stmt.execution_options(synchronize_session=False))
+            report[name] = int(getattr(result, "rowcount", 0) or 0)
+        expired = session.execute(update(OtpChallenge).where(
+            OtpChallenge.status == "pending", OtpChallenge.expires_at < cutoff).values(status="expired")
+            .execution_options(synchronize_session=False))
+        report["otp_expired"] = int(getattr(expired, "rowcount", 0) or 0)
+    return report
