@@ -18,11 +18,12 @@ from wsgidav.error_printer import ErrorPrinter
 from wsgidav.request_resolver import RequestResolver
 from wsgidav.wsgidav_app import WsgiDAVApp
 
-from parafe.domain.errors import ParafeError
+from parafe.domain.errors import E, ParafeError
 from parafe.services.auth import RequestIdentity, authenticate
 from parafe.services.context import AppContext
 
 from . import errors
+from .handlers import ALLOW_ANY, UNSUPPORTED
 from .paths import check_raw_path
 from .provider import ParafeDAVProvider
 
@@ -52,11 +53,23 @@ class WebDavGate:
             principal = authenticate(self.ctx, identity)
         except ParafeError as exc:
             return errors.respond(environ, start_response, exc)
+        if method in UNSUPPORTED:
+            return _not_offered(environ, start_response, method)
         environ["parafe.principal"] = principal
         environ["parafe.raw_name"] = checked.raw_last_segment
         environ["wsgidav.auth.user_name"] = principal.email
         environ["wsgidav.auth.realm"] = "parafe"
         return self.dav(environ, start_response)
+
+
+def _not_offered(environ: dict[str, Any], start_response: StartResponse, method: str) -> Iterable[bytes]:
+    """Methods a drop folder does not offer (WsgiDAV would answer some of them itself, without our shape)."""
+
+    def with_allow(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        return start_response(status, [*headers, ("Allow", ALLOW_ANY)], exc_info)
+
+    exc = ParafeError(E.METHOD_NOT_ALLOWED, detail=f"{method} is not offered by a drop folder")
+    return errors.respond(environ, with_allow, exc, status=405)
 
 
 def create_webdav_wsgi(ctx: AppContext, mount_path: str = MOUNT) -> WebDavGate:

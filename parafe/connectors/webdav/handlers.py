@@ -41,7 +41,9 @@ DAV = "DAV:"
 _HREF_SAFE = "/!*'(),$-_|.~"
 _LIVE_FILE = ("resourcetype", "displayname", "getcontentlength", "getcontenttype", "getetag", "getlastmodified")
 _LIVE_COLLECTION = ("resourcetype", "displayname", "getlastmodified")
-UNSUPPORTED = frozenset({"COPY", "MOVE", "PROPPATCH", "LOCK", "UNLOCK", "POST", "PATCH", "TRACE", "CONNECT"})
+UNSUPPORTED = frozenset({"COPY", "MOVE", "PROPPATCH", "LOCK", "UNLOCK", "POST", "PATCH", "TRACE", "CONNECT",
+                         "SEARCH", "REPORT", "ACL", "BIND", "UNBIND", "REBIND", "MKCALENDAR", "VERSION-CONTROL"})
+ALLOW_ANY = "OPTIONS, HEAD, GET, PROPFIND, PUT, DELETE, MKCOL"
 
 
 def _rfc1123(ts: float) -> str:
@@ -266,15 +268,14 @@ def handle(provider: ParafeDAVProvider, environ: Environ, start_response: StartR
             return do_delete(provider, environ, start_response)
         if method == "OPTIONS":
             return do_options(provider, environ, start_response)
-        if method in UNSUPPORTED or method not in ("GET", "HEAD", "PUT"):
+        if method not in ("GET", "HEAD", "PUT"):
             res = provider.get_resource_inst(environ["PATH_INFO"], environ)
             allow = ", ".join(allowed_methods(res))
-            exc = ParafeError(E.METHOD_NOT_ALLOWED, detail=f"{method} is not offered by a drop folder")
 
             def _with_allow(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
                 return start_response(status, [*headers, ("Allow", allow)], exc_info)
 
-            return errors.respond(environ, _with_allow, exc, status=405)
+            return errors.respond(environ, _with_allow, ParafeError(E.METHOD_NOT_ALLOWED), status=405)
         if method == "PUT":
             check_put_target(provider, environ)
             return _put(environ, start_response, default_handler)

@@ -155,3 +155,37 @@ def test_100_mib_base64_bodies_fault_with_bounded_memory(soap_server: LiveServer
     assert growth < RSS_BUDGET_MIB, lines
     tmp = soap_server.home.path / "tmp"
     assert not [p for p in tmp.rglob("*") if p.is_file() and p.name.startswith(("soap-", "spool-"))]
+
+
+@pytest.mark.slow
+def test_large_upload_and_download_stream(soap_server: LiveServer) -> None:
+    """The accepted counterpart: a 75 MiB PDF in (100 MiB of base64) and out again, memory still bounded."""
+    from tests.fixtures.files import pdf_bytes
+
+    pid = soap_server.process.pid
+    data = pdf_bytes(text="gros", pad_to=75 * MIB)
+    encoded = base64.b64encode(data)
+    head = (f'<soapenv:Envelope xmlns:soapenv="{SOAP_ENV}" xmlns:sei="{NS}"><soapenv:Body><sei:upload>'
+            f"<subscriberId>{SIREN}</subscriberId><circuitId>bureautique</circuitId><dataFileVO><dataHandler>")
+    tail = "</dataHandler><filename>gros-valide.pdf</filename></dataFileVO></sei:upload></soapenv:Body></soapenv:Envelope>"
+
+    def chunks() -> Iterator[bytes]:
+        yield head.encode()
+        for start in range(0, len(encoded), MIB):
+            yield encoded[start:start + MIB]
+        yield tail.encode()
+
+    before = _vm_hwm_kib(pid)
+    r = _post_stream(soap_server, chunks())
+    assert r.status_code == 200, r.text[:500]
+    doc_id = r.text.split("<return>")[1].split("</return>")[0]
+    with soap_server.client(AGENT) as c:
+        down = post(c, envelope("download", f"<documentId>{doc_id}</documentId>"))
+    assert down.status_code == 200
+    assert encoded in down.content
+    after = _vm_hwm_kib(pid)
+    growth = (after - before) / 1024
+    with REPORT.open("a") as fh:
+        fh.write(f"75 MiB PDF upload (100 MiB base64) + download: VmHWM {after / 1024:.1f} MiB, "
+                 f"growth {growth:.1f} MiB\n")
+    assert growth < RSS_BUDGET_MIB

@@ -205,7 +205,8 @@ def listing(response: httpx.Response) -> dict[str, Entry]:
         for propstat in resp.findall("D:propstat", ns):
             if "200" not in (propstat.findtext("D:status", namespaces=ns) or ""):
                 continue
-            for prop in propstat.find("D:prop", ns) or []:
+            found = propstat.find("D:prop", ns)
+            for prop in found if found is not None else []:
                 local = etree.QName(prop).localname
                 props[local] = prop.text or ""
                 if local == "resourcetype" and prop.find("D:collection", ns) is not None:
