@@ -18,6 +18,7 @@ from parafe.config import get_settings
 # Optional command groups: (module, function). A module that is not there yet is skipped.
 _COMMAND_GROUPS = (
     ("parafe.security.pki_cli", "add_commands"),
+    ("parafe.admin_cli", "add_commands"),
     ("parafe.signing.cli", "add_commands"),
     ("parafe.workflow.cli", "add_commands"),
 )

@@ -261,6 +261,70 @@ class E:
         "REASON_REQUIRED", 196, "Un motif est obligatoire pour refuser ou rejeter un document.",
         "A refusal or rejection needs a message", 400)
 
+    # --- administration (operators' command line and the portal's admin pages): 200-219 ---
+    ADMIN_SIREN_INVALID = _e(
+        "ADMIN_SIREN_INVALID", 200, "Le SIREN doit comporter exactement 9 chiffres : « {siren} ».",
+        "A SIREN is 9 digits", 400)
+    ADMIN_SUBSCRIBER_EXISTS = _e(
+        "ADMIN_SUBSCRIBER_EXISTS", 201, "L'abonné {siren} existe déjà.", "Subscriber already exists", 409)
+    ADMIN_SUBSCRIBER_UNKNOWN = _e(
+        "ADMIN_SUBSCRIBER_UNKNOWN", 202, "Abonné inconnu : {siren}.", "Unknown subscriber", 404)
+    ADMIN_USER_EXISTS = _e(
+        "ADMIN_USER_EXISTS", 203, "L'utilisateur {email} existe déjà chez cet abonné.", "User already exists", 409)
+    ADMIN_USER_UNKNOWN = _e(
+        "ADMIN_USER_UNKNOWN", 204, "Utilisateur inconnu chez cet abonné : {email}.", "Unknown user", 404)
+    ADMIN_EMAIL_INVALID = _e(
+        "ADMIN_EMAIL_INVALID", 205, "Adresse électronique invalide : « {email} ».", "Invalid e-mail address", 400)
+    ADMIN_PASSWORD_REQUIRED = _e(
+        "ADMIN_PASSWORD_REQUIRED", 206,
+        "Un compte BASIC doit avoir un mot de passe d'au moins 12 caractères.",
+        "BASIC accounts need a password of at least 12 characters", 400)
+    ADMIN_CERTIFICATE_INVALID = _e(
+        "ADMIN_CERTIFICATE_INVALID", 207, "Certificat illisible : fichier PEM ou DER attendu.",
+        "Unreadable certificate (PEM or DER expected)", 400)
+    ADMIN_GROUP_UNKNOWN = _e(
+        "ADMIN_GROUP_UNKNOWN", 208, "Groupe inconnu chez cet abonné : {name}.", "Unknown group", 404)
+    ADMIN_CIRCUIT_SPEC_INVALID = _e(
+        "ADMIN_CIRCUIT_SPEC_INVALID", 209, "Définition de circuit invalide : {reason}.",
+        "Invalid circuit definition", 400)
+    ADMIN_CIRCUIT_UNKNOWN = _e(
+        "ADMIN_CIRCUIT_UNKNOWN", 210, "Circuit inconnu chez cet abonné : {key}.", "Unknown circuit", 404)
+    ADMIN_CIRCUIT_IN_USE = _e(
+        "ADMIN_CIRCUIT_IN_USE", 211,
+        "Le circuit {key} contient des documents en cours : il ne peut pas être supprimé.",
+        "Circuit has live documents", 409)
+    ADMIN_FILE_UNREADABLE = _e(
+        "ADMIN_FILE_UNREADABLE", 212, "Fichier de configuration illisible : {reason}.",
+        "Unreadable configuration file", 400)
+    # --- OSS server-signature service (issue 9): 181-189 ---
+    OSS_WORKFLOW_NOT_FOUND = _e(
+        "OSS_WORKFLOW_NOT_FOUND", 181, "Le workflow OSS demandé n'existe pas.", "OSS workflow not found", 404)
+    OSS_MODE_NOT_ALLOWED = _e(
+        "OSS_MODE_NOT_ALLOWED", 182,
+        "Ce type de signature n'est pas autorisé pour ce workflow ou pour ce document.",
+        "Signature mode not allowed for this workflow or document", 409)
+    OSS_ALREADY_SIGNED = _e(
+        "OSS_ALREADY_SIGNED", 183, "Le document a déjà été signé ou n'attend plus de signature.",
+        "The document is no longer waiting for a signature", 409)
+    OSS_LINK_INVALID = _e(
+        "OSS_LINK_INVALID", 184, "Ce lien de signature est invalide, expiré ou déjà utilisé.",
+        "Unknown, expired or used signing link", 404)
+    OSS_DOCUMENT_PURGED = _e(
+        "OSS_DOCUMENT_PURGED", 185, "Le document a été supprimé à la fin de sa durée de conservation.",
+        "The document was purged (retention period over)", 410)
+    OSS_PICTOGRAM_INVALID = _e(
+        "OSS_PICTOGRAM_INVALID", 186, "Position du pictogramme invalide : {reason}.",
+        "Invalid pictogram position", 400)
+    OSS_SIGNATURE_FAILED = _e(
+        "OSS_SIGNATURE_FAILED", 187, "La signature du document a échoué : {reason}.",
+        "The document could not be signed", 422)
+    OSS_SIGNER_MISSING = _e(
+        "OSS_SIGNER_MISSING", 188, "Les informations du signataire sont incomplètes : {reason}.",
+        "Signer identity incomplete", 400)
+    OSS_TOO_MANY_CODES = _e(
+        "OSS_TOO_MANY_CODES", 189,
+        "Trop de codes de vérification ont été envoyés pour ce lien : contactez l'émetteur du document.",
+        "Too many OTP codes sent for this link", 429)
 
 # WebDAV error cases of spec §4.4 (API-REFERENCE §9.5), verbatim: quoted in the depositor's error mail.
 WEBDAV_CASES: dict[int, str] = {
@@ -323,5 +387,19 @@ def markdown_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_doc(path: str = "docs/errors.md") -> None:
+    """Regenerate the table of ``docs/errors.md``, keeping its hand-written header."""
+    with open(path, encoding="utf-8") as fh:
+        text = fh.read()
+    header = text[: text.index("| code |")] if "| code |" in text else text
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(header + markdown_table())
+
+
 if __name__ == "__main__":
-    print(markdown_table(), end="")
+    import sys
+
+    if sys.argv[1:] == ["--write"]:
+        write_doc()
+    else:
+        print(markdown_table(), end="")

@@ -10,8 +10,10 @@ costs bounded memory (64 KiB buffers) and bounded disk (``max_total_bytes``).
 
 from __future__ import annotations
 
+import os
 import stat
 import struct
+import tempfile
 import unicodedata
 import zipfile
 import zlib
@@ -141,7 +143,8 @@ def open_bundle(
     max_entries: int,
     name_limit: int = NAME_LIMIT_WS,
 ) -> Bundle:
-    """Check and extract a bundle into ``workdir`` (which must exist; extracted files get generated names there).
+    """Check and extract a bundle into ``workdir`` (which must exist; extracted files get unique generated
+    names there, so several bundles may share it).
 
     Raises ``EMPTY_FILE`` (empty zip or empty entry), ``BUNDLE_INVALID`` (not a zip / corrupt, too many
     entries, bad path, directory, link, nested zip, encryption, sizes or ratio over the limits, duplicate
@@ -209,10 +212,12 @@ def _extract(archive: zipfile.ZipFile, entries: list[tuple[str, zipfile.ZipInfo]
         metas: Path | None = None
         for index, (name, info) in enumerate(entries):
             ext = extension_of(name)
-            target = workdir / (f"bundle-{index:04d}.{ext}" if ext else f"bundle-{index:04d}")
-            written.append(target)
+            suffix = f".{ext}" if ext.isascii() and ext.isalnum() and len(ext) <= 10 else ""
+            fd, created = tempfile.mkstemp(dir=workdir, prefix=f"bundle-{index:04d}-", suffix=suffix)
+            target = Path(created)
+            written.append(target)  # only files this call created are removed on failure
             size = 0
-            with archive.open(info) as src, open(target, "xb") as dst:
+            with os.fdopen(fd, "wb") as dst, archive.open(info) as src:
                 first = True
                 while True:
                     chunk = src.read(_CHUNK)

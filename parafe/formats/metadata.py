@@ -169,7 +169,8 @@ def validate_metadata(items: Iterable[tuple[str, str]], model: list[MetadataFiel
     Raises ``NO_METADATA_MODEL`` when ``model`` is None; ``METADATA_UNKNOWN`` for a name not in the model;
     ``METADATA_BAD_FORMAT`` for a value not in its field's format (numeric: ``[+-]digits[.,digits]``; date:
     ``DD/MM/YYYY`` or ``YYYY-MM-DD``, a real calendar date; regex: full match), for a name given twice, and
-    for a required field missing or blank. A blank optional value is accepted.
+    for a required field missing or blank, and for any value over ``MAX_VALUE_LENGTH`` characters. A blank
+    optional value is accepted.
     """
     if model is None:
         raise ParafeError(E.NO_METADATA_MODEL, detail="the circuit has no metadata model")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import codecs
 import io
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -97,7 +97,7 @@ def _parser_options(huge: bool = False) -> dict[str, Any]:
     }
 
 
-def _chunks(source: Source, limit: int) -> Iterator[bytes]:
+def _chunks(source: Source, limit: int) -> Generator[bytes, None, None]:
     """At most ``limit`` bytes of ``source``, in chunks; file objects are rewound afterwards."""
     if isinstance(source, bytes):
         for start in range(0, min(len(source), limit), _CHUNK):
@@ -130,8 +130,9 @@ def check_prolog(source: Source, *, max_bytes: int = MAX_PROLOG_BYTES) -> Prolog
     parser = etree.XMLParser(target=_PrologTarget(), **_parser_options())
     seen = 0
     head = b""
+    chunks = _chunks(source, max_bytes)
     try:
-        for chunk in _chunks(source, max_bytes):
+        for chunk in chunks:
             if not seen:
                 head = chunk[:256]
             seen += len(chunk)
@@ -144,6 +145,8 @@ def check_prolog(source: Source, *, max_bytes: int = MAX_PROLOG_BYTES) -> Prolog
         return Prolog(root.tag, root.attrib, _encoding(head))
     except etree.XMLSyntaxError as exc:
         raise ParafeError(E.XML_MALFORMED, detail=_describe(exc)) from None
+    finally:
+        chunks.close()  # closes the file / rewinds the stream now, not when the generator is collected
     if seen >= max_bytes:
         raise ParafeError(E.XML_MALFORMED, detail=f"no root element within the first {max_bytes} bytes")
     raise ParafeError(E.XML_MALFORMED, detail="no root element")

@@ -81,7 +81,8 @@ def send_mail(ctx: AppContext, to: Iterable[str], subject: str, body: str, *, do
 
 
 def signature_block() -> str:
-    return "\n\n--\nParafe, parapheur électronique\nCe message est envoyé automatiquement, merci de ne pas y répondre.\n"
+    return ("\n\n--\nParafe, parapheur électronique\n"
+            "Ce message est envoyé automatiquement, merci de ne pas y répondre.\n")
 
 
 def sender_name() -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 from typing import Any
+from xml.sax.saxutils import escape
 
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
@@ -19,7 +20,6 @@ from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from xml.sax.saxutils import escape
 
 from parafe.db.models import Circuit, CircuitStep, Document, StepMember, Subscriber, User
 from parafe.domain.circuits import StepKind

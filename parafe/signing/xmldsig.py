@@ -187,18 +187,16 @@ def chain_for_keyinfo(cert: x509.Certificate, chain: Iterable[x509.Certificate])
 
 # --- verifying -----------------------------------------------------------------------------------------------
 def build_id_index(root: etree._Element) -> tuple[dict[str, etree._Element], set[str]]:
-    """Elements by ``Id``/``ID`` attribute, and the set of Id values that occur more than once."""
+    """Elements by ``Id`` attribute (the XML-DSig/XAdES identifier), and the Id values found more than once."""
     index: dict[str, etree._Element] = {}
     dups: set[str] = set()
-    for el in root.iter():
-        if not isinstance(el.tag, str):
-            continue
-        for attr in ("Id", "ID"):
-            value = el.get(attr)
-            if value is not None:
-                if value in index and index[value] is not el:
-                    dups.add(value)
-                index[value] = el
+    # An attribute-axis XPath runs in libxml2: far faster than iterating elements in Python on large documents.
+    for attr in root.xpath("descendant-or-self::*/@Id"):
+        value = str(attr)
+        el = attr.getparent()
+        if value in index and index[value] is not el:
+            dups.add(value)
+        index[value] = el
     return index, dups
 
 
@@ -367,7 +365,7 @@ def check_signature(
             ok = digest_b64(data, alg) == expected
         target_id = None
         if target is not None:
-            target_id = target.get("Id") or target.get("ID")
+            target_id = target.get("Id")
         result.references.append(ReferenceCheck(
             uri=ref.get("URI", ""), type=ref.get("Type"), target=_local(target) if target is not None else None,
             target_id=target_id, digest_algorithm=alg, digest_ok=ok, error=error))

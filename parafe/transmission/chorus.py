@@ -7,7 +7,7 @@ and stores it as a ``chorus`` return (listed by ``listRemainingChorus`` until do
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from lxml import etree
@@ -20,7 +20,7 @@ SCHEMAS = ("CPPFacturePivot_V2_02.xsd", "CPPFacturePivot_V1_22.xsd", "CPPFacture
            "CPPFacturePivot_V1_20.xsd", "CPPStatutPivot_V1_19.xsd")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _schema(name: str) -> etree.XMLSchema:
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
     return etree.XMLSchema(etree.parse(str(XSD_DIR / name), parser))

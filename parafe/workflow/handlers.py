@@ -15,7 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from parafe.db.models import Circuit, Document, OutboxItem, ReturnItem, User, utcnow

@@ -279,6 +279,12 @@ def handle(provider: ParafeDAVProvider, environ: Environ, start_response: StartR
         if method == "PUT":
             check_put_target(provider, environ)
             return _put(environ, start_response, default_handler)
+        # WsgiDAV's GET is a generator (errors would surface after the response started): resolve first.
+        res = provider.get_resource_inst(environ["PATH_INFO"], environ)
+        if res is None:
+            raise ParafeError(E.ROUTE_NOT_FOUND)
+        if res.is_collection:
+            raise ParafeError(E.NO_PERMISSION, detail="a folder is listed with PROPFIND, not GET")
         return default_handler(environ, start_response)
     except ParafeError as exc:
         return errors.respond(environ, start_response, exc)

@@ -483,6 +483,14 @@ class ParafeDAVProvider(DAVProvider):
         return cache[token]
 
     def get_resource_inst(self, path: str, environ: Environ) -> _DAVResource | None:
+        """The resource at ``path`` (resolved once per request: WsgiDAV and the handlers may both ask)."""
+        cache: dict[str, _DAVResource | None] = environ.setdefault("parafe.resources", {})
+        key = "/" + path.strip("/")
+        if key not in cache:
+            cache[key] = self._resolve(path, environ)
+        return cache[key]
+
+    def _resolve(self, path: str, environ: Environ) -> _DAVResource | None:
         segments = [svc.nfc(s) for s in path.strip("/").split("/") if s]
         ctx = self.ctx
         root = RootCollection("/", environ, ctx)

@@ -110,7 +110,8 @@ def _upload_stream(content_size: int, name: str) -> Iterator[bytes]:
         yield _BLOCK_B64
     if rest:
         yield base64.b64encode(_BLOCK[:rest])
-    yield f"</dataHandler><filename>{name}</filename></dataFileVO></sei:upload></soapenv:Body></soapenv:Envelope>".encode()
+    yield (f"</dataHandler><filename>{name}</filename></dataFileVO></sei:upload></soapenv:Body>"
+           "</soapenv:Envelope>").encode()
 
 
 def _post_stream(server: LiveServer, chunks: Iterator[bytes]) -> httpx.Response:
@@ -167,7 +168,8 @@ def test_large_upload_and_download_stream(soap_server: LiveServer) -> None:
     encoded = base64.b64encode(data)
     head = (f'<soapenv:Envelope xmlns:soapenv="{SOAP_ENV}" xmlns:sei="{NS}"><soapenv:Body><sei:upload>'
             f"<subscriberId>{SIREN}</subscriberId><circuitId>bureautique</circuitId><dataFileVO><dataHandler>")
-    tail = "</dataHandler><filename>gros-valide.pdf</filename></dataFileVO></sei:upload></soapenv:Body></soapenv:Envelope>"
+    tail = ("</dataHandler><filename>gros-valide.pdf</filename></dataFileVO></sei:upload></soapenv:Body>"
+            "</soapenv:Envelope>")
 
     def chunks() -> Iterator[bytes]:
         yield head.encode()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import ssl
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -81,7 +82,7 @@ class Dav:
         return self.server.client(email, **kwargs)
 
     def basic(self, login: str = ADMIN, password: str | None = None) -> httpx.Client:
-        return httpx.Client(base_url=self.url, verify=self.home.ca, timeout=60,
+        return httpx.Client(base_url=self.url, verify=ssl.create_default_context(cafile=self.home.ca), timeout=60,
                             auth=(login, self.admin_password if password is None else password))
 
     def cert_args(self, email: str = AGENT) -> list[str]:
@@ -100,6 +101,11 @@ class Dav:
             assert doc is not None
             session.expunge(doc)
             return doc
+
+    def history_states(self, doc_id: int) -> list[str | None]:
+        with self.ctx.db.read() as session:
+            return list(session.scalars(select(HistoryEntry.state).where(HistoryEntry.document_id == doc_id)
+                                        .order_by(HistoryEntry.id)))
 
     def documents_named(self, name: str) -> list[Document]:
         with self.ctx.db.read() as session:

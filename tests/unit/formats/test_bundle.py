@@ -360,3 +360,16 @@ def test_lying_entry_count(tmp_path: Path) -> None:
     err = _refused(tmp_path, path, max_entries=10)
     assert err.error is E.BUNDLE_INVALID
     assert "trop de fichiers" in err.message
+
+
+def test_two_bundles_share_a_workdir_and_a_failure_leaves_the_other_intact(tmp_path: Path) -> None:
+    good = _zip(tmp_path / "good.zip", [("bonjour.pdf", PDF), ("a.pdf", PDF + b"a")])
+    first = _open(tmp_path, good, "bonjour.pdf.zip")
+    second = _open(tmp_path, good, "bonjour.pdf.zip")
+    assert first.main != second.main and first.main.read_bytes() == second.main.read_bytes() == PDF
+    bad = _zip(tmp_path / "bad.zip", [("bonjour.pdf", PDF), ("a.pdf", b"")])
+    with pytest.raises(ParafeError) as err:
+        _open(tmp_path, bad, "bonjour.pdf.zip")
+    assert err.value.error is E.EMPTY_FILE
+    assert sorted((tmp_path / "work").iterdir()) == sorted(
+        [first.main, second.main, first.annexes[0][1], second.annexes[0][1]])

@@ -396,3 +396,35 @@ def test_concurrent_validation_from_threads() -> None:
     assert len(results) == 120
     for valid, errors in results:
         assert errors == ([] if valid else expected_ko)
+
+
+def test_concurrent_inspections_from_threads() -> None:
+    cases = {
+        "valid_unsigned_PES_ex.xml": "ok",
+        "invalid_BlocPiece_without_InfoPce.xml": "PES_PROCESSING",
+        "valid_PES_PJ.xml": "PES_NO_BORDEREAU",
+        "valid_unsigned_iso8859_accents.xml": "ok",
+    }
+    outcomes: list[tuple[str, str, str | None]] = []
+    lock = threading.Lock()
+
+    def work(name: str) -> None:
+        for _ in range(5):
+            try:
+                inspect_pes(SAMPLES / name)
+                outcome, detail = "ok", None
+            except ParafeError as exc:
+                outcome, detail = exc.error.key, exc.detail
+            with lock:
+                outcomes.append((name, outcome, detail))
+
+    threads = [threading.Thread(target=work, args=(name,)) for name in cases for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(outcomes) == 40
+    for name, outcome, detail in outcomes:
+        assert outcome == cases[name], (name, detail)
+        if outcome == "PES_PROCESSING":
+            assert (detail or "").startswith("line 47: ")

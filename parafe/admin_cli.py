@@ -1,0 +1,260 @@
+"""``parafe admin …``: operators' commands for subscribers, users, certificates, groups, circuits, metadata.
+
+Every command prints what it changed, in French, and exits 1 with the catalogue's French message on bad input.
+Passwords are read from standard input (``--password-stdin``), never from the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from parafe.domain.errors import ParafeError
+
+
+def _ctx() -> Any:
+    from parafe.cli import initialise
+    from parafe.config import get_settings
+    from parafe.services.context import AppContext
+
+    initialise(verbose=False)
+    return AppContext.from_settings(get_settings())
+
+
+def _run(action: Callable[[Any, argparse.Namespace], list[str] | None]) -> Callable[[argparse.Namespace], int]:
+    def handler(args: argparse.Namespace) -> int:
+        ctx = _ctx()
+        try:
+            for line in action(ctx, args) or []:
+                print(line)
+            return 0
+        except ParafeError as err:
+            print(f"Erreur : {err.message}", file=sys.stderr)
+            return 1
+        finally:
+            ctx.close()
+    return handler
+
+
+def _password(args: argparse.Namespace) -> str | None:
+    if getattr(args, "password_stdin", False):
+        return sys.stdin.readline().rstrip("\n")
+    return None
+
+
+def _user_spec(args: argparse.Namespace) -> Any:
+    from parafe.services.admin import UserSpec
+
+    return UserSpec(email=args.email, firstname=args.firstname or "", lastname=args.lastname or "",
+                    admin=args.admin, authentication_type="BASIC" if args.basic else "CERTIFICAT",
+                    password=_password(args), phone=args.phone, quality=args.quality, groups=args.group or [])
+
+
+def _subscriber_add(ctx: Any, args: argparse.Namespace) -> list[str]:
+    from parafe.services import admin
+
+    admin.create_subscriber(ctx, args.siren, args.name)
+    return [f"Abonné {args.siren} créé."]
+
+
+def _subscriber_list(ctx: Any, args: argparse.Namespace) -> list[str]:
+    from parafe.services import admin
+
+    return [f"{s['siren']}  {s['name']}" for s in admin.list_subscribers(ctx)]
+
+
+def _user_add(ctx: Any, args: argparse.Namespace) -> list[str]:
+    from parafe.services import admin
+
+    admin.create_user(ctx, args.siren, _user_spec(args))
+    lines = [f"Utilisateur {args.email} créé."]
+    for cert in args.cert or []:
+        fp = admin.add_certificate(ctx, args.siren, args.email, _read(cert))
+        lines.append(f"Certificat lié (SHA-256 {fp}).")
+    return lines
+
+
+def _user_update(ctx: Any, args: argparse.Namespace) -> list[str]:
+    from parafe.services import admin
+
+    admin.update_user(ctx, args.siren, _user_spec(args))
+    return [f"Utilisateur {args.email} mis à jour."]
+
+
+def _user_delete(ctx: Any, args: argparse.Namespace) -> list[str]:
+    from parafe.services import admin
+
+    admin.delete_user(ctx, args.siren, args.email)
+    return [f"Utilisateur {args.email} supprimé."]
+
+
+def _user_list(ctx: Any, args: argparse.Namespace) -> list[str]:
+    from parafe.services import admin
+
+    return [json.dumps(u, ensure_ascii=False) for u in admin.list_users(ctx, args.siren)]
+
+
+def _read(path: str) -> bytes:
+    from parafe.domain.errors import E
+
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ParafeError(E.ADMIN_FILE_UNREADABLE, reason=f"{path} : {exc.strerror}") from None
+
+
+def _cert_add(ctx: Any, args: argparse.Namespace) -> list[str]:
+    from parafe.services import admin
+
+    fp = admin.add_certificate(ctx, args.siren, args.email, _read(args.file))
+    return [f"Certificat lié à {args.email} (SHA-256 {fp})."]
+
+
+def _cert_remove(ctx: Any, args: argparse.Namespace) -> list[str]:
+    from parafe.services import admin
+
+    admin.remove_certificate(ctx, args.siren, args.email, args.fingerprint)
+    return [f"Certificat {args.fingerprint} retiré de {args.email}."]
+
+
+def _group_add(ctx: Any, args: argparse.Namespace) -> list[str]:
+    from parafe.services import admin
+
+    admin.create_group(ctx, args.siren, args.name, args.member or [])
+    return [f"Groupe {args.name} à jour."]
+
+
+def _load(path: str) -> dict[str, Any]:
+    from parafe.services import admin
+
+    return admin.load_config_file(Path(path))
+
+
+def _circuit_define(ctx: Any, args: argparse.Namespace) -> list[str]:
+    from parafe.services import admin
+
+    data = _load(args.file)
+    circuits = data.get("circuits") if "circuits" in data else [data]
+    return [f"Circuit {admin.define_circuit(ctx, args.siren, c)} à jour." for c in circuits or []]
+
+
+def _circuit_list(ctx: Any, args: argparse.Namespace) -> list[str]:
+    from parafe.services import admin
+
+    return [f"{c['key']:20s} {c['type']:30s} {' → '.join(c['steps'])}" for c in admin.list_circuits(ctx, args.siren)]
+
+
+def _circuit_delete(ctx: Any, args: argparse.Namespace) -> list[str]:
+    from parafe.services import admin
+
+    admin.delete_circuit(ctx, args.siren, args.key)
+    return [f"Circuit {args.key} supprimé."]
+
+
+def _metadata_set(ctx: Any, args: argparse.Namespace) -> list[str]:
+    from parafe.services import admin
+
+    fields = None
+    if args.file:
+        data = _load(args.file)
+        fields = data.get("metadata", data.get("fields"))
+    admin.set_metadata_model(ctx, args.siren, args.key, fields)
+    return [f"Modèle de métadonnées du circuit {args.key} {'supprimé' if fields is None else 'à jour'}."]
+
+
+def _apply(ctx: Any, args: argparse.Namespace) -> list[str]:
+    from parafe.services import admin
+
+    return admin.apply_config(ctx, _load(args.file)) or ["Rien à changer."]
+
+
+def _user_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("siren", help="SIREN de l'abonné / subscriber SIREN")
+    p.add_argument("email", help="adresse électronique / e-mail")
+    p.add_argument("--firstname", help="prénom / first name")
+    p.add_argument("--lastname", help="nom / last name")
+    p.add_argument("--admin", action="store_true", help="administrateur de l'abonné / subscriber admin")
+    p.add_argument("--basic", action="store_true", help="compte BASIC (mot de passe) / Basic account")
+    p.add_argument("--password-stdin", action="store_true", help="lire le mot de passe sur l'entrée standard")
+    p.add_argument("--phone", help="téléphone / phone")
+    p.add_argument("--quality", help="qualité (pictogramme de signature) / title shown in signatures")
+    p.add_argument("--group", action="append", help="groupe (répétable) / group (repeatable)")
+
+
+def add_commands(subparsers: Any) -> None:
+    admin = subparsers.add_parser(
+        "admin", help="Administration (abonnés, utilisateurs, circuits) / Administration",
+        description="Administration des abonnés, utilisateurs, certificats, groupes et circuits / Administration.")
+    sub = admin.add_subparsers(dest="admin_command", metavar="OBJET", required=True)
+
+    s = sub.add_parser("subscriber", help="Abonnés / Subscribers").add_subparsers(metavar="ACTION", required=True)
+    p = s.add_parser("add", help="Créer un abonné / Create a subscriber")
+    p.add_argument("siren")
+    p.add_argument("name", help="nom de la collectivité / name")
+    p.set_defaults(func=_run(_subscriber_add))
+    s.add_parser("list", help="Lister / List").set_defaults(func=_run(_subscriber_list))
+
+    u = sub.add_parser("user", help="Utilisateurs / Users").add_subparsers(metavar="ACTION", required=True)
+    p = u.add_parser("add", help="Créer un utilisateur / Create a user")
+    _user_args(p)
+    p.add_argument("--cert", action="append", help="certificat client PEM/DER à lier / client certificate")
+    p.set_defaults(func=_run(_user_add))
+    p = u.add_parser("update", help="Modifier un utilisateur / Update a user")
+    _user_args(p)
+    p.set_defaults(func=_run(_user_update))
+    p = u.add_parser("delete", help="Supprimer un utilisateur / Delete a user")
+    p.add_argument("siren")
+    p.add_argument("email")
+    p.set_defaults(func=_run(_user_delete))
+    p = u.add_parser("list", help="Lister (JSON) / List (JSON)")
+    p.add_argument("siren")
+    p.set_defaults(func=_run(_user_list))
+
+    c = sub.add_parser("cert", help="Certificats clients / Client certificates").add_subparsers(
+        metavar="ACTION", required=True)
+    p = c.add_parser("add", help="Lier un certificat / Bind a certificate")
+    p.add_argument("siren")
+    p.add_argument("email")
+    p.add_argument("file")
+    p.set_defaults(func=_run(_cert_add))
+    p = c.add_parser("remove", help="Retirer un certificat / Unbind a certificate")
+    p.add_argument("siren")
+    p.add_argument("email")
+    p.add_argument("fingerprint", help="empreinte SHA-256 / SHA-256 fingerprint")
+    p.set_defaults(func=_run(_cert_remove))
+
+    g = sub.add_parser("group", help="Groupes / Groups").add_subparsers(metavar="ACTION", required=True)
+    p = g.add_parser("add", help="Créer ou compléter un groupe / Create or extend a group")
+    p.add_argument("siren")
+    p.add_argument("name")
+    p.add_argument("--member", action="append", help="adresse d'un membre (répétable) / member e-mail")
+    p.set_defaults(func=_run(_group_add))
+
+    k = sub.add_parser("circuit", help="Circuits").add_subparsers(metavar="ACTION", required=True)
+    p = k.add_parser("define", help="Créer ou remplacer depuis un fichier TOML/JSON / Define from a file")
+    p.add_argument("siren")
+    p.add_argument("--file", required=True)
+    p.set_defaults(func=_run(_circuit_define))
+    p = k.add_parser("list", help="Lister / List")
+    p.add_argument("siren")
+    p.set_defaults(func=_run(_circuit_list))
+    p = k.add_parser("delete", help="Supprimer (sans document en cours) / Delete (no live document)")
+    p.add_argument("siren")
+    p.add_argument("key")
+    p.set_defaults(func=_run(_circuit_delete))
+
+    m = sub.add_parser("metadata", help="Modèles de métadonnées / Metadata models").add_subparsers(
+        metavar="ACTION", required=True)
+    p = m.add_parser("set", help="Définir (fichier) ou supprimer (sans fichier) / Set or clear")
+    p.add_argument("siren")
+    p.add_argument("key", help="identifiant du circuit / circuit id")
+    p.add_argument("--file", help="fichier TOML/JSON avec une liste « metadata »")
+    p.set_defaults(func=_run(_metadata_set))
+
+    p = sub.add_parser("apply", help="Appliquer un fichier de configuration complet / Apply a full configuration")
+    p.add_argument("file", help="fichier TOML ou JSON (abonné, utilisateurs, groupes, circuits)")
+    p.set_defaults(func=_run(_apply))
