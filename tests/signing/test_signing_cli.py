@@ -1,7 +1,13 @@
-"""``parafe sign`` / ``parafe verify`` as operators run them (subprocesses), checked by independent tools."""
+"""``parafe sign`` / ``parafe verify``: exit codes, output, results checked by independent tools.
+
+Most calls run the command in-process (``parafe.signing.cli.main``); the last test runs real ``python -m parafe``
+and ``python -m parafe.signing.cli`` processes.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -11,10 +17,32 @@ from pathlib import Path
 from .conftest import P12_PASSWORD, ROOT, Pki, make_pes, pdfsig, xmlsec1_verify_signatures
 
 
-def run(*args: str, env: dict[str, str] | None = None, module: str = "parafe.signing.cli") -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "PARAFE_SIGN_PASSWORD": P12_PASSWORD, **(env or {})}
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=full_env, capture_output=True,
-                          text=True, timeout=120)
+def run(*args: str, env: dict[str, str] | None = None, module: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the command; in-process unless ``module`` names a module to run with ``python -m``."""
+    full_env = {"PARAFE_SIGN_PASSWORD": P12_PASSWORD, **(env or {})}
+    if module is not None:
+        return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env={**os.environ, **full_env},
+                              capture_output=True, text=True, timeout=120)
+    from parafe.signing.cli import main
+
+    saved = {k: os.environ.get(k) for k in (*full_env, "PARAFE_TRUST_ROOTS")}
+    os.environ.update(full_env)
+    if "PARAFE_TRUST_ROOTS" not in full_env:
+        os.environ.pop("PARAFE_TRUST_ROOTS", None)
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # argparse errors
+                code = int(exc.code or 0)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
 
 
 def test_sign_and_verify_pdf(tmp_path: Path, pki: Pki, pdf5: bytes) -> None:
@@ -85,11 +113,13 @@ def test_errors_and_exit_codes(tmp_path: Path, pki: Pki, pdf5: bytes) -> None:
     assert run("verify", str(garbage)).returncode == 2
 
 
-def test_registered_on_the_main_parafe_command(tmp_path: Path, pki: Pki, pdf5: bytes) -> None:
-    """The lead's ``parafe`` command picks up ``sign`` and ``verify`` through ``add_commands``."""
+def test_real_processes(tmp_path: Path, pki: Pki, pdf5: bytes) -> None:
+    """The lead's ``parafe`` command picks up ``sign`` and ``verify`` through ``add_commands``; standalone too."""
     src = tmp_path / "a.pdf"
     src.write_bytes(pdf5)
     out = tmp_path / "b.pdf"
-    assert run("sign", "pdf", str(src), str(out), "--p12", str(pki.signer.p12), module="parafe").returncode == 0
-    proc = run("verify", str(out), "--trust", str(pki.ca_pem), module="parafe")
+    proc = run("sign", "pdf", str(src), str(out), "--p12", str(pki.signer.p12), module="parafe")
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = run("verify", str(out), "--trust", str(pki.ca_pem), module="parafe.signing.cli")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "VALIDE" in proc.stdout

@@ -3,7 +3,9 @@
 Starting a server per test would cost seconds each; the module-scoped ``rest`` fixture starts one on a fresh
 home (SQLite, then PostgreSQL) and every test uses its own file names, so tests stay independent. ``rest.ctx``
 is an application context on the same database and blob store, used to create the states the workflow would
-create (a refusal, an acknowledgement…) directly, as the brief asks, without mocking our code.
+create (a refusal, an acknowledgement…) directly, as the brief asks, without mocking our code. The server runs
+without its in-process workflow worker (``PARAFE_WORKER_IN_PROCESS=false``) so that a document stays in the
+state a test puts it in; the workflow has its own tests.
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ def rest(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     try:
         _init_home(path, url)
         home = Home(path=path, backend=backend, database_url=url)
-        server = start_server(home)
+        server = start_server(home, {"PARAFE_WORKER_IN_PROCESS": "false"})
         ctx = AppContext.from_settings(Settings(home=path, database_url=url))
         try:
             yield Rest(server=server, ctx=ctx)

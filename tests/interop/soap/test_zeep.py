@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 import zeep
 from zeep import xsd
+from zeep.plugins import Plugin
 
-from parafe.connectors.soap.contract import CONTRACT, NS
+from parafe.connectors.soap.contract import CONTRACT, NS, SOAP_ENV
 from parafe.db.models import Circuit, Document, HistoryEntry, Subscriber, utcnow
 from parafe.domain.errors import E
 from parafe.domain.states import State
@@ -46,12 +47,33 @@ def server(home: Home) -> Iterator[LiveServer]:
         stop_server(live)
 
 
+class SchemaCheck(Plugin):
+    """Validates every answer's Body child against the WSDL's schema (names, order, unqualified children)."""
+
+    def __init__(self) -> None:
+        self.checked = 0
+
+    def ingress(self, envelope: Any, http_headers: Any, operation: Any) -> tuple[Any, Any]:
+        body = envelope.find(f"{{{SOAP_ENV}}}Body")
+        child = body[0]
+        if child.tag == f"{{{SOAP_ENV}}}Fault":
+            assert [c.tag for c in child] == ["faultcode", "faultstring", "detail"]
+            CONTRACT.schema.assertValid(child.find("detail")[0])
+        else:
+            assert child.tag == f"{{{NS}}}{operation.name}Response"
+            CONTRACT.schema.assertValid(child)
+        self.checked += 1
+        return envelope, http_headers
+
+
 class Recorder:
     """Calls operations through zeep and remembers which ones were called."""
 
     def __init__(self, client: Any) -> None:
         self.client = client
         self.called: set[str] = set()
+        self.schema = SchemaCheck()
+        client.plugins.append(self.schema)
 
     def __call__(self, operation: str, **kwargs: Any) -> Any:
         self.called.add(operation)
@@ -200,4 +222,5 @@ def test_every_operation_with_zeep(server: LiveServer, ctx: AppContext) -> None:
     assert agent.fault("delete", documentId=signed).message == E.DELETE_NOT_ALLOWED.message
 
     assert agent.called | admin.called == set(CONTRACT.operations)
+    assert agent.schema.checked + admin.schema.checked >= 31
     assert len(CONTRACT.operations) == 31
