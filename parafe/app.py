@@ -63,6 +63,12 @@ def _connector_mounts(ctx: AppContext) -> list[Mount]:
     from parafe.connectors.webdav import create_webdav_app
 
     mounts.append(Mount("/partage/webdav/clients", app=create_webdav_app(ctx)))
+    from parafe.connectors.oss import create_oss_app
+
+    mounts.append(Mount("/oss", app=create_oss_app(ctx)))
+    from parafe.portal import create_portal_app
+
+    mounts.append(Mount("/", app=create_portal_app(ctx)))  # the portal: keep it LAST (connectors take precedence)
     return mounts
 
 

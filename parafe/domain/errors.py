@@ -325,6 +325,25 @@ class E:
         "OSS_TOO_MANY_CODES", 189,
         "Trop de codes de vérification ont été envoyés pour ce lien : contactez l'émetteur du document.",
         "Too many OTP codes sent for this link", 429)
+    # --- portal (issue 8): 220-229 ---
+    PORTAL_CSRF = _e(
+        "PORTAL_CSRF", 220,
+        "Le formulaire a expiré ou ne provient pas du parapheur : rechargez la page et recommencez.",
+        "Missing or invalid CSRF token, or foreign Origin", 403)
+    OTP_LINK_INVALID = _e(
+        "OTP_LINK_INVALID", 221, "Ce lien de signature est invalide ou n'est plus valable.",
+        "Unknown or revoked OTP page token", 404)
+    SIGNER_CERTIFICATE_NOT_OWNED = _e(
+        "SIGNER_CERTIFICATE_NOT_OWNED", 222,
+        "Ce certificat de signature n'est pas rattaché à votre compte : signez avec votre propre certificat.",
+        "The signing certificate is neither bound to the account nor issued to its e-mail address", 403)
+    SIGNING_SESSION_INVALID = _e(
+        "SIGNING_SESSION_INVALID", 223,
+        "La session de signature est invalide ou a expiré : recommencez la signature.",
+        "Unknown, foreign or expired remote-signing session", 410)
+    SIGNING_HELPER_REFUSED = _e(
+        "SIGNING_HELPER_REFUSED", 224, "La signature a échoué : {reason}.",
+        "The remote signature could not be completed", 422)
 
 # WebDAV error cases of spec §4.4 (API-REFERENCE §9.5), verbatim: quoted in the depositor's error mail.
 WEBDAV_CASES: dict[int, str] = {

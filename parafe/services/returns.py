@@ -161,8 +161,14 @@ def download(ctx: AppContext, principal: Principal, public_id: int | str, kind: 
             if item is None:
                 raise ParafeError(E.DOCUMENT_NOT_FOUND)
         data = _read(ctx, item)
-        if item.downloaded_at is None:
-            item.downloaded_at = utcnow()
+        now = utcnow()
+        if kind == "ack":  # the document leaves the list: every acknowledgement of it is consumed
+            for ack in session.scalars(select(ReturnItem).where(
+                    ReturnItem.document_id == item.document_id, ReturnItem.kind == "ack",
+                    ReturnItem.downloaded_at.is_(None))):
+                ack.downloaded_at = now
+        elif item.downloaded_at is None:
+            item.downloaded_at = now
         return ReturnContent(public_id=item.public_id, name=item.name, data=data)
 
 

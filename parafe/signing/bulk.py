@@ -22,6 +22,7 @@ worker process).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,7 +31,7 @@ from typing import Any
 from pyhanko.sign.timestamps import TimeStamper
 from pyhanko_certvalidator import ValidationContext
 
-from parafe.signing.errors import SigningError
+from parafe.signing.errors import PdfSigningError, SigningError
 from parafe.signing.fastpdf import FastPathUnsupported, FastPdfSigner
 from parafe.signing.keys import ServerSigner
 from parafe.signing.pades import sign_pdf
@@ -38,6 +39,8 @@ from parafe.signing.stamp import StampSpec
 from parafe.signing.tsa import normalize_level, resolve_timestamper
 
 __all__ = ["BulkPdfSigner", "BulkResult"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -98,6 +101,10 @@ class BulkPdfSigner:
                 return out, True
             except FastPathUnsupported:
                 pass
+            except SigningError:
+                raise
+            except Exception:  # an unforeseen input: the pyHanko path decides (signs or reports why not)
+                log.warning("fast PAdES writer failed, falling back to pyHanko", exc_info=True)
         out = sign_pdf(data, self.signer, level=self.level, stamp=self.stamp, reason=self.reason,
                        location=self.location, timestamper=self.timestamper,
                        validation_context=self.validation_context)
@@ -112,5 +119,8 @@ class BulkPdfSigner:
                 out, fast = self._sign(bytes(data), None)
             except SigningError as exc:
                 yield BulkResult(key, None, exc, False)
+                continue
+            except Exception as exc:  # never let one document stop the batch
+                yield BulkResult(key, None, PdfSigningError(f"Signature impossible : {exc}"), False)
                 continue
             yield BulkResult(key, out, None, fast)

@@ -16,8 +16,8 @@ layer, it:
 - reuses the pictogram appearance (content stream compressed once per distinct text, image data once).
 
 It handles B-B and B-T, RSA and EC keys. Anything unusual (encrypted files, hybrid-reference files, a
-certification signature, qpdf repair warnings) raises :class:`FastPathUnsupported`; callers then use :func:`pades.sign_pdf`,
-which either signs the document with pyHanko or reports why it cannot be signed.
+certification signature, qpdf repair warnings) raises :class:`FastPathUnsupported`; callers then use
+:func:`pades.sign_pdf`, which either signs the document with pyHanko or reports why it cannot be signed.
 """
 
 from __future__ import annotations
@@ -305,7 +305,7 @@ class FastPdfSigner:
         existing_fields = list(acroform.get("/Fields", [])) if acroform is not None else []
         names = {str(f.get("/T")) for f in existing_fields if isinstance(f, pikepdf.Dictionary) and "/T" in f}
         if field_name is None:
-            n = len(names) + 1
+            n = sum(1 for f in existing_fields if isinstance(f, pikepdf.Dictionary) and f.get("/FT") == "/Sig") + 1
             while f"Signature{n}" in names:
                 n += 1
             field_name = f"Signature{n}"

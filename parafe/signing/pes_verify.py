@@ -41,6 +41,7 @@ from parafe.signing.xmldsig import (
     check_signature,
     parse_untrusted,
     qn,
+    register_xmlsec_ids,
     xmlsec_cross_check,
 )
 
@@ -168,6 +169,8 @@ def verify_pes(
     signatures = list(root.iter(qn(DSIG, "Signature")))
     # Counter-signatures and signatures nested in XAdES properties are not PES signatures.
     signatures = [s for s in signatures if not any(a.tag == qn(DSIG, "Signature") for a in s.iterancestors())]
+    if signatures and not dups:
+        register_xmlsec_ids(root)
     for sig in signatures:
         report.signatures.append(_verify_one(sig, root, index, dups, trust_roots, crl_list, allow_fetching, moment))
     scopes = {s.scope for s in report.signatures}
@@ -244,7 +247,7 @@ def _verify_one(
             errors.append("SigningCertificate ne désigne pas le certificat qui a signé.")
     xmlsec_ok = None
     if cert is not None and check.ok:
-        xmlsec_ok = xmlsec_cross_check(sig, cert)
+        xmlsec_ok = xmlsec_cross_check(sig, cert, register_ids=False)
         if xmlsec_ok is False:
             errors.append("libxmlsec1 rejette la signature (désaccord entre vérificateurs).")
     trusted, revoked, chain_error = False, False, None

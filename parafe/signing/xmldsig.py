@@ -397,22 +397,43 @@ def check_signature(
     return result
 
 
-def xmlsec_cross_check(sig: etree._Element, cert: x509.Certificate) -> bool | None:
+def xmlsec_cross_check(sig: etree._Element, cert: x509.Certificate, *, register_ids: bool = True) -> bool | None:
     """Ask libxmlsec1 (python-xmlsec) to verify ``sig`` with ``cert``'s key; None if xmlsec is unavailable.
 
-    Id attributes are registered on the whole document first (what ``xmlsec1 --id-attr`` does).
+    Id attributes are registered first (what ``xmlsec1 --id-attr`` does); pass ``register_ids=False`` when
+    :func:`register_xmlsec_ids` already ran on this document. libxmlsec1 evaluates the enveloped-signature
+    transform over the whole document (about 0.5 s per signature on a 5 MB PES), so an enveloped signature of a
+    sub-element using only exclusive canonicalisation is checked on a copy of that element alone: exclusive
+    C14N of an element does not depend on its ancestors, so the signed octets are the same.
     """
     try:
         import xmlsec
     except ImportError:  # pragma: no cover - pinned dependency
         return None
-    root = sig.getroottree().getroot()
+    parent = sig.getparent()
+    methods = {t.get("Algorithm") for t in sig.iter(qn(DSIG, "Transform"), qn(DSIG, "CanonicalizationMethod"))}
+    refs = {r.get("URI") for r in sig.iterfind(f"{qn(DSIG, 'SignedInfo')}/{qn(DSIG, 'Reference')}")}
+    target = sig
+    if (parent is not None and parent.getparent() is not None and f"#{parent.get('Id')}" in refs
+            and methods <= {ENVELOPED, EXC_C14N, EXC_C14N_COMMENTS}):
+        copy = etree.fromstring(etree.tostring(parent), safe_parser(huge_tree=True))
+        found = copy.find(f"{qn(DSIG, 'Signature')}[@Id='{sig.get('Id')}']") if sig.get("Id") else None
+        if found is not None:
+            target, register_ids = found, True
     try:
-        xmlsec.tree.add_ids(root, ["Id"])
+        if register_ids:
+            register_xmlsec_ids(target.getroottree().getroot())
         ctx = xmlsec.SignatureContext()
         der = cert.public_bytes(serialization.Encoding.DER)
         ctx.key = xmlsec.Key.from_memory(der, xmlsec.constants.KeyDataFormatCertDer, None)
-        ctx.verify(sig)
+        ctx.verify(target)
     except xmlsec.Error:
         return False
     return True
+
+
+def register_xmlsec_ids(root: etree._Element) -> None:
+    """Declare every ``Id`` attribute of the document as an XML ID for libxmlsec1 (once per document)."""
+    import xmlsec
+
+    xmlsec.tree.add_ids(root, ["Id"])

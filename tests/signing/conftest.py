@@ -28,8 +28,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from lxml import etree
+from pyhanko.sign.timestamps import DummyTimeStamper
 
 from parafe.signing._aio import run_sync
+from parafe.signing.keys import ServerSigner
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTDATA = ROOT.parent / "shared" / "testdata"
@@ -167,22 +170,21 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 
 @pytest.fixture(scope="session")
-def signer(pki: Pki):  # type: ignore[no-untyped-def]
+def signer(pki: Pki) -> ServerSigner:
     from parafe.signing.keys import load_signer
 
     return load_signer(pki.signer.p12, P12_PASSWORD)
 
 
 @pytest.fixture(scope="session")
-def signer2(pki: Pki):  # type: ignore[no-untyped-def]
+def signer2(pki: Pki) -> ServerSigner:
     from parafe.signing.keys import load_signer
 
     return load_signer(pki.signer2.p12, P12_PASSWORD)
 
 
 # --- time-stamp authority -------------------------------------------------------------------------------
-def dummy_timestamper(pki: Pki):  # type: ignore[no-untyped-def]
-    from pyhanko.sign.timestamps import DummyTimeStamper
+def dummy_timestamper(pki: Pki) -> DummyTimeStamper:
     from pyhanko_certvalidator.registry import SimpleCertificateStore
 
     tsa_cert = asn1_x509.Certificate.load(pki.tsa.cert.public_bytes(serialization.Encoding.DER))
@@ -298,7 +300,7 @@ def pdfsig(path: Path, pki: Pki) -> tuple[int, list[PdfsigSignature], str]:
     return proc.returncode, sigs, proc.stdout + proc.stderr
 
 
-def _der_length(blob: bytes) -> int:
+def der_length(blob: bytes) -> int:
     """Total length of the DER element at the start of ``blob`` (the CMS inside zero padding)."""
     first = blob[1]
     if first < 0x80:
@@ -321,7 +323,7 @@ def openssl_cms_verify(data: bytes, pki: Pki, tmp: Path) -> list[tuple[bool, str
         sig_dicts = [f.V for f in fields if f.get("/FT") == "/Sig" and "/V" in f]
         for i, sig in enumerate(sig_dicts):
             contents = bytes(sig.Contents)
-            cms_der = contents[:_der_length(contents)]
+            cms_der = contents[:der_length(contents)]
             br = [int(v) for v in sig.ByteRange]
             content = data[br[0]:br[0] + br[1]] + data[br[2]:br[2] + br[3]]
             (tmp / f"sig{i}.der").write_bytes(cms_der)
@@ -349,10 +351,8 @@ def xmlsec1_verify(path: Path, *id_attrs: str, trusted: Path | None = None,
 
 
 @pytest.fixture(scope="session")
-def pes_schema():  # type: ignore[no-untyped-def]
+def pes_schema() -> etree.XMLSchema:
     """The PES_Aller v5.17 schema, compiled once per session."""
-    from lxml import etree
-
     return etree.XMLSchema(etree.parse(str(PES_XSD)))
 
 

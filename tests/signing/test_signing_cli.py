@@ -91,6 +91,9 @@ def test_sign_xades_zip_and_verify(tmp_path: Path, pki: Pki) -> None:
     sig, archive = tmp_path / "note.odt.xades.xml", tmp_path / "note.zip"
     proc = run("sign", "xades", str(src), str(sig), "--p12", str(pki.signer.p12), "--zip", str(archive))
     assert proc.returncode == 0, proc.stderr
+    check = subprocess.run(["xmlsec1", "--verify", "--trusted-pem", str(pki.ca_pem), sig.name], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stderr
     assert run("verify", str(archive), "--trust", str(pki.ca_pem)).returncode == 0
     assert run("verify", str(sig), "--document", str(src), "--trust", str(pki.ca_pem)).returncode == 0
     assert run("verify", str(sig), "--trust", str(pki.ca_pem)).returncode == 2  # document missing

@@ -18,7 +18,7 @@ from parafe.signing.pades import sign_pdf
 from parafe.signing.pes import sign_pes
 from parafe.signing.verify import verify_pdf, verify_pes
 
-from .conftest import P12_PASSWORD, Pki, make_pes, pdfsig, xmlsec1_verify_signatures
+from .conftest import P12_PASSWORD, Pki, make_pes, pdfsig, signxml_verify_each, xmlsec1_verify_signatures
 
 SOFTHSM_LIB = "/usr/lib/softhsm/libsofthsm2.so"
 
@@ -111,6 +111,7 @@ def test_pkcs11_signer_signs_pdf_and_pes(tmp_path: Path, pki: Pki, pdf5: bytes, 
     ids = ["BORD1_SIG_1", "BORD2_SIG_1"]
     assert all(ok for ok, _ in xmlsec1_verify_signatures(tmp_path / "hsm.xml", ids, "Bordereau",
                                                          trusted=pki.ca_pem))
+    assert all(ok for ok, _ in signxml_verify_each(pes, pki.ca_pem))
     assert verify_pes(pes, [pki.ca_pem]).valid
     with ThreadPoolExecutor(max_workers=3) as pool:  # token calls are serialised by the signer
         outs = list(pool.map(lambda _: sign_pdf(pdf5, hsm), range(3)))

@@ -17,12 +17,13 @@ from pyhanko.sign.validation.dss import DocumentSecurityStore
 
 from parafe.signing.bulk import BulkPdfSigner
 from parafe.signing.errors import PdfProtectedError, PdfSigningError, TimestampError
+from parafe.signing.keys import ServerSigner
 from parafe.signing.pades import sign_pdf
 from parafe.signing.stamp import CM, StampSpec
 from parafe.signing.trust import make_validation_context
 from parafe.signing.verify import verify_pdf
 
-from .conftest import Pki, make_pdf, openssl_cms_verify, pdfsig, xref_stream_pdf
+from .conftest import Pki, der_length, make_pdf, openssl_cms_verify, pdfsig, xref_stream_pdf
 
 
 def pyhanko_statuses(data: bytes, pki: Pki, *, crls: bool = False) -> list:
@@ -33,7 +34,7 @@ def pyhanko_statuses(data: bytes, pki: Pki, *, crls: bool = False) -> list:
     return [validate_pdf_signature(s, vc, vc) for s in reader.embedded_regular_signatures]
 
 
-def sign_with(path: str, data: bytes, signer, **kw) -> bytes:  # type: ignore[no-untyped-def]
+def sign_with(path: str, data: bytes, signer: ServerSigner, **kw) -> bytes:
     if path == "pyhanko":
         return sign_pdf(data, signer, **kw)
     bulk = BulkPdfSigner(signer, **kw)
@@ -70,14 +71,16 @@ def check_both(tmp_path: Path, data: bytes, pki: Pki, *, n: int = 1, level: str 
 
 
 @pytest.mark.parametrize("path", ["pyhanko", "bulk"])
-def test_bb_invisible(tmp_path: Path, pki: Pki, signer, pdf5: bytes, path: str) -> None:  # type: ignore[no-untyped-def]
+def test_bb_invisible(tmp_path: Path, pki: Pki, signer: ServerSigner, pdf5: bytes, path: str) -> None:
     out = sign_with(path, pdf5, signer, reason="Approbation", location="Foix")
     check_both(tmp_path, out, pki)
     assert out.startswith(pdf5), "the signature must be an incremental update"
 
 
 @pytest.mark.parametrize("path", ["pyhanko", "bulk"])
-def test_bb_visible_stamp_position_and_render(tmp_path: Path, pki: Pki, signer, pdf5: bytes, path: str) -> None:  # type: ignore[no-untyped-def]
+def test_bb_visible_stamp_position_and_render(
+    tmp_path: Path, pki: Pki, signer: ServerSigner, pdf5: bytes, path: str,
+) -> None:
     spec = StampSpec.from_cm(2, 3, page=-1, quality="Maire", extra_lines=("Délibération n° 2026-12",))
     out = sign_with(path, pdf5, signer, stamp=spec)
     check_both(tmp_path, out, pki)
@@ -89,44 +92,42 @@ def test_bb_visible_stamp_position_and_render(tmp_path: Path, pki: Pki, signer, 
         assert rect[0] == pytest.approx(2 * CM, abs=0.01) and rect[1] == pytest.approx(3 * CM, abs=0.01)
         assert rect[2] - rect[0] == pytest.approx(spec.width, abs=0.01)
         assert not pdf.pages[0].get("/Annots")
-    assert_ink_at(tmp_path, out, page=5, x=2 * CM, y=3 * CM, w=spec.width, h=spec.height)
+    assert_ink_at(tmp_path, out, pdf5, page=5, x=2 * CM, y=3 * CM, w=spec.width, h=spec.height)
 
 
-def assert_ink_at(tmp_path: Path, data: bytes, *, page: int, x: float, y: float, w: float, h: float) -> None:
-    """Render ``page`` at 72 dpi with pdftoppm; the stamp area has ink, a margin band beside it has none."""
+def assert_ink_at(tmp_path: Path, data: bytes, original: bytes, *, page: int, x: float, y: float, w: float,
+                  h: float) -> None:
+    """Render ``page`` of the original and the signed PDF at 72 dpi (pdftoppm): the pixels that changed form
+    exactly the pictogram's box at ``x, y`` (points from the bottom-left of the page as displayed)."""
     import subprocess
 
-    from PIL import Image
+    from PIL import Image, ImageChops
 
-    pdf = tmp_path / "render.pdf"
-    pdf.write_bytes(data)
-    subprocess.run(["pdftoppm", "-r", "72", "-f", str(page), "-l", str(page), "-png", str(pdf),
-                    str(tmp_path / "page")], check=True, timeout=60)
-    png = next(tmp_path.glob("page*.png"))
-    img = Image.open(png).convert("L")
-    H = img.height
-
-    def dark(x0: float, y0: float, x1: float, y1: float) -> int:
-        box = (int(x0), int(H - y1), int(x1), int(H - y0))
-        return sum(1 for v in img.crop(box).tobytes() if v < 128)
-
-    assert dark(x + 2, y + 2, x + w - 2, y + h - 2) > 50, "no pictogram ink at the expected place"
-    # the stamp's own frame must sit where expected: ink on its left edge, none 10 pt further left
-    assert dark(x - 1, y + 5, x + 2, y + h - 5) > 10
-    assert dark(x - 40, y + 5, x - 10, y + h - 5) == 0
+    images = []
+    for name, content in (("before", original), ("after", data)):
+        pdf = tmp_path / f"{name}.pdf"
+        pdf.write_bytes(content)
+        subprocess.run(["pdftoppm", "-r", "72", "-f", str(page), "-l", str(page), "-png", str(pdf),
+                        str(tmp_path / name)], check=True, timeout=60)
+        images.append(Image.open(next(tmp_path.glob(f"{name}*.png"))).convert("L"))
+    bbox = ImageChops.difference(*images).getbbox()
+    assert bbox is not None, "the signature left no visible mark"
+    height = images[1].height
+    expected = (x, height - (y + h), x + w, height - y)  # image coordinates: origin top-left
+    assert bbox == pytest.approx(expected, abs=2.5), (bbox, expected)
 
 
-@pytest.mark.parametrize("path", ["pyhanko", "bulk"])
-def test_stamp_on_rotated_page(tmp_path: Path, pki: Pki, signer, path: str) -> None:  # type: ignore[no-untyped-def]
-    data = make_pdf(2, rotate=90)
+@pytest.mark.parametrize("path,rotate", [("pyhanko", 90), ("bulk", 90), ("bulk", 180), ("pyhanko", 270)])
+def test_stamp_on_rotated_page(tmp_path: Path, pki: Pki, signer: ServerSigner, path: str, rotate: int) -> None:
+    data = make_pdf(2, rotate=rotate)
     spec = StampSpec.from_cm(3, 2, page=1)
     out = sign_with(path, data, signer, stamp=spec)
     check_both(tmp_path, out, pki)
-    assert_ink_at(tmp_path, out, page=1, x=3 * CM, y=2 * CM, w=spec.width, h=spec.height)
+    assert_ink_at(tmp_path, out, data, page=1, x=3 * CM, y=2 * CM, w=spec.width, h=spec.height)
 
 
 @pytest.mark.parametrize("first,second", [("pyhanko", "bulk"), ("bulk", "pyhanko"), ("bulk", "bulk")])
-def test_successive_signers_keep_earlier_signatures_valid(  # type: ignore[no-untyped-def]
+def test_successive_signers_keep_earlier_signatures_valid(
     tmp_path: Path, pki: Pki, signer, signer2, pdf5: bytes, first: str, second: str
 ) -> None:
     once = sign_with(first, pdf5, signer, stamp=StampSpec.from_cm(1, 1, page=1))
@@ -141,7 +142,9 @@ def test_successive_signers_keep_earlier_signatures_valid(  # type: ignore[no-un
 
 
 @pytest.mark.parametrize("path", ["pyhanko", "bulk"])
-def test_tampered_copy_fails_both_validators(tmp_path: Path, pki: Pki, signer, pdf5: bytes, path: str) -> None:  # type: ignore[no-untyped-def]
+def test_tampered_copy_fails_both_validators(
+    tmp_path: Path, pki: Pki, signer: ServerSigner, pdf5: bytes, path: str,
+) -> None:
     out = bytearray(sign_with(path, pdf5, signer))
     # one byte inside the signed range: a visible character of the first page's text, in the original part
     pos = bytes(out).find(b"ReportLab PDF Library")
@@ -160,7 +163,7 @@ def test_tampered_copy_fails_both_validators(tmp_path: Path, pki: Pki, signer, p
 
 
 @pytest.mark.parametrize("path", ["pyhanko", "bulk"])
-def test_xref_stream_input(tmp_path: Path, pki: Pki, signer, pdf5: bytes, path: str) -> None:  # type: ignore[no-untyped-def]
+def test_xref_stream_input(tmp_path: Path, pki: Pki, signer: ServerSigner, pdf5: bytes, path: str) -> None:
     data = xref_stream_pdf(pdf5)
     assert b"/XRef" in data
     once = sign_with(path, data, signer, stamp=StampSpec.from_cm(2, 2))
@@ -169,7 +172,9 @@ def test_xref_stream_input(tmp_path: Path, pki: Pki, signer, pdf5: bytes, path: 
 
 
 @pytest.mark.parametrize("path", ["pyhanko", "bulk"])
-def test_bt_through_http_tsa(tmp_path: Path, pki: Pki, signer, pdf5: bytes, tsa_url: str, path: str) -> None:  # type: ignore[no-untyped-def]
+def test_bt_through_http_tsa(
+    tmp_path: Path, pki: Pki, signer: ServerSigner, pdf5: bytes, tsa_url: str, path: str,
+) -> None:
     out = sign_with(path, pdf5, signer, level="B-T", tsa_url=tsa_url)
     check_both(tmp_path, out, pki, level="B-T")
     st = pyhanko_statuses(out, pki)[0]
@@ -177,14 +182,14 @@ def test_bt_through_http_tsa(tmp_path: Path, pki: Pki, signer, pdf5: bytes, tsa_
 
 
 @pytest.mark.parametrize("path", ["pyhanko", "bulk"])
-def test_bt_tsa_failure_is_an_error(pki: Pki, signer, pdf5: bytes, dead_tsa_url: str, path: str) -> None:  # type: ignore[no-untyped-def]
+def test_bt_tsa_failure_is_an_error(pki: Pki, signer: ServerSigner, pdf5: bytes, dead_tsa_url: str, path: str) -> None:
     with pytest.raises(TimestampError):
         sign_with(path, pdf5, signer, level="B-T", tsa_url=dead_tsa_url)
     with pytest.raises(TimestampError):
         sign_with(path, pdf5, signer, level="B-T")  # no URL: never a silent B-B
 
 
-def test_blt_embeds_crl_in_dss(tmp_path: Path, pki: Pki, signer, pdf5: bytes, tsa_url: str) -> None:  # type: ignore[no-untyped-def]
+def test_blt_embeds_crl_in_dss(tmp_path: Path, pki: Pki, signer: ServerSigner, pdf5: bytes, tsa_url: str) -> None:
     vc = make_validation_context([pki.ca_pem], crls=[pki.crl_pem])
     out = sign_pdf(pdf5, signer, level="B-LT", tsa_url=tsa_url, validation_context=vc)
     dss = DocumentSecurityStore.read_dss(PdfFileReader(io.BytesIO(out)))
@@ -195,7 +200,34 @@ def test_blt_embeds_crl_in_dss(tmp_path: Path, pki: Pki, signer, pdf5: bytes, ts
     assert report.valid
 
 
-def test_blt_without_validation_context_is_refused(signer, pdf5: bytes, tsa_url: str) -> None:  # type: ignore[no-untyped-def]
+def test_blta_adds_a_document_timestamp(
+    tmp_path: Path, pki: Pki, signer: ServerSigner, pdf5: bytes, tsa_url: str,
+) -> None:
+    vc = make_validation_context([pki.ca_pem], crls=[pki.crl_pem])
+    out = sign_pdf(pdf5, signer, level="B-LTA", tsa_url=tsa_url, validation_context=vc)
+    report = verify_pdf(out, [pki.ca_pem], crls=[pki.crl_pem])
+    assert report.valid, report.to_text()
+    assert [s.level for s in report.signatures] == ["B-LTA", "DocTimeStamp"]
+    path = tmp_path / "lta.pdf"
+    path.write_bytes(out)
+    _, sigs, text = pdfsig(path, pki)
+    assert len(sigs) == 2 and sigs[0].valid and sigs[0].trusted, text
+    # poppler 22.12 cannot check document time-stamps ("Unimplemented"): OpenSSL's TSP verifier does.
+    assert "Unimplemented" in text or sigs[1].valid
+    with pikepdf.open(io.BytesIO(out)) as pdf:
+        ts = next(f.V for f in pdf.Root.AcroForm.Fields if f.V.get("/Type") == "/DocTimeStamp")
+        contents, br = bytes(ts.Contents), [int(v) for v in ts.ByteRange]
+    token = contents[:der_length(contents)]
+    (tmp_path / "tst.der").write_bytes(token)
+    (tmp_path / "range.bin").write_bytes(out[br[0]:br[0] + br[1]] + out[br[2]:br[2] + br[3]])
+    import subprocess
+
+    proc = subprocess.run(["openssl", "ts", "-verify", "-token_in", "-in", str(tmp_path / "tst.der"), "-data",
+                           str(tmp_path / "range.bin"), "-CAfile", str(pki.ca_pem)], capture_output=True, text=True)
+    assert proc.returncode == 0 and "Verification: OK" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_blt_without_validation_context_is_refused(signer: ServerSigner, pdf5: bytes, tsa_url: str) -> None:
     with pytest.raises(PdfSigningError):
         sign_pdf(pdf5, signer, level="B-LT", tsa_url=tsa_url)
 
@@ -212,7 +244,7 @@ def test_revoked_signer_is_rejected(tmp_path: Path, pki: Pki, pdf5: bytes) -> No
     assert verify_pdf(out, [pki.ca_pem]).valid  # without the CRL, revocation is unknown (soft-fail)
 
 
-def test_untrusted_chain_is_rejected(pki: Pki, signer, pdf5: bytes) -> None:  # type: ignore[no-untyped-def]
+def test_untrusted_chain_is_rejected(pki: Pki, signer: ServerSigner, pdf5: bytes) -> None:
     out = sign_pdf(pdf5, signer)
     report = verify_pdf(out, [pki.other_ca.cert_pem])
     assert not report.valid and report.signatures[0].intact and not report.signatures[0].trusted
@@ -224,7 +256,7 @@ def test_unsigned_pdf_is_not_valid(pki: Pki, pdf5: bytes) -> None:
     assert report.to_dict()["valid"] is False
 
 
-def test_encrypted_pdfs(tmp_path: Path, pki: Pki, signer, pdf5: bytes) -> None:  # type: ignore[no-untyped-def]
+def test_encrypted_pdfs(tmp_path: Path, pki: Pki, signer: ServerSigner, pdf5: bytes) -> None:
     def encrypt(allow: pikepdf.Permissions) -> bytes:
         buf = io.BytesIO()
         with pikepdf.open(io.BytesIO(pdf5)) as pdf:
@@ -244,7 +276,9 @@ def test_encrypted_pdfs(tmp_path: Path, pki: Pki, signer, pdf5: bytes) -> None: 
     assert statuses[0].bottom_line
 
 
-def test_certified_pdf_with_no_changes_allowed_is_refused(pki: Pki, signer, signer2, pdf5: bytes) -> None:  # type: ignore[no-untyped-def]
+def test_certified_pdf_with_no_changes_allowed_is_refused(
+    pki: Pki, signer: ServerSigner, signer2: ServerSigner, pdf5: bytes,
+) -> None:
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import fields, signers
 
@@ -258,7 +292,7 @@ def test_certified_pdf_with_no_changes_allowed_is_refused(pki: Pki, signer, sign
         BulkPdfSigner(signer2).sign_one(certified)
 
 
-def test_bad_page_number(signer, pdf5: bytes) -> None:  # type: ignore[no-untyped-def]
+def test_bad_page_number(signer: ServerSigner, pdf5: bytes) -> None:
     with pytest.raises(PdfSigningError):
         sign_pdf(pdf5, signer, stamp=StampSpec.from_cm(1, 1, page=9))
     with pytest.raises(PdfSigningError):
@@ -276,7 +310,7 @@ def test_ec_key(tmp_path: Path, pki: Pki, pdf5: bytes, path: str) -> None:
     check_both(tmp_path, out, pki)
 
 
-def test_bulk_sign_many_reports_each_document(tmp_path: Path, pki: Pki, signer, pdf5: bytes) -> None:  # type: ignore[no-untyped-def]
+def test_bulk_sign_many_reports_each_document(tmp_path: Path, pki: Pki, signer: ServerSigner, pdf5: bytes) -> None:
     bulk = BulkPdfSigner(signer, stamp=StampSpec.from_cm(2, 2, page=-1))
     docs = [("a", pdf5), ("b", b"%PDF-1.4 this is not a pdf"), ("c", make_pdf(1))]
     results = list(bulk.sign_many(docs))
@@ -286,3 +320,34 @@ def test_bulk_sign_many_reports_each_document(tmp_path: Path, pki: Pki, signer, 
     for r in (results[0], results[2]):
         assert r.fast_path and r.pdf is not None
         check_both(tmp_path, r.pdf, pki)
+
+
+def form_pdf(pdf5: bytes, *, indirect: bool) -> bytes:
+    """A PDF with an existing form (one text field) whose AcroForm, /Fields and /Annots are indirect or direct."""
+    buf = io.BytesIO()
+    with pikepdf.open(io.BytesIO(pdf5)) as pdf:
+        page = pdf.pages[0]
+        field = pdf.make_indirect(pikepdf.Dictionary(
+            Type=pikepdf.Name.Annot, Subtype=pikepdf.Name.Widget, FT=pikepdf.Name.Tx, T=pikepdf.String("Objet"),
+            V=pikepdf.String("Budget 2026"), Rect=[72, 72, 272, 92], P=page.obj))
+        annots = pikepdf.Array([field])
+        fields = pikepdf.Array([field])
+        page.obj.Annots = pdf.make_indirect(annots) if indirect else annots
+        acro = pikepdf.Dictionary(Fields=pdf.make_indirect(fields) if indirect else fields)
+        pdf.Root.AcroForm = pdf.make_indirect(acro) if indirect else acro
+        pdf.save(buf)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("indirect", [True, False])
+def test_existing_form_fields_are_kept(
+    tmp_path: Path, pki: Pki, signer: ServerSigner, pdf5: bytes, indirect: bool,
+) -> None:
+    data = form_pdf(pdf5, indirect=indirect)
+    out = sign_with("bulk", data, signer, stamp=StampSpec.from_cm(12, 2, page=1))
+    check_both(tmp_path, out, pki)
+    with pikepdf.open(io.BytesIO(out)) as pdf:
+        names = [str(f.T) for f in pdf.Root.AcroForm.Fields]
+        assert names == ["Objet", "Signature1"]
+        assert int(pdf.Root.AcroForm.SigFlags) == 3
+        assert len(pdf.pages[0].Annots) == 2

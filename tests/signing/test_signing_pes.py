@@ -18,6 +18,7 @@ from parafe.signing.errors import (
     PesStructureError,
     XmlSigningError,
 )
+from parafe.signing.keys import ServerSigner
 from parafe.signing.pes import sign_pes
 from parafe.signing.verify import verify_pes
 
@@ -53,7 +54,7 @@ def assert_independent_validators(tmp_path: Path, signed: bytes, pki: Pki, *, pe
 
 @pytest.mark.parametrize("sample", UNSIGNED_SAMPLES)
 @pytest.mark.parametrize("per_bordereau", [False, True])
-def test_round_trip_on_every_sample(tmp_path: Path, pki: Pki, signer, pes_schema, sample: str,  # type: ignore[no-untyped-def]
+def test_round_trip_on_every_sample(tmp_path: Path, pki: Pki, signer: ServerSigner, pes_schema: etree.XMLSchema, sample: str,
                                     per_bordereau: bool) -> None:
     data = (PES_SAMPLES / sample).read_bytes()
     doc = etree.fromstring(data, etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False))
@@ -83,7 +84,7 @@ def test_round_trip_on_every_sample(tmp_path: Path, pki: Pki, signer, pes_schema
         assert sig.xmlsec_ok and sig.signing_certificate_ok
 
 
-def test_signature_shape_follows_d12(pki: Pki, signer) -> None:  # type: ignore[no-untyped-def]
+def test_signature_shape_follows_d12(pki: Pki, signer: ServerSigner) -> None:
     signed = sign_pes(make_pes(2), signer, per_bordereau=True, role="Maire", city="Foix", postal_code="09000")
     root = etree.fromstring(signed, PARSER)
     xad = "{http://uri.etsi.org/01903/v1.1.1#}"
@@ -112,7 +113,9 @@ def test_signature_shape_follows_d12(pki: Pki, signer) -> None:  # type: ignore[
             hashlib.sha256(cert_der).digest()).decode()
 
 
-def test_missing_ids_are_added_and_unique(tmp_path: Path, pki: Pki, signer, pes_schema) -> None:  # type: ignore[no-untyped-def]
+def test_missing_ids_are_added_and_unique(
+    tmp_path: Path, pki: Pki, signer: ServerSigner, pes_schema: etree.XMLSchema,
+) -> None:
     data = make_pes(4, ids=None)
     for per_bordereau in (True, False):
         signed = sign_pes(data, signer, per_bordereau=per_bordereau)
@@ -128,7 +131,7 @@ def test_missing_ids_are_added_and_unique(tmp_path: Path, pki: Pki, signer, pes_
 
 
 @pytest.mark.parametrize("per_bordereau", [True, False])
-def test_edited_amount_in_signed_bordereau_fails_every_verifier(  # type: ignore[no-untyped-def]
+def test_edited_amount_in_signed_bordereau_fails_every_verifier(
     tmp_path: Path, pki: Pki, signer, per_bordereau: bool
 ) -> None:
     signed = sign_pes(make_pes(3), signer, per_bordereau=per_bordereau)
@@ -157,7 +160,7 @@ def test_edited_amount_in_signed_bordereau_fails_every_verifier(  # type: ignore
         assert not report.signatures[0].digests_ok
 
 
-def test_duplicate_id_wrapping_is_rejected(pki: Pki, signer) -> None:  # type: ignore[no-untyped-def]
+def test_duplicate_id_wrapping_is_rejected(pki: Pki, signer: ServerSigner) -> None:
     signed = sign_pes(make_pes(2), signer, per_bordereau=True)
     root = etree.fromstring(signed, PARSER)
     # Signature-wrapping attempt: change bordereau 1 but keep an untouched copy carrying the same Id.
@@ -172,7 +175,7 @@ def test_duplicate_id_wrapping_is_rejected(pki: Pki, signer) -> None:  # type: i
     assert any("plusieurs fois" in (e.error or "") for s in report.signatures for e in s.signed_elements)
 
 
-def test_already_signed_pes_is_refused(signer) -> None:  # type: ignore[no-untyped-def]
+def test_already_signed_pes_is_refused(signer: ServerSigner) -> None:
     with pytest.raises(PesAlreadySignedError):
         sign_pes((PES_SAMPLES / "signed_per_bordereau_xades122_sha256.xml").read_bytes(), signer, per_bordereau=True)
     once = sign_pes(make_pes(1), signer, per_bordereau=True)
@@ -181,19 +184,19 @@ def test_already_signed_pes_is_refused(signer) -> None:  # type: ignore[no-untyp
 
 
 @pytest.mark.parametrize("name", ["acquit_ok.xml", "pes_retour_depense.xml"])
-def test_not_a_pes_aller(signer, name: str) -> None:  # type: ignore[no-untyped-def]
+def test_not_a_pes_aller(signer: ServerSigner, name: str) -> None:
     with pytest.raises(PesStructureError):
         sign_pes((PES_SAMPLES / name).read_bytes(), signer, per_bordereau=False)
 
 
-def test_untrusted_xml_constructs_are_refused(signer) -> None:  # type: ignore[no-untyped-def]
+def test_untrusted_xml_constructs_are_refused(signer: ServerSigner) -> None:
     bomb = (b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]>'
             b'<n:PES_Aller xmlns:n="http://www.minefi.gouv.fr/cp/helios/pes_v2/Rev0/aller">&a;</n:PES_Aller>')
     with pytest.raises(XmlSigningError):
         sign_pes(bomb, signer, per_bordereau=False)
 
 
-def test_info_dematerialisee_rule(signer, pki: Pki) -> None:  # type: ignore[no-untyped-def]
+def test_info_dematerialisee_rule(signer: ServerSigner, pki: Pki) -> None:
     def value(xml: bytes) -> str | None:
         el = etree.fromstring(xml, PARSER).find(".//EnTeteDepense/InfoDematerialisee")
         return None if el is None else el.get("V")
@@ -297,7 +300,7 @@ def test_legacy_policy_14_sha1_verifies(tmp_path: Path, pki: Pki, per_bordereau:
     assert not verify_pes(tampered, [pki.ca_pem]).valid
 
 
-def test_untrusted_and_revoked_signers(tmp_path: Path, pki: Pki, signer) -> None:  # type: ignore[no-untyped-def]
+def test_untrusted_and_revoked_signers(tmp_path: Path, pki: Pki, signer: ServerSigner) -> None:
     from parafe.signing.keys import load_signer
 
     from .conftest import P12_PASSWORD

@@ -13,6 +13,7 @@ import pytest
 from lxml import etree
 
 from parafe.signing.errors import XmlSigningError
+from parafe.signing.keys import ServerSigner
 from parafe.signing.xades import sign_xades_detached, signature_filename, verify_xades_detached
 
 from .conftest import Pki
@@ -54,7 +55,7 @@ def unpack(zip_bytes: bytes, directory: Path) -> list[str]:
         return zf.namelist()
 
 
-def test_detached_signature_and_zip(tmp_path: Path, pki: Pki, signer) -> None:  # type: ignore[no-untyped-def]
+def test_detached_signature_and_zip(tmp_path: Path, pki: Pki, signer: ServerSigner) -> None:
     doc = office_document()
     sig_xml, zip_bytes = sign_xades_detached(doc, FILENAME, signer)
     names = unpack(zip_bytes, tmp_path)
@@ -74,7 +75,7 @@ def test_detached_signature_and_zip(tmp_path: Path, pki: Pki, signer) -> None:  
     assert root.find(f".//{xades}MimeType").text == "application/vnd.oasis.opendocument.text"
 
 
-def test_modified_document_fails_every_verifier(tmp_path: Path, pki: Pki, signer) -> None:  # type: ignore[no-untyped-def]
+def test_modified_document_fails_every_verifier(tmp_path: Path, pki: Pki, signer: ServerSigner) -> None:
     doc = office_document()
     sig_xml, zip_bytes = sign_xades_detached(doc, FILENAME, signer)
     unpack(zip_bytes, tmp_path)
@@ -88,7 +89,7 @@ def test_modified_document_fails_every_verifier(tmp_path: Path, pki: Pki, signer
     assert report.history_label == "signature rejetée"
 
 
-def test_modified_signed_properties_fail(tmp_path: Path, pki: Pki, signer) -> None:  # type: ignore[no-untyped-def]
+def test_modified_signed_properties_fail(tmp_path: Path, pki: Pki, signer: ServerSigner) -> None:
     doc = office_document()
     sig_xml, _ = sign_xades_detached(doc, "note.docx", signer)
     forged = re.sub(rb"<xades:SigningTime>\d{4}", b"<xades:SigningTime>1999", sig_xml)
@@ -100,7 +101,7 @@ def test_modified_signed_properties_fail(tmp_path: Path, pki: Pki, signer) -> No
     assert not verify_xades_detached(forged, doc, [pki.ca_pem]).valid
 
 
-def test_untrusted_signer(pki: Pki, signer) -> None:  # type: ignore[no-untyped-def]
+def test_untrusted_signer(pki: Pki, signer: ServerSigner) -> None:
     doc = office_document()
     sig_xml, _ = sign_xades_detached(doc, "a.xlsx", signer)
     report = verify_xades_detached(sig_xml, doc, [pki.other_ca.cert_pem])
@@ -108,6 +109,6 @@ def test_untrusted_signer(pki: Pki, signer) -> None:  # type: ignore[no-untyped-
 
 
 @pytest.mark.parametrize("name", ["", "../etc/passwd", "a\\b.doc"])
-def test_bad_file_names(signer, name: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_file_names(signer: ServerSigner, name: str) -> None:
     with pytest.raises(XmlSigningError):
         sign_xades_detached(b"x", name, signer)

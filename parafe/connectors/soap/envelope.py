@@ -214,12 +214,12 @@ class _EnvelopeTarget:
         frame = self.frames.pop()
         element = self.builder.end(tag)
         if frame.binary is not None:
-            self.open_sinks.remove(frame.binary)
             if frame.xop_href is not None:
                 frame.binary.discard()
                 self.binaries[element] = self._attachment(frame.xop_href)
             else:
                 self.binaries[element] = frame.binary.finish()
+            self.open_sinks.remove(frame.binary)
         if not self.frames:
             self.root = self.builder.close()
             self.builder = None
@@ -283,6 +283,12 @@ def _tolerate(operation: Operation, element: etree._Element) -> None:
         for child in element:
             if child.tag == "documentId":
                 child.tag = "nodeRefId"
+    elif operation.name == "uploadOnDemand":
+        # The WSDL references the global element tns:circuit (hence qualified); the v3.4 example (§2.5.23)
+        # writes an unqualified <circuit>.
+        for child in element:
+            if child.tag == "circuit":
+                child.tag = f"{{{NS}}}circuit"
 
 
 def parse_envelope(

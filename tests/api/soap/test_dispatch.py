@@ -197,3 +197,23 @@ def test_streamed_download_has_exact_length(soap_server: LiveServer) -> None:
     etree.fromstring(big.content)
     (vo,) = list(body_of(big))
     assert base64.b64decode(vo.findtext("content") or "") == data
+
+
+def test_upload_on_demand_with_the_documents_example_circuit(soap_server: LiveServer) -> None:
+    """The v3.4 example (§2.5.23): an unqualified ``<circuit>``, ``<type>`` before ``<members>``, a leading
+    space in the circuit type; the WSDL's qualified ``tns:circuit`` works as well."""
+    doc = base64.b64encode(pdf_bytes(text="vol")).decode()
+    circuit = ("<circuit><type> BUREAUTIQUE_PDF</type><steps><step><type>signature</type>"
+               "<members>signataire@demo.parafe.test</members></step></steps></circuit>")
+    with soap_server.client(AGENT) as c:
+        for name, element in (("vol-doc.pdf", circuit),
+                              ("vol-wsdl.pdf", circuit.replace("<circuit>", "<sei:circuit>")
+                               .replace("</circuit>", "</sei:circuit>"))):
+            inner = (f"<siren>{SIREN}</siren>{element}<doc><dataHandler>{doc}</dataHandler>"
+                     f"<filename>{name}</filename></doc>")
+            (ret,) = returns(post(c, envelope("uploadOnDemand", inner)), "uploadOnDemand")
+            assert int(ret.text or "0") >= 100_000_000
+        bad = post(c, envelope("uploadOnDemand", f"<siren>{SIREN}</siren>" + circuit.replace(
+            "signature</type>", "paraphe</type>") + f"<doc><dataHandler>{doc}</dataHandler>"
+            "<filename>vol-bad.pdf</filename></doc>"))
+    assert fault(bad)[1] == E.INVALID_STEP_TYPE.message

@@ -156,6 +156,9 @@ def test_every_operation_with_zeep(server: LiveServer, ctx: AppContext) -> None:
     assert agent("uploadMeta", documentId=meta_doc, arg1=metas) == meta_doc
     assert [(m.metaDataName, m.metaDataValue) for m in agent("getMetas", documentId=meta_doc)] == [
         ("TEXT001", "Dupont")]
+    by_meta = {"parameters": {"entry": [{"key": "TEXT001", "value": "Dupont"}]}}
+    assert agent("search", siren=SIREN, meta=by_meta) == [meta_doc]
+    assert agent("searchDetails", siren=SIREN, state="Prepared", meta=by_meta) == []
 
     # OTP
     otp_doc = agent("upload", subscriberId=SIREN, circuitId="otp", dataFileVO=_file(pdf, "otp.pdf"))

@@ -39,11 +39,9 @@ class Call:
         return value.strip()
 
     def document_id(self, name: str = "documentId") -> str:
-        """The document id parameter; absent or empty answers like an unknown document (D1)."""
+        """The document id parameter ("" when absent: the service answers it like an unknown id, D1)."""
         value = self.values.get(name)
-        if value is None or not str(value).strip():
-            raise ParafeError(E.DOCUMENT_NOT_FOUND, detail=f"{name} missing")
-        return str(value).strip()
+        return "" if value is None else str(value).strip()
 
     def flag(self, name: str) -> bool:
         value = self.text(name)

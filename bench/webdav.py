@@ -1,0 +1,269 @@
+"""WebDAV connector figures against a real ``parafe serve`` over TLS (client certificates), in one run:
+
+1. PUTs per second of 100 KB PDFs with 8 concurrent clients (curl ``--parallel``: one C client process, keep-alive
+   connections, so that the client does not eat the CPU the server needs); every PUT must answer 201.
+2. PROPFIND Depth 1 latency (p50/p99) on an out/ folder holding 10,000 returns (signed documents with distinct
+   blobs, set up directly in the database), and the same on WsgiDAV's own FilesystemProvider serving a folder of
+   10,000 files through the same stack (uvicorn + TLS + a2wsgi), as the baseline.
+
+Prints one line per figure:
+  webdav  put_100k_8clients=…/s  (n=…, all 201)
+  webdav  propfind_d1_out_10000  p50=… ms  p99=… ms  (cold=… ms, runs=…)
+  webdav  propfind_d1_fsprovider_10000  p50=… ms  p99=… ms  (runs=…)
+Usage: .venv/bin/python bench/webdav.py [--puts 1200] [--entries 10000] [--runs 30]
+The in-process workflow worker is off: the figures are the connector's (deposit service included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+MOUNT = "/partage/webdav/clients"
+AGENT = "agent@demo.parafe.test"
+PROPFIND_BODY = (b'<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop><D:resourcetype/>'
+                 b"<D:getcontentlength/><D:getlastmodified/><D:getetag/><D:getcontenttype/></D:prop></D:propfind>")
+
+FS_SERVER = r"""
+import sys, uvicorn
+from a2wsgi import WSGIMiddleware
+from starlette.applications import Starlette
+from starlette.routing import Mount
+from wsgidav.fs_dav_provider import FilesystemProvider
+from wsgidav.wsgidav_app import WsgiDAVApp
+root, port, cert, key = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+dav = WsgiDAVApp({"provider_mapping": {"/": FilesystemProvider(root)}, "mount_path": "/fs",
+                  "simple_dc": {"user_mapping": {"*": True}}, "verbose": 1, "logging": {"enable": False},
+                  "lock_storage": True, "property_manager": True})
+app = Starlette(routes=[Mount("/fs", app=WSGIMiddleware(dav, workers=32))])
+uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", ssl_certfile=cert, ssl_keyfile=key)
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _pdf(size: int, seed: str) -> bytes:
+    import io
+
+    from reportlab.pdfgen import canvas
+
+    buf = io.BytesIO()
+    c = canvas.Canvas(buf)
+    c.drawString(72, 720, f"bench {seed}")
+    c.showPage()
+    c.save()
+    data = buf.getvalue()
+    return data.replace(b"%%EOF", b"%" + b"x" * max(0, size - len(data)) + b"\n%%EOF")
+
+
+def _wait(url: str, ca: str, process: subprocess.Popen[bytes], path: str = "/healthz") -> None:
+    import httpx
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("server exited")
+        try:
+            httpx.request("OPTIONS" if path != "/healthz" else "GET", url + path,
+                          verify=ssl.create_default_context(cafile=ca), timeout=2)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise RuntimeError("server did not start")
+
+
+def _start_parafe(home: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARAFE_")}
+    env.update(PARAFE_HOME=str(home), PARAFE_WORKER_IN_PROCESS="false")
+    log = open(home / "server.log", "wb")  # noqa: SIM115
+    process = subprocess.Popen([sys.executable, "-m", "parafe", "serve", "--host", "127.0.0.1", "--port", str(port),
+                                "--log-level", "warning"], cwd=str(ROOT), env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"https://127.0.0.1:{port}"
+    _wait(url, str(home / "pki" / "ca.pem"), process)
+    return process, url
+
+
+def bench_puts(home: Path, url: str, n: int, clients: int) -> str:
+    work = home / "bench-put"
+    work.mkdir()
+    base = _pdf(100 * 1024, "put")
+    label = f"bench-{uuid.uuid4().hex[:8]}"
+    config = work / "curl.cfg"
+    lines = []
+    for i in range(n):
+        path = work / f"doc-{i:05d}.pdf"
+        path.write_bytes(base + f"%{i}\n".encode())
+        lines.append(f'upload-file = "{path}"\nurl = "{url}{MOUNT}/123456789/in/bureautique/{label}/doc-{i:05d}.pdf"\n'
+                     'output = "/dev/null"\n')
+    config.write_text("".join(lines))
+    demo = home / "demo"
+    cmd = ["curl", "--silent", "--parallel", "--parallel-max", str(clients), "--cacert", str(home / "pki" / "ca.pem"),
+           "--cert", str(demo / f"{AGENT}.pem"), "--key", str(demo / f"{AGENT}.key"), "--write-out",
+           "%{http_code}\\n", "--config", str(config)]
+    # warm-up (connections, imports, caches)
+    warm = work / "warm.cfg"
+    warm.write_text("".join(line.replace(label, label + "-warm") for line in lines[: 2 * clients]))
+    subprocess.run([*cmd[:-1], str(warm)], capture_output=True, check=True)
+    start = time.perf_counter()
+    result = subprocess.run(cmd, capture_output=True, check=True)
+    elapsed = time.perf_counter() - start
+    codes = result.stdout.decode().split()
+    ok = codes.count("201")
+    status = "all 201" if ok == n else f"only {ok} x 201: {sorted(set(codes))}"
+    return f"webdav  put_100k_{clients}clients={n / elapsed:.0f}/s  (n={n}, {status}, {elapsed:.2f} s)"
+
+
+def _populate_out(home: Path, entries: int) -> str:
+    """``entries`` signed, filed documents deposited through WebDAV in one label folder (rows written directly)."""
+    from sqlalchemy import insert, select
+
+    from parafe.config import Settings
+    from parafe.db.models import Circuit, Document, Label, Subscriber, User, WebdavDeposit, utcnow
+    from parafe.domain.states import State
+    from parafe.services.context import AppContext
+
+    ctx = AppContext.from_settings(Settings(home=home))
+    label_name = f"out-{uuid.uuid4().hex[:8]}"
+    shas = []
+    for i in range(entries):
+        data = b"%PDF-1.4 signed " + str(i).encode() + b" " + b"s" * 200
+        shas.append(ctx.store.put_bytes(data).sha256)
+    now = utcnow()
+    with ctx.db.write() as session:
+        sub = session.scalar(select(Subscriber).where(Subscriber.siren == "123456789"))
+        assert sub is not None
+        circuit = session.scalar(select(Circuit).where(Circuit.subscriber_id == sub.id, Circuit.key == "bureautique"))
+        user = session.scalar(select(User).where(User.email == AGENT))
+        assert circuit is not None and user is not None
+        label = Label(circuit_id=circuit.id, name=label_name)
+        session.add(label)
+        session.flush()
+        first = None
+        rows = []
+        for i, sha in enumerate(shas):
+            rows.append(dict(subscriber_id=sub.id, circuit_id=circuit.id, label_id=label.id, name=f"retour-{i:05d}.pdf",
+                             kind="pdf", state=State.FILED.value, blob_sha256=sha, size=100, signed_blob_sha256=sha,
+                             uploader_id=user.id, source="webdav", extra={}, created_at=now, updated_at=now))
+        session.execute(insert(Document), rows)
+        ids = list(session.scalars(select(Document.id).where(Document.label_id == label.id).order_by(Document.id)))
+        first = ids[0]
+        session.execute(insert(WebdavDeposit), [
+            dict(document_id=doc_id, subscriber_id=sub.id, circuit_id=circuit.id, label_folder=label_name,
+                 put_name=f"retour-{i:05d}.pdf", size=100, sha256=shas[i], created_at=now)
+            for i, doc_id in enumerate(ids)])
+    ctx.close()
+    assert first is not None
+    return label_name
+
+
+def _latencies(url: str, ca: str, cert: tuple[str, str] | None, runs: int, expect: int) -> tuple[float, list[float]]:
+    import httpx
+
+    context = ssl.create_default_context(cafile=ca)
+    if cert:
+        context.load_cert_chain(*cert)
+    times = []
+    with httpx.Client(verify=context, timeout=120) as client:
+        for _ in range(runs + 1):
+            start = time.perf_counter()
+            r = client.request("PROPFIND", url, headers={"Depth": "1", "Content-Type": "application/xml"},
+                               content=PROPFIND_BODY)
+            times.append((time.perf_counter() - start) * 1000)
+            assert r.status_code == 207, r.status_code
+            count = r.content.count(b"<D:response>") + r.content.count(b"<ns0:response>")
+            assert count == expect + 1, (count, expect)
+    return times[0], times[1:]
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def bench_propfind(home: Path, url: str, entries: int, runs: int) -> str:
+    label = _populate_out(home, entries)
+    demo = home / "demo"
+    cold, times = _latencies(f"{url}{MOUNT}/123456789/out/bureautique/{label}/", str(home / "pki" / "ca.pem"),
+                             (str(demo / f"{AGENT}.pem"), str(demo / f"{AGENT}.key")), runs, entries)
+    return (f"webdav  propfind_d1_out_{entries}  p50={statistics.median(times):.0f} ms  p99={_pct(times, 0.99):.0f} ms"
+            f"  (cold={cold:.0f} ms, runs={runs})")
+
+
+def bench_fs_baseline(home: Path, entries: int, runs: int) -> str:
+    root = home / "fs-baseline"
+    folder = root / "out"
+    folder.mkdir(parents=True)
+    for i in range(entries):
+        (folder / f"retour-{i:05d}.pdf").write_bytes(b"%PDF-1.4 signed " + str(i).encode() + b" " + b"s" * 200)
+    port = _free_port()
+    pki = home / "pki"
+    process = subprocess.Popen([sys.executable, "-c", FS_SERVER, str(root), str(port), str(pki / "server.pem"),
+                                str(pki / "server.key")], cwd=str(ROOT), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        url = f"https://127.0.0.1:{port}"
+        _wait(url, str(pki / "ca.pem"), process, path="/fs/")
+        _cold, times = _latencies(f"{url}/fs/out/", str(pki / "ca.pem"), None, runs, entries)
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+    return (f"webdav  propfind_d1_fsprovider_{entries}  p50={statistics.median(times):.0f} ms"
+            f"  p99={_pct(times, 0.99):.0f} ms  (runs={runs})")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--puts", type=int, default=1200)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--entries", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--skip-put", action="store_true")
+    args = parser.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="parafe-bench-webdav-"))
+    env_home = os.environ.get("PARAFE_HOME")
+    os.environ["PARAFE_HOME"] = str(home)
+    os.environ.pop("PARAFE_DATABASE_URL", None)
+    try:
+        from parafe.cli import initialise
+        from parafe.config import reset_settings
+
+        reset_settings()
+        initialise(verbose=False)
+        process, url = _start_parafe(home)
+        try:
+            if not args.skip_put:
+                print(bench_puts(home, url, args.puts, args.clients), flush=True)
+            print(bench_propfind(home, url, args.entries, args.runs), flush=True)
+        finally:
+            process.terminate()
+            process.wait(timeout=15)
+        print(bench_fs_baseline(home, args.entries, args.runs), flush=True)
+    finally:
+        if env_home is None:
+            os.environ.pop("PARAFE_HOME", None)
+        else:
+            os.environ["PARAFE_HOME"] = env_home
+        shutil.rmtree(home, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,140 @@
+"""O5 ``downloadDoc`` and O6 ``docInformation``: content, every field of §3.5.6 with its exact name, first download
+date, retention (``dateToPurge``) and purge, and who may read what (an agent of one OSS workflow cannot read the
+documents of another; no existence oracle)."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from parafe.domain.errors import E
+from parafe.services import oss as oss_service
+from tests.api.oss.helpers import (
+    ADMIN,
+    AGENT,
+    DOCINFO_FIELDS,
+    OTHER,
+    VISA,
+    Oss,
+    error,
+    meta_xml,
+    pdfsig,
+    post_doc,
+)
+from tests.fixtures.files import pdf_bytes
+
+
+def _iso(value: str) -> datetime:
+    assert value.endswith("Z") and len(value) == 24, value  # 2026-11-28T10:00:00.000Z
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def test_download_and_information(oss: Oss, tmp_path: Path) -> None:
+    meta = meta_xml(REFERENCE="INFO-1")
+    with oss.client(AGENT) as agent:
+        r = post_doc(agent, "signServerDoc", name="délibération.pdf", meta=meta)
+        assert r.status_code == 200, r.text
+        doc_id = int(r.headers["X-FAST-document-id"])
+        info = agent.get(f"/oss/docInformation/{doc_id}")
+        assert info.status_code == 200
+        body = info.json()
+        assert set(body) == DOCINFO_FIELDS
+        assert body["id"] == doc_id and body["filename"] == "délibération.pdf"
+        created, signed_at, to_purge = (_iso(body[k]) for k in ("creationDate", "signatureDate", "dateToPurge"))
+        assert created <= signed_at
+        assert abs(to_purge - created - timedelta(days=30)) < timedelta(seconds=5)
+        assert body["purgeDate"] is None and body["archiveDate"] is None and body["downloadDate"] is None
+        assert base64.b64decode(body["metadate"]) == meta
+        assert body["filesize"] == len(r.content)
+        assert body["logs"] == [] and body["redirectionURL"] is None
+        assert body["Smsdate"] is None and body["SMSRemainingTriesNb"] is None and body["smsexpirationDate"] is None
+
+        first = agent.get(f"/oss/downloadDoc/{doc_id}")
+        assert first.status_code == 200 and first.content == r.content
+        assert first.headers["content-type"] == "application/pdf"
+        pdfsig(first.content, tmp_path)
+        downloaded = agent.get(f"/oss/docInformation/{doc_id}").json()["downloadDate"]
+        assert downloaded is not None
+        assert agent.get(f"/oss/downloadDoc/{doc_id}").status_code == 200
+        assert agent.get(f"/oss/docInformation/{doc_id}").json()["downloadDate"] == downloaded  # the first one
+
+
+def test_unsigned_document_is_downloadable(oss: Oss) -> None:
+    original = pdf_bytes(text="pas encore signé")
+    with oss.client(AGENT) as agent:
+        r = post_doc(agent, "uploadSA", data=original, redirectionUrl="https://editeur.test/retour?x=1")
+        assert r.status_code == 200, r.text
+        doc_id = r.json()["docId"]
+        got = agent.get(f"/oss/downloadDoc/{doc_id}")
+        assert got.status_code == 200 and got.content == original  # "qu'il soit signé ou non"
+        info = agent.get(f"/oss/docInformation/{doc_id}").json()
+        assert info["signatureDate"] is None and info["filesize"] == len(original)
+        assert info["redirectionURL"] == "https://editeur.test/retour?x=1"
+
+
+def test_authorization_rules(oss: Oss) -> None:
+    with oss.client(AGENT) as agent:
+        r = post_doc(agent, "signServerDoc")
+        assert r.status_code == 200
+        mine = int(r.headers["X-FAST-document-id"])
+    with oss.client(VISA) as visa:  # agent of oss-demo-2, same subscriber
+        r = post_doc(visa, "signServerDoc", workflow="oss-demo-2")
+        assert r.status_code == 200
+        theirs = int(r.headers["X-FAST-document-id"])
+        for path in (f"/oss/downloadDoc/{mine}", f"/oss/docInformation/{mine}"):
+            foreign = error(visa.get(path), 404, E.DOCUMENT_NOT_FOUND)
+            unknown = error(visa.get(path.replace(str(mine), "599999999")), 404, E.DOCUMENT_NOT_FOUND)
+            foreign.pop("generation"), unknown.pop("generation")
+            assert foreign == unknown  # no existence oracle
+        assert visa.get(f"/oss/docInformation/{theirs}").status_code == 200
+        error(visa.post("/oss/generateSAUrl", data={"ids": str(mine)}), 404, E.DOCUMENT_NOT_FOUND)
+    with oss.client(AGENT) as agent:
+        error(agent.get(f"/oss/downloadDoc/{theirs}"), 404, E.DOCUMENT_NOT_FOUND)
+        error(agent.get(f"/oss/docInformation/{theirs}"), 404, E.DOCUMENT_NOT_FOUND)
+        error(agent.get("/oss/docInformation/abc"), 404, E.DOCUMENT_NOT_FOUND)
+    with oss.client(OTHER) as other:  # another subscriber
+        error(other.get(f"/oss/downloadDoc/{mine}"), 404, E.DOCUMENT_NOT_FOUND)
+    with oss.client(ADMIN) as admin:  # the subscriber's administrator (OSS admin profile) reads every workflow
+        assert admin.get(f"/oss/docInformation/{mine}").status_code == 200
+        assert admin.get(f"/oss/docInformation/{theirs}").status_code == 200
+    with oss.client() as anonymous:
+        error(anonymous.get(f"/oss/docInformation/{mine}"), 401, E.CERT_MISSING)
+
+
+def test_retention_and_purge(oss: Oss) -> None:
+    from parafe.db.models import OssDocument
+
+    with oss.client(AGENT) as agent:
+        r = post_doc(agent, "signServerDoc", meta=meta_xml(REFERENCE="PURGE"))
+        doc_id = int(r.headers["X-FAST-document-id"])
+        to_purge = _iso(agent.get(f"/oss/docInformation/{doc_id}").json()["dateToPurge"])
+        with oss.ctx.db.read() as session:
+            row = session.get(OssDocument, doc_id)
+            assert row is not None
+            blobs = {row.blob_sha256, row.signed_blob_sha256, row.meta_blob_sha256}
+            assert None not in blobs and blobs <= oss_service.blob_references(session)
+        oss_service.purge(oss.ctx, now=to_purge - timedelta(seconds=30))
+        assert agent.get(f"/oss/downloadDoc/{doc_id}").status_code == 200  # not yet
+        assert oss_service.purge(oss.ctx, now=to_purge + timedelta(seconds=1)) >= 1
+        assert oss_service.purge(oss.ctx, now=to_purge + timedelta(seconds=2)) == 0  # idempotent
+        error(agent.get(f"/oss/downloadDoc/{doc_id}"), 410, E.OSS_DOCUMENT_PURGED)
+        info = agent.get(f"/oss/docInformation/{doc_id}").json()
+        assert _iso(info["purgeDate"]) == to_purge + timedelta(seconds=1)
+        assert info["metadate"] is None
+        with oss.ctx.db.read() as session:
+            assert not blobs & oss_service.blob_references(session)  # left to the orphan sweeper
+
+
+def test_admin_statistics(oss: Oss) -> None:
+    from parafe.services.auth import principal_for_email
+
+    stats = oss_service.workflow_statistics(oss.ctx, principal_for_email(oss.ctx, ADMIN), "oss-demo")
+    assert stats["workflowId"] == "oss-demo" and stats["total"] >= 1
+    assert stats["documents"]["server"]["signed"] >= 1
+    try:
+        oss_service.workflow_statistics(oss.ctx, principal_for_email(oss.ctx, AGENT), "oss-demo")
+    except Exception as exc:  # an agent is not an admin
+        assert getattr(exc, "error", None) is E.NO_PERMISSION
+    else:
+        raise AssertionError("an agent must not read the statistics")
