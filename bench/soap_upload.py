@@ -7,7 +7,8 @@ are built before the clock starts. Rounds alternate REST and SOAP; each figure i
 
 Usage: .venv/bin/python bench/soap_upload.py [--n 200] [--rounds 3] [--concurrency 8] [--postgres URL]
 Prints: ``soap_upload  backend=sqlite  concurrency=8  pdf100k  soap=…/s  rest=…/s  ratio_soap_rest=…
-(median of R rounds of N uploads)``
+paired_ratio=… (median of R rounds of N uploads; …)``; ``paired_ratio`` is the median of the per-round ratios
+(a REST round and the SOAP round right after it), steadier than the ratio of medians on a busy machine.
 """
 
 from __future__ import annotations
@@ -173,8 +174,10 @@ def run(backend: str, n: int, rounds: int, concurrency: int, pg_url: str | None)
             for protocol in ("rest", "soap"):
                 rates[protocol].append(_round(url, home, protocol, n, concurrency, base))
         soap, rest = statistics.median(rates["soap"]), statistics.median(rates["rest"])
+        paired = statistics.median(s / r for s, r in zip(rates["soap"], rates["rest"], strict=True))
         return (f"soap_upload  backend={backend}  concurrency={concurrency}  pdf100k  soap={soap:.1f}/s  "
-                f"rest={rest:.1f}/s  ratio_soap_rest={soap / rest:.2f}  (median of {rounds} rounds of {n} uploads; "
+                f"rest={rest:.1f}/s  ratio_soap_rest={soap / rest:.2f}  paired_ratio={paired:.2f}  "
+                f"(median of {rounds} rounds of {n} uploads; "
                 f"soap rounds {', '.join(f'{r:.1f}' for r in rates['soap'])}; "
                 f"rest rounds {', '.join(f'{r:.1f}' for r in rates['rest'])})")
     finally:

@@ -15,11 +15,11 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from parafe.domain.errors import ParafeError
+from parafe.portal.web import call, ctx_of, page, read_form, redirect, render
 from parafe.services import dashboard, downloads, lifecycle, pes_summary, workflow
 from parafe.services.auth import Principal
 from parafe.services.context import AppContext
 from parafe.services.downloads import Content
-from parafe.portal.web import call, ctx_of, page, read_form, redirect, render
 
 
 def content_response(ctx: AppContext, content: Content, *, inline: bool) -> Response:

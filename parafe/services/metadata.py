@@ -171,13 +171,14 @@ def otp_items(signers: list[OtpSigner]) -> list[tuple[str, str]]:
 
 def store_otp_information(session: Session, document: Document, account: Account,
                           signers: list[OtpSigner]) -> None:
-    """Replace a document's OTP information (in the caller's transaction) and write its history entry."""
+    """Replace a document's OTP information (in the caller's transaction) and write its history entry.
+
+    The document's state is left to the workflow (a document with OTP information but not yet sent stays
+    « Préparé », deletable); the outbox row ``workflow.resume`` tells it the information is there."""
     session.execute(sql_delete(MetadataValue).where(
         MetadataValue.document_id == document.id, MetadataValue.kind == "otp"))
     for position, (name, value) in enumerate(otp_items(signers)):
         session.add(MetadataValue(document_id=document.id, position=position, name=name, value=value, kind="otp"))
-    if document.state == State.PREPARED.value:
-        document.state = State.OTP_INFO_DEFINED.value
     session.add(HistoryEntry(document_id=document.id, state=State.OTP_INFO_DEFINED.value,
                              user_id=account.user_id, user_fullname=ACTOR_OTP, created_at=utcnow()))
     session.add(OutboxItem(kind="workflow.resume", document_id=document.id, payload={"event": "otp_info_defined"}))

@@ -118,7 +118,7 @@ def sign_pdf(
 
 def _raise_signing_error(exc: Exception) -> Any:
     text = str(exc)
-    if "forbids all changes" in text or "DocMDP" in text or "certif" in text.lower():
+    if "forbids all changes" in text or "DocMDP" in text or "Author signature" in text:
         raise PdfProtectedError("Le PDF est certifié et interdit toute modification.") from exc
     if "timestamp" in text.lower() or "time stamp" in text.lower():
         raise TimestampError(f"Horodatage impossible : {exc}") from exc

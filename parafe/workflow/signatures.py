@@ -14,9 +14,7 @@ imports while the Signature engine is still growing.
 from __future__ import annotations
 
 import fcntl
-import importlib
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -90,25 +88,22 @@ def server_sign_pdf(ctx: AppContext, data: bytes, *, name: str | None = None, qu
     return bulk.sign_one(data)
 
 
-def _function(module: str, name: str) -> Callable[..., Any]:
-    try:
-        return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
-    except (ImportError, AttributeError) as exc:
-        raise RuntimeError(f"{module}.{name} n'est pas disponible dans le moteur de signature") from exc
-
-
 def sign_pes(data: bytes, signer: ServerSigner, *, mode: str = "per_bordereau", role: str | None = None) -> bytes:
     """An enveloped XAdES-EPES signature of a PES (DECISIONS D12), global or per bordereau."""
-    fn = _function("parafe.signing.pes", "sign_pes")
-    kwargs: dict[str, Any] = {"per_bordereau": mode != "global", "huge_tree": True}
+    from parafe.signing.pes import sign_pes as _sign_pes
+
+    kwargs: dict[str, Any] = {"per_bordereau": mode != "global"}
     if role:
         kwargs["role"] = role
-    return bytes(fn(data, signer, **kwargs))
+    return bytes(_sign_pes(data, signer, **kwargs))
 
 
 def sign_xades_detached(data: bytes, signer: ServerSigner, name: str) -> bytes:
-    fn = _function("parafe.signing.xades", "sign_xades_detached")
-    return bytes(fn(data, signer, name))
+    """The detached XAdES signature file of an office document (the ZIP is rebuilt on download)."""
+    from parafe.signing.xades import sign_xades_detached as _sign_xades
+
+    signature_xml, _zip = _sign_xades(data, name, signer)
+    return bytes(signature_xml)
 
 
 def trust_roots(ctx: AppContext) -> list[Path]:

@@ -54,8 +54,9 @@ def assert_independent_validators(tmp_path: Path, signed: bytes, pki: Pki, *, pe
 
 @pytest.mark.parametrize("sample", UNSIGNED_SAMPLES)
 @pytest.mark.parametrize("per_bordereau", [False, True])
-def test_round_trip_on_every_sample(tmp_path: Path, pki: Pki, signer: ServerSigner, pes_schema: etree.XMLSchema, sample: str,
-                                    per_bordereau: bool) -> None:
+def test_round_trip_on_every_sample(
+    tmp_path: Path, pki: Pki, signer: ServerSigner, pes_schema: etree.XMLSchema, sample: str, per_bordereau: bool,
+) -> None:
     data = (PES_SAMPLES / sample).read_bytes()
     doc = etree.fromstring(data, etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False))
     has_bordereau = doc.find(".//Bordereau") is not None

@@ -138,3 +138,27 @@ def test_rejection_and_refusal_store_the_message(ctx: Any, tmp_path: Path) -> No
     # refused and rejected documents can be deleted (D14)
     lifecycle.delete(ctx, agent, refused)
     lifecycle.delete(ctx, agent, rejected)
+
+
+def test_xml_circuit_detached_xades(ctx: Any, home: Any, tmp_path: Path) -> None:
+    """The `xml` demo circuit: the signer signs an office document; the detached XAdES verifies with xmlsec1."""
+    from parafe.security import pki
+    from parafe.signing.keys import load_signer
+    from parafe.signing.xades import verify_xades_detached
+
+    office = b"Rapport annuel\nTexte du rapport \xc3\xa0 signer.\n"
+    doc_id = deposit_file(ctx, tmp_path, "rapport.txt", office, circuit="xml")
+    run_jobs(ctx)
+    assert state_of(ctx, doc_id) == State.SENT_FOR_SIGN.value
+    ca = pki.load_ca(home.path / "pki")
+    p12 = tmp_path / "signataire.p12"
+    pki.write_p12(pki.issue_user_cert(ca, SIGNER, "Sophie Signataire"), p12, b"secret", ca=ca)
+    wf.sign_with_signer(ctx, principal_for_email(ctx, SIGNER), doc_id, load_signer(p12, "secret"))
+    run_jobs(ctx)
+    doc = document(ctx, doc_id)
+    assert doc.signature_blob_sha256 and doc.state in (State.SIGNED.value, State.FILED.value)
+    signature = ctx.store.read_bytes(doc.signature_blob_sha256)
+    report = verify_xades_detached(signature, office, [home.path / "pki" / "ca.pem"])
+    assert report.document_digest_ok and report.signature_value_ok and report.chain_trusted, report
+    tampered = verify_xades_detached(signature, office + b"!", [home.path / "pki" / "ca.pem"])
+    assert not tampered.document_digest_ok

@@ -252,7 +252,12 @@ def check_put_target(provider: ParafeDAVProvider, environ: Environ) -> None:
         if len(segments) in (2, 3) and segments[1] == svc.IN:
             raise ParafeError(E.METHOD_NOT_ALLOWED, detail="PUT needs in/<circuit>[/<label>]/<name>")
         raise ParafeError(E.ROUTE_NOT_FOUND)
+    parent = provider.get_resource_inst("/" + "/".join(segments[:-1]), environ)
+    if isinstance(parent, InCircuit) and parent.circuit.can_deposit:
+        return
+    # not visible or not an agent: the deposit service's own checks give the exact error
     svc.check_deposit_target(provider.ctx, principal_of(environ), segments[0], svc.nfc(segments[2]))
+    raise ParafeError(E.NO_PERMISSION)  # pragma: no cover - the checks above refuse first
 
 
 def handle(provider: ParafeDAVProvider, environ: Environ, start_response: StartResponse,

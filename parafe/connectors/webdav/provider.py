@@ -399,7 +399,7 @@ class PendingUpload(_File):
         if writer.too_large:
             raise ParafeError(E.FILE_TOO_LARGE)
         try:
-            spooled = writer.spool.finish()
+            spooled = writer.spool.finish(fsync=False)  # the blob store fsyncs what it keeps
             raw_name = self.environ.get("parafe.raw_name")
             filename: str | bytes = raw_name if isinstance(raw_name, bytes) else self.name
             folder = self.folder
@@ -526,7 +526,7 @@ class ParafeDAVProvider(DAVProvider):
             entry = svc.receipt(ctx, circuit, "", name)
             if entry is not None:
                 return Receipt(_join(circuit_path, name), environ, ctx, top, entry)
-            if svc.label_exists(ctx, circuit, name) or self._is_put_parent(environ, _join(circuit_path, name)):
+            if self._is_put_parent(environ, _join(circuit_path, name)) or svc.label_exists(ctx, circuit, name):
                 return InLabel(_join(circuit_path, name), environ, ctx, account, circuit, name)
             return None
         if len(rest) == 3:

@@ -20,8 +20,8 @@ def _all(**changes: Any) -> list[dict[str, Any]]:
              ("visa@demo.parafe.test", "Victor", "Valideur", "CERTIFICAT"),
              ("signataire@demo.parafe.test", "Sophie", "Signataire", "CERTIFICAT"),
              (ADMIN, "Adèle", "Administratrice", "BASIC")]
-    return [{"authenticationType": a, "email": e, "firstName": f, "lastName": l, "groups": [],
-             **changes.get(e, {})} for e, f, l, a in users]
+    return [{"authenticationType": a, "email": e, "firstName": f, "lastName": last, "groups": [],
+             **changes.get(e, {})} for e, f, last, a in users]
 
 
 def test_sync_entry_errors_leave_users_untouched(ctx: Any) -> None:

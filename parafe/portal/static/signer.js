@@ -1,0 +1,114 @@
+// Signing with the signer's own key through the local helper "parafe-signer" (127.0.0.1).
+// 1. the helper gives the signer's certificate; 2. the portal prepares the documents (server side);
+// 3. the helper shows what is signed and asks for confirmation in its own window; 4. the portal embeds the
+// signature values and moves the documents on. The private key never leaves the signer's machine.
+
+const app = document.getElementById("signer-app");
+if (app) {
+  const csrf = app.dataset.csrf;
+  const ids = app.dataset.ids.split(",").map(Number);
+  const portInput = document.getElementById("signer-port");
+  const button = document.getElementById("signer-go");
+  const status = document.getElementById("signer-status");
+  const results = document.getElementById("signer-results");
+  const done = document.getElementById("signer-done");
+  const saved = window.localStorage.getItem("parafe-signer-port");
+  if (saved && portInput) portInput.value = saved;
+
+  const say = (text, kind) => {
+    status.textContent = text;
+    status.dataset.kind = kind || "";
+  };
+
+  async function json(url, options) {
+    let response;
+    try {
+      response = await fetch(url, options);
+    } catch (error) {
+      throw new Error(options && options.helper
+        ? "L'assistant de signature ne répond pas : lancez « parafe-signer serve » sur ce poste (et vérifiez le port)."
+        : "Le parapheur ne répond pas : vérifiez votre connexion.");
+    }
+    let body = null;
+    try { body = await response.json(); } catch (error) { body = null; }
+    if (!response.ok) {
+      throw new Error((body && (body.message || body.error)) || `Erreur ${response.status}`);
+    }
+    return body;
+  }
+
+  const portal = (path, payload) => json(path, {
+    method: "POST", credentials: "same-origin",
+    headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+    body: JSON.stringify(payload),
+  });
+  const helper = (base, path, payload) => json(base + path, payload === undefined ? { helper: true } : {
+    helper: true, method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(payload),
+  });
+
+  async function poll(base, job) {
+    for (;;) {
+      await new Promise((resolve) => setTimeout(resolve, 700));
+      const state = await helper(base, `/v1/signatures/${encodeURIComponent(job)}`);
+      if (state.status !== "pending") return state;
+    }
+  }
+
+  function showResults(list) {
+    results.replaceChildren();
+    let ok = 0;
+    for (const item of list) {
+      const li = document.createElement("li");
+      li.className = item.ok ? "result-ok" : "result-ko";
+      const link = document.createElement("a");
+      link.href = `/documents/${item.id}`;
+      link.textContent = item.name;
+      li.append(link, document.createTextNode(item.ok ? " : signé." : ` : non signé — ${item.message}`));
+      results.append(li);
+      if (item.ok) ok += 1;
+    }
+    return ok;
+  }
+
+  button.addEventListener("click", async () => {
+    const port = Number(portInput.value || 36123);
+    window.localStorage.setItem("parafe-signer-port", String(port));
+    const base = `http://127.0.0.1:${port}`;
+    button.disabled = true;
+    let popup = window.open("about:blank", "parafe-signer", "popup,width=760,height=820");
+    try {
+      say("Connexion à l'assistant de signature…");
+      const info = await helper(base, "/v1/certificat");
+      say(`Certificat : ${info.name}. Préparation des documents…`);
+      const prepared = await portal("/signature/preparer", { ids, certificates: info.certificates });
+      const job = await helper(base, "/v1/signatures", {
+        origin: window.location.origin, signer: prepared.signer, documents: prepared.documents,
+      });
+      if (popup && !popup.closed) {
+        popup.location.href = job.confirm_url;
+      } else {
+        popup = null;
+        const link = document.createElement("a");
+        link.href = job.confirm_url;
+        link.target = "parafe-signer";
+        link.rel = "opener";
+        link.textContent = "Ouvrir la fenêtre de confirmation de l'assistant";
+        results.replaceChildren(link);
+      }
+      say("Vérifiez les documents et confirmez la signature dans la fenêtre de l'assistant…");
+      const answer = await poll(base, job.job);
+      if (answer.status !== "signed") {
+        throw new Error(answer.message || "Signature annulée dans l'assistant.");
+      }
+      say("Enregistrement des signatures…");
+      const finished = await portal("/signature/finaliser", { session: prepared.session, signatures: answer.signatures });
+      const ok = showResults(finished.results);
+      say(`${ok} document(s) signé(s) sur ${finished.results.length}.`, ok === finished.results.length ? "ok" : "ko");
+      done.hidden = false;
+    } catch (error) {
+      if (popup && !popup.closed && popup.location.href === "about:blank") popup.close();
+      say(error.message, "ko");
+      button.disabled = false;
+    }
+  });
+}

@@ -1,0 +1,7 @@
+"""``python -m parafe.signer`` = ``parafe-signer``."""
+
+import sys
+
+from parafe.signer.cli import main
+
+sys.exit(main())
