@@ -141,10 +141,11 @@ async def deposit_submit(request: Request) -> Response:
             base = f"{request.url.scheme}://{request.url.netloc}"
             result = await call(otp_links.otp_upload, ctx, principal, req, otp_xml, name_rule="any",
                                 base_url=base)
-            doc_id = result.document_id
+            return render(request, "otp_deposited.html", {"doc_id": result.document_id, "url": result.url,
+                                                          "notice": "Document déposé."}, principal=principal)
         else:
             doc_id = (await call(deposit, ctx, principal, req)).document_id
-        return redirect(f"/documents/{doc_id}?ok=depose")
+            return redirect(f"/documents/{doc_id}?ok=depose")
     except ParafeError as error:
         if principal is None:
             return error_page(request, error)

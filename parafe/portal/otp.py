@@ -6,7 +6,7 @@ link, signed with one code. The page posts to itself (``action`` = ``code`` | ``
 CSRF token bound to the link token. At the end the signer goes back to the business software with
 ``return=SIGNED|REFUSED|ERROR|NONE`` appended to its URL (spec §7.2), when the link has one.
 
-Responses carry ``Referrer-Policy: no-referrer`` (the token must not leak to other sites) and a CSP whose
+Responses carry ``Referrer-Policy: same-origin`` (the token must not leak to other sites) and a CSP whose
 ``form-action`` also allows the business software's origin (the redirect follows a form post).
 """
 
@@ -27,7 +27,7 @@ PATH = "/boucle-sms/documentView"
 
 def _headers(page: otp_pages.OtpPage | None) -> dict[str, str]:
     extra = security.origin_of(page.referer) if page is not None else None
-    return {"Content-Security-Policy": security.content_security_policy(extra), "Referrer-Policy": "no-referrer"}
+    return {"Content-Security-Policy": security.content_security_policy(extra), "Referrer-Policy": "same-origin"}
 
 
 def _token(request: Request) -> str:
@@ -120,7 +120,7 @@ async def document(request: Request) -> Response:
     except ParafeError as error:
         return _public_error(request, error)
     response = content_response(ctx, content, inline=request.query_params.get("telecharger") != "1")
-    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Referrer-Policy"] = "same-origin"
     return response
 
 

@@ -125,9 +125,7 @@ def check_origin(headers: MutableMapping[str, str] | Any, host: str | None) -> N
     if origin is None:
         referer = headers.get("referer")
         origin = origin_of(referer) if referer else None
-    if origin is None or origin == "null":
-        if headers.get("origin") == "null":
-            raise ParafeError(E.PORTAL_CSRF, detail="opaque Origin")
+    if origin is None or origin == "null":  # "null": privacy settings, no-referrer pages; the token decides
         return
     if host is None or urlsplit(origin).netloc.lower() != host.lower():
         raise ParafeError(E.PORTAL_CSRF, detail=f"foreign Origin {origin}")

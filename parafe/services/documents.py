@@ -42,6 +42,7 @@ from parafe.formats import bundle as bundles
 from parafe.formats import metadata as metaformat
 from parafe.formats import pdf as pdfformat
 from parafe.formats import pes as pesformat
+from parafe.formats.pictograms import check_pictograms
 from parafe.services.auth import Account, Principal
 from parafe.services.context import AppContext
 from parafe.services.rights import circuit_for_deposit, subscriber_account
@@ -72,6 +73,7 @@ class DepositRequest:
     email_cc: str | None = None
     source: str = "ws"  # ws | webdav | portal
     annexes: list[Upload] = field(default_factory=list)
+    pictograms: bytes | None = None  # pictograms XML (positions of visa/signature pictograms), kept as given
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,9 @@ def _prepare(ctx: AppContext, circuit: Circuit, req: DepositRequest, workdir: Pa
         if model is not None:  # without a model the bundle's metadata are kept as given
             metaformat.validate_metadata(metadata, model)
     nom_fic = facts.pop("nom_fic", None)
+    pictograms = check_pictograms(req.pictograms)
+    if pictograms is not None:
+        facts["pictograms_xml"] = pictograms
     return _Prepared(
         name=name, label=label, kind=kind, sha256=main_sha, size=main_size, path=main_path,
         nom_fic=str(nom_fic) if nom_fic else None, extra=facts, annex_files=annex_files, metadata=metadata)

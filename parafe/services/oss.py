@@ -61,6 +61,7 @@ from parafe.services.auth import Account, Principal
 from parafe.services.context import AppContext
 from parafe.services.documents import Upload
 from parafe.services.history import iso_ms
+from parafe.signing.tsa import normalize_level
 
 MODES = ("server", "sa", "sms", "sgc")
 AGENT = "agent"
@@ -255,6 +256,12 @@ def configure_workflow(ctx: AppContext, spec: WorkflowSpec, principal: Principal
     if spec.retention_days < 1:
         raise ParafeError(E.BAD_REQUEST, reason="la durée de conservation doit être d'au moins un jour")
     signing.workflow_placement(spec.pictogram)  # validates it
+    try:
+        level = normalize_level(spec.signature_level)
+    except ValueError as exc:
+        raise ParafeError(E.BAD_REQUEST, reason=str(exc).rstrip(".")) from None
+    if level not in ("B-B", "B-T") or (level == "B-T" and not (spec.settings or {}).get("tsa_url")):
+        raise ParafeError(E.BAD_REQUEST, reason="type de signature : B-B, ou B-T avec settings.tsa_url")
     with ctx.db.write() as session:
         subscriber = session.scalar(select(Subscriber).where(Subscriber.siren == spec.siren))
         if subscriber is None:
@@ -273,7 +280,7 @@ def configure_workflow(ctx: AppContext, spec: WorkflowSpec, principal: Principal
             session.add(workflow)
         workflow.name = spec.name
         workflow.modes = list(spec.modes)
-        workflow.signature_level = spec.signature_level
+        workflow.signature_level = level
         workflow.certificate_p12 = spec.certificate_p12
         workflow.certificate_password = spec.certificate_password
         workflow.metadata_model = spec.metadata_model

@@ -20,6 +20,7 @@ import fcntl
 import json
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -46,7 +47,17 @@ DEFAULT_PICTOGRAM_CM: dict[str, float] = {"x": 12.0, "y": 1.5, "page": -1, "widt
 MAX_COORDINATE_POINTS = 14_400.0  # the PDF user-space limit of a page side (200 inches)
 
 _lock = threading.Lock()
-_signers: dict[tuple[str, float], ServerSigner] = {}
+RECHECK_SECONDS = 2.0
+
+
+@dataclass
+class _CachedSigner:
+    signer: ServerSigner
+    mtime: float
+    checked: float
+
+
+_signers: dict[tuple[str, str, str], _CachedSigner] = {}
 _bulk: OrderedDict[tuple[Any, ...], BulkPdfSigner] = OrderedDict()
 _BULK_CACHE = 256
 _ca_cache: dict[str, tuple[float, pki.CertAndKey, tuple[x509.Certificate, ...]]] = {}
@@ -62,27 +73,30 @@ def key_path(ctx: AppContext, certificate_p12: str | None) -> Path:
 
 
 def workflow_signer(ctx: AppContext, certificate_p12: str | None, password: str | None) -> ServerSigner:
-    """The server key of a workflow, parsed once per process (reloaded when the file changes)."""
+    """The server key of a workflow, parsed once per process (reloaded when the file changes; the file is looked
+    at most every ``RECHECK_SECONDS``)."""
+    now = time.monotonic()
+    cache_key = (str(ctx.settings.home), certificate_p12 or "", password or "")
+    with _lock:
+        hit = _signers.get(cache_key)
+    if hit is not None and now - hit.checked < RECHECK_SECONDS:
+        return hit.signer
     path = key_path(ctx, certificate_p12)
     try:
         mtime = path.stat().st_mtime
     except OSError:
         raise ParafeError(E.OSS_SIGNATURE_FAILED, reason="le certificat serveur du workflow est introuvable",
                           detail=str(path)) from None
-    cache_key = (str(path), mtime)
-    with _lock:
-        signer = _signers.get(cache_key)
-    if signer is not None:
-        return signer
+    if hit is not None and hit.mtime == mtime:
+        hit.checked = now
+        return hit.signer
     try:
         signer = load_signer(path, password)
     except KeyLoadError as exc:
         raise ParafeError(E.OSS_SIGNATURE_FAILED, reason="le certificat serveur du workflow est illisible",
                           detail=str(exc)) from exc
     with _lock:
-        for stale in [k for k in _signers if k[0] == str(path)]:
-            del _signers[stale]
-        _signers[cache_key] = signer
+        _signers[cache_key] = _CachedSigner(signer, mtime, now)
     return signer
 
 

@@ -29,7 +29,7 @@ import threading
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 from xml.sax.saxutils import escape
 
 from sqlalchemy import (
@@ -188,9 +188,8 @@ def may_fetch_flows(ctx: AppContext, account: Account) -> bool:
 # --- in/: labels, deposits, receipts -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class FileEntry:
-    """A file of the tree: a receipt in in/, or a return in out/."""
+class FileEntry(NamedTuple):
+    """A file of the tree: a receipt in in/, or a return in out/ (a tuple: listings build thousands)."""
 
     name: str
     kind: str
@@ -372,7 +371,7 @@ def _out_statement(folder: OutFolder, cutoff: datetime, name: str | None = None)
         flow_stmt = (select(literal_column("'flow'", String).label("kind"), r.id.label("ref"), r.name.label("name"),
                             r.blob_sha256.label("blob"), r.created_at.label("modified"),
                             cast(null(), String).label("state"), cast(null(), Text).label("message"),
-                            cast(null(), String).label("actor"), r.created_at.label("refused_at"),
+                            cast(null(), String).label("actor"), cast(null(), r.created_at.type).label("refused_at"),
                             cast(null(), Text).label("comment"))
                      .where(r.subscriber_id == folder.subscriber_id, r.kind == FLOW_KINDS[folder.flow],
                             r.webdav_deleted_at.is_(None), r.created_at >= cutoff))
@@ -385,7 +384,7 @@ def _out_statement(folder: OutFolder, cutoff: datetime, name: str | None = None)
     signed = (select(literal_column("'signed'", String).label("kind"), d.id.label("ref"), d.name.label("name"),
                      d.signed_blob_sha256.label("blob"), d.updated_at.label("modified"), d.state.label("state"),
                      cast(null(), Text).label("message"), cast(null(), String).label("actor"),
-                     d.updated_at.label("refused_at"), cast(null(), Text).label("comment"))
+                     cast(null(), d.updated_at.type).label("refused_at"), cast(null(), Text).label("comment"))
               .select_from(w).join(d, d.id == w.document_id)
               .where(*where, *_signed_listed(cutoff)))
     refusal = (select(literal_column("'refusal'", String), d.id, d.name, cast(null(), String), d.updated_at, d.state,
@@ -394,7 +393,7 @@ def _out_statement(folder: OutFolder, cutoff: datetime, name: str | None = None)
                .select_from(w).join(d, d.id == w.document_id)
                .where(*where, *_refusal_listed(cutoff)))
     ack = (select(literal_column("'ack'", String), r.id, d.name, r.blob_sha256, r.created_at, d.state,
-                  cast(null(), Text), cast(null(), String), r.created_at, cast(null(), Text))
+                  cast(null(), Text), cast(null(), String), cast(null(), r.created_at.type), cast(null(), Text))
            .select_from(r).join(w, w.document_id == r.document_id).join(d, d.id == r.document_id)
            .where(*where, *_ack_listed(cutoff)))
     if name is None:
@@ -405,14 +404,6 @@ def _out_statement(folder: OutFolder, cutoff: datetime, name: str | None = None)
     if name.startswith(ACK_PREFIX):
         branches.append(ack.where(d.name == name[len(ACK_PREFIX):]))
     return select(union_all(*branches).subquery())
-
-
-def _plain_name(kind: str, name: str) -> str:
-    if kind == ACK:
-        return ACK_PREFIX + name
-    if kind == REFUSAL:
-        return name + REFUSAL_SUFFIX
-    return name
 
 
 def _suffixed(name: str, ref: int) -> str:
@@ -465,49 +456,56 @@ def refusal_envelope(
     return f'<?xml version="1.0" encoding="UTF-8"?>\n<refus>\n{body}</refus>\n'.encode()
 
 
-def _entries(ctx: AppContext, rows: list[tuple[Any, ...]]) -> list[tuple[str, FileEntry]]:
-    """(plain name, entry) of each row."""
-    out: list[tuple[str, FileEntry]] = []
+def _entries(ctx: AppContext, rows: list[tuple[Any, ...]]) -> list[FileEntry]:
+    """The entries of the rows, with their plain names (hot path: 10,000 rows per listing)."""
+    out: list[FileEntry] = []
+    append = out.append
+    sizes = _SIZE_CACHE
     for kind, ref, doc_name, blob, modified, state, message, actor, refused_at, comment in rows:
-        assert isinstance(ref, int) and isinstance(doc_name, str) and isinstance(modified, datetime)
-        kind = str(kind)
-        plain = _plain_name(kind, doc_name)
         if kind == REFUSAL:
-            at = refused_at if isinstance(refused_at, datetime) else modified
-            data = refusal_envelope(ref, doc_name, str(state), at, actor if isinstance(actor, str) else None,
-                                    str(message or comment or ""), ctx.label_set)
-            entry = FileEntry(name=plain, kind=kind, ref=ref, size=len(data),
-                              etag=hashlib.sha256(data).hexdigest()[:40], modified=at, data=data)
-        else:
-            assert isinstance(blob, str)
+            at = refused_at if refused_at is not None else modified
+            data = refusal_envelope(ref, doc_name, str(state), at, actor, str(message or comment or ""),
+                                    ctx.label_set)
+            append(FileEntry(doc_name + REFUSAL_SUFFIX, kind, ref, len(data), hashlib.sha256(data).hexdigest()[:40],
+                             at, None, data))
+            continue
+        size = sizes.get(blob)
+        if size is None:
             size = blob_size(ctx, blob)
             if size is None:
                 log.warning("webdav: blob %s of %s %s is missing; entry not listed", blob, kind, ref)
                 continue
-            entry = FileEntry(name=plain, kind=kind, ref=ref, size=size, etag=blob[:40], modified=modified,
-                              blob=blob)
-        out.append((plain, entry))
+        append(FileEntry(ACK_PREFIX + doc_name if kind == ACK else doc_name, kind, ref, size, blob[:40], modified,
+                         blob))
     return out
 
 
-def _named(entries: list[tuple[str, FileEntry]]) -> list[FileEntry]:
+def _named(entries: list[FileEntry]) -> list[FileEntry]:
     """Give every entry a unique name: the first (by kind, then id) keeps its plain name."""
+    counts: dict[str, int] = {}
+    for entry in entries:
+        counts[entry.name] = counts.get(entry.name, 0) + 1
+    if all(n == 1 for n in counts.values()):
+        return entries
     taken: set[str] = set()
     named: list[FileEntry] = []
-    for plain, entry in sorted(entries, key=lambda pe: (pe[0], _KIND_ORDER[pe[1].kind], pe[1].ref)):
-        name = plain if plain not in taken else _suffixed(plain, entry.ref)
+    for entry in sorted(entries, key=lambda e: (e.name, _KIND_ORDER[e.kind], e.ref)):
+        name = entry.name if entry.name not in taken else _suffixed(entry.name, entry.ref)
         taken.add(name)
-        named.append(entry if name == plain else FileEntry(
-            name=name, kind=entry.kind, ref=entry.ref, size=entry.size, etag=entry.etag, modified=entry.modified,
-            blob=entry.blob, data=entry.data))
+        named.append(entry if name == entry.name else entry._replace(name=name))
     return named
+
+
+def _rows(session: Session, stmt: AnySelect) -> list[tuple[Any, ...]]:
+    """Plain rows (Core execution: no ORM result processing for listings)."""
+    return [tuple(r) for r in session.connection().execute(stmt)]
 
 
 def out_entries(ctx: AppContext, folder: OutFolder, now: datetime | None = None) -> list[FileEntry]:
     """The files of an out/ folder (one query)."""
     cutoff = (now or utcnow()) - OUT_TTL
     with ctx.db.read() as session:
-        rows = [tuple(r) for r in session.execute(_out_statement(folder, cutoff))]
+        rows = _rows(session, _out_statement(folder, cutoff))
     return _named(_entries(ctx, rows))
 
 
@@ -516,10 +514,10 @@ def out_entry(ctx: AppContext, folder: OutFolder, name: str, now: datetime | Non
     name = nfc(name)
     cutoff = (now or utcnow()) - OUT_TTL
     with ctx.db.read() as session:
-        rows = [tuple(r) for r in session.execute(_out_statement(folder, cutoff, name))]
-    candidates = [(plain, e) for plain, e in _entries(ctx, rows) if plain == name]
+        rows = _rows(session, _out_statement(folder, cutoff, name))
+    candidates = [e for e in _entries(ctx, rows) if e.name == name]
     if candidates:
-        return min(candidates, key=lambda pe: (_KIND_ORDER[pe[1].kind], pe[1].ref))[1]
+        return min(candidates, key=lambda e: (_KIND_ORDER[e.kind], e.ref))
     if re.search(r"_\d+(\.[^.]*)?$", name):
         for entry in out_entries(ctx, folder, now):
             if entry.name == name:

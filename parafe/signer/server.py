@@ -295,7 +295,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")
-        self.send_header("Referrer-Policy", "no-referrer")
+        self.send_header("Referrer-Policy", "same-origin")
         for name, value in headers or []:
             self.send_header(name, value)
         self.end_headers()
@@ -400,7 +400,8 @@ class Handler(BaseHTTPRequestHandler):
                 self._json(200, {"job": job.id, "confirm_url": confirm})
             elif parts[:1] == ["confirmer"] and len(parts) == 2:
                 confirm_origin = self._origin()
-                if confirm_origin is not None and urlsplit(confirm_origin).netloc.lower() not in self.helper.hosts:
+                if confirm_origin not in (None, "null") and \
+                        urlsplit(confirm_origin or "").netloc.lower() not in self.helper.hosts:
                     self._send(403, b"Forbidden", "text/plain")
                     return
                 form = parse_qs(self._body().decode("utf-8", "replace"))

@@ -282,3 +282,15 @@ async def generate_sa_url(request: Request, principal: PrincipalDep) -> JSONResp
              openapi_extra=_GENERATE_BODY, responses={**_GENERATE_RESPONSE, **error_responses(404, 409, 410)})
 async def generate_sms_url(request: Request, principal: PrincipalDep) -> JSONResponse:
     return await _generate(request, principal, "sms")
+
+
+@router.get(
+    "/admin/workflows/{workflow_id}", summary="Supervision d'un workflow OSS (profil administrateur, §3.2)",
+    description="Nombre de documents par type de signature et par état, et documents purgés. Réservé aux "
+    "administrateurs du workflow et de l'abonné.",
+    responses={200: {"description": "Les statistiques.", "content": {"application/json": {}}},
+               **error_responses(403, 404)})
+async def workflow_statistics(request: Request, principal: PrincipalDep,
+                              workflow_id: Annotated[str, Path(description="L'identifiant du workflow.")],
+                              ) -> JSONResponse:
+    return JSONResponse(await call(oss.workflow_statistics, _ctx(request), principal, workflow_id))

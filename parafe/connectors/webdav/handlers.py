@@ -16,14 +16,9 @@ Every error leaves as :func:`parafe.connectors.webdav.errors.respond` renders it
 
 from __future__ import annotations
 
-import email.utils
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import quote
-from xml.sax.saxutils import escape
 
-from lxml import etree
 from wsgidav import util
 from wsgidav.dav_error import DAVError
 from wsgidav.dav_provider import _DAVResource
@@ -31,8 +26,8 @@ from wsgidav.dav_provider import _DAVResource
 from parafe.domain.errors import E, ParafeError
 from parafe.services import webdav as svc
 
-from . import errors
-from .provider import InCircuit, InLabel, OutFile, ParafeDAVProvider, Receipt, _Collection, _Node, principal_of
+from . import errors, propfind
+from .provider import InCircuit, InLabel, OutFile, ParafeDAVProvider, Receipt, _Collection, _File, principal_of
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -46,114 +41,11 @@ UNSUPPORTED = frozenset({"COPY", "MOVE", "PROPPATCH", "LOCK", "UNLOCK", "POST", 
 ALLOW_ANY = "OPTIONS, HEAD, GET, PROPFIND, PUT, DELETE, MKCOL"
 
 
-def _rfc1123(ts: float) -> str:
-    return email.utils.formatdate(ts, usegmt=True)
-
-
-class PropfindRequest:
-    """The parsed body of a PROPFIND: ``allprop`` (default), ``propname``, or a list of names."""
-
-    def __init__(self, mode: str, names: list[tuple[str, str]]) -> None:
-        self.mode = mode
-        self.names = names  # (namespace, local name)
-
-
-def parse_propfind(environ: Environ) -> PropfindRequest:
-    try:
-        root = util.parse_xml_body(environ, allow_empty=True)
-    except DAVError:
-        raise ParafeError(E.BAD_REQUEST, reason="corps PROPFIND invalide") from None
-    if root is None:
-        return PropfindRequest("allprop", [])
-    if root.tag != "{DAV:}propfind":
-        raise ParafeError(E.BAD_REQUEST, reason="corps PROPFIND invalide")
-    mode: str | None = None
-    names: list[tuple[str, str]] = []
-    for node in root:
-        if not isinstance(node.tag, str):
-            continue
-        if node.tag in ("{DAV:}allprop", "{DAV:}propname"):
-            if mode is not None:
-                raise ParafeError(E.BAD_REQUEST, reason="corps PROPFIND invalide")
-            mode = "allprop" if node.tag == "{DAV:}allprop" else "propname"
-        elif node.tag == "{DAV:}prop":
-            if mode not in (None, "prop"):
-                raise ParafeError(E.BAD_REQUEST, reason="corps PROPFIND invalide")
-            mode = "prop"
-            for prop in node:
-                if isinstance(prop.tag, str):
-                    qname = etree.QName(prop.tag)
-                    names.append((qname.namespace or "", qname.localname))
-    return PropfindRequest(mode or "allprop", names)
-
-
 def _href(provider: ParafeDAVProvider, res: _DAVResource) -> str:
-    path = res.path.rstrip("/") or ""
+    path = res.path.rstrip("/")
     if res.is_collection:
         path += "/"
-    return quote(provider.mount_path + provider.share_path.rstrip("/") + path, safe=_HREF_SAFE)
-
-
-def _live_values(res: _DAVResource) -> dict[str, str]:
-    """Live properties of a resource, as XML fragments (values escaped)."""
-    values: dict[str, str] = {"displayname": escape(util.get_uri_name(res.path) if res.path != "/" else "")}
-    modified = res.modified() if isinstance(res, _Node) else None
-    if modified is not None:
-        values["getlastmodified"] = _rfc1123(modified)
-    if res.is_collection:
-        values["resourcetype"] = "<D:collection/>"
-        return values
-    values["resourcetype"] = ""
-    length = res.get_content_length()
-    if length is not None:
-        values["getcontentlength"] = str(length)
-    values["getcontenttype"] = escape(res.get_content_type() or "application/octet-stream")
-    etag = res.get_etag()
-    if etag is not None:
-        values["getetag"] = escape(f'"{etag}"')
-    return values
-
-
-def _prop_xml(namespace: str, local: str, value: str | None) -> str:
-    if namespace == DAV:
-        return f"<D:{local}/>" if not value else f"<D:{local}>{value}</D:{local}>"
-    return f'<X:{local} xmlns:X="{escape(namespace, {chr(34): "&quot;"})}"/>'
-
-
-def _response_xml(href: str, found: list[str], missing: list[str]) -> str:
-    parts = [f"<D:response><D:href>{escape(href)}</D:href>"]
-    if found:
-        parts.append(f"<D:propstat><D:prop>{''.join(found)}</D:prop><D:status>HTTP/1.1 200 OK</D:status>"
-                     "</D:propstat>")
-    if missing:
-        parts.append(f"<D:propstat><D:prop>{''.join(missing)}</D:prop><D:status>HTTP/1.1 404 Not Found"
-                     "</D:status></D:propstat>")
-    parts.append("</D:response>")
-    return "".join(parts)
-
-
-def render_multistatus(provider: ParafeDAVProvider, resources: list[_DAVResource], request: PropfindRequest) -> bytes:
-    out = ['<?xml version="1.0" encoding="utf-8"?>\n<D:multistatus xmlns:D="DAV:">']
-    for res in resources:
-        values = _live_values(res)
-        order = _LIVE_COLLECTION if res.is_collection else _LIVE_FILE
-        href = _href(provider, res)
-        if request.mode == "allprop":
-            found = [_prop_xml(DAV, name, values[name]) for name in order if name in values]
-            out.append(_response_xml(href, found, []))
-        elif request.mode == "propname":
-            found = [f"<D:{name}/>" for name in order if name in values]
-            out.append(_response_xml(href, found, []))
-        else:
-            found, missing = [], []
-            for namespace, local in request.names:
-                if namespace == DAV and local in values:
-                    found.append(_prop_xml(DAV, local, values[local]))
-                else:
-                    missing.append(_prop_xml(namespace, local, None))
-            out.append(_response_xml(href, found, missing))
-    out.append("</D:multistatus>\n")
-    return "".join(out).encode("utf-8")
+    return propfind.href_of(provider.mount_path + provider.share_path.rstrip("/") + path)
 
 
 def do_propfind(provider: ParafeDAVProvider, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -163,19 +55,29 @@ def do_propfind(provider: ParafeDAVProvider, environ: Environ, start_response: S
     res = provider.get_resource_inst(environ["PATH_INFO"], environ)
     if res is None:
         raise ParafeError(E.ROUTE_NOT_FOUND)
-    request = parse_propfind(environ)
+    request = propfind.parse(environ)
     if depth == "infinity" and res.is_collection:
         body = (b'<?xml version="1.0" encoding="utf-8"?>\n<D:error xmlns:D="DAV:"><D:propfind-finite-depth/>'
                 b"</D:error>\n")
         start_response("403 Forbidden", [("Content-Type", "application/xml; charset=utf-8"),
                                          ("Content-Length", str(len(body)))])
         return [body]
-    resources: list[_DAVResource] = [res]
-    if depth != "0" and isinstance(res, _Collection):
-        resources += res.children()
-    body = render_multistatus(provider, resources, request)
+    folders: list[tuple[str, str, float | None]] = []
+    files: list[tuple[str, svc.FileEntry]] = []
+    if isinstance(res, _Collection):
+        href = _href(provider, res)
+        folders.append((href, util.get_uri_name(res.path) if res.path.strip("/") else "", res.modified()))
+        if depth != "0":
+            subfolders, entries = res.listing()
+            folders += [(_href(provider, f), util.get_uri_name(f.path), f.modified()) for f in subfolders]
+            files += [(href + propfind.href_of(e.name), e) for e in entries]
+    elif isinstance(res, _File):
+        files.append((_href(provider, res), res.entry))
+    else:  # pragma: no cover - every resource of the tree is one of the above
+        raise ParafeError(E.ROUTE_NOT_FOUND)
+    body = propfind.multistatus(request, folders, files)
     start_response("207 Multi-Status", [("Content-Type", "application/xml; charset=utf-8"),
-                                        ("Content-Length", str(len(body))), ("Date", _rfc1123(time.time()))])
+                                        ("Content-Length", str(len(body)))])
     return [body]
 
 

@@ -10,7 +10,7 @@ catalogue error). PROPFIND, MKCOL, DELETE and OPTIONS are served by :mod:`parafe
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 from wsgidav import util
@@ -32,7 +32,10 @@ Environ = dict[str, Any]
 
 
 def _ts(moment: datetime | None) -> float | None:
-    return moment.timestamp() if moment is not None else None
+    """Seconds since the epoch of a stored UTC time (SQLite gives it back naive)."""
+    if moment is None:
+        return None
+    return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def _join(path: str, name: str) -> str:
@@ -51,20 +54,33 @@ class _Node:
     kind = "node"
     ctx: AppContext
 
-    def children(self) -> list[_DAVResource]:
-        return []
-
     def modified(self) -> float | None:
         return None
+
+
+Listing = tuple[list["_Collection"], list[svc.FileEntry]]
 
 
 # --- collections -------------------------------------------------------------------------------------------
 
 
 class _Collection(_Node, DAVCollection):
+    """A folder. :meth:`listing` gives its sub-folders (resources) and its files (rows of one query); the
+    PROPFIND handler renders the files straight from the rows, WsgiDAV gets resources from :meth:`children`."""
+
     def __init__(self, path: str, environ: Environ, ctx: AppContext) -> None:
         DAVCollection.__init__(self, path, environ)
         self.ctx = ctx
+
+    def listing(self) -> Listing:
+        return [], []
+
+    def file_resource(self, entry: svc.FileEntry) -> _DAVResource:
+        raise NotImplementedError
+
+    def children(self) -> list[_DAVResource]:
+        folders, files = self.listing()
+        return [*folders, *(self.file_resource(e) for e in files)]
 
     def get_member_list(self) -> list[_DAVResource]:
         return self.children()
@@ -99,12 +115,13 @@ class RootCollection(_Collection):
 
     kind = "root"
 
-    def children(self) -> list[_DAVResource]:
+    def listing(self) -> Listing:
         principal = principal_of(self.environ)
         seen: dict[str, Account] = {}
         for account in principal.accounts:
             seen.setdefault(account.siren, account)
-        return [SubscriberCollection(_join(self.path, s), self.environ, self.ctx, a) for s, a in sorted(seen.items())]
+        return [SubscriberCollection(_join(self.path, s), self.environ, self.ctx, a)
+                for s, a in sorted(seen.items())], []
 
 
 class SubscriberCollection(_Collection):
@@ -116,9 +133,9 @@ class SubscriberCollection(_Collection):
         super().__init__(path, environ, ctx)
         self.account = account
 
-    def children(self) -> list[_DAVResource]:
+    def listing(self) -> Listing:
         return [InRoot(_join(self.path, svc.IN), self.environ, self.ctx, self.account),
-                OutRoot(_join(self.path, svc.OUT), self.environ, self.ctx, self.account)]
+                OutRoot(_join(self.path, svc.OUT), self.environ, self.ctx, self.account)], []
 
 
 class InRoot(_Collection):
@@ -130,9 +147,9 @@ class InRoot(_Collection):
         super().__init__(path, environ, ctx)
         self.account = account
 
-    def children(self) -> list[_DAVResource]:
+    def listing(self) -> Listing:
         return [InCircuit(_join(self.path, c.key), self.environ, self.ctx, self.account, c)
-                for c in svc.visible_circuits(self.ctx, self.account)]
+                for c in svc.visible_circuits(self.ctx, self.account)], []
 
 
 class InCircuit(_Collection):
@@ -147,15 +164,14 @@ class InCircuit(_Collection):
         self.account = account
         self.circuit = circuit
 
-    def children(self) -> list[_DAVResource]:
-        folders: list[_DAVResource] = [
+    def listing(self) -> Listing:
+        folders: list[_Collection] = [
             InLabel(_join(self.path, f.name), self.environ, self.ctx, self.account, self.circuit, f.name, f.modified)
             for f in svc.label_names(self.ctx, self.circuit)]
-        return folders + self._receipts()
+        return folders, svc.receipts(self.ctx, self.circuit, self.label_folder)
 
-    def _receipts(self) -> list[_DAVResource]:
-        return [Receipt(_join(self.path, e.name), self.environ, self.ctx, self, e)
-                for e in svc.receipts(self.ctx, self.circuit, self.label_folder)]
+    def file_resource(self, entry: svc.FileEntry) -> _DAVResource:
+        return Receipt(_join(self.path, entry.name), self.environ, self.ctx, self, entry)
 
     def create_empty_resource(self, name: str) -> _DAVResource:
         return PendingUpload(_join(self.path, name), self.environ, self.ctx, self, name)
@@ -176,8 +192,8 @@ class InLabel(InCircuit):
         self.label_folder = svc.nfc(label_folder)
         self._created = created
 
-    def children(self) -> list[_DAVResource]:
-        return self._receipts()
+    def listing(self) -> Listing:
+        return [], svc.receipts(self.ctx, self.circuit, self.label_folder)
 
     def modified(self) -> float | None:
         return _ts(self._created)
@@ -198,22 +214,24 @@ class OutRoot(_Collection):
         super().__init__(path, environ, ctx)
         self.account = account
 
-    def children(self) -> list[_DAVResource]:
-        children: list[_DAVResource] = [
+    def listing(self) -> Listing:
+        folders: list[_Collection] = [
             OutCircuit(_join(self.path, c.key), self.environ, self.ctx, self.account, c)
             for c in svc.visible_circuits(self.ctx, self.account) if svc.flow_folder(c.key) is None]
         if svc.may_fetch_flows(self.ctx, self.account):
-            children += [FlowFolder(_join(self.path, f), self.environ, self.ctx, self.account, f)
-                         for f in svc.FLOW_KINDS]
-        return children
+            folders += [FlowFolder(_join(self.path, f), self.environ, self.ctx, self.account, f)
+                        for f in svc.FLOW_KINDS]
+        return folders, []
 
 
 class _OutFolder(_Collection):
     folder: svc.OutFolder
 
-    def _files(self) -> list[_DAVResource]:
-        return [OutFile(_join(self.path, e.name), self.environ, self.ctx, self.folder, e)
-                for e in svc.out_entries(self.ctx, self.folder)]
+    def _files(self) -> list[svc.FileEntry]:
+        return svc.out_entries(self.ctx, self.folder)
+
+    def file_resource(self, entry: svc.FileEntry) -> _DAVResource:
+        return OutFile(_join(self.path, entry.name), self.environ, self.ctx, self.folder, entry)
 
 
 class OutCircuit(_OutFolder):
@@ -229,12 +247,12 @@ class OutCircuit(_OutFolder):
         self.circuit = circuit
         self.folder = svc.OutFolder(subscriber_id=account.subscriber_id, circuit=circuit)
 
-    def children(self) -> list[_DAVResource]:
-        folders: list[_DAVResource] = [
+    def listing(self) -> Listing:
+        folders: list[_Collection] = [
             OutLabel(_join(self.path, f.name), self.environ, self.ctx, self.account, self.circuit, f.name,
                      f.modified)
             for f in svc.out_label_folders(self.ctx, self.circuit)]
-        return folders + self._files()
+        return folders, self._files()
 
 
 class OutLabel(_OutFolder):
@@ -247,8 +265,8 @@ class OutLabel(_OutFolder):
                                     label_folder=svc.nfc(label_folder))
         self._modified = modified
 
-    def children(self) -> list[_DAVResource]:
-        return self._files()
+    def listing(self) -> Listing:
+        return [], self._files()
 
     def modified(self) -> float | None:
         return _ts(self._modified)
@@ -263,8 +281,8 @@ class FlowFolder(_OutFolder):
         super().__init__(path, environ, ctx)
         self.folder = svc.OutFolder(subscriber_id=account.subscriber_id, flow=flow)
 
-    def children(self) -> list[_DAVResource]:
-        return self._files()
+    def listing(self) -> Listing:
+        return [], self._files()
 
 
 # --- files -------------------------------------------------------------------------------------------------
@@ -290,7 +308,7 @@ class _File(_Node, DAVNonCollection):
         return True
 
     def get_last_modified(self) -> float | None:
-        return self.entry.modified.timestamp()
+        return _ts(self.entry.modified)
 
     def modified(self) -> float | None:
         return self.get_last_modified()
@@ -443,7 +461,7 @@ class Receipt(PendingUpload):
         return self.entry.etag
 
     def get_last_modified(self) -> float | None:
-        return self.entry.modified.timestamp()
+        return _ts(self.entry.modified)
 
     def support_ranges(self) -> bool:
         return self.entry.blob is not None and self.ctx.store.local_path(self.entry.blob) is not None

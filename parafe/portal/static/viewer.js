@@ -64,6 +64,19 @@ async function setup(el) {
         render();
       });
     }
+    let resizeTimer = null;
+    let lastWidth = canvas.parentElement.clientWidth;
+    window.addEventListener("resize", () => {
+      clearTimeout(resizeTimer);
+      resizeTimer = setTimeout(() => {
+        const width = canvas.parentElement.clientWidth;
+        if (width !== lastWidth) {
+          lastWidth = width;
+          delete el.dataset.rendered;
+          render();
+        }
+      }, 150);
+    });
     await render();
   } catch (error) {
     say("Aperçu impossible : téléchargez le document.");

@@ -229,6 +229,13 @@ def pyhanko_report(pdf: bytes, roots: list[Path]) -> Any:
     return report
 
 
+def validate(pdf: bytes, tmp_path: Path, home: Path) -> Any:
+    """Both independent checks: ``pdfsig`` (valid, chain trusted through the home's CA) and pyHanko."""
+    ca = home / "pki" / "ca.pem"
+    pdfsig(pdf, tmp_path, ca)
+    return pyhanko_report(pdf, [ca])
+
+
 def signature_widgets(pdf: bytes) -> list[tuple[int, tuple[float, float, float, float]]]:
     """(page index, /Rect) of every signature widget of the document."""
     import io

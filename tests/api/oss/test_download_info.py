@@ -19,8 +19,8 @@ from tests.api.oss.helpers import (
     Oss,
     error,
     meta_xml,
-    pdfsig,
     post_doc,
+    validate,
 )
 from tests.fixtures.files import pdf_bytes
 
@@ -53,7 +53,7 @@ def test_download_and_information(oss: Oss, tmp_path: Path) -> None:
         first = agent.get(f"/oss/downloadDoc/{doc_id}")
         assert first.status_code == 200 and first.content == r.content
         assert first.headers["content-type"] == "application/pdf"
-        pdfsig(first.content, tmp_path)
+        validate(first.content, tmp_path, oss.home.path)
         downloaded = agent.get(f"/oss/docInformation/{doc_id}").json()["downloadDate"]
         assert downloaded is not None
         assert agent.get(f"/oss/downloadDoc/{doc_id}").status_code == 200
@@ -127,14 +127,37 @@ def test_retention_and_purge(oss: Oss) -> None:
 
 
 def test_admin_statistics(oss: Oss) -> None:
+    with oss.client(AGENT) as agent:
+        assert post_doc(agent, "signServerDoc").status_code == 200
+    with oss.client(ADMIN) as admin:  # the OSS admin profile: supervision of the account's workflows
+        r = admin.get("/oss/admin/workflows/oss-demo")
+        assert r.status_code == 200, r.text
+        stats = r.json()
+        assert stats["workflowId"] == "oss-demo" and stats["total"] >= 1
+        assert stats["documents"]["server"]["signed"] >= 1
+        error(admin.get("/oss/admin/workflows/oss-autre"), 404, E.OSS_WORKFLOW_NOT_FOUND)
+    with oss.client(AGENT) as agent:  # an agent is not an admin
+        error(agent.get("/oss/admin/workflows/oss-demo"), 403, E.NO_PERMISSION)
+
+
+def test_workflow_configuration_by_the_admin_profile(oss: Oss) -> None:
+    from parafe.domain.errors import ParafeError
     from parafe.services.auth import principal_for_email
 
-    stats = oss_service.workflow_statistics(oss.ctx, principal_for_email(oss.ctx, ADMIN), "oss-demo")
-    assert stats["workflowId"] == "oss-demo" and stats["total"] >= 1
-    assert stats["documents"]["server"]["signed"] >= 1
-    try:
-        oss_service.workflow_statistics(oss.ctx, principal_for_email(oss.ctx, AGENT), "oss-demo")
-    except Exception as exc:  # an agent is not an admin
-        assert getattr(exc, "error", None) is E.NO_PERMISSION
-    else:
-        raise AssertionError("an agent must not read the statistics")
+    spec = oss_service.WorkflowSpec(key="oss-config", name="Configuré", siren="123456789", agents=[AGENT],
+                                    certificate_p12=oss_service.DEMO_P12, modes=("server",))
+    for who, allowed in ((AGENT, False), (ADMIN, True), (OTHER, False)):
+        try:
+            oss_service.configure_workflow(oss.ctx, spec, principal_for_email(oss.ctx, who))
+        except ParafeError as exc:
+            assert not allowed and exc.error is E.NO_PERMISSION, (who, exc)
+        else:
+            assert allowed, who
+    for bad in ({"modes": ("fax",)}, {"signature_level": "B-LTA"}, {"signature_level": "B-T"},
+                {"pictogram": {"x": -1}}, {"retention_days": 0}):
+        try:
+            oss_service.configure_workflow(oss.ctx, oss_service.WorkflowSpec(**{**spec.__dict__, **bad}))
+        except ParafeError as exc:
+            assert exc.error in (E.BAD_REQUEST, E.OSS_PICTOGRAM_INVALID), (bad, exc)
+        else:
+            raise AssertionError(f"accepted {bad}")

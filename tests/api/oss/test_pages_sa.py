@@ -11,7 +11,18 @@ from cryptography import x509
 
 from parafe.domain.errors import E
 from parafe.security.pki import fingerprint_sha256
-from tests.api.oss.helpers import AGENT, SIGNER, Oss, error, pdfsig, pdftext, post_doc, pyhanko_report, token_of
+from tests.api.oss.helpers import (
+    AGENT,
+    SIGNER,
+    Oss,
+    error,
+    pdfsig,
+    pdftext,
+    post_doc,
+    pyhanko_report,
+    token_of,
+    validate,
+)
 
 RETURN = "https://editeur.test/sa"
 
@@ -97,6 +108,6 @@ def test_batch_certificate_page(oss: Oss, tmp_path: Path) -> None:
         assert done.headers["location"] == "https://editeur.test/lot?return=SIGNED"
     with oss.client(AGENT) as agent:
         for doc_id in (first, second):
-            pdfsig(agent.get(f"/oss/downloadDoc/{doc_id}").content, tmp_path)
+            validate(agent.get(f"/oss/downloadDoc/{doc_id}").content, tmp_path, oss.home.path)
             assert agent.get(f"/oss/docInformation/{doc_id}").json()["logs"][-1]["event"] == "signature"
         error(agent.post("/oss/generateSAUrl", data={"ids": str(first)}), 409, E.OSS_ALREADY_SIGNED)

@@ -26,6 +26,7 @@ from tests.api.oss.helpers import (
     signature_widgets,
     token_of,
     unique,
+    validate,
 )
 from tests.fixtures.files import pdf_bytes
 
@@ -96,7 +97,7 @@ def test_code_by_email_without_phone_and_single_file(oss: Oss, tmp_path: Path) -
         assert browser.post(f"/oss/signature/{token}/signer", data={"code": code}).status_code == 303
     with oss.client(AGENT) as agent:
         signed = agent.get(f"/oss/downloadDoc/{doc_id}").content
-    pdfsig(signed, tmp_path)
+    validate(signed, tmp_path, oss.home.path)
     [(page_index, _rect)] = signature_widgets(signed)
     assert page_index == 1  # the workflow's default pictogram: last page
 

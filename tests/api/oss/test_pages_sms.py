@@ -23,6 +23,7 @@ from tests.api.oss.helpers import (
     post_doc,
     pyhanko_report,
     token_of,
+    validate,
 )
 from tests.fixtures.files import pdf_bytes
 
@@ -167,7 +168,7 @@ def test_batch_url_one_code_for_several_documents(oss: Oss, tmp_path: Path) -> N
         assert done.status_code == 303 and done.headers["location"] == "https://editeur.test/lot?return=SIGNED"
     with oss.client(AGENT) as agent:
         for doc_id in (first, second):
-            pdfsig(agent.get(f"/oss/downloadDoc/{doc_id}").content, tmp_path)
+            validate(agent.get(f"/oss/downloadDoc/{doc_id}").content, tmp_path, oss.home.path)
         error(agent.post("/oss/generateSMSUrl", json={"ids": [first]}), 409, E.OSS_ALREADY_SIGNED)
 
 

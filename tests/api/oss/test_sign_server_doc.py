@@ -21,6 +21,7 @@ from tests.api.oss.helpers import (
     post_doc,
     pyhanko_report,
     signature_widgets,
+    validate,
 )
 from tests.fixtures.files import encrypted_pdf, pdf_bytes
 
@@ -58,12 +59,13 @@ def test_negative_page_counts_from_the_end_and_default_position(oss: Oss, tmp_pa
         [(page, rect)] = signature_widgets(r.content)
         assert page == 3
         assert_rect(rect, (1.5 * CM, 20.25 * CM, 1.5 * CM + WIDTH, 20.25 * CM + HEIGHT))
+        validate(r.content, tmp_path, oss.home.path)
         default = post_doc(agent, "signServerDoc", data=pdf_bytes(pages=3))
         assert default.status_code == 200, default.text
         [(page, rect)] = signature_widgets(default.content)
         assert page == 2  # the workflow's default: last page, 12 cm / 1.5 cm
         assert_rect(rect, (12 * CM, 1.5 * CM, 12 * CM + WIDTH, 1.5 * CM + HEIGHT))
-        pdfsig(default.content, tmp_path)
+        validate(default.content, tmp_path, oss.home.path)
 
 
 def test_asynchronous_signature(oss: Oss, tmp_path: Path) -> None:
@@ -82,7 +84,7 @@ def test_asynchronous_signature(oss: Oss, tmp_path: Path) -> None:
         signed = agent.get(f"/oss/downloadDoc/{doc_id}")
         assert signed.status_code == 200
         assert signed.headers["X-FAST-document-id"] == str(doc_id)
-        pdfsig(signed.content, tmp_path)
+        validate(signed.content, tmp_path, oss.home.path)
         assert info["filesize"] == len(signed.content)
 
 

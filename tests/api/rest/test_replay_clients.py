@@ -27,6 +27,8 @@ import zipfile
 
 import httpx
 
+from parafe.db.models import Document
+from parafe.domain.states import State
 from tests.api.rest.conftest import Rest
 from tests.api.rest.helpers import AGENT, SIGNER, SIREN, VISA, set_state
 from tests.fixtures.files import pdf_bytes
@@ -97,8 +99,6 @@ def test_maarch_courrier(rest: Rest) -> None:
         assert r.status_code == 200, r.text
         doc = json.loads(r.text)  # Maarch JSON-decodes the answer: a bare number
         assert isinstance(doc, int)
-        from parafe.db.models import Document
-
         with rest.ctx.db.read() as s:
             row = s.get(Document, doc)
             assert row is not None and row.name == attachment
@@ -140,8 +140,7 @@ def test_maarch_courrier(rest: Rest) -> None:
         download = c.get(f"{BASE}/documents/v2/{doc}/download")
         assert download.status_code == 200 and download.content.startswith(b"%PDF")
         # 4. refusal: `comment`, else `developerMessage` after its first ':'
-        set_state(rest.ctx, doc, __import__("parafe.domain.states", fromlist=["State"]).State.REFUSED,
-                  refusal="Signature refusée : montant")
+        set_state(rest.ctx, doc, State.REFUSED, refusal="Signature refusée : montant")
         refusal = c.get(f"{BASE}/documents/v2/{doc}/comments/refusal").json()
         assert refusal == {"comment": "Signature refusée : montant"}
         # 5. search of on-demand documents (Maarch's getResources, POST with JSON headers)
@@ -159,7 +158,7 @@ def test_symfony_docapost_bundle(rest: Rest) -> None:
     with rest.client(AGENT) as c:
         # uploadDocument(): label base64-encoded, PDF part typed application/pdf
         body, ctype = symfony_multipart([
-            ("label", base64.b64encode("Conventions de stage".encode()).decode(), None, None),
+            ("label", base64.b64encode(b"Conventions de stage").decode(), None, None),
             ("comment", "Convention n°12", None, None),
             ("emailDestinataire", "", None, None),
             ("content", pdf_bytes(text="convention"), f"convention-{secrets.token_hex(4)}.pdf", "application/pdf"),
@@ -168,8 +167,6 @@ def test_symfony_docapost_bundle(rest: Rest) -> None:
                    headers={"content-type": ctype})
         assert r.status_code == 200, r.text
         doc = int(r.text)
-        from parafe.db.models import Document
-
         with rest.ctx.db.read() as s:
             row = s.get(Document, doc)
             assert row is not None and row.label.name == "Conventions de stage"

@@ -22,7 +22,7 @@ from parafe.connectors.soap.contract import CONTRACT, NS, SOAP_ENV
 from parafe.db.models import Circuit, Document, HistoryEntry, Subscriber, utcnow
 from parafe.domain.errors import E
 from parafe.domain.states import State
-from parafe.services import returns
+from parafe.services import otp, returns
 from parafe.services.context import AppContext
 from tests.api.soap.soaputil import ADMIN, AGENT, NO_WORKER, SIGNER, SIREN, zeep_client
 from tests.conftest import TESTDATA, Home, LiveServer, start_server, stop_server
@@ -177,7 +177,16 @@ def test_every_operation_with_zeep(server: LiveServer, ctx: AppContext) -> None:
     bsms = agent("uploadBSMS", label="", comment="", subscriberId=SIREN, circuitId="otp", referrer="",
                  dataFileVO=_file(pdf_bytes(text="bsms"), "bsms.pdf"), metaFileVO=_file(bsms_meta, "meta.xml"))
     assert len(bsms) == 2 and "/boucle-sms/" in bsms[1]
-    assert agent("getSMSHistory", siren=SIREN, cinematiqueId="otp", date="2026-00") == []
+    assert agent("getSMSHistory", siren=SIREN, cinematiqueId="otp", date="") == []
+    with ctx.db.write() as session:  # the document reaches its OTP step; the OTP page sends the code by SMS
+        session.get(Document, int(otp_doc)).current_step = 0  # type: ignore[union-attr]
+    otp.send_code(ctx, [int(otp_doc)])
+    month = utcnow().strftime("%Y-%m")
+    (sms,) = agent("getSMSHistory", siren=SIREN, cinematiqueId="otp", date=month)
+    assert sms.receiver.endswith("601020304") and sms.ptt == "pending" and sms.creationDatetime is not None
+    assert agent("getSMSHistory", siren=SIREN, cinematiqueId="bureautique", date=month) == []
+    assert agent("getSMSHistory", siren=SIREN, cinematiqueId="otp", date="2015-00") == []
+    assert agent.fault("getSMSHistory", siren=SIREN, date="2014-13").message.startswith("Requête invalide")
 
     # returns: Helios acknowledgement, PES_Retour, Chorus
     pes = agent("upload", subscriberId=SIREN, circuitId="pes", dataFileVO=_file(PES, "pes.xml"))
@@ -212,9 +221,11 @@ def test_every_operation_with_zeep(server: LiveServer, ctx: AppContext) -> None:
                       email_destinataire="dest@example.org")
     assert [h.stateName for h in agent("history", documentId=on_demand)] == ["Préparé"]
 
-    # uploadPJ: authorised, then refused (adding an annex after deposit is not provided yet)
-    pj = agent.fault("uploadPJ", documentId=doc, file=_file(b"%PDF-1.4 annexe", "annexe.pdf"))
-    assert pj.message == E.NO_PERMISSION.message
+    # uploadPJ: annexes added after the deposit, numbered from 0; bad extension refused
+    assert agent("uploadPJ", documentId=doc, file=_file(b"%PDF-1.4 annexe", "annexe.pdf")) == "0"
+    assert agent("uploadPJ", documentId=doc, file=_file(b"notes", "notes.txt")) == "1"
+    assert agent.fault("uploadPJ", documentId=doc, file=_file(b"x", "virus.foo")).message == (
+        E.EXTENSION_NOT_ALLOWED.message)
     assert agent.fault("uploadPJ", documentId="100999999", file=_file(b"x", "a.pdf")).message == (
         E.DOCUMENT_NOT_FOUND.message)
 

@@ -6,10 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from parafe.connectors.soap.codec import BinaryOut
-from parafe.connectors.soap.envelope import bad_request
+from parafe.connectors.soap.envelope import Binary, bad_request
 from parafe.connectors.soap.ops import Call, operation
-from parafe.domain.errors import E, ParafeError
-from parafe.services import documents, downloads, history, lifecycle, properties
+from parafe.services import annexes, documents, downloads, history, lifecycle, properties
 from parafe.services.context import AppContext
 
 
@@ -36,10 +35,12 @@ def upload(call: Call) -> dict[str, Any]:
     data_file = call.file("dataFileVO")
     if data_file is None:
         raise bad_request("le document « dataFileVO » est obligatoire")
+    pictos = call.values.get("pictogrammes")
     request = documents.DepositRequest(
         siren=(call.text("subscriberId") or "").strip(), circuit=call.text("circuitId") or "", upload=data_file,
         label=call.text("label"), comment=call.text("comment"),
-        email_destinataire=call.text("email_destinataire"), source="ws")
+        email_destinataire=call.text("email_destinataire"), source="ws",
+        pictograms=pictos.path.read_bytes() if isinstance(pictos, Binary) and pictos.size else None)
     deposited = documents.deposit(call.ctx, call.principal, request)
     return {"return": str(deposited.document_id)}
 
@@ -87,19 +88,11 @@ def get_refusal_message(call: Call) -> dict[str, Any]:
 def upload_pj(call: Call) -> dict[str, Any]:
     """Add an attachment to a document (undocumented on the live service; faults are ``IOException``)."""
     document_id = call.document_id()
-    try:
-        from parafe.services import annexes  # type: ignore[attr-defined]
-    except ImportError:
-        annexes = None
-    add_annex = getattr(annexes, "add_annex", None)
-    if add_annex is None:
-        # Authorise first (unknown or foreign documents answer as usual), then refuse: no annex service yet.
-        properties.document_properties(call.ctx, call.principal, document_id)
-        raise ParafeError(E.NO_PERMISSION, detail="uploadPJ: adding an annex after deposit is not available")
     attachment = call.file("file")
     if attachment is None:
+        properties.document_properties(call.ctx, call.principal, document_id)  # unknown/foreign: not found
         raise bad_request("le fichier « file » est obligatoire")
-    result = add_annex(call.ctx, call.principal, document_id, attachment)
+    result = annexes.add_annex(call.ctx, call.principal, document_id, attachment)
     return {"return": str(result)}
 
 
