@@ -62,7 +62,7 @@ def _connector_mounts(ctx: AppContext) -> list[Mount]:
     mounts.append(Mount("/parapheur-soap", app=create_soap_app(ctx)))
     from parafe.connectors.webdav import create_webdav_app
 
-    mounts.append(Mount("/partage/webdav/clients", app=create_webdav_app(ctx)))
+    mounts.append(Mount("/partage/webdav", app=create_webdav_app(ctx)))  # serves /partage/webdav/clients[/…]
     from parafe.connectors.oss import create_oss_app
 
     mounts.append(Mount("/oss", app=create_oss_app(ctx)))

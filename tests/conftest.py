@@ -128,34 +128,98 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+class _Env:
+    """Point the PARAFE_* environment at a home for the duration of a block (other PARAFE_* saved)."""
+
+    def __init__(self, path: Path, url: str) -> None:
+        self.path, self.url = path, url
+        self.backup: dict[str, str] = {}
+
+    def __enter__(self) -> None:
+        from parafe.config import reset_settings
+
+        self.backup = {k: v for k, v in os.environ.items()
+                       if k.startswith("PARAFE_") and k != "PARAFE_TEST_POSTGRES_URL"}
+        for key in self.backup:
+            os.environ.pop(key)
+        os.environ["PARAFE_HOME"] = str(self.path)
+        os.environ["PARAFE_DATABASE_URL"] = self.url
+        reset_settings()
+
+    def __exit__(self, *exc: object) -> None:
+        from parafe.config import reset_settings
+
+        os.environ.pop("PARAFE_HOME", None)
+        os.environ.pop("PARAFE_DATABASE_URL", None)
+        os.environ.update(self.backup)
+        reset_settings()
+
+
+@pytest.fixture(scope="session")
+def home_templates(
+    tmp_path_factory: pytest.TempPathFactory, pki_template: Path,
+) -> Iterator[dict[str, tuple[Path, str]]]:
+    """Initialised homes (migrated database + demo set), made once per test worker and backend, then copied.
+
+    Copying a template (a directory, or ``CREATE DATABASE … TEMPLATE`` on PostgreSQL) instead of migrating and
+    loading the demo set for every test keeps the suite fast; each test still gets its own database.
+    """
+    templates: dict[str, tuple[Path, str]] = {}
+    yield templates
+    for _path, dbname in templates.values():
+        if dbname:
+            drop_postgres_database(dbname)
+
+
+def _template(templates: dict[str, tuple[Path, str]], backend: str, factory: pytest.TempPathFactory,
+              pki_template: Path) -> tuple[Path, str]:
+    if backend not in templates:
+        path = factory.mktemp(f"template-{backend}") / "home"
+        shutil.copytree(pki_template, path)
+        if backend == "sqlite":
+            url, dbname = f"sqlite:///{path / 'parafe.db'}", ""
+        else:
+            url, dbname = create_postgres_database("parafe_tpl")
+        from parafe.cli import initialise
+
+        with _Env(path, url):
+            initialise(verbose=False)
+        templates[backend] = (path, dbname)
+    return templates[backend]
+
+
+def _clone_postgres(template: str) -> tuple[str, str]:
+    import sqlalchemy as sa
+
+    admin = _require_postgres()
+    name = f"parafe_t_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(admin.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    finally:
+        engine.dispose()
+    return _pg_url_for(admin, name), name
+
+
 @pytest.fixture
-def home(backend: str, tmp_path: Path, pki_template: Path) -> Iterator[Home]:
+def home(backend: str, tmp_path: Path, pki_template: Path, home_templates: dict[str, tuple[Path, str]],
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Home]:
     """A fresh, initialised Parafe home (migrated database + demo set) on the chosen backend."""
+    if backend == "postgresql":
+        _require_postgres()
+    template_path, template_db = _template(home_templates, backend, tmp_path_factory, pki_template)
     path = tmp_path / "home"
-    shutil.copytree(pki_template, path)
+    shutil.copytree(template_path, path)
     dbname = None
     if backend == "sqlite":
         url = f"sqlite:///{path / 'parafe.db'}"
     else:
-        url, dbname = create_postgres_database()
-    env_backup = {k: v for k, v in os.environ.items() if k.startswith("PARAFE_") and k != "PARAFE_TEST_POSTGRES_URL"}
-    for key in env_backup:
-        os.environ.pop(key)
-    os.environ["PARAFE_HOME"] = str(path)
-    os.environ["PARAFE_DATABASE_URL"] = url
-    from parafe.config import reset_settings
-
-    reset_settings()
+        url, dbname = _clone_postgres(template_db)
     try:
-        from parafe.cli import initialise
-
-        initialise(verbose=False)
-        yield Home(path=path, backend=backend, database_url=url)
+        with _Env(path, url):
+            yield Home(path=path, backend=backend, database_url=url)
     finally:
-        os.environ.pop("PARAFE_HOME", None)
-        os.environ.pop("PARAFE_DATABASE_URL", None)
-        os.environ.update(env_backup)
-        reset_settings()
         if dbname:
             drop_postgres_database(dbname)
 

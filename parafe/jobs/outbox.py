@@ -53,6 +53,7 @@ def handler(kind: str, give_up: Callable[[AppContext, OutboxItem, str], None] | 
 
 
 def handlers() -> dict[str, Handler]:
+    import parafe.services.oss  # noqa: F401  (registers oss.sign)
     import parafe.workflow.handlers  # noqa: F401  (registers every kind)
 
     return _HANDLERS

@@ -60,4 +60,10 @@ def purge(ctx: AppContext, days: int | None = None) -> dict[str, int]:
             OtpChallenge.status == "pending", OtpChallenge.expires_at < cutoff).values(status="expired")
             .execution_options(synchronize_session=False))
         report["otp_expired"] = int(getattr(expired, "rowcount", 0) or 0)
+    # connector-specific retention: WebDAV out/ entries (15 days, spec §4.5), OSS documents (dateToPurge)
+    from parafe.services import oss, webdav
+
+    webdav_report = webdav.purge_webdav(ctx)
+    report["webdav_signed"], report["webdav_refusals"] = webdav_report.signed, webdav_report.refusals
+    report["oss_documents"] = oss.purge(ctx)
     return report

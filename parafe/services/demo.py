@@ -139,6 +139,9 @@ def ensure_demo(ctx: AppContext) -> Path:
         users = {u.email: _ensure_user(session, subs[u.siren], u, home, password) for u in DEMO_USERS}
         _ensure_circuits(session, subs[DEMO_SIREN], DEMO_CIRCUITS, users)
         _ensure_circuits(session, subs[OTHER_SIREN], OTHER_CIRCUITS, users)
+    from parafe.services.oss import ensure_oss_demo
+
+    ensure_oss_demo(ctx)
     readme = home / "demo" / "README.txt"
     readme.write_text(_readme_text(home, password), encoding="utf-8")
     return readme
@@ -166,6 +169,7 @@ def _readme_text(home: Path, password: str) -> str:
         f"Certificats : {home / 'demo'}/<email>.pem / .key (non chiffrée) / .p12 (mot de passe « demo »)",
         f"AC de test  : {home / 'pki' / 'ca.pem'}",
         f"Abonné (SIREN) {OTHER_SIREN} : Commune Autre, circuit bureautique, agent {OTHER_AGENT}",
+        f"OSS (signature serveur, /oss) : workflow « oss-demo », agent {AGENT}",
         "",
         "Exemple :",
         f"  curl --cacert {home / 'pki/ca.pem'} --cert {home / 'demo' / (AGENT + '.pem')} \\",

@@ -28,6 +28,7 @@ from parafe.workflow import engine
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
 RETURN_VALUES = ("SIGNED", "REFUSED", "ERROR", "NONE")
+_NOT_STARTED = (State.PREPARED.value, State.OTP_INFO_DEFINED.value, State.METADATA_DEFINED.value)
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class OtpDocument:
     state: str
     state_label: str
     waiting: bool  # still at its OTP signature step
+    starting: bool = False  # deposited moments ago: the workflow has not reached its first step yet
 
 
 @dataclass(frozen=True)
@@ -56,9 +58,13 @@ class OtpPage:
         return [d.id for d in self.documents if d.waiting]
 
     @property
+    def starting(self) -> bool:
+        return any(d.starting for d in self.documents)
+
+    @property
     def outcome(self) -> str | None:
         """SIGNED / REFUSED once no document waits any more, else None."""
-        if self.waiting_ids:
+        if self.waiting_ids or self.starting:
             return None
         if any(d.state == State.REFUSED.value for d in self.documents):
             return "REFUSED"
@@ -97,8 +103,9 @@ def open_page(ctx: AppContext, token: str) -> OtpPage:
                 State.OTP_VALIDATED.value, State.OTP_SIGNED.value, State.REFUSED.value))
             if waiting and who is None and step is not None:
                 who = otp.identity(session, document, step)
+            starting = document.current_step is None and document.state in _NOT_STARTED
             documents.append(OtpDocument(document.id, document.name, document.kind, document.size, document.state,
-                                         label(State(document.state), ctx.label_set), waiting))
+                                         label(State(document.state), ctx.label_set), waiting, starting))
         if not documents:
             raise ParafeError(E.OTP_LINK_INVALID, detail="no live document")
         subscriber = session.get(Subscriber, link.subscriber_id)

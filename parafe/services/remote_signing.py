@@ -117,15 +117,8 @@ def prepare(ctx: AppContext, principal: Principal, document_ids: list[int | str]
     chain; PEM, DER or base64 DER). Raises catalogue errors (``DOCUMENT_NOT_FOUND``, ``STEP_NOT_ACTIONABLE``,
     ``SIGNER_CERTIFICATE_NOT_OWNED``, ``SIGNING_HELPER_REFUSED``)."""
     ids = _parse_ids(document_ids)
-    try:
-        chain = remote.load_certificate_chain(certificates)
-    except SigningError as exc:
-        raise _fail(str(exc), exc) from None
-    cert, extra = chain[0], chain[1:]
-    items: list[dict[str, Any]] = []
-    prepared: list[PreparedDocument] = []
-    signer_name = ""
-    for doc_id in ids:
+    targets: list[dict[str, Any]] = []
+    for doc_id in ids:  # every document first: unknown and foreign ids answer before anything else
         with ctx.db.read() as session:
             document, account = visible_document(session, principal, doc_id)
             step = engine.current_step(session, document)
@@ -133,34 +126,46 @@ def prepare(ctx: AppContext, principal: Principal, document_ids: list[int | str]
                     or not may_act(session, account, step):
                 raise ParafeError(E.STEP_NOT_ACTIONABLE, detail=f"document {document.id}")
             user = session.get(User, account.user_id)
-            quality = user.quality if user else None
-            signer_name = user.full_name if user else account.full_name
             circuit = session.get(Circuit, document.circuit_id)
-            mode = str(((circuit.settings or {}) if circuit else {}).get("pes_signature") or "per_bordereau")
-            version = document.signed_blob_sha256 or document.blob_sha256
-            kind, name, position = document.kind, document.name, document.current_step
-        if not _owned(ctx, account, cert):
+            targets.append({
+                "id": document.id, "account": account, "quality": user.quality if user else None,
+                "signer": user.full_name if user else account.full_name,
+                "mode": str(((circuit.settings or {}) if circuit else {}).get("pes_signature") or "per_bordereau"),
+                "version": document.signed_blob_sha256 or document.blob_sha256, "kind": document.kind,
+                "name": document.name, "position": document.current_step})
+    try:
+        chain = remote.load_certificate_chain(certificates)
+    except SigningError as exc:
+        raise _fail(str(exc), exc) from None
+    cert, extra = chain[0], chain[1:]
+    items: list[dict[str, Any]] = []
+    prepared: list[PreparedDocument] = []
+    for target in targets:
+        if not _owned(ctx, target["account"], cert):
             raise ParafeError(E.SIGNER_CERTIFICATE_NOT_OWNED)
-        data = ctx.store.read_bytes(version)
+    for target in targets:
+        kind, name = target["kind"], target["name"]
+        data = ctx.store.read_bytes(target["version"])
         state: Any
         try:
             if kind == "pdf":
                 state, requests = remote.prepare_pdf(
-                    data, cert, extra, level="B-B", stamp=signatures.server_stamp(signer_name, quality),
-                    reason="Signature")
+                    data, cert, extra, level="B-B",
+                    stamp=signatures.server_stamp(target["signer"], target["quality"]), reason="Signature")
                 shown: bytes | None = state.prepared_pdf
             elif kind == "pes":
-                state, requests = remote.prepare_pes(data, cert, extra, per_bordereau=mode != "global",
-                                                     role=quality or "Ordonnateur")
+                state, requests = remote.prepare_pes(data, cert, extra, per_bordereau=target["mode"] != "global",
+                                                     role=target["quality"] or "Ordonnateur")
                 shown = None
             else:
                 state, requests = remote.prepare_xades(data, name, cert, extra)
                 shown = None
         except SigningError as exc:
             raise _fail(f"{name} : {exc}", exc) from None
-        items.append({"id": doc_id, "kind": kind, "name": name, "version": version, "position": position,
-                      "session": state.to_json()})
-        prepared.append(PreparedDocument(doc_id, name, kind, requests, shown))
+        items.append({"id": target["id"], "kind": kind, "name": name, "version": target["version"],
+                      "position": target["position"], "session": state.to_json()})
+        prepared.append(PreparedDocument(target["id"], name, kind, requests, shown))
+    signer_name = str(targets[0]["signer"])
     blob = json.dumps({"v": 1, "user_ids": sorted(principal.user_ids), "created_at": datetime.now(UTC).isoformat(),
                        "certificate": fingerprint_sha256(cert), "documents": items}).encode()
     ref = ctx.store.put_bytes(blob)

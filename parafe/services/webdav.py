@@ -38,6 +38,7 @@ from sqlalchemy import (
     String,
     Text,
     and_,
+    case,
     cast,
     exists,
     func,
@@ -381,26 +382,30 @@ def _out_statement(folder: OutFolder, cutoff: datetime, name: str | None = None)
     assert folder.circuit is not None
     w, d, r = WebdavDeposit, Document, ReturnItem
     where = (w.circuit_id == folder.circuit.id, w.label_folder == folder.label_folder, d.deleted_at.is_(None))
-    signed = (select(literal_column("'signed'", String).label("kind"), d.id.label("ref"), d.name.label("name"),
-                     d.signed_blob_sha256.label("blob"), d.updated_at.label("modified"), d.state.label("state"),
-                     cast(null(), Text).label("message"), cast(null(), String).label("actor"),
-                     cast(null(), d.updated_at.type).label("refused_at"), cast(null(), Text).label("comment"))
-              .select_from(w).join(d, d.id == w.document_id)
-              .where(*where, *_signed_listed(cutoff)))
-    refusal = (select(literal_column("'refusal'", String), d.id, d.name, cast(null(), String), d.updated_at, d.state,
-                      d.refusal_message, _refusal_subquery(HistoryEntry.user_fullname),
-                      _refusal_subquery(HistoryEntry.created_at), _refusal_subquery(HistoryEntry.comment))
-               .select_from(w).join(d, d.id == w.document_id)
-               .where(*where, *_refusal_listed(cutoff)))
+    refused = d.state.in_(REFUSAL_STATES)
+    # signed-and-finished and refused documents in one pass (a document is one or the other); the history
+    # look-ups of the refusal envelope run for refused rows only (CASE short-circuits)
+    docs = (select(case((refused, literal_column("'refusal'", String)), else_=literal_column("'signed'", String))
+                   .label("kind"),
+                   d.id.label("ref"), d.name.label("name"),
+                   case((refused, cast(null(), String)), else_=d.signed_blob_sha256).label("blob"),
+                   d.updated_at.label("modified"), d.state.label("state"),
+                   case((refused, d.refusal_message), else_=cast(null(), Text)).label("message"),
+                   case((refused, _refusal_subquery(HistoryEntry.user_fullname)),
+                        else_=cast(null(), String)).label("actor"),
+                   case((refused, _refusal_subquery(HistoryEntry.created_at)),
+                        else_=cast(null(), d.updated_at.type)).label("refused_at"),
+                   case((refused, _refusal_subquery(HistoryEntry.comment)), else_=cast(null(), Text)).label("comment"))
+            .select_from(w).join(d, d.id == w.document_id)
+            .where(*where, or_(and_(*_signed_listed(cutoff)), and_(*_refusal_listed(cutoff)))))
     ack = (select(literal_column("'ack'", String), r.id, d.name, r.blob_sha256, r.created_at, d.state,
                   cast(null(), Text), cast(null(), String), cast(null(), r.created_at.type), cast(null(), Text))
            .select_from(r).join(w, w.document_id == r.document_id).join(d, d.id == r.document_id)
            .where(*where, *_ack_listed(cutoff)))
     if name is None:
-        return select(union_all(signed, refusal, ack).subquery())
-    branches: list[AnySelect] = [signed.where(d.name == name)]
-    if name.endswith(REFUSAL_SUFFIX):
-        branches.append(refusal.where(d.name == name[: -len(REFUSAL_SUFFIX)]))
+        return select(union_all(docs, ack).subquery())
+    names = [name] + ([name[: -len(REFUSAL_SUFFIX)]] if name.endswith(REFUSAL_SUFFIX) else [])
+    branches: list[AnySelect] = [docs.where(d.name.in_(names))]
     if name.startswith(ACK_PREFIX):
         branches.append(ack.where(d.name == name[len(ACK_PREFIX):]))
     return select(union_all(*branches).subquery())
@@ -530,15 +535,13 @@ def out_label_folders(ctx: AppContext, circuit: CircuitView, now: datetime | Non
     cutoff = (now or utcnow()) - OUT_TTL
     w, d, r = WebdavDeposit, Document, ReturnItem
     base = (w.circuit_id == circuit.id, w.label_folder != "", d.deleted_at.is_(None))
-    signed = (select(w.label_folder.label("folder"), d.updated_at.label("modified"))
-              .join(d, d.id == w.document_id)
-              .where(*base, *_signed_listed(cutoff)))
-    refusal = (select(w.label_folder, d.updated_at).join(d, d.id == w.document_id)
-               .where(*base, *_refusal_listed(cutoff)))
+    docs = (select(w.label_folder.label("folder"), d.updated_at.label("modified"))
+            .join(d, d.id == w.document_id)
+            .where(*base, or_(and_(*_signed_listed(cutoff)), and_(*_refusal_listed(cutoff)))))
     ack = (select(w.label_folder, r.created_at).select_from(r).join(w, w.document_id == r.document_id)
            .join(d, d.id == r.document_id)
            .where(*base, *_ack_listed(cutoff)))
-    union = union_all(signed, refusal, ack).subquery()
+    union = union_all(docs, ack).subquery()
     stmt = select(union.c.folder, func.max(union.c.modified)).group_by(union.c.folder).order_by(union.c.folder)
     with ctx.db.read() as session:
         return [FolderEntry(str(f), m) for f, m in session.execute(stmt)]

@@ -149,7 +149,7 @@ def screenshot(page: Any, name: str, *, full_page: bool = True) -> None:
 
 def both_widths(page: Any, name: str, prepare: Callable[[], None] | None = None) -> None:
     """Screenshots at desktop and phone widths (``prepare`` re-runs after the resize, e.g. to wait for a
-    re-render)."""
+    re-render); at phone width the page must not scroll sideways."""
     page.set_viewport_size(DESKTOP)
     if prepare:
         prepare()
@@ -157,6 +157,8 @@ def both_widths(page: Any, name: str, prepare: Callable[[], None] | None = None)
     page.set_viewport_size(PHONE)
     if prepare:
         prepare()
+    overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{name}: the page is {overflow}px wider than a phone screen"
     screenshot(page, name)
     page.set_viewport_size(DESKTOP)
 

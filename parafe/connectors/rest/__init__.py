@@ -9,11 +9,14 @@ are the JSON shape of DECISIONS D2 (``errors``).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import RedirectResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from parafe.domain.errors import ParafeError
@@ -27,6 +30,8 @@ DESCRIPTION = (
     "certificat client (TLS) ; `Authorization: Basic` pour les méthodes d'administration. Les dépôts utilisent "
     "`multipart/form-data`. Les erreurs ont toujours la forme `{generation, developerMessage, "
     "userFriendlyMessage, errorCode}` avec un statut HTTP adapté (catalogue : docs/errors.md).")
+
+STATIC = Path(__file__).parent / "static"
 
 TAGS = [
     {"name": "Dépôt", "description": "Dépôt de documents (upload, circuit à la volée)."},
@@ -64,7 +69,7 @@ class RejectControlCharacters:
 
 
 def create_rest_app(ctx: AppContext) -> Any:
-    app = FastAPI(title="Parafe — API REST", version="v1", description=DESCRIPTION, docs_url="/docs",
+    app = FastAPI(title="Parafe — API REST", version="v1", description=DESCRIPTION, docs_url=None,
                   openapi_url="/openapi.json", redoc_url=None, openapi_tags=TAGS)
     app.state.ctx = ctx
     # otp first: /documents/v2/otp/... before the generic /documents/v2/{id}/... routes (§4.1).
@@ -75,8 +80,20 @@ def create_rest_app(ctx: AppContext) -> Any:
     app.add_exception_handler(StarletteHTTPException, errors.http_error_handler)
     app.add_exception_handler(Exception, errors.unexpected_error_handler)
 
+    # Interactive documentation with a vendored Swagger UI (no CDN: parapheurs often run offline).
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "").rstrip("/")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}/openapi.json", title="Parafe — API REST (documentation interactive)",
+            swagger_js_url=f"{root}/static/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}/static/swagger-ui/swagger-ui.css",
+            swagger_favicon_url=f"{root}/static/swagger-ui/favicon-32x32.png")
+
     @app.get("/", include_in_schema=False)
-    async def index() -> RedirectResponse:
-        return RedirectResponse("docs")
+    async def index(request: Request) -> RedirectResponse:
+        return RedirectResponse(f"{request.scope.get('root_path', '').rstrip('/')}/docs")
 
     return RejectControlCharacters(app)

@@ -10,6 +10,7 @@ admins) → WsgiDAV (no authenticator, lock or property manager of its own) → 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -27,6 +28,8 @@ from .handlers import ALLOW_ANY, UNSUPPORTED
 from .paths import check_raw_path
 from .provider import ParafeDAVProvider
 
+log = logging.getLogger(__name__)
+
 MOUNT = "/partage/webdav/clients"
 # a2wsgi runs WSGI in a thread pool (10 threads by default): size it for concurrent clients; the provider's
 # database calls are synchronous.
@@ -39,13 +42,20 @@ StartResponse = Callable[..., Any]
 class WebDavGate:
     """WSGI entry: refuses bad raw paths and unauthenticated callers, then hands over to WsgiDAV."""
 
-    def __init__(self, ctx: AppContext, dav: Callable[..., Iterable[bytes]]) -> None:
+    def __init__(self, ctx: AppContext, dav: Callable[..., Iterable[bytes]], prefix: str = "") -> None:
         self.ctx = ctx
         self.dav = dav
+        self.prefix = prefix.rstrip("/")
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         scope = environ.get("asgi.scope") or {}
         method = environ.get("REQUEST_METHOD", "GET")
+        if self.prefix:  # mounted at the parent: serve only <prefix>, with or without its trailing slash
+            path_info = environ.get("PATH_INFO", "")
+            if path_info != self.prefix and not path_info.startswith(self.prefix + "/"):
+                return errors.respond(environ, start_response, ParafeError(E.ROUTE_NOT_FOUND))
+            environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + self.prefix
+            environ["PATH_INFO"] = path_info[len(self.prefix):] or "/"
         raw_path = scope.get("raw_path") or environ.get("PATH_INFO", "/").encode("latin-1")
         try:
             checked = check_raw_path(raw_path, method)
@@ -53,6 +63,9 @@ class WebDavGate:
             principal = authenticate(self.ctx, identity)
         except ParafeError as exc:
             return errors.respond(environ, start_response, exc)
+        except Exception:
+            log.exception("webdav: could not authenticate the request")
+            return errors.respond(environ, start_response, ParafeError(E.INTERNAL))
         if method in UNSUPPORTED:
             return _not_offered(environ, start_response, method)
         environ["parafe.principal"] = principal
@@ -72,7 +85,8 @@ def _not_offered(environ: dict[str, Any], start_response: StartResponse, method:
     return errors.respond(environ, with_allow, exc, status=405)
 
 
-def create_webdav_wsgi(ctx: AppContext, mount_path: str = MOUNT) -> WebDavGate:
+def create_webdav_wsgi(ctx: AppContext, mount_path: str = MOUNT, prefix: str = "") -> WebDavGate:
+    """WsgiDAV behind the gate; ``prefix`` is what remains of ``mount_path`` below the ASGI mount point."""
     config: dict[str, Any] = {
         "provider_mapping": {"/": ParafeDAVProvider(ctx)},
         "mount_path": mount_path,
@@ -86,9 +100,11 @@ def create_webdav_wsgi(ctx: AppContext, mount_path: str = MOUNT) -> WebDavGate:
         "logging": {"enable": False},
         "suppress_version_info": True,
     }
-    return WebDavGate(ctx, WsgiDAVApp(config))
+    return WebDavGate(ctx, WsgiDAVApp(config), prefix)
 
 
-def create_webdav_app(ctx: AppContext, mount_path: str = MOUNT) -> Any:
-    """The ASGI application to mount at ``mount_path``."""
-    return WSGIMiddleware(create_webdav_wsgi(ctx, mount_path), workers=WORKERS)  # type: ignore[arg-type]
+def create_webdav_app(ctx: AppContext, mount_path: str = MOUNT, asgi_mount: str = "/partage/webdav") -> Any:
+    """The ASGI application to mount at ``asgi_mount`` (the parent of ``mount_path``, so that the root of the
+    tree answers with and without its trailing slash: a Starlette ``Mount`` only matches ``<path>/…``)."""
+    prefix = mount_path[len(asgi_mount):] if mount_path.startswith(asgi_mount) else ""
+    return WSGIMiddleware(create_webdav_wsgi(ctx, mount_path, prefix), workers=WORKERS)  # type: ignore[arg-type]

@@ -16,6 +16,7 @@ Every error leaves as :func:`parafe.connectors.webdav.errors.respond` renders it
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -28,6 +29,8 @@ from parafe.services import webdav as svc
 
 from . import errors, propfind
 from .provider import InCircuit, InLabel, OutFile, ParafeDAVProvider, Receipt, _Collection, _File, principal_of
+
+log = logging.getLogger(__name__)
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -198,6 +201,9 @@ def handle(provider: ParafeDAVProvider, environ: Environ, start_response: StartR
     except DAVError as dav:
         mapped, status = errors.from_dav_error(dav)
         return errors.respond(environ, start_response, mapped, status=status)
+    except Exception:
+        log.exception("webdav: unexpected error on %s %s", method, environ.get("PATH_INFO"))
+        return errors.respond(environ, start_response, ParafeError(E.INTERNAL))
 
 
 def _put(environ: Environ, start_response: StartResponse, default_handler: Callable[..., Iterable[bytes]]
@@ -215,7 +221,7 @@ def _put(environ: Environ, start_response: StartResponse, default_handler: Calla
         close()
     status, headers = captured[-1]
     extra = environ.get("parafe.put_headers") or []
-    kept = [(k, v) for k, v in headers if k.lower() in ("etag", "date")]
+    kept = [(k, v) for k, v in headers if k.lower() == "etag"]
     if extra and status[:3] in ("201", "204"):
         status = "201 Created"
     start_response(status, [*kept, *extra, ("Content-Length", "0")])

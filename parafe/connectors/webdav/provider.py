@@ -541,10 +541,12 @@ class ParafeDAVProvider(DAVProvider):
             return top
         if len(rest) == 2:
             name = rest[1]
+            if self._is_put_parent(environ, _join(circuit_path, name)):
+                return InLabel(_join(circuit_path, name), environ, ctx, account, circuit, name)
             entry = svc.receipt(ctx, circuit, "", name)
             if entry is not None:
                 return Receipt(_join(circuit_path, name), environ, ctx, top, entry)
-            if self._is_put_parent(environ, _join(circuit_path, name)) or svc.label_exists(ctx, circuit, name):
+            if svc.label_exists(ctx, circuit, name):
                 return InLabel(_join(circuit_path, name), environ, ctx, account, circuit, name)
             return None
         if len(rest) == 3:

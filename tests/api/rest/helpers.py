@@ -80,14 +80,6 @@ def history_by(ctx: AppContext, document_id: int, state: State, user_email: str,
                                  user_fullname=user.full_name, created_at=when or utcnow()))
 
 
-def circuit_steps(ctx: AppContext, key: str, siren_id: int = 1) -> list[str]:
-    with ctx.db.read() as session:
-        circuit = session.scalar(select(Circuit).where(Circuit.key == key))
-        assert circuit is not None
-        return [s.kind for s in session.scalars(
-            select(CircuitStep).where(CircuitStep.circuit_id == circuit.id).order_by(CircuitStep.position))]
-
-
 def make_circuit(ctx: AppContext, key: str, ctype: str, steps: list[str], *,
                  model: list[dict[str, Any]] | None = None, siren: str = SIREN,
                  roles: dict[str, str] | None = None) -> int:

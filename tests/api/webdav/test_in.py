@@ -16,6 +16,7 @@ from parafe.domain.states import State
 from tests.api.webdav.davutil import (
     ADMIN,
     AGENT,
+    DAV,
     OTHER,
     OTHER_SIREN,
     SIGNER,
@@ -170,6 +171,7 @@ def test_who_sees_what(dav: Dav) -> None:
     root = url_path(collection=True).rstrip("/") + "/"
     with dav.client(AGENT) as agent, dav.client(OTHER) as other:
         assert sorted(children(propfind(agent, root), root)) == [SIREN]
+        assert sorted(children(propfind(agent, DAV), root)) == [SIREN]  # the root without its trailing slash
         assert sorted(children(propfind(other, root), root)) == [OTHER_SIREN]
         sub = url_path(SIREN, collection=True)
         assert sorted(children(propfind(agent, sub), sub)) == ["in", "out"]
