@@ -11,8 +11,9 @@ CPUs with the server. Each figure is the median over ``--rounds`` rounds of ``--
 
 Usage: .venv/bin/python bench/rest_upload.py [--n 1000] [--rounds 3] [--concurrency 8] [--postgres URL]
                                              [--backends sqlite,postgresql] [--no-nginx]
-Prints one line per target:
-  rest_upload  target=sqlite      concurrency=8  pdf100k  rate=…/s  p50=… ms  p99=… ms  (median of 3×1000)
+Prints one line per target (``server_cpu``: CPU time of the server process(es) per upload, a figure that does
+not depend on what else the machine runs; ``load``: the 1-minute load average when the line is printed):
+  rest_upload  target=sqlite      concurrency=8  pdf100k  rate=…/s  p50=… ms  p99=… ms  server_cpu=… ms/upload …
   rest_upload  target=postgresql  …
   rest_upload  target=nginx_put   …
 """
@@ -76,6 +77,13 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
+    server_cpu_ms: float = 0.0  # server process CPU time (user + system, all threads) per upload
+
+
+def _cpu_seconds(pid: int) -> float:
+    """user + system CPU time of a process (Linux ``/proc``), children excluded."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _ssl_context(ca: Path, cert: Path, key: Path) -> ssl.SSLContext:
@@ -178,8 +186,13 @@ def _serve(home: Path, url: str, port: int) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARAFE_")}
     env.update(PARAFE_HOME=str(home), PARAFE_DATABASE_URL=url, PARAFE_WORKER_IN_PROCESS="false")
     log = open(home / "server.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "parafe", "serve", "--host", "127.0.0.1", "--port", str(port),
-                             "--log-level", "warning"], cwd=str(ROOT), env=env, stdout=log, stderr=subprocess.STDOUT)
+    cmd = [sys.executable, "-m", "parafe", "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level",
+           "warning"]
+    if os.environ.get("BENCH_EXPERIMENT_NO_SPOOL_FSYNC"):  # what-if: the multipart spool skips its own fsync
+        cmd = [sys.executable, "-c", "import sys, parafe.storage.spool as s; f = s.HashingSpool.finish; "
+               "s.HashingSpool.finish = lambda self, fsync=True: f(self, fsync=False); "
+               "from parafe.cli import main; sys.exit(main(sys.argv[1:]))", *cmd[3:]]
+    proc = subprocess.Popen(cmd, cwd=str(ROOT), env=env, stdout=log, stderr=subprocess.STDOUT)
     _wait(port, home / "pki" / "ca.pem", proc)
     return proc
 
@@ -221,7 +234,10 @@ def bench_parafe(backend: str, args: argparse.Namespace) -> tuple[Result, Path]:
         results = []
         for r in range(args.rounds):
             reqs = [(REST_PATH, *_multipart(n, d)) for n, d in _bodies(args.n, args.size, f"{backend}-{r}")]
-            results.append(run_load(Target(backend, port, "POST", reqs), ctx, args.concurrency))
+            cpu = _cpu_seconds(proc.pid)
+            result = run_load(Target(backend, port, "POST", reqs), ctx, args.concurrency)
+            result.server_cpu_ms = (_cpu_seconds(proc.pid) - cpu) * 1000 / len(reqs)
+            results.append(result)
             del reqs
         return _median(results), home
     finally:
@@ -296,7 +312,12 @@ def bench_nginx(args: argparse.Namespace) -> Result | None:
         results = []
         for r in range(args.rounds):
             reqs = [(f"/upload/{n}", d, headers) for n, d in _bodies(args.n, args.size, f"nginx-{r}")]
-            results.append(run_load(Target("nginx_put", port, "PUT", reqs), ctx, args.concurrency))
+            workers = [int(p) for p in subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
+                                                      text=True).stdout.split()]
+            cpu = sum(_cpu_seconds(p) for p in workers)
+            result = run_load(Target("nginx_put", port, "PUT", reqs), ctx, args.concurrency)
+            result.server_cpu_ms = (sum(_cpu_seconds(p) for p in workers) - cpu) * 1000 / len(reqs)
+            results.append(result)
         return _median(results)
     finally:
         if proc is not None:
@@ -308,13 +329,15 @@ def bench_nginx(args: argparse.Namespace) -> Result | None:
 
 def _median(results: list[Result]) -> Result:
     return Result(statistics.median(r.rate for r in results), statistics.median(r.p50_ms for r in results),
-                  statistics.median(r.p99_ms for r in results), sum(r.errors for r in results))
+                  statistics.median(r.p99_ms for r in results), sum(r.errors for r in results),
+                  statistics.median(r.server_cpu_ms for r in results))
 
 
 def _line(target: str, result: Result, args: argparse.Namespace) -> str:
     errors = f"  errors={result.errors}" if result.errors else ""
     return (f"rest_upload  target={target:<10s}  concurrency={args.concurrency}  pdf{args.size // 1024}k  "
             f"rate={result.rate:.0f}/s  p50={result.p50_ms:.1f} ms  p99={result.p99_ms:.1f} ms  "
+            f"server_cpu={result.server_cpu_ms:.1f} ms/upload  load={os.getloadavg()[0]:.1f}  "
             f"(median of {args.rounds}×{args.n}){errors}")
 
 

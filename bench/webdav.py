@@ -8,7 +8,7 @@
 
 Prints one line per figure:
   webdav  put_100k_8clients=…/s  (n=…, all 201)
-  webdav  propfind_d1_out_10000  p50=… ms  p99=… ms  (cold=… ms, runs=…)
+  webdav  propfind_d1_out_10000  accept-encoding=identity|gzip  p50=… ms  p99=… ms  (first=… ms, runs=…)
   webdav  propfind_d1_fsprovider_10000  p50=… ms  p99=… ms  (runs=…)
 Usage: .venv/bin/python bench/webdav.py [--puts 1200] [--entries 10000] [--runs 30]
 The in-process workflow worker is off: the figures are the connector's (deposit service included).
@@ -174,7 +174,8 @@ def _populate_out(home: Path, entries: int) -> str:
     return label_name
 
 
-def _latencies(url: str, ca: str, cert: tuple[str, str] | None, runs: int, expect: int) -> tuple[float, list[float]]:
+def _latencies(url: str, ca: str, cert: tuple[str, str] | None, runs: int, expect: int,
+               encoding: str = "identity") -> tuple[float, list[float]]:
     import httpx
 
     context = ssl.create_default_context(cafile=ca)
@@ -184,8 +185,8 @@ def _latencies(url: str, ca: str, cert: tuple[str, str] | None, runs: int, expec
     with httpx.Client(verify=context, timeout=120) as client:
         for _ in range(runs + 1):
             start = time.perf_counter()
-            r = client.request("PROPFIND", url, headers={"Depth": "1", "Content-Type": "application/xml"},
-                               content=PROPFIND_BODY)
+            r = client.request("PROPFIND", url, content=PROPFIND_BODY, headers={
+                "Depth": "1", "Content-Type": "application/xml", "Accept-Encoding": encoding})
             times.append((time.perf_counter() - start) * 1000)
             assert r.status_code == 207, r.status_code
             count = r.content.count(b"<D:response>") + r.content.count(b"<ns0:response>")
@@ -198,13 +199,18 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def bench_propfind(home: Path, url: str, entries: int, runs: int) -> str:
+def bench_propfind(home: Path, url: str, entries: int, runs: int) -> list[str]:
     label = _populate_out(home, entries)
     demo = home / "demo"
-    cold, times = _latencies(f"{url}{MOUNT}/123456789/out/bureautique/{label}/", str(home / "pki" / "ca.pem"),
-                             (str(demo / f"{AGENT}.pem"), str(demo / f"{AGENT}.key")), runs, entries)
-    return (f"webdav  propfind_d1_out_{entries}  p50={statistics.median(times):.0f} ms  p99={_pct(times, 0.99):.0f} ms"
-            f"  (cold={cold:.0f} ms, runs={runs})")
+    target = f"{url}{MOUNT}/123456789/out/bureautique/{label}/"
+    cert = (str(demo / f"{AGENT}.pem"), str(demo / f"{AGENT}.key"))
+    lines = []
+    for encoding in ("identity", "gzip"):
+        cold, times = _latencies(target, str(home / "pki" / "ca.pem"), cert, runs, entries, encoding)
+        lines.append(f"webdav  propfind_d1_out_{entries}  accept-encoding={encoding}  "
+                     f"p50={statistics.median(times):.0f} ms  p99={_pct(times, 0.99):.0f} ms  "
+                     f"(first={cold:.0f} ms, runs={runs})")
+    return lines
 
 
 def bench_fs_baseline(home: Path, entries: int, runs: int) -> str:
@@ -221,7 +227,7 @@ def bench_fs_baseline(home: Path, entries: int, runs: int) -> str:
     try:
         url = f"https://127.0.0.1:{port}"
         _wait(url, str(pki / "ca.pem"), process, path="/fs/")
-        _cold, times = _latencies(f"{url}/fs/out/", str(pki / "ca.pem"), None, runs, entries)
+        _cold, times = _latencies(f"{url}/fs/out/", str(pki / "ca.pem"), None, runs, entries, "gzip")
     finally:
         process.terminate()
         process.wait(timeout=15)
@@ -251,7 +257,8 @@ def main() -> int:
         try:
             if not args.skip_put:
                 print(bench_puts(home, url, args.puts, args.clients), flush=True)
-            print(bench_propfind(home, url, args.entries, args.runs), flush=True)
+            for line in bench_propfind(home, url, args.entries, args.runs):
+                print(line, flush=True)
         finally:
             process.terminate()
             process.wait(timeout=15)

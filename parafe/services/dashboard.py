@@ -177,11 +177,11 @@ def _waiting_for(principal: Principal, step: Any) -> ColumnElement[bool]:
         or_(me_member, and_(~any_member, by_role)))
 
 
-def _row_select(step: Any) -> Any:
+def _row_select(step: Any, waiting: ColumnElement[bool]) -> Any:
     depositor = aliased(User)
     return (select(Document.id, Document.name, Document.kind, Document.state, Subscriber.siren, Circuit.key,
                    Circuit.name, Label.name, Document.created_at, depositor.firstname, depositor.lastname,
-                   depositor.email, step.kind)
+                   depositor.email, step.kind, case((waiting, literal(1)), else_=literal(0)))
             .join(Subscriber, Subscriber.id == Document.subscriber_id)
             .join(Circuit, Circuit.id == Document.circuit_id)
             .join(Label, Label.id == Document.label_id)
@@ -189,11 +189,11 @@ def _row_select(step: Any) -> Any:
             .outerjoin(step, and_(step.circuit_id == Document.circuit_id, step.position == Document.current_step)))
 
 
-def _rows(ctx: AppContext, result: Any, step_kind_means_pending: bool) -> list[DocumentRow]:
+def _rows(ctx: AppContext, result: Any) -> list[DocumentRow]:
     rows = []
-    for (doc_id, name, kind, state, siren, ckey, cname, lname, created, first, last, email, skind) in result:
+    for (doc_id, name, kind, state, siren, ckey, cname, lname, created, first, last, email, skind, mine) in result:
         action = None
-        if step_kind_means_pending and skind in WAITING and WAITING[skind] == state:
+        if mine and skind in WAITING and WAITING[skind] == state:  # waiting for the caller's visa or signature
             action = "visa" if skind == StepKind.VISA.value else "signature"
         depositor = f"{first or ''} {last or ''}".strip() or (email or "")
         rows.append(DocumentRow(doc_id, name, kind, state, label(State(state), ctx.label_set), siren, ckey, cname,
@@ -207,11 +207,12 @@ def pending(ctx: AppContext, principal: Principal, *, siren: str | None = None, 
             ) -> list[DocumentRow]:
     """Documents waiting for the caller's visa or signature, oldest first (one query)."""
     step = aliased(CircuitStep)
-    stmt = (_row_select(step)
-            .where(Document.deleted_at.is_(None), _visible_any(principal, siren), _waiting_for(principal, step))
+    waiting = _waiting_for(principal, step)
+    stmt = (_row_select(step, waiting)
+            .where(Document.deleted_at.is_(None), _visible_any(principal, siren), waiting)
             .order_by(Document.created_at, Document.id).limit(limit))
     with ctx.db.read() as session:
-        return _rows(ctx, session.execute(stmt).all(), True)
+        return _rows(ctx, session.execute(stmt).all())
 
 
 def _filtered(principal: Principal, f: Filters, step: Any) -> list[ColumnElement[bool]]:
@@ -250,14 +251,15 @@ def documents(ctx: AppContext, principal: Principal, f: Filters) -> Page:
     step = aliased(CircuitStep)
     where = _filtered(principal, f, step)
     page = max(1, f.page)
-    stmt = (_row_select(step).where(*where).order_by(Document.created_at.desc(), Document.id.desc())
+    stmt = (_row_select(step, _waiting_for(principal, step)).where(*where)
+            .order_by(Document.created_at.desc(), Document.id.desc())
             .limit(PER_PAGE).offset((page - 1) * PER_PAGE))
     count = (select(func.count(Document.id)).select_from(Document)
              .join(Circuit, Circuit.id == Document.circuit_id).join(Label, Label.id == Document.label_id)
              .outerjoin(step, and_(step.circuit_id == Document.circuit_id, step.position == Document.current_step))
              .where(*where))
     with ctx.db.read() as session:
-        rows = _rows(ctx, session.execute(stmt).all(), True)
+        rows = _rows(ctx, session.execute(stmt).all())
         total = int(session.scalar(count) or 0)
     return Page(rows, total, page, PER_PAGE)
 

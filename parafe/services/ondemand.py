@@ -137,7 +137,7 @@ def parse_circuit_json(text: str | bytes) -> OnDemandCircuit:
     """The REST ``circuit`` field (§5.2). Raises 121 when it is not JSON."""
     try:
         obj = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ParafeError(E.CIRCUIT_DEF_ERROR, detail=f"circuit is not JSON: {exc}") from None
     return circuit_from_mapping(obj)
 

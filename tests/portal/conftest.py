@@ -139,20 +139,72 @@ def browsing(playwright_browser: Any, portal_server: LiveServer) -> Iterator[Bro
         session.close()
 
 
+def _same_picture(old: Path, new: bytes, tolerance: float = 0.01) -> bool:
+    """Whether ``new`` differs from the PNG at ``old`` only by a few pixels (dates, times, numbers), so that
+    the committed screenshot is kept and only real changes of the pages show in the repository."""
+    try:
+        import io
+
+        from PIL import Image, ImageChops
+    except ImportError:
+        return False
+    if not old.exists():
+        return False
+    with Image.open(old) as before, Image.open(io.BytesIO(new)) as after:
+        if before.size != after.size:
+            return False
+        diff = ImageChops.difference(before.convert("RGB"), after.convert("RGB")).convert("L")
+        changed = sum(diff.point(lambda v: 255 if v > 24 else 0).histogram()[255:])
+        return changed <= tolerance * before.size[0] * before.size[1]
+
+
 def screenshot(page: Any, name: str, *, full_page: bool = True) -> None:
-    """``docs/screens/<name>-<desktop|phone>.png`` at the page's current viewport."""
+    """``docs/screens/<name>-<desktop|phone>.png`` at the page's current viewport (rewritten only when the page
+    looks different, see :func:`_same_picture`)."""
     SCREENS.mkdir(parents=True, exist_ok=True)
     width = page.viewport_size["width"] if page.viewport_size else DESKTOP["width"]
     suffix = "phone" if width < 600 else "desktop"
-    page.screenshot(path=str(SCREENS / f"{name}-{suffix}.png"), full_page=full_page)
+    target = SCREENS / f"{name}-{suffix}.png"
+    data = page.screenshot(full_page=full_page)
+    if not _same_picture(target, data):
+        target.write_bytes(data)
+
+
+A11Y_PROBE = """() => {
+  const problems = [];
+  if (document.documentElement.lang !== 'fr') problems.push('html lang is not fr');
+  if (document.querySelectorAll('h1').length !== 1) problems.push('not exactly one h1');
+  if (!document.querySelector('main')) problems.push('no main landmark');
+  for (const el of document.querySelectorAll('input, select, textarea')) {
+    if (el.type === 'hidden' || el.closest('[hidden]')) continue;
+    const named = (el.labels && el.labels.length) || el.getAttribute('aria-label')
+      || el.getAttribute('aria-labelledby');
+    if (!named) problems.push('unlabelled ' + el.tagName + ' ' + (el.name || el.id));
+  }
+  for (const el of document.querySelectorAll('img, canvas, svg')) {
+    if (el.tagName === 'IMG' && !el.hasAttribute('alt')) problems.push('img without alt');
+    if (el.tagName === 'CANVAS' && !el.getAttribute('aria-label')) problems.push('canvas without label');
+  }
+  for (const el of document.querySelectorAll('a, button')) {
+    if (!el.textContent.trim() && !el.getAttribute('aria-label')) problems.push('unnamed ' + el.tagName);
+  }
+  return problems;
+}"""
+
+
+def check_accessibility(page: Any) -> None:
+    """Structural accessibility of the current page: French, one h1, a main landmark, every form control
+    labelled, named links and buttons, labelled images and canvases."""
+    assert page.evaluate(A11Y_PROBE) == [], page.url
 
 
 def both_widths(page: Any, name: str, prepare: Callable[[], None] | None = None) -> None:
     """Screenshots at desktop and phone widths (``prepare`` re-runs after the resize, e.g. to wait for a
-    re-render); at phone width the page must not scroll sideways."""
+    re-render); the page must pass :func:`check_accessibility` and, at phone width, not scroll sideways."""
     page.set_viewport_size(DESKTOP)
     if prepare:
         prepare()
+    check_accessibility(page)
     screenshot(page, name)
     page.set_viewport_size(PHONE)
     if prepare:

@@ -171,7 +171,14 @@ def test_refusal_then_delete(browsing: Browsing, tmp_path: Path) -> None:
 
     signer = browsing.page(SIGNER, viewport=PHONE)
     signer.goto(browsing.url(f"/documents/{doc}"))
-    signer.get_by_text("Refuser de signer").click()
+    # keyboard: the first Tab reaches the skip link, which moves the focus to the content
+    signer.keyboard.press("Tab")
+    assert signer.evaluate("() => document.activeElement.textContent") == "Aller au contenu"
+    signer.keyboard.press("Enter")
+    assert signer.evaluate("() => document.activeElement.id") == "contenu"
+    signer.get_by_text("Refuser de signer").focus()
+    signer.keyboard.press("Enter")  # opens the disclosure
+    assert signer.get_by_label("Motif du refus").is_visible()
     signer.get_by_role("button", name="Refuser", exact=True).click()  # no reason: the browser asks for one
     assert signer.get_by_label("Motif du refus").evaluate("e => !e.validity.valid")
     signer.get_by_label("Motif du refus").fill("Le montant de la subvention est erroné.")

@@ -222,6 +222,16 @@ def test_admin_creates_a_circuit_and_a_user(browsing: Browsing, tmp_path: Path) 
     admin.get_by_role("link", name="Circuits").click()
     row = admin.locator("tr", has_text="deliberations")
     assert "Visa → Signature → Classement" in row.inner_text()
+    row.get_by_role("link", name="Métadonnées de deliberations").click()
+    admin.get_by_label("Nom de la métadonnée 1").fill("NUMERO_DELIBERATION")
+    admin.get_by_label("Format de la métadonnée 1").select_option("regex")
+    admin.get_by_label("Expression de la métadonnée 1").fill("[0-9]{4}-[0-9]{3}")
+    admin.get_by_label("Métadonnée 1 obligatoire").select_option("oui")
+    admin.get_by_role("button", name="Enregistrer le modèle").click()
+    admin.wait_for_url(re.compile(r"/metadonnees\?ok=enregistre$"))
+    assert admin.get_by_label("Nom de la métadonnée 1").input_value() == "NUMERO_DELIBERATION"
+    assert admin.get_by_label("Métadonnée 1 obligatoire").input_value() == "oui"
+    admin.get_by_role("link", name="Circuits").click()
 
     admin.get_by_role("link", name="Utilisateurs").click()
     admin.get_by_label("Courriel").fill("noe.nouveau@demo.parafe.test")

@@ -69,7 +69,7 @@ async def _criteria(request: Request) -> search_service.SearchCriteria:
     if raw.strip():
         try:
             body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise ParafeError(E.BAD_REQUEST, reason="le corps doit être un objet JSON") from None
         if not isinstance(body, dict):
             raise ParafeError(E.BAD_REQUEST, reason="le corps doit être un objet JSON")

@@ -78,7 +78,7 @@ async def synchronize_users(
         raise ParafeError(E.FILE_TOO_LARGE)
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise ParafeError(E.BAD_REQUEST, reason="le corps doit être un document JSON") from None
     errors = await call(users.synchronize_users, request.app.state.ctx, principal, siren, body)
     if not errors:

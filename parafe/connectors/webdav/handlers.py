@@ -17,6 +17,7 @@ Every error leaves as :func:`parafe.connectors.webdav.errors.respond` renders it
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -42,6 +43,7 @@ _LIVE_COLLECTION = ("resourcetype", "displayname", "getlastmodified")
 UNSUPPORTED = frozenset({"COPY", "MOVE", "PROPPATCH", "LOCK", "UNLOCK", "POST", "PATCH", "TRACE", "CONNECT",
                          "SEARCH", "REPORT", "ACL", "BIND", "UNBIND", "REBIND", "MKCALENDAR", "VERSION-CONTROL"})
 ALLOW_ANY = "OPTIONS, HEAD, GET, PROPFIND, PUT, DELETE, MKCOL"
+GZIP_FROM = 16 * 1024  # PROPFIND bodies larger than this are gzipped for clients that accept it
 
 
 def _href(provider: ParafeDAVProvider, res: _DAVResource) -> str:
@@ -79,9 +81,24 @@ def do_propfind(provider: ParafeDAVProvider, environ: Environ, start_response: S
     else:  # pragma: no cover - every resource of the tree is one of the above
         raise ParafeError(E.ROUTE_NOT_FOUND)
     body = propfind.multistatus(request, folders, files)
-    start_response("207 Multi-Status", [("Content-Type", "application/xml; charset=utf-8"),
-                                        ("Content-Length", str(len(body)))])
+    headers = [("Content-Type", "application/xml; charset=utf-8")]
+    if len(body) > GZIP_FROM and accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING", "")):
+        # a listing of 10,000 returns is 4 MB of very repetitive XML: ~100 KB gzipped, in ~10 ms
+        packer = zlib.compressobj(1, zlib.DEFLATED, 31)
+        body = packer.compress(body) + packer.flush()
+        headers += [("Content-Encoding", "gzip"), ("Vary", "Accept-Encoding")]
+    start_response("207 Multi-Status", [*headers, ("Content-Length", str(len(body)))])
     return [body]
+
+
+def accepts_gzip(header: str) -> bool:
+    """Whether an ``Accept-Encoding`` value accepts gzip (``gzip;q=0`` does not)."""
+    for item in header.lower().split(","):
+        name, _, params = item.strip().partition(";")
+        if name.strip() in ("gzip", "*"):
+            q = params.strip()
+            return not (q.startswith("q=") and q[2:].strip() in ("0", "0.0", "0.00", "0.000"))
+    return False
 
 
 def _no_body(environ: Environ) -> None:

@@ -458,7 +458,7 @@ class Receipt(PendingUpload):
         return self.entry.content_type
 
     def get_etag(self) -> str | None:
-        return self.entry.etag
+        return str(self.document_id) if self.document_id is not None else self.entry.etag
 
     def get_last_modified(self) -> float | None:
         return _ts(self.entry.modified)

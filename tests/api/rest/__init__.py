@@ -1,0 +1,1 @@
+"""API tests of the REST connector against the real server over TLS."""

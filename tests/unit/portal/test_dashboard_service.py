@@ -81,6 +81,9 @@ def test_pending_follows_the_step_members_and_visibility(ctx: Any, tmp_path: Pat
     assert [r.id for r in dashboard.pending(ctx, visa)] == [ids[1]]
     mine = dashboard.documents(ctx, agent, dashboard.Filters(view="deposes"))
     assert {r.id for r in mine.rows} == set(ids)
+    assert all(r.action is None for r in mine.rows)  # the depositor cannot act on them
+    listed = {r.id: r.action for r in dashboard.documents(ctx, visa, dashboard.Filters(view="tous")).rows}
+    assert listed == {ids[0]: None, ids[1]: "visa"}
     found = dashboard.documents(ctx, agent, dashboard.Filters(view="tous", text="DOC-1"))
     assert [r.id for r in found.rows] == [ids[1]]
     by_state = dashboard.documents(ctx, agent, dashboard.Filters(view="tous", state="SentForSign"))

@@ -98,3 +98,28 @@ def test_french_formatting() -> None:
     assert paris(datetime(2026, 7, 14, 10, 0, tzinfo=UTC)) == "14/07/2026 12:00"
     assert paris(datetime(2026, 1, 14, 10, 0, tzinfo=UTC)) == "14/01/2026 11:00"
     assert size(512) == "512 octets" and size(1536) == "1,5 Ko" and size(3 * 1024 * 1024) == "3,0 Mo"
+
+
+def _luminance(hex_color: str) -> float:
+    channels = [int(hex_color[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def _contrast(a: str, b: str) -> float:
+    high, low = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_palette_contrast_meets_wcag_aa() -> None:
+    """The text/background pairs of portal.css reach 4.5:1 (WCAG 2.1 AA, normal text)."""
+    import re as _re
+
+    css = (Path(__file__).resolve().parents[3] / "parafe" / "portal" / "static" / "portal.css").read_text()
+    var = dict(_re.findall(r"--([a-z-]+):\s*(#[0-9a-f]{6})", css))
+    pairs = [("text", "bg"), ("text", "white"), ("muted", "white"), ("muted", "bg"), ("blue", "white"),
+             ("blue", "bg"), ("white", "blue"), ("ok", "ok-bg"), ("wait", "wait-bg"), ("blue", "blue-light"),
+             ("text", "ko-bg"), ("text", "info-bg")]
+    for fg, bg in pairs:
+        assert _contrast(var[fg], var[bg]) >= 4.5, (fg, bg, round(_contrast(var[fg], var[bg]), 2))
+    assert _contrast("#a60400", var["ko-bg"]) >= 4.5  # error text on the error background

@@ -46,6 +46,7 @@ def test_xml_circuit_of_the_spec() -> None:
 
 @pytest.mark.parametrize(("value", "expected"), [
     ("{", E.CIRCUIT_DEF_ERROR),
+    ("[" * 100_000 + "]" * 100_000, E.CIRCUIT_DEF_ERROR),  # nesting deeper than the parser's recursion limit
     ("[]", E.CIRCUIT_DEF_ERROR),
     ('{"type": "BUREAUTIQUE_PDF", "steps": {}}', E.CIRCUIT_DEF_ERROR),
     ('{"type": "BUREAUTIQUE_PDF", "steps": [1]}', E.CIRCUIT_DEF_ERROR),
