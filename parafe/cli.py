@@ -21,6 +21,7 @@ _COMMAND_GROUPS = (
     ("parafe.admin_cli", "add_commands"),
     ("parafe.signing.cli", "add_commands"),
     ("parafe.workflow.cli", "add_commands"),
+    ("parafe.signer.cli", "add_commands"),
 )
 
 
