@@ -80,4 +80,7 @@ def create_app(ctx: AppContext) -> Any:
     app.state.ctx = ctx
     verifier = CertificateVerifier(
         ctx.settings.ca_bundle, ctx.settings.client_crl or ctx.settings.pki_dir / "crl.pem")
-    return CollapseSlashes(ClientIdentityMiddleware(app, verifier, ctx.settings.trusted_proxy_set))
+    from parafe.connectors.rest import RejectControlCharacters
+
+    return CollapseSlashes(RejectControlCharacters(
+        ClientIdentityMiddleware(app, verifier, ctx.settings.trusted_proxy_set)))

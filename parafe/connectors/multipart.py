@@ -111,7 +111,7 @@ class _Collector:
 
     def on_part_end(self) -> None:
         if self._spool is not None:
-            path, sha256, size = self._spool.finish()
+            path, sha256, size = self._spool.finish(fsync=False)  # the blob store fsyncs what it keeps
             assert self._filename is not None
             self.form.files.setdefault(self._name, []).append(
                 Upload(path=path, sha256=sha256, size=size, filename=self._filename))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from parafe.domain.errors import E, ParafeError
 from parafe.formats.safexml import parse_untrusted
 
-PICTOGRAMS_LIMIT = 64 * 1024
+PICTOGRAMS_LIMIT = 256 * 1024
 
 
 def check_pictograms(data: bytes | None) -> str | None:

@@ -16,6 +16,7 @@ import logging
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,10 +101,16 @@ class _Prepared:
     metadata: list[tuple[str, str]] = field(default_factory=list)
 
 
+def _no_control_characters(value: str, what: str) -> None:
+    if any(ord(ch) < 32 and ch not in "\t\r\n" for ch in value) or "\x00" in value:
+        raise ParafeError(E.BAD_CHARACTERS, detail=f"control character in {what}")
+
+
 def parse_email_list(value: str | None) -> str | None:
     """Normalise a `,` or `;` separated e-mail list (spec §2.6.2); refuses malformed addresses."""
     if value is None or not value.strip():
         return None
+    _no_control_characters(value, "e-mail list")
     if len(value) > 1024:
         raise ParafeError(E.BAD_REQUEST, reason="liste d'adresses électroniques trop longue")
     emails = [part.strip() for part in re.split(r"[;,]", value) if part.strip()]
@@ -113,9 +120,11 @@ def parse_email_list(value: str | None) -> str | None:
     return ",".join(emails) or None
 
 
-def _check_comment(comment: str | None) -> str | None:
+def check_comment(comment: str | None) -> str | None:
+    """A deposit comment: at most 255 characters, no control characters (None when empty)."""
     if comment is None or not comment.strip():
         return None
+    _no_control_characters(comment, "comment")
     if len(comment) > 255:
         raise ParafeError(E.BAD_REQUEST, reason="le commentaire ne doit pas excéder 255 caractères")
     return comment.strip()
@@ -221,9 +230,14 @@ def _label_for(session: Session, circuit: Circuit, wanted: str | None, guard: in
             name = today
             label = session.scalar(select(Label).where(Label.circuit_id == circuit.id, Label.name == name))
     if label is None:
-        label = Label(circuit_id=circuit.id, name=name)
-        session.add(label)
-        session.flush()
+        try:
+            with session.begin_nested():  # a concurrent deposit may create the same new label
+                label = Label(circuit_id=circuit.id, name=name)
+                session.add(label)
+                session.flush()
+        except IntegrityError:
+            label = session.scalar(select(Label).where(Label.circuit_id == circuit.id, Label.name == name))
+            assert label is not None
     return label, note
 
 
@@ -239,12 +253,20 @@ def _duplicate(session: Session, circuit_id: int, label_name: str, name: str, no
         raise ParafeError(E.PES_DUPLICATE_NOMFIC)
 
 
+CircuitMaker = Callable[[Session], Circuit]
+
+
 def _insert(
     ctx: AppContext, account: Account, circuit: Circuit, req: DepositRequest, prep: _Prepared,
-    comment: str | None, dest: str | None, cc: str | None,
+    comment: str | None, dest: str | None, cc: str | None, make_circuit: CircuitMaker | None = None,
 ) -> Deposited:
-    """The one transaction of a deposit; uniqueness is guaranteed by the database's unique indexes."""
+    """The one transaction of a deposit; uniqueness is guaranteed by the database's unique indexes.
+
+    ``make_circuit`` creates the circuit in this same transaction (on-demand circuits): if the deposit fails,
+    no circuit is left behind."""
     with ctx.db.write() as session:
+        if make_circuit is not None:
+            circuit = make_circuit(session)
         label, note = _label_for(session, circuit, prep.label, ctx.settings.label_guard)
         document = Document(
             subscriber_id=circuit.subscriber_id, circuit_id=circuit.id, label_id=label.id, name=prep.name,
@@ -285,34 +307,54 @@ def deposit(ctx: AppContext, principal: Principal, req: DepositRequest) -> Depos
     """Check and store one deposit; returns the new document id. Raises :class:`ParafeError` on refusal."""
     account = None
     try:
-        limit = _name_limit(ctx, req.source)
-        early_name = None if bundles.is_bundle_name(str(req.upload.filename)) else req.upload.filename
         with ctx.db.read() as session:
             subscriber, account = subscriber_account(session, principal, req.siren)
             circuit = circuit_for_deposit(session, subscriber, account, req.circuit)
-            if early_name is not None:  # a plain file: refuse a taken triplet before reading the content
+            if not bundles.is_bundle_name(str(req.upload.filename)):
+                # a plain file: refuse a taken triplet before reading the content
                 _duplicate(session, circuit.id, rules.check_label(req.label) or rules.default_label(),
-                           rules.normalise_name(early_name, limit), None)
-        comment = _check_comment(req.comment)
+                           rules.normalise_name(req.upload.filename, _name_limit(ctx, req.source)), None)
+    except ParafeError as error:
+        if account is not None:
+            _record_refusal(ctx, account, req, error)
+        raise
+    return deposit_into(ctx, account, circuit, req)
+
+
+def deposit_into(
+    ctx: AppContext, account: Account, circuit: Circuit, req: DepositRequest, *,
+    make_circuit: CircuitMaker | None = None, extra: dict[str, object] | None = None,
+) -> Deposited:
+    """Deposit into a circuit the caller's rights were already checked on (every check of the content runs).
+
+    ``circuit`` gives the type and rules; with ``make_circuit`` (on-demand circuits) the real circuit is created
+    inside the deposit's transaction. ``extra`` is merged into the document's ``extra``."""
+    try:
+        comment = check_comment(req.comment)
         dest = parse_email_list(req.email_destinataire)
         cc = parse_email_list(req.email_cc)
         workdir = Path(tempfile.mkdtemp(prefix="deposit-", dir=ctx.tmp_dir))
         try:
             prep = _prepare(ctx, circuit, req, workdir)
+            prep.extra.update(extra or {})
             label_name = prep.label or rules.default_label()
-            if early_name is None or prep.nom_fic:
-                with ctx.db.read() as session:
+            with ctx.db.read() as session:
+                if make_circuit is None:
                     _duplicate(session, circuit.id, label_name, prep.name, prep.nom_fic)
+                elif prep.nom_fic and session.get(PesNomFic, prep.nom_fic) is not None:
+                    raise ParafeError(E.PES_DUPLICATE_NOMFIC)
             _store_blobs(ctx, prep)
             try:
-                return _insert(ctx, account, circuit, req, prep, comment, dest, cc)
+                return _insert(ctx, account, circuit, req, prep, comment, dest, cc, make_circuit)
             except IntegrityError:
                 with ctx.db.read() as session:  # a concurrent deposit won the race: say which rule
-                    _duplicate(session, circuit.id, label_name, prep.name, prep.nom_fic)
+                    if make_circuit is None:
+                        _duplicate(session, circuit.id, label_name, prep.name, prep.nom_fic)
+                    elif prep.nom_fic and session.get(PesNomFic, prep.nom_fic) is not None:
+                        raise ParafeError(E.PES_DUPLICATE_NOMFIC) from None
                 raise
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
     except ParafeError as error:
-        if account is not None:
-            _record_refusal(ctx, account, req, error)
+        _record_refusal(ctx, account, req, error)
         raise

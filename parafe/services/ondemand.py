@@ -19,25 +19,22 @@ import json
 import logging
 import re
 import secrets
-import shutil
-import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from lxml import etree
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from parafe.db.models import Circuit, CircuitRole, CircuitStep, PesNomFic, StepMember, Subscriber, User
+from parafe.db.models import Circuit, CircuitRole, CircuitStep, StepMember, Subscriber, User
 from parafe.domain.circuits import CircuitType, StepKind, parse_circuit_type, parse_on_demand_step
 from parafe.domain.errors import E, ParafeError
 from parafe.formats.safexml import parse_untrusted
 from parafe.services import documents
 from parafe.services.auth import Account, Principal
 from parafe.services.context import AppContext
-from parafe.services.documents import Deposited, DepositRequest, Upload, parse_email_list
+from parafe.services.documents import Deposited, DepositRequest, Upload
 from parafe.services.rights import AGENT, SIGNATAIRE, VALIDEUR
 
 log = logging.getLogger(__name__)
@@ -47,7 +44,6 @@ ON_DEMAND_KEY_PREFIX = "ondemand-"
 ON_DEMAND_SEARCH_KEY = "circuit-a-la-volee"
 MAX_STEPS = 50
 MAX_MEMBERS = 50
-PICTOGRAMS_LIMIT = 256 * 1024
 
 _EMAIL = re.compile(r"^[^@\s;,\x00-\x1f\x7f]+@[^@\s;,\x00-\x1f\x7f]+\.[^@\s;,\x00-\x1f\x7f]+$")
 # Steps whose members act as the subscriber's users and get a role on the circuit.
@@ -229,11 +225,12 @@ def _resolve(session: Session, subscriber: Subscriber, account: Account, circuit
     return _Resolved(steps, agent_ids)
 
 
-def _create_circuit(ctx: AppContext, subscriber_id: int, account: Account, ctype: CircuitType,
-                    resolved: _Resolved) -> Circuit:
-    """The on-demand circuit, its steps, members and roles (one transaction); returned detached."""
-    key = f"{ON_DEMAND_KEY_PREFIX}{secrets.token_hex(8)}"
-    with ctx.db.write() as session:
+def _circuit_maker(subscriber_id: int, account: Account, ctype: CircuitType,
+                   resolved: _Resolved) -> Callable[[Session], Circuit]:
+    """Creates the on-demand circuit, its steps, members and roles inside the deposit's transaction."""
+
+    def make(session: Session) -> Circuit:
+        key = f"{ON_DEMAND_KEY_PREFIX}{secrets.token_hex(8)}"
         circuit = Circuit(subscriber_id=subscriber_id, key=key, name="Circuit à la demande", type=ctype.value,
                           pes_pj=False, on_demand=True, settings={"created_by": account.user_id})
         session.add(circuit)
@@ -253,26 +250,10 @@ def _create_circuit(ctx: AppContext, subscriber_id: int, account: Account, ctype
             session.add(step)
         for user_id, role in sorted(roles):
             session.add(CircuitRole(circuit_id=circuit.id, user_id=user_id, role=role))
+        session.flush()
         return circuit
 
-
-def _drop_circuit(ctx: AppContext, circuit_id: int) -> None:
-    try:
-        with ctx.db.write() as session:
-            circuit = session.get(Circuit, circuit_id)
-            if circuit is not None:
-                session.delete(circuit)
-    except Exception:  # an orphan on-demand circuit is harmless
-        log.exception("could not remove on-demand circuit %s", circuit_id)
-
-
-def _pictograms(data: bytes | None) -> str | None:
-    if not data:
-        return None
-    if len(data) > PICTOGRAMS_LIMIT:
-        raise ParafeError(E.BAD_REQUEST, reason="fichier « pictograms » trop volumineux")
-    parse_untrusted(data)  # well-formed, no DTD or entities
-    return data.decode("utf-8", "replace")
+    return make
 
 
 def deposit_on_demand(ctx: AppContext, principal: Principal, req: OnDemandRequest) -> Deposited:
@@ -284,36 +265,8 @@ def deposit_on_demand(ctx: AppContext, principal: Principal, req: OnDemandReques
         subscriber_id = subscriber.id
     dep_req = DepositRequest(
         siren=req.siren, circuit=ON_DEMAND_SEARCH_KEY, upload=req.upload, label=req.label, comment=req.comment,
-        email_destinataire=req.email_destinataire, email_cc=req.email_cc, source="ws", annexes=list(req.annexes))
-    workdir = Path(tempfile.mkdtemp(prefix="ondemand-", dir=ctx.tmp_dir))
-    try:
-        comment = documents._check_comment(req.comment)
-        dest = parse_email_list(req.email_destinataire)
-        cc = parse_email_list(req.email_cc)
-        pictograms = _pictograms(req.pictograms)
-        transient = Circuit(type=circuit.type.value, pes_pj=False, metadata_model=None, on_demand=True)
-        prep = documents._prepare(ctx, transient, dep_req, workdir)
-        if pictograms is not None:
-            prep.extra["pictograms_xml"] = pictograms
-        if prep.nom_fic:
-            with ctx.db.read() as session:
-                if session.get(PesNomFic, prep.nom_fic) is not None:
-                    raise ParafeError(E.PES_DUPLICATE_NOMFIC)
-        documents._store_blobs(ctx, prep)
-        created = _create_circuit(ctx, subscriber_id, account, circuit.type, resolved)
-        dep_req.circuit = created.key
-        try:
-            return documents._insert(ctx, account, created, dep_req, prep, comment, dest, cc)
-        except IntegrityError as exc:
-            _drop_circuit(ctx, created.id)
-            if prep.nom_fic:
-                raise ParafeError(E.PES_DUPLICATE_NOMFIC) from exc
-            raise
-        except BaseException:
-            _drop_circuit(ctx, created.id)
-            raise
-    except ParafeError as error:
-        documents._record_refusal(ctx, account, dep_req, error)
-        raise
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        email_destinataire=req.email_destinataire, email_cc=req.email_cc, source="ws", annexes=list(req.annexes),
+        pictograms=req.pictograms)
+    template = Circuit(type=circuit.type.value, pes_pj=False, metadata_model=None, on_demand=True)
+    return documents.deposit_into(ctx, account, template, dep_req,
+                                  make_circuit=_circuit_maker(subscriber_id, account, circuit.type, resolved))

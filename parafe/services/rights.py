@@ -39,6 +39,8 @@ def roles_on(session: Session, account: Account, circuit_id: int) -> set[str]:
 
 def circuit_for_deposit(session: Session, subscriber: Subscriber, account: Account, circuit_key: str) -> Circuit:
     """The circuit a deposit targets; the caller must be an agent on it (or the subscriber's admin)."""
+    if not circuit_key or any(ord(ch) < 32 for ch in circuit_key) or len(circuit_key) > 255:
+        raise ParafeError(E.CIRCUIT_NOT_FOUND)
     circuit = session.scalar(select(Circuit).where(
         Circuit.subscriber_id == subscriber.id, Circuit.key == circuit_key.strip(), Circuit.on_demand.is_(False)))
     if circuit is None:
