@@ -81,9 +81,13 @@ class Result:
 
 
 def _cpu_seconds(pid: int) -> float:
-    """user + system CPU time of a process (Linux ``/proc``), children excluded."""
+    """user + system CPU time of a process and its live child processes (``parafe serve --workers N``)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children = (task / "children").read_text().split() if (task / "children").exists() else []
+        total += sum(_cpu_seconds(int(child)) for child in children)
+    return total
 
 
 def _ssl_context(ca: Path, cert: Path, key: Path) -> ssl.SSLContext:
@@ -182,16 +186,12 @@ def _init_home(home: Path, url: str) -> None:
                    stdout=subprocess.DEVNULL)
 
 
-def _serve(home: Path, url: str, port: int) -> subprocess.Popen[bytes]:
+def _serve(home: Path, url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARAFE_")}
     env.update(PARAFE_HOME=str(home), PARAFE_DATABASE_URL=url, PARAFE_WORKER_IN_PROCESS="false")
     log = open(home / "server.log", "wb")  # noqa: SIM115
     cmd = [sys.executable, "-m", "parafe", "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level",
-           "warning"]
-    if os.environ.get("BENCH_EXPERIMENT_NO_SPOOL_FSYNC"):  # what-if: the multipart spool skips its own fsync
-        cmd = [sys.executable, "-c", "import sys, parafe.storage.spool as s; f = s.HashingSpool.finish; "
-               "s.HashingSpool.finish = lambda self, fsync=True: f(self, fsync=False); "
-               "from parafe.cli import main; sys.exit(main(sys.argv[1:]))", *cmd[3:]]
+           "warning", "--workers", str(workers)]
     proc = subprocess.Popen(cmd, cwd=str(ROOT), env=env, stdout=log, stderr=subprocess.STDOUT)
     _wait(port, home / "pki" / "ca.pem", proc)
     return proc
@@ -226,7 +226,7 @@ def bench_parafe(backend: str, args: argparse.Namespace) -> tuple[Result, Path]:
     try:
         _init_home(home, url)
         port = _free_port()
-        proc = _serve(home, url, port)
+        proc = _serve(home, url, port, args.workers)
         ctx = _ssl_context(home / "pki" / "ca.pem", home / "demo" / f"{AGENT}.pem", home / "demo" / f"{AGENT}.key")
         warm = [(REST_PATH, *_multipart(n, d)) for n, d in _bodies(50, args.size, f"{backend}-warm")]
         run_load(Target("warmup", port, "POST", warm[:1]), ctx, 1)  # creates today's label: steady state
@@ -335,7 +335,8 @@ def _median(results: list[Result]) -> Result:
 
 def _line(target: str, result: Result, args: argparse.Namespace) -> str:
     errors = f"  errors={result.errors}" if result.errors else ""
-    return (f"rest_upload  target={target:<10s}  concurrency={args.concurrency}  pdf{args.size // 1024}k  "
+    return (f"rest_upload  target={target:<10s}  concurrency={args.concurrency}  workers={args.workers}  "
+            f"pdf{args.size // 1024}k  "
             f"rate={result.rate:.0f}/s  p50={result.p50_ms:.1f} ms  p99={result.p99_ms:.1f} ms  "
             f"server_cpu={result.server_cpu_ms:.1f} ms/upload  load={os.getloadavg()[0]:.1f}  "
             f"(median of {args.rounds}×{args.n}){errors}")
@@ -346,6 +347,8 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=1000, help="uploads per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="server processes (parafe serve --workers; default: one per core)")
     parser.add_argument("--size", type=int, default=100 * 1024, help="bytes per PDF (default 100 KB)")
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--postgres", default=os.environ.get(

@@ -66,13 +66,14 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from parafe.server.run import serve
-    from parafe.services.context import AppContext
 
     initialise()
-    ctx = AppContext.from_settings(get_settings())
+    settings = get_settings()
+    workers = args.workers if args.workers is not None else settings.workers
     scheme = "http" if args.no_tls else "https"
-    _say(f"Parafe {__version__} : écoute sur {scheme}://{args.host}:{args.port}/ (Ctrl+C pour arrêter)")
-    serve(ctx, args.host, args.port, tls=not args.no_tls, log_level=args.log_level)
+    _say(f"Parafe {__version__} : écoute sur {scheme}://{args.host}:{args.port}/ "
+         f"({workers} processus ; Ctrl+C pour arrêter)")
+    serve(settings, args.host, args.port, tls=not args.no_tls, workers=workers, log_level=args.log_level)
     return 0
 
 
@@ -88,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_serve.add_argument("--no-tls", action="store_true",
                          help="HTTP en clair, derrière un proxy qui termine TLS (X-SSL-Client-Cert)")
     p_serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p_serve.add_argument("--workers", type=int, default=None,
+                         help="nombre de processus serveur (défaut PARAFE_WORKERS ou 1) / server processes")
     p_serve.set_defaults(func=_cmd_serve)
 
     p_init = sub.add_parser("init", help="Initialiser sans démarrer / Initialise without serving")

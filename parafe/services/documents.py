@@ -98,6 +98,7 @@ class _Prepared:
     extra: dict[str, object] = field(default_factory=dict)
     annex_files: list[tuple[str, Path]] = field(default_factory=list)
     annexes: list[tuple[str, str, int]] = field(default_factory=list)  # (name, sha256, size), once stored
+    from_bundle: bool = False
     metadata: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -160,7 +161,7 @@ def _check_main_file(ctx: AppContext, circuit: Circuit, name: str, path: Path, s
     return kind, facts
 
 
-def _prepare(ctx: AppContext, circuit: Circuit, req: DepositRequest, workdir: Path) -> _Prepared:
+def _prepare(ctx: AppContext, circuit: Circuit, req: DepositRequest, workdir: Callable[[], Path]) -> _Prepared:
     limit = _name_limit(ctx, req.source)
     name = rules.normalise_name(req.upload.filename, limit)
     label = rules.check_label(req.label)
@@ -171,7 +172,7 @@ def _prepare(ctx: AppContext, circuit: Circuit, req: DepositRequest, workdir: Pa
         raise ParafeError(E.EMPTY_FILE)
     if bundles.is_bundle_name(name):
         bundle = bundles.open_bundle(
-            main_path, name, workdir, max_total_bytes=ctx.settings.bundle_max_total_bytes,
+            main_path, name, workdir(), max_total_bytes=ctx.settings.bundle_max_total_bytes,
             max_ratio=ctx.settings.bundle_max_ratio, max_entries=ctx.settings.bundle_max_entries)
         name = rules.normalise_name(bundle.main_name, limit)
         main_path = bundle.main
@@ -199,12 +200,14 @@ def _prepare(ctx: AppContext, circuit: Circuit, req: DepositRequest, workdir: Pa
         facts["pictograms_xml"] = pictograms
     return _Prepared(
         name=name, label=label, kind=kind, sha256=main_sha, size=main_size, path=main_path,
-        nom_fic=str(nom_fic) if nom_fic else None, extra=facts, annex_files=annex_files, metadata=metadata)
+        nom_fic=str(nom_fic) if nom_fic else None, extra=facts, annex_files=annex_files, metadata=metadata,
+        from_bundle=metas_path is not None or main_path != req.upload.path)
 
 
 def _store_blobs(ctx: AppContext, prep: _Prepared) -> None:
     """Write the blobs (before the transaction that references them: an orphan blob is harmless)."""
-    ref = ctx.store.put_file(prep.path, sha256=prep.sha256 or None, move=not prep.sha256)
+    # The upload's spool file (or the bundle's extracted file) is ours: move it into the store, no copy.
+    ref = ctx.store.put_file(prep.path, sha256=prep.sha256 or None, move=True)
     prep.sha256, prep.size = ref.sha256, ref.size
     for annex_name, annex_path in prep.annex_files:
         annex_ref = ctx.store.put_file(annex_path)
@@ -318,12 +321,13 @@ def deposit(ctx: AppContext, principal: Principal, req: DepositRequest) -> Depos
         if account is not None:
             _record_refusal(ctx, account, req, error)
         raise
-    return deposit_into(ctx, account, circuit, req)
+    return deposit_into(ctx, account, circuit, req, _triplet_checked=True)
 
 
 def deposit_into(
     ctx: AppContext, account: Account, circuit: Circuit, req: DepositRequest, *,
     make_circuit: CircuitMaker | None = None, extra: dict[str, object] | None = None,
+    _triplet_checked: bool = False,
 ) -> Deposited:
     """Deposit into a circuit the caller's rights were already checked on (every check of the content runs).
 
@@ -333,16 +337,24 @@ def deposit_into(
         comment = check_comment(req.comment)
         dest = parse_email_list(req.email_destinataire)
         cc = parse_email_list(req.email_cc)
-        workdir = Path(tempfile.mkdtemp(prefix="deposit-", dir=ctx.tmp_dir))
+        workdirs: list[Path] = []
+
+        def workdir() -> Path:
+            if not workdirs:
+                workdirs.append(Path(tempfile.mkdtemp(prefix="deposit-", dir=ctx.tmp_dir)))
+            return workdirs[0]
+
         try:
             prep = _prepare(ctx, circuit, req, workdir)
             prep.extra.update(extra or {})
             label_name = prep.label or rules.default_label()
-            with ctx.db.read() as session:
-                if make_circuit is None:
+            if make_circuit is None and (prep.from_bundle or not _triplet_checked):
+                with ctx.db.read() as session:
                     _duplicate(session, circuit.id, label_name, prep.name, prep.nom_fic)
-                elif prep.nom_fic and session.get(PesNomFic, prep.nom_fic) is not None:
-                    raise ParafeError(E.PES_DUPLICATE_NOMFIC)
+            elif prep.nom_fic:
+                with ctx.db.read() as session:
+                    if session.get(PesNomFic, prep.nom_fic) is not None:
+                        raise ParafeError(E.PES_DUPLICATE_NOMFIC)
             _store_blobs(ctx, prep)
             try:
                 return _insert(ctx, account, circuit, req, prep, comment, dest, cc, make_circuit)
@@ -354,7 +366,8 @@ def deposit_into(
                         raise ParafeError(E.PES_DUPLICATE_NOMFIC) from None
                 raise
         finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+            for path in workdirs:
+                shutil.rmtree(path, ignore_errors=True)
     except ParafeError as error:
         _record_refusal(ctx, account, req, error)
         raise
