@@ -10,7 +10,8 @@ Prints one line per figure:
   webdav  put_100k_8clients=…/s  (n=…, all 201)
   webdav  propfind_d1_out_10000  accept-encoding=identity|gzip  p50=… ms  p99=… ms  (first=… ms, runs=…)
   webdav  propfind_d1_fsprovider_10000  p50=… ms  p99=… ms  (runs=…)
-Usage: .venv/bin/python bench/webdav.py [--puts 1200] [--entries 10000] [--runs 30]
+Usage: .venv/bin/python bench/webdav.py [--puts 1200] [--entries 10000] [--runs 30] [--server-workers 1,2]
+                                        [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
 The in-process workflow worker is off: the figures are the connector's (deposit service included).
 """
 
@@ -89,10 +90,12 @@ def _wait(url: str, ca: str, process: subprocess.Popen[bytes], path: str = "/hea
     raise RuntimeError("server did not start")
 
 
-def _start_parafe(home: Path) -> tuple[subprocess.Popen[bytes], str]:
+def _start_parafe(home: Path, workers: int = 1) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARAFE_")}
-    env.update(PARAFE_HOME=str(home), PARAFE_WORKER_IN_PROCESS="false")
+    env.update(PARAFE_HOME=str(home), PARAFE_WORKER_IN_PROCESS="false", PARAFE_WORKERS=str(workers))
+    if os.environ.get("PARAFE_DATABASE_URL"):
+        env["PARAFE_DATABASE_URL"] = os.environ["PARAFE_DATABASE_URL"]
     log = open(home / "server.log", "wb")  # noqa: SIM115
     process = subprocess.Popen([sys.executable, "-m", "parafe", "serve", "--host", "127.0.0.1", "--port", str(port),
                                 "--log-level", "warning"], cwd=str(ROOT), env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -102,8 +105,7 @@ def _start_parafe(home: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def bench_puts(home: Path, url: str, n: int, clients: int) -> str:
-    work = home / "bench-put"
-    work.mkdir()
+    work = Path(tempfile.mkdtemp(prefix="bench-put-", dir=home))
     base = _pdf(100 * 1024, "put")
     label = f"bench-{uuid.uuid4().hex[:8]}"
     config = work / "curl.cfg"
@@ -140,7 +142,7 @@ def _populate_out(home: Path, entries: int) -> str:
     from parafe.domain.states import State
     from parafe.services.context import AppContext
 
-    ctx = AppContext.from_settings(Settings(home=home))
+    ctx = AppContext.from_settings(Settings(home=home, database_url=os.environ.get("PARAFE_DATABASE_URL")))
     label_name = f"out-{uuid.uuid4().hex[:8]}"
     shas = []
     for i in range(entries):
@@ -242,21 +244,38 @@ def main() -> int:
     parser.add_argument("--entries", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--skip-put", action="store_true")
+    parser.add_argument("--postgres", metavar="ADMIN_URL", default=None,
+                        help="run on a fresh PostgreSQL database created with this admin URL (default: SQLite)")
+    parser.add_argument("--server-workers", default="1",
+                        help="comma-separated process counts of `parafe serve --workers` for the PUT figure")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="parafe-bench-webdav-"))
     env_home = os.environ.get("PARAFE_HOME")
     os.environ["PARAFE_HOME"] = str(home)
     os.environ.pop("PARAFE_DATABASE_URL", None)
+    dbname = None
+    if args.postgres:
+        dbname = f"parafe_bench_{uuid.uuid4().hex[:8]}"
+        _pg_admin(args.postgres, f'CREATE DATABASE "{dbname}"')
+        os.environ["PARAFE_DATABASE_URL"] = args.postgres.rsplit("/", 1)[0] + "/" + dbname
+    print(f"webdav  backend={'postgresql' if dbname else 'sqlite'}", flush=True)
     try:
         from parafe.cli import initialise
         from parafe.config import reset_settings
 
         reset_settings()
         initialise(verbose=False)
+        if not args.skip_put:
+            for workers in (int(w) for w in args.server_workers.split(",")):
+                process, url = _start_parafe(home, workers)
+                try:
+                    print(bench_puts(home, url, args.puts, args.clients) + f"  [server processes: {workers}]",
+                          flush=True)
+                finally:
+                    process.terminate()
+                    process.wait(timeout=15)
         process, url = _start_parafe(home)
         try:
-            if not args.skip_put:
-                print(bench_puts(home, url, args.puts, args.clients), flush=True)
             for line in bench_propfind(home, url, args.entries, args.runs):
                 print(line, flush=True)
         finally:
@@ -269,7 +288,21 @@ def main() -> int:
         else:
             os.environ["PARAFE_HOME"] = env_home
         shutil.rmtree(home, ignore_errors=True)
+        if dbname and args.postgres:
+            os.environ.pop("PARAFE_DATABASE_URL", None)
+            _pg_admin(args.postgres, f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
     return 0
+
+
+def _pg_admin(admin_url: str, sql: str) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(admin_url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(sql)
+    finally:
+        engine.dispose()
 
 
 if __name__ == "__main__":

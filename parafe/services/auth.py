@@ -8,6 +8,7 @@ authentication type is BASIC (subscriber admins, spec §2.5.21/§2.5.24).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from argon2 import PasswordHasher
@@ -19,6 +20,11 @@ from parafe.db.models import Subscriber, User, UserCertificate
 from parafe.domain.errors import E, ErrorDef, ParafeError
 from parafe.security.certcheck import CertVerdict
 from parafe.services.context import AppContext
+
+# Certificate → accounts, kept a few seconds per process: every request needs it, and a binding removed by an
+# administrator takes effect within that delay (the certificate itself is verified on every request).
+PRINCIPAL_CACHE_SECONDS = 5.0
+_BY_FINGERPRINT: dict[str, tuple[float, Principal]] = {}
 
 _HASHER = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)  # OWASP minimum for argon2id
 
@@ -117,14 +123,21 @@ def authenticate(ctx: AppContext, identity: RequestIdentity) -> Principal:
             raise ParafeError(E.CERT_MISSING)
         if not verdict.ok:
             raise ParafeError(_CERT_ERRORS.get(verdict.reason, E.AUTH_UNKNOWN_USER))
+        cached = _BY_FINGERPRINT.get(verdict.fingerprint or "")
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
         users = list(session.scalars(
             select(User).join(UserCertificate, UserCertificate.user_id == User.id)
             .where(UserCertificate.fingerprint == verdict.fingerprint, User.active.is_(True))))
         if not users:
             raise ParafeError(E.AUTH_UNKNOWN_USER, detail="certificate not bound to any account")
-        return Principal(
+        principal = Principal(
             email=users[0].email, method="certificate", accounts=_accounts(session, users),
             fingerprint=verdict.fingerprint)
+        if len(_BY_FINGERPRINT) > 4096:
+            _BY_FINGERPRINT.clear()
+        _BY_FINGERPRINT[verdict.fingerprint or ""] = (time.monotonic() + PRINCIPAL_CACHE_SECONDS, principal)
+        return principal
 
 
 def principal_for_email(ctx: AppContext, email: str) -> Principal:

@@ -30,7 +30,7 @@ class AppContext:
         settings.tmp_dir.mkdir(parents=True, exist_ok=True)
         return cls(settings=settings, db=Database(settings.db_url), store=open_store(settings))
 
-    @property
+    @cached_property
     def tmp_dir(self) -> Path:
         return self.settings.tmp_dir
 
