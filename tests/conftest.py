@@ -155,6 +155,14 @@ class _Env:
         reset_settings()
 
 
+def init_home(path: Path, url: str) -> None:
+    """Initialise a home (migrations, dev PKI, demo set) at ``path`` on database ``url`` (module-scoped servers)."""
+    from parafe.cli import initialise
+
+    with _Env(path, url):
+        initialise(verbose=False)
+
+
 @pytest.fixture(scope="session")
 def home_templates(
     tmp_path_factory: pytest.TempPathFactory, pki_template: Path,
@@ -180,10 +188,7 @@ def _template(templates: dict[str, tuple[Path, str]], backend: str, factory: pyt
             url, dbname = f"sqlite:///{path / 'parafe.db'}", ""
         else:
             url, dbname = create_postgres_database("parafe_tpl")
-        from parafe.cli import initialise
-
-        with _Env(path, url):
-            initialise(verbose=False)
+        init_home(path, url)
         templates[backend] = (path, dbname)
     return templates[backend]
 

@@ -3,7 +3,6 @@ checks of signed PDFs (``pdfsig`` of poppler, pyHanko's validator, the signature
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -19,7 +18,7 @@ import pikepdf
 import pytest
 from sqlalchemy import select
 
-from parafe.config import Settings, reset_settings
+from parafe.config import Settings
 from parafe.db.models import DevMessage
 from parafe.domain.errors import ErrorDef
 from parafe.services import oss as oss_service
@@ -30,6 +29,7 @@ from tests.conftest import (
     LiveServer,
     create_postgres_database,
     drop_postgres_database,
+    init_home,
     start_server,
     stop_server,
 )
@@ -63,24 +63,6 @@ class Oss:
         return self.server.client(cert=cert, follow_redirects=False)
 
 
-def _init_home(path: Path, url: str) -> None:
-    saved = {k: v for k, v in os.environ.items() if k.startswith("PARAFE_") and k != "PARAFE_TEST_POSTGRES_URL"}
-    for key in saved:
-        os.environ.pop(key)
-    os.environ["PARAFE_HOME"] = str(path)
-    os.environ["PARAFE_DATABASE_URL"] = url
-    reset_settings()
-    try:
-        from parafe.cli import initialise
-
-        initialise(verbose=False)
-    finally:
-        os.environ.pop("PARAFE_HOME", None)
-        os.environ.pop("PARAFE_DATABASE_URL", None)
-        os.environ.update(saved)
-        reset_settings()
-
-
 def setup_workflows(ctx: AppContext) -> None:
     assert oss_service.ensure_oss_demo(ctx) is not None
     assert oss_service.ensure_oss_demo(ctx) is not None  # idempotent
@@ -104,7 +86,7 @@ def oss_server(tmp_path_factory: pytest.TempPathFactory, pki_template: Path, bac
     else:
         url, dbname = create_postgres_database()
     try:
-        _init_home(path, url)
+        init_home(path, url)
         ctx = AppContext.from_settings(Settings(home=path, database_url=url))
         try:
             setup_workflows(ctx)

@@ -10,7 +10,6 @@ state a test puts it in; the workflow has its own tests.
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,13 +18,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from parafe.config import Settings, reset_settings
+from parafe.config import Settings
 from parafe.services.context import AppContext
 from tests.conftest import (
     Home,
     LiveServer,
     create_postgres_database,
     drop_postgres_database,
+    init_home,
     start_server,
     stop_server,
 )
@@ -53,24 +53,6 @@ class Rest:
                             auth=(login, self.admin_password if password is None else password))
 
 
-def _init_home(path: Path, url: str) -> None:
-    saved = {k: v for k, v in os.environ.items() if k.startswith("PARAFE_") and k != "PARAFE_TEST_POSTGRES_URL"}
-    for key in saved:
-        os.environ.pop(key)
-    os.environ["PARAFE_HOME"] = str(path)
-    os.environ["PARAFE_DATABASE_URL"] = url
-    reset_settings()
-    try:
-        from parafe.cli import initialise
-
-        initialise(verbose=False)
-    finally:
-        os.environ.pop("PARAFE_HOME", None)
-        os.environ.pop("PARAFE_DATABASE_URL", None)
-        os.environ.update(saved)
-        reset_settings()
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def rest(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
          pki_template: Path) -> Iterator[Rest]:
@@ -83,7 +65,7 @@ def rest(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     else:
         url, dbname = create_postgres_database()
     try:
-        _init_home(path, url)
+        init_home(path, url)
         home = Home(path=path, backend=backend, database_url=url)
         server = start_server(home, {"PARAFE_WORKER_IN_PROCESS": "false"})
         ctx = AppContext.from_settings(Settings(home=path, database_url=url))
