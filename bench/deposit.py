@@ -120,7 +120,7 @@ def run_backend(backend: str, n: int, pg_url: str | None) -> str:
 
 
 RSS_CHILD = r"""
-import hashlib, os, resource, sys, tempfile
+import hashlib, os, sys, tempfile
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 home = Path(sys.argv[2]); big = Path(sys.argv[3])
@@ -134,7 +134,11 @@ from parafe.storage.spool import HashingSpool
 import pikepdf, lxml.etree
 initialise(verbose=False)
 ctx = AppContext.from_settings(get_settings())
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def hwm():  # VmHWM is per address space (reset by exec); ru_maxrss would include the parent's peak
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+base = hwm()
 spool = HashingSpool(ctx.tmp_dir, limit=ctx.settings.max_upload_bytes)
 with open(big, "rb") as fh:
     spool.write_from(fh)
@@ -142,7 +146,7 @@ f = spool.finish()
 doc = deposit(ctx, principal_for_email(ctx, "agent@demo.parafe.test"),
               DepositRequest(siren="123456789", circuit="bureautique",
                              upload=Upload(f.path, f.sha256, f.size, "gros.pdf")))
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = hwm()
 print(base // 1024, peak // 1024, doc.document_id)
 """
 
