@@ -14,7 +14,6 @@ Results are :class:`Content` objects: a blob of the store (streamed), a temporar
 
 from __future__ import annotations
 
-import io
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -22,16 +21,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from reportlab.lib.pagesizes import A4
-from reportlab.lib.units import mm
-from reportlab.pdfgen import canvas
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from parafe.db.models import Document, MetadataValue, Subscriber, User
+from parafe.db.models import Document, MetadataValue
 from parafe.domain.deposit import PARIS
 from parafe.domain.errors import E, ParafeError
-from parafe.domain.states import State, label
 from parafe.formats.metadata import render_meta_data_list
 from parafe.services.auth import Principal
 from parafe.services.context import AppContext
@@ -114,69 +108,12 @@ def _wrap(text: str, width: int) -> list[str]:
 
 
 def fdc_pdf(ctx: AppContext, document: Document | int) -> bytes:
-    """The fiche de circulation of ``document`` (a row, attached or not, or an id) as PDF bytes.
+    """The fiche de circulation of ``document`` (a row or an id) as PDF bytes (``parafe.reports.fdc``).
 
-    Hook for the workflow reports (``parafe/reports/fdc.py`` replaces the body): document, subscriber,
-    circuit, label, depositor, current state and every history line (date in Europe/Paris, actor, state,
-    comment). No rights check: callers check visibility first.
-    """
-    doc_id = document if isinstance(document, int) else document.id
-    with ctx.db.read() as session:
-        row = session.get(Document, doc_id)
-        if row is None:
-            raise ParafeError(E.DOCUMENT_NOT_FOUND)
-        return _render_fdc(ctx, session, row)
+    No rights check: callers check visibility first."""
+    from parafe.reports.fdc import fdc_pdf as render
 
-
-def _render_fdc(ctx: AppContext, session: Session, document: Document) -> bytes:
-    subscriber = session.get(Subscriber, document.subscriber_id)
-    depositor = session.get(User, document.uploader_id) if document.uploader_id else None
-    buf = io.BytesIO()
-    pdf = canvas.Canvas(buf, pagesize=A4, invariant=True)
-    pdf.setTitle(f"Fiche de circulation — {document.name}")
-    pdf.setAuthor("Parafe")
-    width, height = A4
-    y = height - 20 * mm
-
-    def line(text: str, size: int = 10, bold: bool = False, indent: float = 0) -> None:
-        nonlocal y
-        if y < 20 * mm:
-            pdf.showPage()
-            y = height - 20 * mm
-        pdf.setFont("Helvetica-Bold" if bold else "Helvetica", size)
-        pdf.drawString(20 * mm + indent, y, text)
-        y -= size * 0.5 * mm + 2 * mm
-
-    line("Fiche de circulation", 16, bold=True)
-    y -= 2 * mm
-    facts = [
-        ("Document", document.name),
-        ("Identifiant", str(document.id)),
-        ("Abonné", f"{subscriber.name} ({subscriber.siren})" if subscriber else ""),
-        ("Circuit", f"{document.circuit.name} ({document.circuit.key})"),
-        ("Libellé", document.label.name),
-        ("Déposé par", depositor.full_name if depositor else ""),
-        ("Déposé le", _paris(document.created_at)),
-        ("État", label(State(document.state), ctx.label_set)),
-    ]
-    if document.comment:
-        facts.append(("Commentaire", document.comment))
-    if document.refusal_message:
-        facts.append(("Motif de refus", document.refusal_message))
-    for key, value in facts:
-        for i, part in enumerate(_wrap(f"{key} : {value}", 95)):
-            line(part, indent=0 if i == 0 else 8 * mm)
-    y -= 4 * mm
-    line("Historique", 12, bold=True)
-    for entry in document.history:
-        state = label(State(entry.state), ctx.label_set) if entry.state else "—"
-        line(f"{_paris(entry.created_at)}   {entry.user_fullname}   {state}")
-        if entry.comment:
-            for part in _wrap(entry.comment, 90):
-                line(part, 9, indent=8 * mm)
-    pdf.showPage()
-    pdf.save()
-    return buf.getvalue()
+    return render(ctx, document if isinstance(document, int) else document.id)
 
 
 def _main_blob(ctx: AppContext, document: Document) -> str:

@@ -539,6 +539,10 @@ class ParafeDAVProvider(DAVProvider):
         top = InCircuit(circuit_path, environ, ctx, account, circuit)
         if len(rest) == 1:
             return top
+        if self._is_put_target(environ, base, rest):
+            # the file a PUT creates: a receipt with its name belongs to a live document with the same triplet,
+            # which the deposit service refuses as « Doublon » anyway (D6), so no look-up is needed
+            return None
         if len(rest) == 2:
             name = rest[1]
             if self._is_put_parent(environ, _join(circuit_path, name)):
@@ -557,6 +561,13 @@ class ParafeDAVProvider(DAVProvider):
                 return None
             return Receipt(_join(folder.path, name), environ, ctx, folder, entry)
         return None
+
+    @staticmethod
+    def _is_put_target(environ: Environ, base: str, rest: list[str]) -> bool:
+        if environ.get("REQUEST_METHOD") != "PUT" or len(rest) not in (2, 3):
+            return False
+        target = [svc.nfc(s) for s in environ.get("PATH_INFO", "").strip("/").split("/") if s]
+        return "/" + "/".join(target) == base + "/" + "/".join(rest)
 
     @staticmethod
     def _is_put_parent(environ: Environ, path: str) -> bool:
