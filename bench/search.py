@@ -661,20 +661,24 @@ def run_searches(ctx: Any, backend: str, docs: int, runs: int, explain: bool, se
         search(ctx, viewer.principals[0], SearchCriteria.from_wire({"siren": DEMO_SIREN, **wire}))
     timings: dict[str, list[float]] = {}
     counts: dict[str, list[int]] = {}
+    slowest: dict[str, tuple[float, str, dict[str, Any]]] = {}
     started = time.perf_counter()
     for name, _kind, viewer, wire in tasks:
         criteria = SearchCriteria.from_wire({"siren": DEMO_SIREN, **wire})
         t = time.perf_counter()
         result = search(ctx, viewer.principals[0], criteria)
-        timings.setdefault(name, []).append((time.perf_counter() - t) * 1000)
+        elapsed = (time.perf_counter() - t) * 1000
+        timings.setdefault(name, []).append(elapsed)
         counts.setdefault(name, []).append(len(result))
+        if elapsed > slowest.get(name, (0.0, "", {}))[0]:
+            slowest[name] = (elapsed, viewer.principals[0].email, wire)
     say(f"search  {backend}  {len(tasks)} searches in {time.perf_counter() - started:.1f} s")
     parts = [f"search  backend={backend}  docs={docs}"]
     for name in sorted(timings, key=lambda k: (k.split(".")[0], list(QUERY_KINDS).index(k.split(".")[1]))):
         values = sorted(timings[name])
         p50, p99 = _pct(values, 50), _pct(values, 99)
         say(f"  {name:<22} p50={p50:7.1f} ms  p99={p99:7.1f} ms  max={values[-1]:7.1f} ms  "
-            f"mean results={statistics.mean(counts[name]):8.0f}")
+            f"mean results={statistics.mean(counts[name]):8.0f}  slowest: {slowest[name][1]} {slowest[name][2]}")
         parts.append(f"{name} p50={p50:.1f}ms p99={p99:.1f}ms")
     return "  ".join(parts)
 

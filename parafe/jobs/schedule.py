@@ -18,7 +18,7 @@ from datetime import timedelta
 
 from sqlalchemy import delete, select, update
 
-from parafe.db.models import DevMessage, Document, OtpChallenge, OutboxItem, ReturnItem, utcnow
+from parafe.db.models import DevMessage, Document, OtpChallenge, OutboxItem, utcnow
 from parafe.domain.states import State
 from parafe.services.context import AppContext
 from parafe.workflow.settings import workflow_settings
@@ -34,10 +34,6 @@ def purge(ctx: AppContext, days: int | None = None) -> dict[str, int]:
     cutoff = utcnow() - timedelta(days=days if days is not None else workflow_settings().purge_days)
     report: dict[str, int] = {}
     with ctx.db.write() as session:
-        result = session.execute(update(ReturnItem).where(
-            ReturnItem.created_at < cutoff, ReturnItem.webdav_deleted_at.is_(None)).values(
-            webdav_deleted_at=utcnow()).execution_options(synchronize_session=False))
-        report["returns"] = int(getattr(result, "rowcount", 0) or 0)
         count = 0
         for document in session.scalars(select(Document).where(
                 Document.updated_at < cutoff, Document.state.in_(sorted(FINISHED)), Document.deleted_at.is_(None))):

@@ -257,11 +257,13 @@ def _duplicate(session: Session, circuit_id: int, label_name: str, name: str, no
 
 
 CircuitMaker = Callable[[Session], Circuit]
+InsertHook = Callable[[Session, Document], None]
 
 
 def _insert(
     ctx: AppContext, account: Account, circuit: Circuit, req: DepositRequest, prep: _Prepared,
     comment: str | None, dest: str | None, cc: str | None, make_circuit: CircuitMaker | None = None,
+    on_insert: InsertHook | None = None,
 ) -> Deposited:
     """The one transaction of a deposit; uniqueness is guaranteed by the database's unique indexes.
 
@@ -289,6 +291,8 @@ def _insert(
             document_id=document.id, state=State.PREPARED.value, user_id=account.user_id,
             user_fullname=account.full_name, comment=note or comment, created_at=utcnow()))
         session.add(OutboxItem(kind="workflow.start", document_id=document.id, payload={}))
+        if on_insert is not None:
+            on_insert(session, document)  # connector rows (WebDAV receipts) in the same transaction
         return Deposited(document_id=document.id, name=prep.name, label=label.name)
 
 
@@ -306,8 +310,11 @@ def _record_refusal(ctx: AppContext, account: Account, req: DepositRequest, erro
         log.exception("could not queue the deposit error mail")
 
 
-def deposit(ctx: AppContext, principal: Principal, req: DepositRequest) -> Deposited:
-    """Check and store one deposit; returns the new document id. Raises :class:`ParafeError` on refusal."""
+def deposit(ctx: AppContext, principal: Principal, req: DepositRequest, *,
+            on_insert: InsertHook | None = None) -> Deposited:
+    """Check and store one deposit; returns the new document id. Raises :class:`ParafeError` on refusal.
+
+    ``on_insert(session, document)`` runs inside the deposit's transaction (for a connector's own rows)."""
     account = None
     try:
         with ctx.db.read() as session:
@@ -321,13 +328,13 @@ def deposit(ctx: AppContext, principal: Principal, req: DepositRequest) -> Depos
         if account is not None:
             _record_refusal(ctx, account, req, error)
         raise
-    return deposit_into(ctx, account, circuit, req, _triplet_checked=True)
+    return deposit_into(ctx, account, circuit, req, on_insert=on_insert, _triplet_checked=True)
 
 
 def deposit_into(
     ctx: AppContext, account: Account, circuit: Circuit, req: DepositRequest, *,
     make_circuit: CircuitMaker | None = None, extra: dict[str, object] | None = None,
-    _triplet_checked: bool = False,
+    on_insert: InsertHook | None = None, _triplet_checked: bool = False,
 ) -> Deposited:
     """Deposit into a circuit the caller's rights were already checked on (every check of the content runs).
 
@@ -357,7 +364,7 @@ def deposit_into(
                         raise ParafeError(E.PES_DUPLICATE_NOMFIC)
             _store_blobs(ctx, prep)
             try:
-                return _insert(ctx, account, circuit, req, prep, comment, dest, cc, make_circuit)
+                return _insert(ctx, account, circuit, req, prep, comment, dest, cc, make_circuit, on_insert)
             except IntegrityError:
                 with ctx.db.read() as session:  # a concurrent deposit won the race: say which rule
                     if make_circuit is None:

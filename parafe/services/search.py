@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, func, or_, select
-from sqlalchemy.orm import aliased
+from sqlalchemy import ColumnElement, Select, func, or_, select, tuple_
+from sqlalchemy.orm import Session
 
 from parafe.db.models import Circuit, CircuitRole, Document, HistoryEntry, Label, MetadataValue, Subscriber, User
 from parafe.domain.deposit import PARIS
@@ -138,21 +138,29 @@ def _bounds(after: str | None, before: str | None, name: str) -> tuple[datetime 
     return start, end
 
 
-def _history_filter(stmt: Select[Any], states: tuple[str, ...], by: str | None, after: str | None,
-                    before: str | None, name: str) -> Select[Any]:
+def _user_ids(session: Session, email: str) -> list[int]:
+    """Accounts with this e-mail (any case), resolved before the search so that the planner sees the ids."""
+    return [int(i) for i in session.scalars(select(User.id).where(func.lower(User.email) == email.lower()))]
+
+
+def _history_ids(session: Session, states: tuple[str, ...], by: str | None, after: str | None,
+                 before: str | None, name: str) -> Select[Any] | None:
+    """Ids of the documents with a history entry in ``states`` by that user / in those days (None: no criterion).
+
+    An uncorrelated ``IN (SELECT document_id …)``: a semi-join on PostgreSQL, an ephemeral index of ids that
+    drives the rowid lookups on SQLite; ``ix_history_search`` (user_id, state, created_at, document_id) or
+    ``ix_history_state_created`` (state, created_at, document_id) answer it from the index alone."""
     start, end = _bounds(after, before, name)
     if not by and start is None and end is None:
-        return stmt
-    entry = aliased(HistoryEntry)
-    conds = [entry.document_id == Document.id, entry.state.in_(states)]
+        return None
+    conds: list[ColumnElement[bool]] = [HistoryEntry.state.in_(states)]
     if by:
-        actor = aliased(User)
-        conds.append(entry.user_id.in_(select(actor.id).where(func.lower(actor.email) == by.lower())))
+        conds.append(HistoryEntry.user_id.in_(_user_ids(session, by)))
     if start is not None:
-        conds.append(entry.created_at >= start)
+        conds.append(HistoryEntry.created_at >= start)
     if end is not None:
-        conds.append(entry.created_at < end)
-    return stmt.where(exists().where(and_(*conds)))
+        conds.append(HistoryEntry.created_at < end)
+    return select(HistoryEntry.document_id).where(*conds)
 
 
 @dataclass(frozen=True)
@@ -168,51 +176,59 @@ class SearchHit:
     deposit_date: datetime
 
 
-def _query(ctx: AppContext, principal: Principal, c: SearchCriteria) -> Select[Any]:
-    with ctx.db.read() as session:
-        subscriber, account = subscriber_account(session, principal, c.siren)
-        stmt = select(Document.id).where(Document.subscriber_id == subscriber.id, Document.deleted_at.is_(None))
+def _statement(session: Session, principal: Principal, c: SearchCriteria) -> Select[Any]:
+    """The search query (ids, ascending, at most ``MAX_RESULTS``), with the checks that raise before it runs.
+
+    Shapes chosen for the indexes (docs/search.md): every condition is a plain column comparison, people are
+    resolved to ids first, a named circuit makes the visibility filter redundant (the role was just checked),
+    history and metadata criteria are uncorrelated ``id IN (SELECT document_id …)``."""
+    subscriber, account = subscriber_account(session, principal, c.siren)
+    conds: list[ColumnElement[bool]] = [Document.subscriber_id == subscriber.id, Document.deleted_at.is_(None)]
+    visible_everywhere = account.is_admin
+    if c.circuit:
+        if c.circuit == ON_DEMAND_SEARCH_KEY:
+            conds.append(Document.circuit_id.in_(select(Circuit.id).where(
+                Circuit.subscriber_id == subscriber.id, Circuit.on_demand.is_(True))))
+        else:
+            found = session.scalar(select(Circuit.id).where(
+                Circuit.subscriber_id == subscriber.id, Circuit.key == c.circuit))
+            if found is None:
+                raise ParafeError(E.CIRCUIT_NOT_FOUND, detail=f"circuit {c.circuit!r}")
+            if not account.is_admin and session.scalar(
+                    select(CircuitRole.circuit_id).where(CircuitRole.user_id == account.user_id,
+                                                         CircuitRole.circuit_id == found).limit(1)) is None:
+                raise ParafeError(E.NO_PERMISSION, detail="no role on this circuit")
+            conds.append(Document.circuit_id == found)
+            visible_everywhere = True  # every document of a circuit the caller has a role on
+    if not visible_everywhere:
         role_circuits = select(CircuitRole.circuit_id).where(CircuitRole.user_id == account.user_id)
-        if c.circuit:
-            if c.circuit == ON_DEMAND_SEARCH_KEY:
-                circuit_ids = list(session.scalars(select(Circuit.id).where(
-                    Circuit.subscriber_id == subscriber.id, Circuit.on_demand.is_(True))))
-            else:
-                found = session.scalar(select(Circuit.id).where(
-                    Circuit.subscriber_id == subscriber.id, Circuit.key == c.circuit))
-                if found is None:
-                    raise ParafeError(E.CIRCUIT_NOT_FOUND, detail=f"circuit {c.circuit!r}")
-                if not account.is_admin and session.scalar(
-                        select(CircuitRole.circuit_id).where(CircuitRole.user_id == account.user_id,
-                                                             CircuitRole.circuit_id == found).limit(1)) is None:
-                    raise ParafeError(E.NO_PERMISSION, detail="no role on this circuit")
-                circuit_ids = [found]
-            stmt = stmt.where(Document.circuit_id.in_(circuit_ids))
-        if not account.is_admin:
-            stmt = stmt.where(or_(Document.circuit_id.in_(role_circuits), Document.uploader_id == account.user_id))
+        conds.append(or_(Document.circuit_id.in_(role_circuits), Document.uploader_id == account.user_id))
     if c.label:
-        stmt = stmt.where(Document.label_id.in_(select(Label.id).where(Label.name == c.label)))
+        # a document's label belongs to its circuit: (circuit_id, label_id) hits uq_documents_live_triplet
+        conds.append(tuple_(Document.circuit_id, Document.label_id).in_(
+            select(Label.circuit_id, Label.id).where(Label.name == c.label)))
     if c.filename:
-        stmt = stmt.where(Document.name == c.filename)
+        conds.append(Document.name == c.filename)
     if c.state:
         states = states_for_search_code(c.state)
         if states is None:
             raise ParafeError(E.BAD_REQUEST, reason=f"état de recherche inconnu : {c.state}")
-        stmt = stmt.where(Document.state.in_(sorted(s.value for s in states)))
+        conds.append(Document.state.in_(sorted(s.value for s in states)))
     if c.upload_by:
-        stmt = stmt.where(Document.uploader_id.in_(
-            select(User.id).where(func.lower(User.email) == c.upload_by.lower())))
+        conds.append(Document.uploader_id.in_(_user_ids(session, c.upload_by)))
     start, end = _bounds(c.upload_after, c.upload_before, "upload")
     if start is not None:
-        stmt = stmt.where(Document.created_at >= start)
+        conds.append(Document.created_at >= start)
     if end is not None:
-        stmt = stmt.where(Document.created_at < end)
-    stmt = _history_filter(stmt, VISA_STATES, c.validate_by, c.validate_after, c.validate_before, "validate")
-    stmt = _history_filter(stmt, SIGN_STATES, c.sign_by, c.sign_after, c.sign_before, "sign")
+        conds.append(Document.created_at < end)
+    for sub in (_history_ids(session, VISA_STATES, c.validate_by, c.validate_after, c.validate_before, "validate"),
+                _history_ids(session, SIGN_STATES, c.sign_by, c.sign_after, c.sign_before, "sign")):
+        if sub is not None:
+            conds.append(Document.id.in_(sub))
     for key, value in c.meta.items():
-        stmt = stmt.where(exists().where(
-            MetadataValue.document_id == Document.id, MetadataValue.name == key, MetadataValue.value == value))
-    return stmt.order_by(Document.id).limit(MAX_RESULTS)
+        conds.append(Document.id.in_(select(MetadataValue.document_id).where(
+            MetadataValue.name == key, MetadataValue.value == value)))
+    return select(Document.id).where(*conds).order_by(Document.id).limit(MAX_RESULTS)
 
 
 def search(ctx: AppContext, principal: Principal, criteria: SearchCriteria) -> list[int]:
@@ -222,18 +238,17 @@ def search(ctx: AppContext, principal: Principal, criteria: SearchCriteria) -> l
     ``NO_PERMISSION`` (a named circuit the caller has no role on) and ``BAD_REQUEST`` (bad date, unknown
     state code, bad ``meta``).
     """
-    stmt = _query(ctx, principal, criteria)
     with ctx.db.read() as session:
-        return [int(i) for i in session.scalars(stmt)]
+        return [int(i) for i in session.scalars(_statement(session, principal, criteria))]
 
 
 def search_details(ctx: AppContext, principal: Principal, criteria: SearchCriteria) -> list[SearchHit]:
     """As :func:`search`, with the details of each document (SOAP ``searchDetails``)."""
-    ids = _query(ctx, principal, criteria).subquery()
-    stmt = (select(Document, Label.name, Circuit.name, Subscriber.name)
-            .join(Label, Label.id == Document.label_id).join(Circuit, Circuit.id == Document.circuit_id)
-            .join(Subscriber, Subscriber.id == Document.subscriber_id)
-            .where(Document.id.in_(select(ids.c.id))).order_by(Document.id))
     with ctx.db.read() as session:
+        ids = _statement(session, principal, criteria).subquery()
+        stmt = (select(Document, Label.name, Circuit.name, Subscriber.name)
+                .join(Label, Label.id == Document.label_id).join(Circuit, Circuit.id == Document.circuit_id)
+                .join(Subscriber, Subscriber.id == Document.subscriber_id)
+                .where(Document.id.in_(select(ids.c.id))).order_by(Document.id))
         return [SearchHit(d.id, d.name, d.size, label_name, circuit_name, sub_name, d.created_at)
                 for d, label_name, circuit_name, sub_name in session.execute(stmt)]

@@ -27,6 +27,7 @@ import logging
 import re
 import threading
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO, NamedTuple
@@ -66,7 +67,6 @@ from parafe.domain.errors import E, ParafeError
 from parafe.domain.states import State, label
 from parafe.services.auth import Account, Principal
 from parafe.services.context import AppContext
-from parafe.services.documents import Deposited
 from parafe.services.lifecycle import REFUSAL_STATES
 from parafe.services.rights import AGENT, circuit_for_deposit, subscriber_account
 from parafe.storage.base import BlobNotFound
@@ -274,16 +274,19 @@ def check_deposit_target(ctx: AppContext, principal: Principal, siren: str, circ
         circuit_for_deposit(session, subscriber, account, circuit_key)
 
 
-def record_deposit(
-    ctx: AppContext, deposited: Deposited, account: Account, circuit: CircuitView, label_folder: str,
-    put_name: str, size: int, sha256: str,
-) -> None:
-    """Keep the receipt of an accepted PUT and where its returns go (one short transaction)."""
-    with ctx.db.write() as session:
+def receipt_hook(
+    account: Account, circuit: CircuitView, label_folder: str, put_name: str, size: int, sha256: str,
+) -> Callable[[Session, Document], None]:
+    """The deposit hook that keeps the receipt of an accepted PUT and where its returns go, written in the
+    deposit's own transaction (a document never exists without its receipt)."""
+
+    def record(session: Session, document: Document) -> None:
         session.add(WebdavDeposit(
-            document_id=deposited.document_id, subscriber_id=account.subscriber_id, circuit_id=circuit.id,
+            document_id=document.id, subscriber_id=account.subscriber_id, circuit_id=circuit.id,
             label_folder=nfc(label_folder), put_name=nfc(put_name)[:255], size=size, sha256=sha256,
             created_at=utcnow()))
+
+    return record
 
 
 def _receipt_stmt(circuit: CircuitView, label_folder: str, now: datetime) -> AnySelect:

@@ -51,16 +51,23 @@ def test_purge(ctx: Any, tmp_path: Path) -> None:
     from parafe.services.returns import add_return
     from parafe.transmission.helios import HeliosSimulator
 
-    add_return(ctx, kind="pes_retour", data=HeliosSimulator.pes_retour(), name="r.xml", siren="123456789")
-    assert purge(ctx)["returns"] == 0
+    ret_id = add_return(ctx, kind="pes_retour", data=HeliosSimulator.pes_retour(), name="r.xml", siren="123456789")
+    assert purge(ctx)["documents"] == 0
     old = utcnow() - timedelta(days=16)
     with ctx.db.write() as s:
         s.execute(update(ReturnItem).values(created_at=old))
         s.execute(update(Document).values(updated_at=old))
         s.execute(update(OutboxItem).values(done_at=old))
     report = purge(ctx)
-    assert report["returns"] == 1 and report["documents"] == 1 and report["outbox"] == 3
-    assert purge(ctx)["returns"] == 0  # idempotent
+    assert report["documents"] == 1 and report["outbox"] == 3
+    assert purge(ctx)["documents"] == 0  # idempotent
     with ctx.db.read() as s:
         assert s.get(Document, doc_id).extra["out_purged"] is True  # type: ignore[union-attr]
-        assert s.scalars(select(ReturnItem.webdav_deleted_at)).one() is not None
+        # the 15-day WebDAV purge hides old files from out/ (by date) but never takes a return out of the web
+        # services' remaining lists: only a download or a WebDAV DELETE does (DECISIONS D11)
+        assert s.scalars(select(ReturnItem.webdav_deleted_at)).one() is None
+    from parafe.services import returns
+    from parafe.services.auth import principal_for_email
+
+    assert ret_id in returns.remaining(ctx, principal_for_email(ctx, "agent@demo.parafe.test"), "123456789",
+                                       "pes_retour")

@@ -425,15 +425,12 @@ class PendingUpload(_File):
                 siren=folder.account.siren, circuit=folder.circuit.key,
                 upload=Upload(path=spooled.path, sha256=spooled.sha256, size=spooled.size, filename=filename),
                 label=folder.label_folder or None, source="webdav")
-            result = deposit(self.ctx, principal_of(self.environ), request)
+            hook = svc.receipt_hook(folder.account, folder.circuit, folder.label_folder, svc.nfc(self.name),
+                                    spooled.size, spooled.sha256)
+            result = deposit(self.ctx, principal_of(self.environ), request, on_insert=hook)
         finally:
             writer.spool.discard()
         self.document_id = result.document_id
-        try:
-            svc.record_deposit(self.ctx, result, folder.account, folder.circuit, folder.label_folder,
-                               svc.nfc(self.name), spooled.size, spooled.sha256)
-        except Exception:  # the document exists: its id must still reach the client
-            log.exception("webdav: could not record the receipt of document %s", result.document_id)
         self.environ["parafe.put_headers"] = [("x-fast-docid", str(result.document_id))]
 
 
