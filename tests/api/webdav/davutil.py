@@ -7,7 +7,6 @@ so that documents stay in the states the tests put them in.
 
 from __future__ import annotations
 
-import os
 import shutil
 import ssl
 import subprocess
@@ -25,7 +24,7 @@ import pytest
 from lxml import etree
 from sqlalchemy import func, select
 
-from parafe.config import Settings, reset_settings
+from parafe.config import Settings
 from parafe.db.models import Document, HistoryEntry, ReturnItem, WebdavDeposit, utcnow
 from parafe.domain.errors import ErrorDef
 from parafe.domain.states import State
@@ -36,6 +35,7 @@ from tests.conftest import (
     LiveServer,
     create_postgres_database,
     drop_postgres_database,
+    init_home,
     start_server,
     stop_server,
 )
@@ -261,24 +261,6 @@ def run(cmd: list[str], *, input: bytes | None = None, timeout: float = 120, env
 # --- the server fixture ----------------------------------------------------------------------------------------
 
 
-def _init_home(path: Path, url: str) -> None:
-    saved = {k: v for k, v in os.environ.items() if k.startswith("PARAFE_") and k != "PARAFE_TEST_POSTGRES_URL"}
-    for key in saved:
-        os.environ.pop(key)
-    os.environ["PARAFE_HOME"] = str(path)
-    os.environ["PARAFE_DATABASE_URL"] = url
-    reset_settings()
-    try:
-        from parafe.cli import initialise
-
-        initialise(verbose=False)
-    finally:
-        os.environ.pop("PARAFE_HOME", None)
-        os.environ.pop("PARAFE_DATABASE_URL", None)
-        os.environ.update(saved)
-        reset_settings()
-
-
 @contextmanager
 def dav_server(tmp_path_factory: pytest.TempPathFactory, pki_template: Path, backend: str,
                extra_env: dict[str, str] | None = None) -> Iterator[Dav]:
@@ -291,7 +273,7 @@ def dav_server(tmp_path_factory: pytest.TempPathFactory, pki_template: Path, bac
     else:
         url, dbname = create_postgres_database()
     try:
-        _init_home(path, url)
+        init_home(path, url)
         home = Home(path=path, backend=backend, database_url=url)
         server = start_server(home, {**NO_WORKER, **(extra_env or {})})
         ctx = AppContext.from_settings(Settings(home=path, database_url=url))
