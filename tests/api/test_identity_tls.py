@@ -120,6 +120,7 @@ def test_basic_auth_for_admin_accounts(live_server: LiveServer) -> None:
 
     engine = sa.create_engine(live_server.home.database_url)
     with engine.connect() as conn:
-        stored = conn.execute(sa.text("SELECT password_hash FROM users WHERE email = 'admin@demo.parafe.test'")).scalar()
+        stored = conn.execute(sa.text(
+            "SELECT password_hash FROM users WHERE email = 'admin@demo.parafe.test'")).scalar()
     engine.dispose()
     assert stored and stored.startswith("$argon2id$") and password not in stored
