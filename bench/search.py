@@ -543,6 +543,10 @@ def _state_circuit(rng: random.Random, v: Viewer, first: float, last: float) -> 
     return {"circuit": rng.choice(list(v.circuits.values())), "state": rng.choice(SEARCH_STATES)}
 
 
+def _state(rng: random.Random, v: Viewer, first: float, last: float) -> dict[str, Any]:
+    return {"state": rng.choice(SEARCH_STATES)}
+
+
 def _dates(rng: random.Random, v: Viewer, first: float, last: float) -> dict[str, Any]:
     if rng.random() < 0.2:  # "since": the last 1–60 days
         return {"uploadAfter": _fmt(last - rng.randint(1, 60) * DAY)}
@@ -570,6 +574,12 @@ def _signer(rng: random.Random, v: Viewer, first: float, last: float) -> dict[st
     return {"signBy": rng.choice(v.signers), "signAfter": after, "signBefore": before}
 
 
+def _history_dates(rng: random.Random, v: Viewer, first: float, last: float) -> dict[str, Any]:
+    after, before = _range(rng, first, last, 31)
+    prefix = rng.choice(("validate", "sign"))
+    return {f"{prefix}After": after, f"{prefix}Before": before}
+
+
 def _combined(rng: random.Random, v: Viewer, first: float, last: float) -> dict[str, Any]:
     after, before = _range(rng, first, last, 120)
     out: dict[str, Any] = {"circuit": rng.choice(list(v.circuits.values())), "state": rng.choice(SEARCH_STATES),
@@ -595,7 +605,9 @@ def _filename(rng: random.Random, v: Viewer, first: float, last: float) -> dict[
 
 QUERY_KINDS: dict[str, QueryMaker] = {
     "state+circuit": _state_circuit, "dates": _dates, "meta": _meta, "uploader": _uploader,
-    "validator": _validator, "signer": _signer, "combined": _combined, "label": _label, "filename": _filename,
+    "validator": _validator, "signer": _signer, "combined": _combined,
+    # the other criteria: state alone (SOAP listRemainingSignedDocs), visa/signature dates alone, label, filename
+    "state": _state, "history-dates": _history_dates, "label": _label, "filename": _filename,
 }
 
 

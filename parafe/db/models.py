@@ -173,12 +173,18 @@ class StepMember(Base):
 
 class Label(Base):
     __tablename__ = "labels"
-    __table_args__ = (UniqueConstraint("circuit_id", "name", name="uq_labels_circuit_name"),)
+    __table_args__ = (
+        UniqueConstraint("circuit_id", "name", name="uq_labels_circuit_name"),
+        Index("ix_labels_name", "name"),  # search by label (docs/search.md)
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     circuit_id: Mapped[int] = mapped_column(ForeignKey("circuits.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+_LIVE: dict[str, Any] = {"sqlite_where": text("deleted_at IS NULL"), "postgresql_where": text("deleted_at IS NULL")}
 
 
 class Document(Base):
@@ -189,6 +195,14 @@ class Document(Base):
             sqlite_where=text("deleted_at IS NULL"), postgresql_where=text("deleted_at IS NULL")),
         Index("ix_documents_subscriber_state", "subscriber_id", "state"),
         Index("ix_documents_circuit_created", "circuit_id", "created_at"),
+        # search (services.search, docs/search.md): live documents only, ``id`` in the key so that PostgreSQL
+        # answers from the index alone (index-only scans) and ids come out in order where the prefix is fixed.
+        Index("ix_documents_search_subscriber", "subscriber_id", "id", **_LIVE),
+        Index("ix_documents_search_circuit", "subscriber_id", "circuit_id", "state", "created_at", "id", **_LIVE),
+        Index("ix_documents_search_created", "subscriber_id", "created_at", "id", **_LIVE),
+        Index("ix_documents_search_uploader", "subscriber_id", "uploader_id", "id", "circuit_id", **_LIVE),
+        Index("ix_documents_search_label", "label_id", "subscriber_id", "id", **_LIVE),
+        Index("ix_documents_search_name", "subscriber_id", "name", **_LIVE),
         {"sqlite_autoincrement": True},
     )
 
@@ -257,12 +271,24 @@ class MetadataValue(Base):
     value: Mapped[str] = mapped_column(Text)
     kind: Mapped[str] = mapped_column(String(16), default="meta")  # meta | otp
 
-    __table_args__ = (Index("ix_metadata_values_name_value", "name", "value"),)
+    __table_args__ = (
+        Index("ix_metadata_values_name_value", "name", "value"),
+        Index("ix_metadata_values_search", "name", "value", "document_id"),  # meta criterion, index-only
+    )
+
+
+# The history states the search filters on (services.search VISA_STATES + SIGN_STATES): on PostgreSQL the two
+# search indexes hold only these entries (a quarter of the history; other entries cost them nothing).
+_SEARCHED_HISTORY: dict[str, Any] = {"postgresql_where": text("state IN ('approved', 'signed', 'otp_signed')")}
 
 
 class HistoryEntry(Base):
     __tablename__ = "history_entries"
-    __table_args__ = (Index("ix_history_document_state", "document_id", "state"),)
+    __table_args__ = (
+        Index("ix_history_document_state", "document_id", "state"),
+        Index("ix_history_search", "user_id", "state", "created_at", "document_id", **_SEARCHED_HISTORY),
+        Index("ix_history_search_date", "state", "created_at", "document_id", **_SEARCHED_HISTORY),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))

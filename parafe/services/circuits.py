@@ -131,12 +131,37 @@ def _period(value: str | None) -> tuple[datetime, datetime] | None:
     return datetime(year, month, 1, tzinfo=UTC), end
 
 
+# getSMSHistory status filters (v3.4 §2.5.20; their meaning is not stated, G-35): `pending` = the code was
+# sent and can still be typed, `done` = it was used to sign, `waiting` = it can no longer be used without having
+# been used (expired, locked after 3 wrong tries, replaced by a new code); `not_X` = every other SMS. An empty
+# or unknown value means no filter.
+_SMS_STATUS: dict[str, frozenset[str]] = {
+    "pending": frozenset({"pending"}),
+    "done": frozenset({"done"}),
+    "waiting": frozenset({"expired", "locked", "replaced"}),
+}
+
+
+def _limit(value: str | int | None) -> int | None:
+    """``limit``: a positive number caps the list, 0 (or nothing) means no limit."""
+    if value is None or str(value).strip() == "":
+        return None
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise ParafeError(E.BAD_REQUEST, reason="le paramètre « limit » doit être un entier") from None
+    if number < 0:
+        raise ParafeError(E.BAD_REQUEST, reason="le paramètre « limit » doit être positif ou nul")
+    return number or None
+
+
 def sms_history(ctx: AppContext, principal: Principal, siren: str, circuit_key: str | None,
-                month: str | None) -> list[SmsEntry]:
+                month: str | None, *, status: str | None = None, limit: str | int | None = None) -> list[SmsEntry]:
     """SMS sent for the subscriber's circuits (one circuit when ``circuit_key`` is given), oldest first.
 
+    ``month`` is ``yyyy-MM`` (``00`` = the whole year), ``status`` one of the §2.5.20 filters, ``limit`` 0 = all.
     Admins see the whole subscriber, other users the circuits they have a role on. Raises
-    ``SUBSCRIBER_UNKNOWN_OR_FORBIDDEN``, ``CIRCUIT_NOT_FOUND`` and ``BAD_REQUEST`` (date).
+    ``SUBSCRIBER_UNKNOWN_OR_FORBIDDEN``, ``CIRCUIT_NOT_FOUND`` and ``BAD_REQUEST`` (date, limit).
     """
     from parafe.db.models import OtpChallenge
 
@@ -156,5 +181,14 @@ def sms_history(ctx: AppContext, principal: Principal, siren: str, circuit_key: 
                 CircuitRole.user_id == account.user_id)))
         if period is not None:
             stmt = stmt.where(OtpChallenge.created_at >= period[0], OtpChallenge.created_at < period[1])
-        return [SmsEntry(c.id, key, c.destination, c.created_at, c.status)
-                for c, key in session.execute(stmt.order_by(OtpChallenge.created_at, OtpChallenge.id))]
+        wanted = (status or "").strip().lower()
+        negate = wanted.startswith("not_")
+        statuses = _SMS_STATUS.get(wanted[4:] if negate else wanted)
+        if statuses is not None:
+            column = OtpChallenge.status
+            stmt = stmt.where(column.not_in(statuses) if negate else column.in_(statuses))
+        stmt = stmt.order_by(OtpChallenge.created_at, OtpChallenge.id)
+        count = _limit(limit)
+        if count is not None:
+            stmt = stmt.limit(count)
+        return [SmsEntry(c.id, key, c.destination, c.created_at, c.status) for c, key in session.execute(stmt)]

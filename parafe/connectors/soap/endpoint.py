@@ -229,6 +229,7 @@ class SoapEndpoint:
         operation = parsed.operation
         try:
             values = codec.decode_request(operation, parsed.element, parsed.binaries)
+            values.update(parsed.extras)
             call = Call(ctx=ctx, principal=principal, operation=operation.name, values=values, base_url=base_url,
                         cleanup=cleanup)
             result = self.handlers[operation.name](call)

@@ -107,6 +107,7 @@ class ParsedRequest:
     operation: Operation
     element: etree._Element
     binaries: dict[Any, Binary] = field(default_factory=dict)  # skeleton element -> content
+    extras: dict[str, str] = field(default_factory=dict)  # tolerated parameters the WSDL does not declare
 
     def discard(self) -> None:
         for binary in self.binaries.values():
@@ -277,8 +278,17 @@ def _chunks(source: BinaryIO) -> Iterator[bytes]:
 
 
 # Tolerated deviations from the schema (DECISIONS D0: liberal in what we accept), applied before validation.
-def _tolerate(operation: Operation, element: etree._Element) -> None:
-    if operation.name == "getRefusalMessage":
+def _tolerate(operation: Operation, element: etree._Element, extras: dict[str, str]) -> None:
+    if operation.name == "getSMSHistory":
+        # v3.4 §2.5.20 also documents `status` and `limit` (and names the circuit `circuitId`); the live WSDL
+        # has only siren, cinematiqueId and date. Accept both: the extras are taken out before validation.
+        for child in list(element):
+            if child.tag in ("status", "limit"):
+                extras[child.tag] = (child.text or "").strip()
+                element.remove(child)
+            elif child.tag == "circuitId":
+                child.tag = "cinematiqueId"
+    elif operation.name == "getRefusalMessage":
         # Pastell and v3.4 §2.5.15 name the parameter documentId; the WSDL says nodeRefId.
         for child in element:
             if child.tag == "documentId":
@@ -316,7 +326,7 @@ def parse_envelope(
             raise bad_request("enveloppe SOAP 1.1 attendue")
         raise bad_request("aucune opération dans le corps SOAP")
     request = ParsedRequest(target.operation, target.root, target.binaries)
-    _tolerate(request.operation, request.element)
+    _tolerate(request.operation, request.element, request.extras)
     schema = CONTRACT.schema
     if not schema.validate(request.element):
         request.discard()

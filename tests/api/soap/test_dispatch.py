@@ -217,3 +217,14 @@ def test_upload_on_demand_with_the_documents_example_circuit(soap_server: LiveSe
             "signature</type>", "paraphe</type>") + f"<doc><dataHandler>{doc}</dataHandler>"
             "<filename>vol-bad.pdf</filename></doc>"))
     assert fault(bad)[1] == E.INVALID_STEP_TYPE.message
+
+
+def test_sms_history_accepts_the_documented_status_and_limit(soap_server: LiveServer) -> None:
+    """v3.4 §2.5.20 documents `status` and `limit` (and `circuitId`) that the live WSDL lacks: accepted (D0)."""
+    inner = (f"<siren>{SIREN}</siren><circuitId>otp</circuitId><date>2024-00</date><status>not_done</status>"
+             "<limit>0</limit>")
+    with soap_server.client(AGENT) as c:
+        r = post(c, envelope("getSMSHistory", inner))
+        assert r.status_code == 200, r.text
+        bad = post(c, envelope("getSMSHistory", f"<siren>{SIREN}</siren><limit>beaucoup</limit>"))
+    assert "limit" in fault(bad)[1]

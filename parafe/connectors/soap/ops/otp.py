@@ -89,7 +89,8 @@ def upload_bsms(call: Call) -> dict[str, Any]:
 @operation("getSMSHistory")
 def get_sms_history(call: Call) -> dict[str, Any]:
     entries = circuits.sms_history(call.ctx, call.principal, (call.text("siren") or "").strip(),
-                                   call.text("cinematiqueId"), call.text("date"))
+                                   call.text("cinematiqueId"), call.text("date"), status=call.text("status"),
+                                   limit=call.text("limit"))
     return {"return": [
         {"id": str(e.id), "tag": e.circuit, "receiver": e.receiver, "creationDatetime": e.created_at,
          "sentAt": e.created_at, "differedDelivery": 0, "deliveryReceipt": 0, "messageLength": 0,
