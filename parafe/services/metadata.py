@@ -173,14 +173,15 @@ def store_otp_information(session: Session, document: Document, account: Account
                           signers: list[OtpSigner]) -> None:
     """Replace a document's OTP information (in the caller's transaction) and write its history entry.
 
-    The document's state is left to the workflow (a document with OTP information but not yet sent stays
-    « Préparé », deletable); the outbox row ``workflow.resume`` tells it the information is there."""
+    The document's state becomes « Informations OTP définies », like its last history entry (search, dashboards
+    and clients read the current state); the outbox row ``workflow.resume`` tells the workflow."""
     session.execute(sql_delete(MetadataValue).where(
         MetadataValue.document_id == document.id, MetadataValue.kind == "otp"))
     for position, (name, value) in enumerate(otp_items(signers)):
         session.add(MetadataValue(document_id=document.id, position=position, name=name, value=value, kind="otp"))
     session.add(HistoryEntry(document_id=document.id, state=State.OTP_INFO_DEFINED.value,
                              user_id=account.user_id, user_fullname=ACTOR_OTP, created_at=utcnow()))
+    document.state = State.OTP_INFO_DEFINED.value
     session.add(OutboxItem(kind="workflow.resume", document_id=document.id, payload={"event": "otp_info_defined"}))
 
 

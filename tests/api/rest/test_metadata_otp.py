@@ -93,7 +93,7 @@ def test_upload_otp_information(rest: Rest) -> None:
                 MetadataValue.document_id == doc, MetadataValue.kind == "otp")).all())
             assert values["OTP_email_0"] == "jane.roe@mail.fr" and len(values) == 4
             row = s.get(Document, doc)
-            assert row is not None and row.state == State.PREPARED.value  # the workflow moves it on
+            assert row is not None and row.state == State.OTP_INFO_DEFINED.value
         error(_define_otp(c, doc, otp_xml(JOHN, JANE)), 422, E.METADATA_UNKNOWN)  # one OTP step only
         error(_define_otp(c, doc, otp_xml({"firstname": "Sans", "lastname": "Contact"})), 422,
               E.METADATA_BAD_FORMAT)

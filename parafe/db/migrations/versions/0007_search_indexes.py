@@ -28,11 +28,11 @@ LIVE = {"sqlite_where": sa.text("deleted_at IS NULL"), "postgresql_where": sa.te
 SEARCHED_HISTORY = {"postgresql_where": sa.text("state IN ('approved', 'signed', 'otp_signed')")}
 
 INDEXES: tuple[tuple[str, str, list[str], dict[str, sa.TextClause]], ...] = (
-    ("ix_documents_search_subscriber", "documents", ["subscriber_id", "id"], LIVE),
+    ("ix_documents_search_subscriber", "documents", ["subscriber_id", "id", "circuit_id"], LIVE),
     ("ix_documents_search_circuit", "documents", ["subscriber_id", "circuit_id", "state", "created_at", "id"], LIVE),
-    ("ix_documents_search_created", "documents", ["subscriber_id", "created_at", "id"], LIVE),
-    ("ix_documents_search_uploader", "documents", ["subscriber_id", "uploader_id", "id", "circuit_id"], LIVE),
-    ("ix_documents_search_label", "documents", ["label_id", "subscriber_id", "id"], LIVE),
+    ("ix_documents_search_created", "documents", ["subscriber_id", "created_at", "id", "circuit_id"], LIVE),
+    ("ix_documents_search_uploader", "documents", ["subscriber_id", "uploader_id", "circuit_id", "id"], LIVE),
+    ("ix_documents_search_label", "documents", ["label_id", "subscriber_id", "id", "circuit_id"], LIVE),
     ("ix_documents_search_name", "documents", ["subscriber_id", "name"], LIVE),
     ("ix_history_search", "history_entries", ["user_id", "state", "created_at", "document_id"], SEARCHED_HISTORY),
     ("ix_history_search_date", "history_entries", ["state", "created_at", "document_id"], SEARCHED_HISTORY),
