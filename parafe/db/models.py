@@ -198,7 +198,7 @@ class Document(Base):
         # search (services.search, docs/search.md): live documents only, ``id`` in the key so that PostgreSQL
         # answers from the index alone (index-only scans) and ids come out in order where the prefix is fixed.
         Index("ix_documents_search_subscriber", "subscriber_id", "id", "circuit_id", **_LIVE),
-        Index("ix_documents_search_circuit", "subscriber_id", "circuit_id", "state", "created_at", "id", **_LIVE),
+        Index("ix_documents_search_circuit", "subscriber_id", "circuit_id", "state", "id", "created_at", **_LIVE),
         Index("ix_documents_search_created", "subscriber_id", "created_at", "id", "circuit_id", **_LIVE),
         Index("ix_documents_search_uploader", "subscriber_id", "uploader_id", "circuit_id", "id", **_LIVE),
         Index("ix_documents_search_label", "label_id", "subscriber_id", "id", "circuit_id", **_LIVE),

@@ -10,6 +10,9 @@ inclusive. The circuit key ``circuit-a-la-volee`` stands for every on-demand cir
 
 Who: subscriber admins search the whole subscriber; other users only the circuits they have a role on (and
 the documents they deposited); naming a circuit they have no role on is refused.
+
+Speed: the SQL is written for the search indexes of ``parafe.db.models`` (migration 0007); docs/search.md
+gives the shapes, the indexes, their plans and the figures of ``bench/search.py``.
 """
 
 from __future__ import annotations
@@ -156,7 +159,7 @@ def _history_ids(session: Session, states: tuple[str, ...], by: str | None, afte
 
     An uncorrelated ``IN (SELECT document_id …)``: a semi-join on PostgreSQL, an ephemeral index of ids that
     drives the rowid lookups on SQLite; ``ix_history_search`` (user_id, state, created_at, document_id) or
-    ``ix_history_state_created`` (state, created_at, document_id) answer it from the index alone."""
+    ``ix_history_search_date`` (state, created_at, document_id) answer it from the index alone."""
     start, end = _bounds(after, before, name)
     if not by and start is None and end is None:
         return None
@@ -200,8 +203,8 @@ def _visible(session: Session, subscriber_id: int, user_id: int) -> ColumnElemen
     return or_(Document.circuit_id.in_(role_circuits), Document.uploader_id == user_id)
 
 
-def _statement(session: Session, principal: Principal, c: SearchCriteria) -> Select[Any]:
-    """The search query (ids, ascending, at most ``MAX_RESULTS``), with the checks that raise before it runs.
+def _conditions(session: Session, principal: Principal, c: SearchCriteria) -> list[ColumnElement[bool]]:
+    """The WHERE of the search on ``documents``, with the checks that raise before any search runs.
 
     Shapes chosen for the indexes (docs/search.md): every condition is a plain column comparison, people are
     resolved to ids first, a named circuit makes the visibility filter redundant (the role was just checked),
@@ -249,7 +252,7 @@ def _statement(session: Session, principal: Principal, c: SearchCriteria) -> Sel
     for key, value in c.meta.items():
         conds.append(Document.id.in_(select(MetadataValue.document_id).where(
             MetadataValue.name == key, MetadataValue.value == value)))
-    return select(Document.id).where(*conds).order_by(Document.id).limit(MAX_RESULTS)
+    return conds
 
 
 def search(ctx: AppContext, principal: Principal, criteria: SearchCriteria) -> list[int]:
@@ -260,16 +263,18 @@ def search(ctx: AppContext, principal: Principal, criteria: SearchCriteria) -> l
     state code, bad ``meta``).
     """
     with ctx.db.read() as session:
-        return [int(i) for i in session.scalars(_statement(session, principal, criteria))]
+        stmt = select(Document.id).where(*_conditions(session, principal, criteria))
+        return [int(i) for i in session.scalars(stmt.order_by(Document.id).limit(MAX_RESULTS))]
 
 
 def search_details(ctx: AppContext, principal: Principal, criteria: SearchCriteria) -> list[SearchHit]:
     """As :func:`search`, with the details of each document (SOAP ``searchDetails``)."""
     with ctx.db.read() as session:
-        ids = _statement(session, principal, criteria).subquery()
-        stmt = (select(Document, Label.name, Circuit.name, Subscriber.name)
+        # The search itself with the detail columns and their joins (no ``id IN (search)`` around it, which
+        # PostgreSQL answers with a sequential scan of the whole table; no ORM objects).
+        stmt = (select(Document.id, Document.name, Document.size, Label.name, Circuit.name, Subscriber.name,
+                       Document.created_at)
                 .join(Label, Label.id == Document.label_id).join(Circuit, Circuit.id == Document.circuit_id)
                 .join(Subscriber, Subscriber.id == Document.subscriber_id)
-                .where(Document.id.in_(select(ids.c.id))).order_by(Document.id))
-        return [SearchHit(d.id, d.name, d.size, label_name, circuit_name, sub_name, d.created_at)
-                for d, label_name, circuit_name, sub_name in session.execute(stmt)]
+                .where(*_conditions(session, principal, criteria)).order_by(Document.id).limit(MAX_RESULTS))
+        return [SearchHit(*row) for row in session.execute(stmt)]
