@@ -20,7 +20,7 @@ from parafe.services.context import AppContext
 from parafe.workflow.settings import workflow_settings
 
 PARIS = ZoneInfo("Europe/Paris")
-DOCUMENT_PATH = "/portail/documents/{id}"
+DOCUMENT_PATH = "/documents/{id}"  # the portal's document page
 
 
 def aware(moment: datetime) -> datetime:

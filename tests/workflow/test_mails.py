@@ -75,7 +75,7 @@ def test_mails_along_a_circuit(ctx: Any, tmp_path: Path, smtp: Inbox) -> None:
     assert to_visa[0]["Subject"] == "Document à viser : délibération n°12.pdf"
     text = body(to_visa[0])
     assert "attend votre action" in text and "Alice Agent" in text and "Urgent" in text
-    assert f"/portail/documents/{doc_id}" in text
+    assert f"/documents/{doc_id}" in text
     wf.approve_visa(ctx, principal_for_email(ctx, VISA), doc_id)
     run_jobs(ctx)
     smtp.wait(2)
@@ -88,7 +88,7 @@ def test_mails_along_a_circuit(ctx: Any, tmp_path: Path, smtp: Inbox) -> None:
     assert [m["Subject"] for m in to_agent] == ["Document refusé : délibération n°12.pdf"]
     text = body(to_agent[0])
     assert "« Refusé »" in text and "Motif : Il manque l'annexe budgétaire" in text
-    assert f"/portail/documents/{doc_id}" in text
+    assert f"/documents/{doc_id}" in text
     assert smtp.to("prefecture@exemple.fr") == []  # receivers only hear of a finished circuit
 
 
@@ -99,7 +99,7 @@ def test_end_of_circuit_mail_to_depositor_and_receiver(ctx: Any, tmp_path: Path,
     smtp.wait(2)
     [end] = smtp.to(AGENT)
     assert end["Subject"] == "Circuit terminé : arrêté.pdf"
-    assert "« Classé »" in body(end) and f"/portail/documents/{doc_id}" in body(end)
+    assert "« Classé »" in body(end) and f"/documents/{doc_id}" in body(end)
     [receiver] = smtp.to("prefecture@exemple.fr")
     assert "a terminé son circuit" in body(receiver)
 
