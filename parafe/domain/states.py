@@ -95,8 +95,10 @@ SEARCH_CODES: dict[str, frozenset[State]] = {
 
 _SEARCH_CODES_CI = {code.lower(): states for code, states in SEARCH_CODES.items()}
 
-# States in which delete is allowed (DECISIONS D14).
-DELETABLE: frozenset[State] = frozenset({State.PREPARED, State.REFUSED, State.DISAPPROVED})
+# States in which delete is allowed (DECISIONS D14), plus « Informations OTP définies »: nothing has been signed or
+# validated yet (it is « Préparé » with its OTP signers named), and real clients (SymfonyDocapostBundle) delete
+# documents in that state.
+DELETABLE: frozenset[State] = frozenset({State.PREPARED, State.OTP_INFO_DEFINED, State.REFUSED, State.DISAPPROVED})
 
 # Automatic actors (D4).
 ACTOR_AUTOMATIC = "parapheur parapheur"
