@@ -49,7 +49,7 @@ class Rest:
 
     def basic(self, login: str = "admin@demo.parafe.test", password: str | None = None) -> httpx.Client:
         """A client with Basic credentials and no certificate."""
-        return httpx.Client(base_url=self.server.url, verify=self.home.ca, timeout=60,
+        return httpx.Client(base_url=self.server.url, verify=self.home.ssl_context(), timeout=60,
                             auth=(login, self.admin_password if password is None else password))
 
 
