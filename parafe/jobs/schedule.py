@@ -62,4 +62,10 @@ def purge(ctx: AppContext, days: int | None = None) -> dict[str, int]:
     webdav_report = webdav.purge_webdav(ctx)
     report["webdav_signed"], report["webdav_refusals"] = webdav_report.signed, webdav_report.refusals
     report["oss_documents"] = oss.purge(ctx)
+    if ctx.db.is_sqlite:
+        # keep the query planner's statistics fresh (the search indexes need them on SQLite; PostgreSQL's
+        # autovacuum does this by itself)
+        with ctx.db.engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA optimize")
+            connection.commit()  # ANALYZE's statistics are written in the transaction SQLAlchemy began
     return report
