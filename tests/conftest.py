@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -257,6 +258,34 @@ class LiveServer:
         if email is not None:
             cert = self.home.demo(email)
         return httpx.Client(base_url=self.url, verify=self.home.ssl_context(cert), timeout=60, **kwargs)  # type: ignore[arg-type]
+
+
+@dataclass
+class ServedHome:
+    """A live server and an application context on its home, shared by a test module (REST, WebDAV, OSS)."""
+
+    server: LiveServer
+    ctx: Any
+
+    @property
+    def home(self) -> Home:
+        return self.server.home
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def admin_password(self) -> str:
+        return (self.home.path / "demo" / "admin-password.txt").read_text().strip()
+
+    def client(self, email: str | None = None, **kwargs: Any) -> httpx.Client:
+        return self.server.client(email, **kwargs)
+
+    def basic(self, login: str = "admin@demo.parafe.test", password: str | None = None) -> httpx.Client:
+        """A client with Basic credentials and no certificate."""
+        return httpx.Client(base_url=self.url, verify=self.home.ssl_context(), timeout=60,
+                            auth=(login, self.admin_password if password is None else password))
 
 
 def start_server(home: Home, extra_env: dict[str, str] | None = None, *, tls: bool = True) -> LiveServer:

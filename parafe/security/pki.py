@@ -155,11 +155,18 @@ def _leaf_builder(
 # --------------------------------------------------------------------------------------------- issuing
 
 
+def _key_usage(*, digital_signature: bool = True, content_commitment: bool = False,
+               key_encipherment: bool = False, cert_sign: bool = False) -> x509.KeyUsage:
+    """A KeyUsage extension with only the listed uses (CAs: certificates and CRLs; leaves: signatures)."""
+    return x509.KeyUsage(
+        digital_signature=digital_signature, content_commitment=content_commitment,
+        key_encipherment=key_encipherment, data_encipherment=False, key_agreement=False,
+        key_cert_sign=cert_sign, crl_sign=cert_sign, encipher_only=False, decipher_only=False,
+    )
+
+
 # Key usage of every CA we issue (root and intermediates): certificates and CRLs only.
-_CA_KEY_USAGE = x509.KeyUsage(
-    digital_signature=False, content_commitment=False, key_encipherment=False, data_encipherment=False,
-    key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False,
-)
+_CA_KEY_USAGE = _key_usage(digital_signature=False, cert_sign=True)
 
 
 def create_ca(
@@ -255,20 +262,7 @@ def issue_server_cert(
     cert = (
         _leaf_builder(ca, subject, key, start, end)
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=key_type == "rsa",
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(_key_usage(key_encipherment=key_type == "rsa"), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(ca.key, hashes.SHA256())
     )
@@ -306,20 +300,7 @@ def issue_user_cert(
     builder = (
         _leaf_builder(ca, x509.Name(attrs), key, start, end)
         .add_extension(x509.SubjectAlternativeName([x509.RFC822Name(email)]), critical=False)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=True,
-                key_encipherment=key_type == "rsa",
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(_key_usage(content_commitment=True, key_encipherment=key_type == "rsa"), critical=True)
         .add_extension(
             x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.EMAIL_PROTECTION]),
             critical=False,

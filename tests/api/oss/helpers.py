@@ -9,7 +9,6 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from parafe.services.context import AppContext
 from tests.conftest import (
     IN_CI,
     Home,
-    LiveServer,
+    ServedHome,
     create_postgres_database,
     drop_postgres_database,
     init_home,
@@ -46,17 +45,8 @@ DOCINFO_FIELDS = {"id", "filename", "creationDate", "signatureDate", "purgeDate"
                   "SMSRemainingTriesNb", "Smsdate"}
 
 
-@dataclass
-class Oss:
-    server: LiveServer
-    ctx: AppContext
-
-    @property
-    def home(self) -> Home:
-        return self.server.home
-
-    def client(self, email: str | None = None, **kwargs: Any) -> httpx.Client:
-        return self.server.client(email, **kwargs)
+class Oss(ServedHome):
+    """The OSS suite's module-scoped server."""
 
     def public(self, cert: tuple[str, str] | None = None) -> httpx.Client:
         """A browser-like client without (or with a given) certificate, not following redirects."""

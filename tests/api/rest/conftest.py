@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from parafe.config import Settings
 from parafe.services.context import AppContext
 from tests.conftest import (
     Home,
-    LiveServer,
+    ServedHome,
     create_postgres_database,
     drop_postgres_database,
     init_home,
@@ -31,26 +29,8 @@ from tests.conftest import (
 )
 
 
-@dataclass
-class Rest:
-    server: LiveServer
-    ctx: AppContext
-
-    @property
-    def home(self) -> Home:
-        return self.server.home
-
-    @property
-    def admin_password(self) -> str:
-        return (self.home.path / "demo" / "admin-password.txt").read_text().strip()
-
-    def client(self, email: str | None = None, **kwargs: object) -> httpx.Client:
-        return self.server.client(email, **kwargs)
-
-    def basic(self, login: str = "admin@demo.parafe.test", password: str | None = None) -> httpx.Client:
-        """A client with Basic credentials and no certificate."""
-        return httpx.Client(base_url=self.server.url, verify=self.home.ssl_context(), timeout=60,
-                            auth=(login, self.admin_password if password is None else password))
+class Rest(ServedHome):
+    """The REST suite's module-scoped server."""
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

@@ -8,7 +8,6 @@ so that documents stay in the states the tests put them in.
 from __future__ import annotations
 
 import shutil
-import ssl
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -32,7 +31,7 @@ from parafe.services.context import AppContext
 from tests.conftest import (
     IN_CI,
     Home,
-    LiveServer,
+    ServedHome,
     create_postgres_database,
     drop_postgres_database,
     init_home,
@@ -61,29 +60,11 @@ def url_path(*segments: str, collection: bool = False) -> str:
     return path + "/" if collection else path
 
 
-@dataclass
-class Dav:
-    server: LiveServer
-    ctx: AppContext
-
-    @property
-    def home(self) -> Home:
-        return self.server.home
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    @property
-    def admin_password(self) -> str:
-        return (self.home.path / "demo" / "admin-password.txt").read_text().strip()
+class Dav(ServedHome):
+    """The WebDAV suite's module-scoped server; clients default to the demo agent."""
 
     def client(self, email: str | None = AGENT, **kwargs: Any) -> httpx.Client:
         return self.server.client(email, **kwargs)
-
-    def basic(self, login: str = ADMIN, password: str | None = None) -> httpx.Client:
-        return httpx.Client(base_url=self.url, verify=ssl.create_default_context(cafile=self.home.ca), timeout=60,
-                            auth=(login, self.admin_password if password is None else password))
 
     def cert_args(self, email: str = AGENT) -> list[str]:
         pem, key = self.home.demo(email)
