@@ -23,6 +23,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from samples import pdf_of_size  # noqa: E402  (bench/ is the script's folder)
+
 PES_PJ = ROOT.parent / "shared" / "testdata" / "pes" / "samples" / "valid_PES_PJ.xml"
 
 
@@ -102,7 +104,7 @@ def run_backend(backend: str, n: int, pg_url: str | None) -> str:
         url, dbname = _pg_database(pg_url)
     try:
         ctx = _setup(home, url)
-        pdf_base = _pdf(100 * 1024, "x")
+        pdf_base = pdf_of_size(100 * 1024, "x")
         pdf_rate = _rate(ctx, "bureautique", n, lambda i: (f"doc-{i}.pdf", pdf_base + f"%{i}\n".encode()))
         pes = PES_PJ.read_bytes()
 

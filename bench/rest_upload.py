@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import io
 import os
 import shutil
 import ssl
@@ -38,21 +37,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from samples import pdf_of_size  # noqa: E402  (bench/ is the script's folder)
+
 SIREN = "123456789"
 AGENT = "agent@demo.parafe.test"
 REST_PATH = f"/parapheur-ws/rest/v1/documents/v2/{SIREN}/bureautique/upload"
 
 
-def _pdf(size: int, seed: str) -> bytes:
-    from reportlab.pdfgen import canvas
-
-    buf = io.BytesIO()
-    c = canvas.Canvas(buf)
-    c.drawString(72, 720, f"bench {seed}")
-    c.showPage()
-    c.save()
-    data = buf.getvalue()
-    return data.replace(b"%%EOF", b"%" + b"x" * max(0, size - len(data)) + b"\n%%EOF")
 
 
 def _free_port() -> int:
@@ -151,7 +142,7 @@ def _multipart(name: str, data: bytes) -> tuple[bytes, dict[str, str]]:
 
 
 def _bodies(n: int, size: int, tag: str) -> list[tuple[str, bytes]]:
-    base = _pdf(size, tag)
+    base = pdf_of_size(size, tag)
     return [(f"bench-{tag}-{i}.pdf", base + f"%{tag}-{i}\n".encode()) for i in range(n)]
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import io
 import os
 import shutil
 import ssl
@@ -29,6 +28,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+from samples import pdf_of_size  # bench/ is the script's folder
 
 ROOT = Path(__file__).resolve().parent.parent
 SIREN = "123456789"
@@ -39,16 +39,6 @@ SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 NS = "http://sei.ws.fast.cdc.com/"
 
 
-def _pdf(size: int, seed: str) -> bytes:
-    from reportlab.pdfgen import canvas
-
-    buf = io.BytesIO()
-    c = canvas.Canvas(buf)
-    c.drawString(72, 720, f"bench {seed}")
-    c.showPage()
-    c.save()
-    data = buf.getvalue()
-    return data.replace(b"%%EOF", b"%" + b"x" * max(0, size - len(data)) + b"\n%%EOF")
 
 
 def _free_port() -> int:
@@ -166,7 +156,7 @@ def run(backend: str, n: int, rounds: int, concurrency: int, pg_url: str | None)
         database_url, dbname = _pg_database(pg_url)
     process, url = _start(home, database_url)
     try:
-        base = _pdf(100 * 1024, "soap")
+        base = pdf_of_size(100 * 1024, "soap")
         _round(url, home, "rest", concurrency, concurrency, base)  # warm-up, both paths
         _round(url, home, "soap", concurrency, concurrency, base)
         rates: dict[str, list[float]] = {"rest": [], "soap": []}

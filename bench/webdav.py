@@ -32,6 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from samples import pdf_of_size  # noqa: E402  (bench/ is the script's folder)
 
 MOUNT = "/partage/webdav/clients"
 AGENT = "agent@demo.parafe.test"
@@ -60,18 +61,6 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _pdf(size: int, seed: str) -> bytes:
-    import io
-
-    from reportlab.pdfgen import canvas
-
-    buf = io.BytesIO()
-    c = canvas.Canvas(buf)
-    c.drawString(72, 720, f"bench {seed}")
-    c.showPage()
-    c.save()
-    data = buf.getvalue()
-    return data.replace(b"%%EOF", b"%" + b"x" * max(0, size - len(data)) + b"\n%%EOF")
 
 
 def _wait(url: str, ca: str, process: subprocess.Popen[bytes], path: str = "/healthz") -> None:
@@ -106,7 +95,7 @@ def _start_parafe(home: Path, workers: int = 1) -> tuple[subprocess.Popen[bytes]
 
 def bench_puts(home: Path, url: str, n: int, clients: int) -> str:
     work = Path(tempfile.mkdtemp(prefix="bench-put-", dir=home))
-    base = _pdf(100 * 1024, "put")
+    base = pdf_of_size(100 * 1024, "put")
     label = f"bench-{uuid.uuid4().hex[:8]}"
     config = work / "curl.cfg"
     lines = []
