@@ -1,12 +1,19 @@
 """Database engine and sessions.
 
 SQLite runs in WAL mode with foreign keys on; write transactions start with ``BEGIN IMMEDIATE`` so that two
-writers never deadlock on a lock upgrade, read transactions use a deferred ``BEGIN``. PostgreSQL is used as is.
+writers never deadlock on a lock upgrade, read transactions use a deferred ``BEGIN``. SQLite writers of every
+thread and every server process queue on one lock (a thread lock, then ``flock`` on ``<database>-writelock``)
+before ``BEGIN IMMEDIATE``: a waiting writer is woken the moment the lock is released, where SQLite's own busy
+handler polls with sleeps of up to 100 ms (measured: with two server processes, deposits per second fell by a
+third and latencies doubled). PostgreSQL is used as is.
 ``Database.write()`` and ``Database.read()`` are the two context managers the services use.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -36,6 +43,51 @@ def _setup_sqlite(engine: Engine) -> None:
             conn.exec_driver_sql("BEGIN")
 
 
+class WriterQueue:
+    """Serialises SQLite write transactions across threads and processes (reentrant within a thread).
+
+    ``path`` is the lock file (None for an in-memory database: the thread lock alone). The file is opened once
+    per process id: a forked child must not share its parent's open file description (``flock`` is held per
+    description)."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        self._local = threading.local()
+        self._fd: int | None = None
+        self._pid = 0
+
+    def _file(self) -> int | None:
+        if self.path is None:
+            return None
+        if self._fd is None or self._pid != os.getpid():
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._pid = os.getpid()
+        return self._fd
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        with self._lock:
+            depth = getattr(self._local, "depth", 0)
+            fd = self._file() if depth == 0 else None
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # releases the GIL while it waits
+            self._local.depth = depth + 1
+            try:
+                yield
+            finally:
+                self._local.depth = depth
+                if fd is not None:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def _sqlite_file(engine: Engine) -> str | None:
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return database
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for ``url`` (``sqlite:///…`` or ``postgresql+psycopg://…``) with Parafe's settings."""
     if url.startswith("postgresql://"):
@@ -60,11 +112,17 @@ class Database:
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(self.engine.execution_options(**{_WRITE: True}), expire_on_commit=False)
+        sqlite_file = _sqlite_file(self.engine) if self.is_sqlite else None
+        self.writers = WriterQueue(sqlite_file + "-writelock" if sqlite_file else None) if self.is_sqlite else None
 
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A write transaction: committed on success, rolled back on any exception."""
-        with self._write() as session, session.begin():
+        if self.writers is None:
+            with self._write() as session, session.begin():
+                yield session
+            return
+        with self.writers.hold(), self._write() as session, session.begin():
             yield session
 
     @contextmanager

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -19,6 +20,7 @@ class TLSHttpToolsProtocol(HttpToolsProtocol):
     """HttpToolsProtocol + ASGI TLS extension."""
 
     _tls_ext: dict[str, Any] | None = None
+    on_closed: Callable[[], None] | None = None  # set for connections handed over by the parent (dispatch)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -32,6 +34,12 @@ class TLSHttpToolsProtocol(HttpToolsProtocol):
             "client_cert_chain": [ssl.DER_cert_to_PEM_cert(der)] if der else [],
             "tls_version": ssl_object.version(),
         }
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.on_closed is not None:
+            self.on_closed()
+            self.on_closed = None
 
     def on_message_begin(self) -> None:
         super().on_message_begin()

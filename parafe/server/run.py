@@ -1,9 +1,10 @@
 """``parafe serve``: uvicorn over HTTPS with client-certificate support, or plain HTTP behind a proxy.
 
-With ``--workers N`` (``PARAFE_WORKERS``) the listening socket is opened once and N processes are forked to
-serve it (the work is CPU-bound Python: one process per core). Each process builds its own application
-context (database pools must not cross a fork); only the first one runs the embedded job worker. The parent
-forwards SIGINT/SIGTERM to the children and exits when they have.
+With ``--workers N`` (``PARAFE_WORKERS``) N processes are forked (the work is CPU-bound Python: one process per
+core); the parent accepts the connections and hands each one to the child with the fewest open connections
+(:mod:`parafe.server.dispatch`: a shared listening socket left 8 keep-alive clients split 6/2). Each process
+builds its own application context (database pools must not cross a fork); only the first one runs the
+embedded job worker. The parent forwards SIGINT/SIGTERM to the children and exits when they have.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import uvicorn
 
 from parafe.app import create_app
 from parafe.config import Settings
+from parafe.server.dispatch import Dispatcher, adopt_connections, install_signal_forwarding
 from parafe.server.protocol import TLSHttpToolsProtocol
 from parafe.server.tls import server_context
 from parafe.services.context import AppContext
@@ -52,7 +54,7 @@ def _start_in_process_worker(ctx: AppContext) -> Any:
 
 
 def _serve_one(settings: Settings, host: str, port: int, *, tls: bool, log_level: str, job_worker: bool,
-               sock: socket.socket | None = None, threads: int = 40) -> None:
+               channel: socket.socket | None = None, threads: int = 40) -> None:
     ctx = AppContext.from_settings(settings)
     app = create_app(ctx)
     kwargs: dict[str, Any] = {"host": host, "port": port, "log_level": log_level, "lifespan": "off",
@@ -66,9 +68,12 @@ def _serve_one(settings: Settings, host: str, port: int, *, tls: bool, log_level
 
         anyio.to_thread.current_default_thread_limiter().total_tokens = threads
         worker = _start_in_process_worker(ctx) if job_worker else None
+        adopting = asyncio.create_task(_adopt(server, channel)) if channel is not None else None
         try:
-            await server.serve(sockets=[sock] if sock is not None else None)
+            await server.serve(sockets=[] if channel is not None else None)
         finally:
+            if adopting is not None:
+                adopting.cancel()
             if worker is not None:
                 worker.stop()
 
@@ -78,13 +83,34 @@ def _serve_one(settings: Settings, host: str, port: int, *, tls: bool, log_level
         ctx.close()
 
 
+async def _adopt(server: uvicorn.Server, channel: socket.socket) -> None:
+    """Child side of the dispatch: once uvicorn has started (without a listener of its own), serve the
+    connections the parent passes on ``channel`` with uvicorn's protocol and state."""
+    while not server.started:
+        if server.should_exit:
+            return
+        await asyncio.sleep(0.01)
+    config = server.config
+    notify: list[Any] = []
+
+    def factory() -> asyncio.Protocol:
+        protocol = config.http_protocol_class(  # type: ignore[call-arg]
+            config=config, server_state=server.server_state, app_state=server.lifespan.state)
+        protocol.on_closed = notify[0]  # type: ignore[attr-defined]
+        return protocol  # type: ignore[no-any-return]
+
+    def parent_gone() -> None:
+        server.should_exit = True
+
+    notify.append(adopt_connections(channel, factory, config.ssl, parent_gone))
+
+
 def _listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(2048)
-    sock.set_inheritable(True)
     return sock
 
 
@@ -95,14 +121,21 @@ def serve(settings: Settings, host: str, port: int, *, tls: bool = True, workers
         _serve_one(settings, host, port, tls=tls, log_level=log_level, job_worker=True)
         return
     sock = _listen(host, port)
-    children: list[int] = []
+    pids: list[int] = []
+    channels: list[socket.socket] = []
     for index in range(workers):
+        parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         pid = os.fork()
         if pid == 0:  # child
             code = 0
             try:
+                sock.close()
+                parent_end.close()
+                for other in channels:
+                    other.close()
                 signal.signal(signal.SIGINT, signal.default_int_handler)
-                _serve_one(settings, host, port, tls=tls, log_level=log_level, job_worker=index == 0, sock=sock)
+                _serve_one(settings, host, port, tls=tls, log_level=log_level, job_worker=index == 0,
+                           channel=child_end)
             except KeyboardInterrupt:
                 pass
             except BaseException:
@@ -110,24 +143,9 @@ def serve(settings: Settings, host: str, port: int, *, tls: bool = True, workers
                 code = 1
             finally:
                 os._exit(code)
-        children.append(pid)
-    sock.close()
-
-    def _forward(signum: int, _frame: Any) -> None:
-        for child in children:
-            try:
-                os.kill(child, signal.SIGTERM if signum == signal.SIGTERM else signal.SIGINT)
-            except ProcessLookupError:
-                pass
-
-    signal.signal(signal.SIGTERM, _forward)
-    signal.signal(signal.SIGINT, _forward)
-    for child in children:
-        while True:
-            try:
-                os.waitpid(child, 0)
-                break
-            except ChildProcessError:
-                break
-            except InterruptedError:
-                continue
+        child_end.close()
+        pids.append(pid)
+        channels.append(parent_end)
+    dispatcher = Dispatcher(sock, channels, pids)
+    install_signal_forwarding(dispatcher)
+    dispatcher.run()

@@ -1,0 +1,191 @@
+"""Connection dispatch for ``parafe serve --workers N``: the parent accepts, each child serves what it is given.
+
+With one listening socket shared by N processes, the kernel hands a new connection to whichever process wakes
+first, and keep-alive clients stay where they landed: measured with 8 keep-alive clients and 2 processes, one
+process held 6 connections and the other 2, so one core did three quarters of the work. Like Node's cluster
+module (its default "round-robin" mode), the parent process accepts every connection and passes its file
+descriptor (``SCM_RIGHTS`` over a Unix socket pair) to the child that has the fewest open connections; a child
+writes one byte back on that pair when a connection it was given closes.
+
+Parent side: :class:`Dispatcher`. Child side: :func:`adopt_connections`, run inside the child's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import selectors
+import signal
+import socket
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+_CLOSED = b"x"  # child → parent: one connection closed
+_TAKE = b"c"  # parent → child: one descriptor attached
+_MAX_FDS = 32
+
+
+class Dispatcher:
+    """Accepts on ``listener`` and gives each connection to the least-loaded live child."""
+
+    def __init__(self, listener: socket.socket, channels: list[socket.socket], pids: list[int]) -> None:
+        self.listener = listener
+        self.channels = channels
+        self.pids = pids
+        self.active = [0] * len(pids)
+        self.alive = [True] * len(pids)
+        self.stopping = False
+        self._selector = selectors.DefaultSelector()
+
+    def stop(self, signum: int) -> None:
+        """Stop accepting and forward ``signum`` to the children (called from a signal handler)."""
+        self.stopping = True
+        for index, pid in enumerate(self.pids):
+            if self.alive[index]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signum)
+
+    def run(self) -> None:
+        """Dispatch until every child has exited."""
+        self.listener.setblocking(False)
+        self._selector.register(self.listener, selectors.EVENT_READ, None)
+        for index, channel in enumerate(self.channels):
+            channel.setblocking(False)
+            self._selector.register(channel, selectors.EVENT_READ, index)
+        listening = True
+        while any(self.alive):
+            if self.stopping and listening:
+                self._selector.unregister(self.listener)
+                self.listener.close()
+                listening = False
+            try:
+                events = self._selector.select(timeout=0.5)
+            except InterruptedError:
+                continue
+            for key, _mask in events:
+                if key.data is None:
+                    if listening:
+                        self._accept()
+                else:
+                    self._from_child(key.data)
+            self._reap()
+        if listening:
+            self.listener.close()
+        self._selector.close()
+
+    def _accept(self) -> None:
+        while not self.stopping:
+            try:
+                conn, _addr = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # EMFILE and the like: leave it in the backlog, retry on the next wake-up
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    log.warning("accept failed: %s", exc)
+                return
+            with conn:
+                self._hand_over(conn)
+
+    def _hand_over(self, conn: socket.socket) -> None:
+        while any(self.alive):
+            target = min((i for i, up in enumerate(self.alive) if up), key=self.active.__getitem__)
+            try:
+                socket.send_fds(self.channels[target], [_TAKE], [conn.fileno()])
+            except BlockingIOError:  # the child is not reading its channel: try another one, or drop
+                if sum(self.alive) == 1:
+                    return
+                self.active[target] += 1_000  # deprioritise until it drains
+                continue
+            except OSError:
+                self._lost(target)
+                continue
+            self.active[target] += 1
+            return
+
+    def _from_child(self, index: int) -> None:
+        try:
+            data = self.channels[index].recv(4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._lost(index)
+            return
+        self.active[index] = max(0, self.active[index] - data.count(_CLOSED))
+
+    def _lost(self, index: int) -> None:
+        if self.alive[index]:
+            self.alive[index] = False
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(self.channels[index])
+            self.channels[index].close()
+
+    def _reap(self) -> None:
+        for index, pid in enumerate(self.pids):
+            if not self.alive[index]:
+                continue
+            try:
+                done, _status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done == pid:
+                self._lost(index)
+
+
+def install_signal_forwarding(dispatcher: Dispatcher) -> None:
+    def _forward(signum: int, _frame: Any) -> None:
+        dispatcher.stop(signal.SIGTERM if signum == signal.SIGTERM else signal.SIGINT)
+
+    signal.signal(signal.SIGTERM, _forward)
+    signal.signal(signal.SIGINT, _forward)
+
+
+def adopt_connections(
+    channel: socket.socket, protocol_factory: Callable[[], asyncio.Protocol], ssl_context: ssl.SSLContext | None,
+    on_parent_gone: Callable[[], None],
+) -> Callable[[], None]:
+    """Serve the connections the parent passes on ``channel`` in the running loop; returns the notifier that a
+    protocol calls when its connection closes."""
+    loop = asyncio.get_running_loop()
+    channel.setblocking(False)
+    pending: set[asyncio.Task[None]] = set()  # handshakes in progress (the loop keeps only weak references)
+
+    def notify_closed() -> None:
+        with contextlib.suppress(OSError):
+            channel.send(_CLOSED)
+
+    async def adopt(conn: socket.socket) -> None:
+        try:
+            await loop.connect_accepted_socket(protocol_factory, conn, ssl=ssl_context)
+        except (TimeoutError, OSError, ssl.SSLError, ConnectionError):
+            conn.close()
+            notify_closed()
+
+    def on_readable() -> None:
+        while True:
+            try:
+                message, fds, _flags, _addr = socket.recv_fds(channel, 256, _MAX_FDS)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                message, fds = b"", []
+            if not message and not fds:
+                loop.remove_reader(channel.fileno())
+                on_parent_gone()
+                return
+            for fd in fds:
+                conn = socket.socket(fileno=fd)
+                conn.setblocking(False)
+                task = loop.create_task(adopt(conn))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+
+    loop.add_reader(channel.fileno(), on_readable)
+    return notify_closed

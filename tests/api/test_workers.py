@@ -1,0 +1,110 @@
+"""``parafe serve --workers 2``: the parent accepts and spreads keep-alive connections evenly over the server
+processes (parafe.server.dispatch); a dead server process is skipped; SIGTERM stops them all."""
+
+from __future__ import annotations
+
+import os
+import signal
+import ssl
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import Home, start_server, stop_server
+
+pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+def _established_inodes(port: int) -> set[str]:
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if not os.path.exists(table):
+            continue
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            if local_port == port and fields[3] == "01":  # ESTABLISHED, server side
+                inodes.add(fields[9])
+    return inodes
+
+
+def _connections_of(pid: int, port: int) -> int:
+    wanted = _established_inodes(port)
+    count = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[8:-1] in wanted:
+            count += 1
+    return count
+
+
+def _clients(home: Home, n: int) -> list[httpx.Client]:
+    ctx: ssl.SSLContext = home.ssl_context(home.demo("agent@demo.parafe.test"))
+    return [httpx.Client(verify=ctx, limits=httpx.Limits(max_connections=1), timeout=10) for _ in range(n)]
+
+
+def test_connections_are_spread_over_the_workers_and_a_dead_worker_is_skipped(home: Home) -> None:
+    server = start_server(home, {"PARAFE_WORKERS": "2", "PARAFE_WORKER_IN_PROCESS": "false"})
+    clients = _clients(home, 8)
+    try:
+        children = _children(server.process.pid)
+        assert len(children) == 2
+        port = int(server.url.rsplit(":", 1)[1])
+        for client in clients:  # 8 keep-alive connections, opened one after the other
+            assert client.get(f"{server.url}/healthz").status_code == 200
+        counts = sorted(_connections_of(pid, port) for pid in children)
+        assert counts == [4, 4], counts
+        # the parent holds none of them: it only accepts and hands over
+        assert _connections_of(server.process.pid, port) == 0
+
+        for client in clients[:4]:  # closed connections are counted down: new ones still balance
+            client.close()
+        time.sleep(0.3)
+        fresh = _clients(home, 2)
+        clients += fresh
+        for client in fresh:
+            assert client.get(f"{server.url}/healthz").status_code == 200
+        assert sum(_connections_of(pid, port) for pid in children) == 6
+
+        os.kill(children[0], signal.SIGKILL)  # a server process dies: the other one takes every new connection
+        time.sleep(0.6)
+        for _ in range(6):
+            with _clients(home, 1)[0] as client:
+                assert client.get(f"{server.url}/healthz").status_code == 200
+    finally:
+        for client in clients:
+            client.close()
+        stop_server(server)
+    assert _children_gone(children) == []
+
+
+def _children_gone(pids: list[int]) -> list[int]:
+    deadline = time.monotonic() + 10
+    alive = list(pids)
+    while alive and time.monotonic() < deadline:
+        alive = [pid for pid in alive if Path(f"/proc/{pid}").exists()
+                 and "Z" not in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]]
+        time.sleep(0.1)
+    return alive
+
+
+def test_sigterm_stops_every_worker(home: Home) -> None:
+    server = start_server(home, {"PARAFE_WORKERS": "2", "PARAFE_WORKER_IN_PROCESS": "false"})
+    children = _children(server.process.pid)
+    with _clients(home, 1)[0] as client:
+        assert client.get(f"{server.url}/healthz").status_code == 200
+    server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(timeout=15) == 0
+    assert _children_gone(children) == []
