@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 _WRITE = "parafe_write"
@@ -130,6 +130,13 @@ class Database:
         """A read-only transaction, ended when the session closes (loaded objects stay usable, detached)."""
         with self._read() as session:
             yield session
+
+    @contextmanager
+    def read_connection(self) -> Iterator[Connection]:
+        """A read-only transaction on a bare connection (Core statements, no ORM session), rolled back at the
+        end: for hot paths where the session's bookkeeping costs more than the query."""
+        with self.engine.connect() as connection:
+            yield connection
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -103,11 +103,26 @@ def _accounts(session: Session, users: list[User]) -> tuple[Account, ...]:
         Account(u.id, u.subscriber_id, sirens[u.subscriber_id], u.email, u.full_name, u.is_admin) for u in users)
 
 
+def cached_principal(identity: RequestIdentity) -> Principal | None:
+    """The principal of a valid certificate resolved in the last seconds, without touching the database (the
+    connectors call it on the event loop and go to a thread only on a miss); None otherwise."""
+    verdict = identity.verdict
+    if identity.basic is not None or verdict is None or not verdict.ok or not verdict.fingerprint:
+        return None
+    cached = _BY_FINGERPRINT.get(verdict.fingerprint)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    return None
+
+
 def authenticate(ctx: AppContext, identity: RequestIdentity) -> Principal:
     """The principal behind a request, or a :class:`ParafeError` saying why it is refused.
 
     Basic credentials, when present and valid, win (admin methods); otherwise the client certificate decides.
     """
+    known = cached_principal(identity)
+    if known is not None:
+        return known
     with ctx.db.read() as session:
         if identity.basic is not None:
             login, password = identity.basic
@@ -123,9 +138,6 @@ def authenticate(ctx: AppContext, identity: RequestIdentity) -> Principal:
             raise ParafeError(E.CERT_MISSING)
         if not verdict.ok:
             raise ParafeError(_CERT_ERRORS.get(verdict.reason, E.AUTH_UNKNOWN_USER))
-        cached = _BY_FINGERPRINT.get(verdict.fingerprint or "")
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
         users = list(session.scalars(
             select(User).join(UserCertificate, UserCertificate.user_id == User.id)
             .where(UserCertificate.fingerprint == verdict.fingerprint, User.active.is_(True))))

@@ -6,7 +6,10 @@ every lookup goes through :func:`visible_document`.
 
 from __future__ import annotations
 
-from sqlalchemy import exists, select
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, exists, select
 from sqlalchemy.orm import Session
 
 from parafe.db.models import Circuit, CircuitRole, Document, Subscriber
@@ -48,6 +51,56 @@ def circuit_for_deposit(session: Session, subscriber: Subscriber, account: Accou
     if not account.is_admin and AGENT not in roles_on(session, account, circuit.id):
         raise ParafeError(E.NO_PERMISSION)
     return circuit
+
+
+@dataclass(frozen=True)
+class DepositCircuit:
+    """What a deposit needs of its circuit (``id`` is None for the template of an on-demand circuit)."""
+
+    id: int | None
+    subscriber_id: int | None
+    key: str
+    type: str
+    pes_pj: bool
+    metadata_model: list[Any] | None
+
+    @classmethod
+    def of(cls, circuit: Circuit) -> DepositCircuit:
+        return cls(circuit.id, circuit.subscriber_id, circuit.key or "", circuit.type, bool(circuit.pes_pj),
+                   circuit.metadata_model)
+
+
+_circuits = Circuit.__table__
+_roles = CircuitRole.__table__
+_DEPOSIT_CIRCUIT = select(
+    _circuits.c.id, _circuits.c.subscriber_id, _circuits.c.key, _circuits.c.type, _circuits.c.pes_pj,
+    _circuits.c.metadata_model,
+    exists().where(_roles.c.circuit_id == _circuits.c.id, _roles.c.user_id == bindparam("user_id"),
+                   _roles.c.role == AGENT).label("is_agent"),
+).where(_circuits.c.subscriber_id == bindparam("subscriber_id"), _circuits.c.key == bindparam("key"),
+        _circuits.c.on_demand.is_(False))
+_SUBSCRIBER_EXISTS = select(Subscriber.__table__.c.id).where(Subscriber.__table__.c.id == bindparam("id"))
+
+
+def deposit_target(conn: Connection, principal: Principal, siren: str, circuit_key: str,
+                   ) -> tuple[Account, DepositCircuit]:
+    """:func:`subscriber_account` then :func:`circuit_for_deposit` in one query (the deposit's hot path): the
+    caller's account in ``siren`` and the circuit ``circuit_key`` they may deposit into. Same errors."""
+    account = principal.account_for(str(siren).strip())
+    if account is None:
+        raise ParafeError(E.SUBSCRIBER_UNKNOWN_OR_FORBIDDEN)
+    key = circuit_key.strip() if circuit_key else ""
+    valid_key = bool(circuit_key) and not any(ord(ch) < 32 for ch in circuit_key) and len(circuit_key) <= 255
+    row = conn.execute(_DEPOSIT_CIRCUIT, {"user_id": account.user_id, "subscriber_id": account.subscriber_id,
+                                          "key": key}).first() if valid_key else None
+    if row is None:
+        if conn.execute(_SUBSCRIBER_EXISTS, {"id": account.subscriber_id}).first() is None:
+            raise ParafeError(E.SUBSCRIBER_UNKNOWN_OR_FORBIDDEN)
+        raise ParafeError(E.CIRCUIT_NOT_FOUND)
+    if not account.is_admin and not row.is_agent:
+        raise ParafeError(E.NO_PERMISSION)
+    return account, DepositCircuit(row.id, row.subscriber_id, row.key, row.type, bool(row.pes_pj),
+                                   row.metadata_model)
 
 
 def can_see(session: Session, account: Account, document: Document) -> bool:

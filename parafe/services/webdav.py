@@ -43,6 +43,7 @@ from sqlalchemy import (
     cast,
     exists,
     func,
+    insert,
     literal_column,
     null,
     or_,
@@ -276,15 +277,15 @@ def check_deposit_target(ctx: AppContext, principal: Principal, siren: str, circ
 
 def receipt_hook(
     account: Account, circuit: CircuitView, label_folder: str, put_name: str, size: int, sha256: str,
-) -> Callable[[Session, Document], None]:
+) -> Callable[[Session, int], None]:
     """The deposit hook that keeps the receipt of an accepted PUT and where its returns go, written in the
     deposit's own transaction (a document never exists without its receipt)."""
 
-    def record(session: Session, document: Document) -> None:
-        session.add(WebdavDeposit(
-            document_id=document.id, subscriber_id=account.subscriber_id, circuit_id=circuit.id,
-            label_folder=nfc(label_folder), put_name=nfc(put_name)[:255], size=size, sha256=sha256,
-            created_at=utcnow()))
+    def record(session: Session, document_id: int) -> None:
+        session.connection().execute(insert(WebdavDeposit), {
+            "document_id": document_id, "subscriber_id": account.subscriber_id, "circuit_id": circuit.id,
+            "label_folder": nfc(label_folder), "put_name": nfc(put_name)[:255], "size": size, "sha256": sha256,
+            "created_at": utcnow()})
 
     return record
 
