@@ -10,7 +10,7 @@ Prints one line per figure:
   webdav  put_100k_8clients=…/s  (n=…, all 201)
   webdav  propfind_d1_out_10000  accept-encoding=identity|gzip  p50=… ms  p99=… ms  (first=… ms, runs=…)
   webdav  propfind_d1_fsprovider_10000  p50=… ms  p99=… ms  (runs=…)
-Usage: .venv/bin/python bench/webdav.py [--puts 1200] [--entries 10000] [--runs 30] [--server-workers 1,2]
+Usage: .venv/bin/python bench/webdav.py [--puts 1200] [--entries 10000] [--runs 30] [--server-workers N[,M]]
                                         [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
 The in-process workflow worker is off: the figures are the connector's (deposit service included).
 """
@@ -235,8 +235,9 @@ def main() -> int:
     parser.add_argument("--skip-put", action="store_true")
     parser.add_argument("--postgres", metavar="ADMIN_URL", default=None,
                         help="run on a fresh PostgreSQL database created with this admin URL (default: SQLite)")
-    parser.add_argument("--server-workers", default="1",
-                        help="comma-separated process counts of `parafe serve --workers` for the PUT figure")
+    parser.add_argument("--server-workers", default=str(os.cpu_count() or 1),
+                        help="comma-separated process counts of `parafe serve --workers` for the PUT figure "
+                             "(default: one per core)")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="parafe-bench-webdav-"))
     env_home = os.environ.get("PARAFE_HOME")
