@@ -11,9 +11,11 @@ third and latencies doubled). PostgreSQL is used as is.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -46,23 +48,25 @@ def _setup_sqlite(engine: Engine) -> None:
 class WriterQueue:
     """Serialises SQLite write transactions across threads and processes (reentrant within a thread).
 
-    ``path`` is the lock file (None for an in-memory database: the thread lock alone). The file is opened once
-    per process id: a forked child must not share its parent's open file description (``flock`` is held per
-    description)."""
+    ``path`` is the lock file (None for an in-memory database: the thread lock alone). A forked child starts
+    with a fresh state: it must not share its parent's open file description (``flock`` is held per
+    description) nor believe it holds the lock its parent's thread held at the fork."""
 
     def __init__(self, path: str | None) -> None:
         self.path = path
+        self._reset()
+        _QUEUES.add(self)
+
+    def _reset(self) -> None:
         self._lock = threading.RLock()
         self._local = threading.local()
         self._fd: int | None = None
-        self._pid = 0
 
     def _file(self) -> int | None:
         if self.path is None:
             return None
-        if self._fd is None or self._pid != os.getpid():
+        if self._fd is None:
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            self._pid = os.getpid()
         return self._fd
 
     @contextmanager
@@ -79,6 +83,21 @@ class WriterQueue:
                 self._local.depth = depth
                 if fd is not None:
                     fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+_QUEUES: weakref.WeakSet[WriterQueue] = weakref.WeakSet()
+
+
+def _reset_queues_in_child() -> None:
+    for queue in list(_QUEUES):
+        if queue._fd is not None:
+            # closing the child's copy does not release the parent's lock (released when all copies close)
+            with contextlib.suppress(OSError):
+                os.close(queue._fd)
+        queue._reset()
+
+
+os.register_at_fork(after_in_child=_reset_queues_in_child)
 
 
 def _sqlite_file(engine: Engine) -> str | None:
