@@ -10,6 +10,7 @@ embedded job worker. The parent forwards SIGINT/SIGTERM to the children and exit
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -57,6 +58,12 @@ def _serve_one(settings: Settings, host: str, port: int, *, tls: bool, log_level
                channel: socket.socket | None = None, threads: int = 40) -> None:
     ctx = AppContext.from_settings(settings)
     app = create_app(ctx)
+    # Everything built so far (settings, the application, SQLAlchemy's metadata and mappers, the WSDL…) lives as
+    # long as the process: keep it out of the garbage collector's scans. Measured on PROPFIND Depth 1 of 10,000
+    # entries (bench/webdav.py, 100 runs): p99 210 ms → 93 ms, the full collections triggered while the listing's
+    # objects were built no longer walk the whole heap.
+    gc.collect()
+    gc.freeze()
     kwargs: dict[str, Any] = {"host": host, "port": port, "log_level": log_level, "lifespan": "off",
                               "http": TLSHttpToolsProtocol, "timeout_keep_alive": 30, "backlog": 2048}
     if tls:

@@ -57,8 +57,10 @@ def _clients(home: Home, n: int) -> list[httpx.Client]:
 
 def test_connections_are_spread_over_the_workers_and_a_dead_worker_is_skipped(home: Home) -> None:
     server = start_server(home, {"PARAFE_WORKERS": "2", "PARAFE_WORKER_IN_PROCESS": "false"})
-    clients = _clients(home, 8)
+    clients: list[httpx.Client] = []
+    children: list[int] = []
     try:
+        clients += _clients(home, 8)
         children = _children(server.process.pid)
         assert len(children) == 2
         port = int(server.url.rsplit(":", 1)[1])
@@ -102,9 +104,25 @@ def _children_gone(pids: list[int]) -> list[int]:
 
 def test_sigterm_stops_every_worker(home: Home) -> None:
     server = start_server(home, {"PARAFE_WORKERS": "2", "PARAFE_WORKER_IN_PROCESS": "false"})
-    children = _children(server.process.pid)
-    with _clients(home, 1)[0] as client:
-        assert client.get(f"{server.url}/healthz").status_code == 200
-    server.process.send_signal(signal.SIGTERM)
-    assert server.process.wait(timeout=15) == 0
-    assert _children_gone(children) == []
+    try:
+        children = _children(server.process.pid)
+        with _clients(home, 1)[0] as client:
+            assert client.get(f"{server.url}/healthz").status_code == 200
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(timeout=15) == 0
+        assert _children_gone(children) == []
+    finally:
+        stop_server(server)
+
+
+def test_the_workers_exit_when_the_parent_dies(home: Home) -> None:
+    """A killed parent (no signal forwarding possible) closes the hand-over channels: the servers stop."""
+    server = start_server(home, {"PARAFE_WORKERS": "2", "PARAFE_WORKER_IN_PROCESS": "false"})
+    try:
+        children = _children(server.process.pid)
+        assert len(children) == 2
+        server.process.kill()
+        server.process.wait(timeout=15)
+        assert _children_gone(children) == []
+    finally:
+        stop_server(server)
