@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from parafe.domain.errors import ParafeError
+from parafe.domain.errors import E, ParafeError
 
 
 def _ctx() -> Any:
@@ -185,6 +185,24 @@ def _user_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--group", action="append", help="groupe (répétable) / group (repeatable)")
 
 
+def _blobs_sweep(ctx: Any, args: argparse.Namespace) -> list[str]:
+    from datetime import timedelta
+
+    from parafe.services.blob_sweep import SweepReport, sweep_orphan_blobs
+
+    if args.grace_hours < 1:
+        raise ParafeError(E.BAD_REQUEST, reason="le délai de grâce doit être d'au moins une heure")
+
+    def progress(report: SweepReport) -> None:
+        print(f"… {report.blobs} fichiers examinés, {report.deleted} orphelins", file=sys.stderr, flush=True)
+
+    report = sweep_orphan_blobs(ctx, grace=timedelta(hours=args.grace_hours), dry_run=args.dry_run,
+                                progress=progress)
+    verb = "à supprimer (simulation)" if args.dry_run else "supprimés"
+    return [f"{report.blobs} fichiers stockés : {report.referenced} référencés, {report.recent} orphelins récents "
+            f"conservés, {report.deleted} orphelins {verb} ({report.freed_bytes} octets)."]
+
+
 def add_commands(subparsers: Any) -> None:
     admin = subparsers.add_parser(
         "admin", help="Administration (abonnés, utilisateurs, circuits) / Administration",
@@ -254,6 +272,14 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("key", help="identifiant du circuit / circuit id")
     p.add_argument("--file", help="fichier TOML/JSON avec une liste « metadata »")
     p.set_defaults(func=_run(_metadata_set))
+
+    b = sub.add_parser("blobs", help="Fichiers stockés / Stored files").add_subparsers(metavar="ACTION",
+                                                                                     required=True)
+    p = b.add_parser("sweep", help="Supprimer les fichiers orphelins / Delete orphan files")
+    p.add_argument("--dry-run", action="store_true", help="compter sans supprimer / count, do not delete")
+    p.add_argument("--grace-hours", type=float, default=24.0,
+                   help="âge minimal d'un orphelin supprimé, en heures (défaut 24, minimum 1)")
+    p.set_defaults(func=_run(_blobs_sweep))
 
     p = sub.add_parser("apply", help="Appliquer un fichier de configuration complet / Apply a full configuration")
     p.add_argument("file", help="fichier TOML ou JSON (abonné, utilisateurs, groupes, circuits)")

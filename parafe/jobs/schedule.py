@@ -62,6 +62,11 @@ def purge(ctx: AppContext, days: int | None = None) -> dict[str, int]:
     webdav_report = webdav.purge_webdav(ctx)
     report["webdav_signed"], report["webdav_refusals"] = webdav_report.signed, webdav_report.refusals
     report["oss_documents"] = oss.purge(ctx)
+    # then the files nothing references any more (purged OSS documents, refused deposits, replaced signed
+    # versions…), older than the sweeper's grace period
+    from parafe.services.blob_sweep import sweep_orphan_blobs
+
+    report["orphan_blobs"] = sweep_orphan_blobs(ctx).deleted
     if ctx.db.is_sqlite:
         # keep the query planner's statistics fresh (the search indexes need them on SQLite; PostgreSQL's
         # autovacuum does this by itself)
