@@ -39,6 +39,7 @@ from sqlalchemy import (
     String,
     Text,
     and_,
+    bindparam,
     case,
     cast,
     exists,
@@ -169,10 +170,20 @@ def visible_circuits(ctx: AppContext, account: Account) -> list[CircuitView]:
     return sorted(_views(rows, account), key=lambda v: v.key)  # type: ignore[arg-type]
 
 
+# one circuit, for every request under in/<circuit> or out/<circuit> (a PUT's hot path): built once, run on a
+# bare connection
+_CIRCUIT_VIEW = (
+    select(Circuit.id, Circuit.key, CircuitRole.role)
+    .outerjoin(CircuitRole, and_(CircuitRole.circuit_id == Circuit.id, CircuitRole.user_id == bindparam("user_id")))
+    .where(Circuit.subscriber_id == bindparam("subscriber_id"), Circuit.on_demand.is_(False),
+           Circuit.key == bindparam("key")))
+
+
 def circuit_view(ctx: AppContext, account: Account, key: str) -> CircuitView | None:
     """The circuit ``key`` if the account sees it (unknown and invisible look the same: None)."""
-    with ctx.db.read() as session:
-        rows = [tuple(r) for r in session.execute(_circuit_rows(account, key))]
+    with ctx.db.read_connection() as conn:
+        rows = [tuple(r) for r in conn.execute(_CIRCUIT_VIEW, {
+            "user_id": account.user_id, "subscriber_id": account.subscriber_id, "key": key})]
     views = _views(rows, account)  # type: ignore[arg-type]
     return views[0] if views else None
 
