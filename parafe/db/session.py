@@ -130,7 +130,8 @@ class Database:
         self.engine = make_engine(url)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._read = sessionmaker(self.engine, expire_on_commit=False)
-        self._write = sessionmaker(self.engine.execution_options(**{_WRITE: True}), expire_on_commit=False)
+        self._write_engine = self.engine.execution_options(**{_WRITE: True})
+        self._write = sessionmaker(self._write_engine, expire_on_commit=False)
         # PostgreSQL reads of the hot paths run without BEGIN/ROLLBACK (two round trips fewer); SQLite's reads
         # keep their transaction (the BEGIN above).
         self._reader = self.engine if self.is_sqlite else self.engine.execution_options(isolation_level="AUTOCOMMIT")
@@ -152,6 +153,17 @@ class Database:
         """A read-only transaction, ended when the session closes (loaded objects stay usable, detached)."""
         with self._read() as session:
             yield session
+
+    @contextmanager
+    def write_connection(self) -> Iterator[Connection]:
+        """A write transaction on a bare connection (Core statements, no ORM session): committed on success,
+        rolled back on any exception. Same queueing as :meth:`write`."""
+        if self.writers is None:
+            with self._write_engine.begin() as connection:
+                yield connection
+            return
+        with self.writers.hold(), self._write_engine.begin() as connection:
+            yield connection
 
     @contextmanager
     def read_connection(self) -> Iterator[Connection]:

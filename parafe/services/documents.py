@@ -287,7 +287,7 @@ def _duplicate(conn: Connection, circuit_id: int, label_name: str, name: str, no
 
 
 CircuitMaker = Callable[[Session], Circuit]
-InsertHook = Callable[[Session, int], None]  # (the deposit's session, the new document's id)
+InsertHook = Callable[[Connection, int], None]  # (the deposit's connection, the new document's id)
 
 
 def _insert(
@@ -297,39 +297,47 @@ def _insert(
 ) -> Deposited:
     """The one transaction of a deposit; uniqueness is guaranteed by the database's unique indexes.
 
-    ``make_circuit`` creates the circuit in this same transaction (on-demand circuits): if the deposit fails,
-    no circuit is left behind."""
+    ``make_circuit`` creates the circuit in this same transaction (on-demand circuits, with the ORM): if the
+    deposit fails, no circuit is left behind. Otherwise the transaction runs on a bare connection."""
+    if make_circuit is None:
+        with ctx.db.write_connection() as conn:
+            return _insert_rows(conn, ctx, account, circuit, req, prep, comment, dest, cc, on_insert)
     with ctx.db.write() as session:
-        if make_circuit is not None:
-            circuit = DepositCircuit.of(make_circuit(session))
-        assert circuit.id is not None and circuit.subscriber_id is not None
-        conn = session.connection()
-        label_id, label_name, note = _label_for(conn, circuit.id, prep.label, ctx.settings.label_guard)
-        now = utcnow()
-        document_id = _new_id(conn.execute(_INSERT_DOCUMENT, {
-            "subscriber_id": circuit.subscriber_id, "circuit_id": circuit.id, "label_id": label_id,
-            "name": prep.name, "kind": prep.kind, "state": State.PREPARED.value, "blob_sha256": prep.sha256,
-            "size": prep.size, "nom_fic": prep.nom_fic, "uploader_id": account.user_id, "comment": comment,
-            "email_destinataire": dest, "email_cc": cc, "source": req.source, "extra": dict(prep.extra),
-            "created_at": now, "updated_at": now}))
-        if prep.nom_fic:
-            conn.execute(_INSERT_NOMFIC, {"nom_fic": prep.nom_fic, "document_id": document_id})
-        if prep.annexes:
-            conn.execute(_INSERT_ANNEX, [
-                {"document_id": document_id, "position": position, "name": annex_name, "blob_sha256": sha,
-                 "size": size} for position, (annex_name, sha, size) in enumerate(prep.annexes)])
-        if prep.metadata:
-            conn.execute(_INSERT_METADATA, [
-                {"document_id": document_id, "position": position, "name": meta_name, "value": value}
-                for position, (meta_name, value) in enumerate(prep.metadata)])
-        conn.execute(_INSERT_HISTORY, {
-            "document_id": document_id, "state": State.PREPARED.value, "user_id": account.user_id,
-            "user_fullname": account.full_name, "comment": note or comment, "created_at": now})
-        conn.execute(_INSERT_OUTBOX, {"kind": "workflow.start", "document_id": document_id, "payload": {},
-                                      "created_at": now, "available_at": now})
-        if on_insert is not None:
-            on_insert(session, document_id)  # connector rows (WebDAV receipts) in the same transaction
-        return Deposited(document_id=document_id, name=prep.name, label=label_name)
+        made = DepositCircuit.of(make_circuit(session))
+        return _insert_rows(session.connection(), ctx, account, made, req, prep, comment, dest, cc, on_insert)
+
+
+def _insert_rows(
+    conn: Connection, ctx: AppContext, account: Account, circuit: DepositCircuit, req: DepositRequest,
+    prep: _Prepared, comment: str | None, dest: str | None, cc: str | None, on_insert: InsertHook | None,
+) -> Deposited:
+    assert circuit.id is not None and circuit.subscriber_id is not None
+    label_id, label_name, note = _label_for(conn, circuit.id, prep.label, ctx.settings.label_guard)
+    now = utcnow()
+    document_id = _new_id(conn.execute(_INSERT_DOCUMENT, {
+        "subscriber_id": circuit.subscriber_id, "circuit_id": circuit.id, "label_id": label_id,
+        "name": prep.name, "kind": prep.kind, "state": State.PREPARED.value, "blob_sha256": prep.sha256,
+        "size": prep.size, "nom_fic": prep.nom_fic, "uploader_id": account.user_id, "comment": comment,
+        "email_destinataire": dest, "email_cc": cc, "source": req.source, "extra": dict(prep.extra),
+        "created_at": now, "updated_at": now}))
+    if prep.nom_fic:
+        conn.execute(_INSERT_NOMFIC, {"nom_fic": prep.nom_fic, "document_id": document_id})
+    if prep.annexes:
+        conn.execute(_INSERT_ANNEX, [
+            {"document_id": document_id, "position": position, "name": annex_name, "blob_sha256": sha,
+             "size": size} for position, (annex_name, sha, size) in enumerate(prep.annexes)])
+    if prep.metadata:
+        conn.execute(_INSERT_METADATA, [
+            {"document_id": document_id, "position": position, "name": meta_name, "value": value}
+            for position, (meta_name, value) in enumerate(prep.metadata)])
+    conn.execute(_INSERT_HISTORY, {
+        "document_id": document_id, "state": State.PREPARED.value, "user_id": account.user_id,
+        "user_fullname": account.full_name, "comment": note or comment, "created_at": now})
+    conn.execute(_INSERT_OUTBOX, {"kind": "workflow.start", "document_id": document_id, "payload": {},
+                                  "created_at": now, "available_at": now})
+    if on_insert is not None:
+        on_insert(conn, document_id)  # connector rows (WebDAV receipts) in the same transaction
+    return Deposited(document_id=document_id, name=prep.name, label=label_name)
 
 
 def _record_refusal(ctx: AppContext, account: Account, req: DepositRequest, error: ParafeError) -> None:
@@ -350,7 +358,7 @@ def deposit(ctx: AppContext, principal: Principal, req: DepositRequest, *,
             on_insert: InsertHook | None = None) -> Deposited:
     """Check and store one deposit; returns the new document id. Raises :class:`ParafeError` on refusal.
 
-    ``on_insert(session, document)`` runs inside the deposit's transaction (for a connector's own rows)."""
+    ``on_insert(connection, document_id)`` runs inside the deposit's transaction (for a connector's own rows)."""
     account = None
     try:
         with ctx.db.read_connection() as conn:

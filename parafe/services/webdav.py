@@ -35,6 +35,7 @@ from xml.sax.saxutils import escape
 
 from sqlalchemy import (
     ColumnElement,
+    Connection,
     Select,
     String,
     Text,
@@ -286,14 +287,17 @@ def check_deposit_target(ctx: AppContext, principal: Principal, siren: str, circ
         circuit_for_deposit(session, subscriber, account, circuit_key)
 
 
+_INSERT_RECEIPT = insert(WebdavDeposit)
+
+
 def receipt_hook(
     account: Account, circuit: CircuitView, label_folder: str, put_name: str, size: int, sha256: str,
-) -> Callable[[Session, int], None]:
+) -> Callable[[Connection, int], None]:
     """The deposit hook that keeps the receipt of an accepted PUT and where its returns go, written in the
     deposit's own transaction (a document never exists without its receipt)."""
 
-    def record(session: Session, document_id: int) -> None:
-        session.connection().execute(insert(WebdavDeposit), {
+    def record(conn: Connection, document_id: int) -> None:
+        conn.execute(_INSERT_RECEIPT, {
             "document_id": document_id, "subscriber_id": account.subscriber_id, "circuit_id": circuit.id,
             "label_folder": nfc(label_folder), "put_name": nfc(put_name)[:255], "size": size, "sha256": sha256,
             "created_at": utcnow()})
