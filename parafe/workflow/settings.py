@@ -1,4 +1,6 @@
-"""Settings of the workflow engine, job queue, notifications and simulators (``PARAFE_*`` environment).
+"""Settings of the workflow engine, job queue, notifications and simulators: ``PARAFE_*`` environment
+variables, else the same keys in lower case without the prefix in the TOML file named by ``PARAFE_CONFIG``
+(as :mod:`parafe.config` reads its own: ``smtp_host = "smtp.example.fr"``), else the defaults below.
 
 Kept in ONE module so that they can move into :mod:`parafe.config` as they are; every reader goes through
 :func:`workflow_settings`.
@@ -7,27 +9,58 @@ Kept in ONE module so that they can move into :mod:`parafe.config` as they are; 
 from __future__ import annotations
 
 import os
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+_TOML_CACHE: dict[tuple[str, int], dict[str, Any]] = {}
+
+
+def _toml() -> dict[str, Any]:
+    """The ``PARAFE_CONFIG`` file's values, re-read when the file changes."""
+    path = os.environ.get("PARAFE_CONFIG")
+    if not path:
+        return {}
+    try:
+        key = (path, os.stat(path).st_mtime_ns)
+    except OSError:
+        return {}
+    if key not in _TOML_CACHE:
+        with open(path, "rb") as fh:
+            values = tomllib.load(fh)
+        _TOML_CACHE.clear()
+        _TOML_CACHE[key] = values
+    return _TOML_CACHE[key]
+
+
+def _raw(name: str) -> str:
+    value = os.environ.get(name)
+    if value is None:
+        from_file = _toml().get(name.removeprefix("PARAFE_").lower())
+        if isinstance(from_file, bool):
+            value = "true" if from_file else "false"
+        elif from_file is not None:
+            value = str(from_file)
+    return (value or "").strip()
 
 
 def _int(name: str, default: int) -> int:
-    value = os.environ.get(name, "").strip()
+    value = _raw(name)
     return int(value) if value else default
 
 
 def _float(name: str, default: float) -> float:
-    value = os.environ.get(name, "").strip()
+    value = _raw(name)
     return float(value) if value else default
 
 
 def _str(name: str, default: str | None = None) -> str | None:
-    value = os.environ.get(name)
-    return value.strip() if value is not None and value.strip() else default
+    return _raw(name) or default
 
 
 def _bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name, "").strip().lower()
+    value = _raw(name).lower()
     if not value:
         return default
     return value in ("1", "true", "yes", "on", "oui")
