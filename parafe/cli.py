@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -70,6 +71,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     initialise()
     settings = get_settings()
     workers = args.workers if args.workers is not None else settings.workers
+    if workers <= 0:  # one per core this process may run on (cgroup/affinity aware, unlike os.cpu_count)
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     scheme = "http" if args.no_tls else "https"
     _say(f"Parafe {__version__} : écoute sur {scheme}://{args.host}:{args.port}/ "
          f"({workers} processus ; Ctrl+C pour arrêter)")
@@ -90,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="HTTP en clair, derrière un proxy qui termine TLS (X-SSL-Client-Cert)")
     p_serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p_serve.add_argument("--workers", type=int, default=None,
-                         help="nombre de processus serveur (défaut PARAFE_WORKERS ou 1) / server processes")
+                         help="nombre de processus serveur (défaut PARAFE_WORKERS, sinon un par cœur) / server "
+                              "processes (default PARAFE_WORKERS, else one per core)")
     p_serve.set_defaults(func=_cmd_serve)
 
     p_init = sub.add_parser("init", help="Initialiser sans démarrer / Initialise without serving")

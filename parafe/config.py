@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     public_url: str | None = None  # e.g. https://parapheur.example.fr (OTP links, mails)
 
     worker_in_process: bool = True
-    workers: int = 1  # server processes of `parafe serve` (one per core for throughput)
+    workers: int = 0  # server processes of `parafe serve`; 0: one per available core
 
     @property
     def resolved_home(self) -> Path:

@@ -101,7 +101,9 @@ class Home:
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PARAFE_")}
-        env.update(PARAFE_HOME=str(self.path), PARAFE_DATABASE_URL=self.database_url)
+        # one server process: tests that read the server's memory or signal it address that process (the
+        # multi-process server has its own tests, tests/api/test_workers.py)
+        env.update(PARAFE_HOME=str(self.path), PARAFE_DATABASE_URL=self.database_url, PARAFE_WORKERS="1")
         if postgres_admin_url():
             env["PARAFE_TEST_POSTGRES_URL"] = postgres_admin_url() or ""
         return env

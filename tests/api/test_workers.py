@@ -126,3 +126,16 @@ def test_the_workers_exit_when_the_parent_dies(home: Home) -> None:
         assert _children_gone(children) == []
     finally:
         stop_server(server)
+
+
+def test_one_server_process_per_core_by_default(home: Home) -> None:
+    from parafe.config import Settings
+
+    assert Settings.model_fields["workers"].default == 0  # 0: one per available core
+    server = start_server(home, {"PARAFE_WORKERS": "0", "PARAFE_WORKER_IN_PROCESS": "false"})
+    try:
+        cores = len(os.sched_getaffinity(0))
+        assert len(_children(server.process.pid)) == (cores if cores > 1 else 0)
+        assert f"({cores} processus" in server.log.read_text(encoding="utf-8")
+    finally:
+        stop_server(server)
