@@ -41,6 +41,7 @@ class Dispatcher:
         self.active = [0] * len(pids)
         self.alive = [True] * len(pids)
         self.stopping = False
+        self.statuses: dict[int, int] = {}  # wait statuses of the children already reaped
         self._selector = selectors.DefaultSelector()
 
     def stop(self, signum: int) -> None:
@@ -51,8 +52,9 @@ class Dispatcher:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signum)
 
-    def run(self) -> None:
-        """Dispatch until every child has exited."""
+    def run(self) -> bool:
+        """Dispatch until every child has exited (or closed its channel), then wait for them; True when they all
+        ended with status 0."""
         self.listener.setblocking(False)
         self._selector.register(self.listener, selectors.EVENT_READ, None)
         for index, channel in enumerate(self.channels):
@@ -78,6 +80,11 @@ class Dispatcher:
         if listening:
             self.listener.close()
         self._selector.close()
+        for pid in self.pids:  # a child that closed its channel may still be finishing its requests
+            with contextlib.suppress(ChildProcessError):
+                _pid, status = os.waitpid(pid, 0)
+                self.statuses[pid] = status
+        return all(status == 0 for status in self.statuses.values())
 
     def _accept(self) -> None:
         while not self.stopping:
@@ -93,14 +100,18 @@ class Dispatcher:
                 self._hand_over(conn)
 
     def _hand_over(self, conn: socket.socket) -> None:
-        while any(self.alive):
-            target = min((i for i, up in enumerate(self.alive) if up), key=self.active.__getitem__)
+        full: set[int] = set()  # children whose channel is full right now (not reading: overloaded)
+        while True:
+            candidates = [i for i, up in enumerate(self.alive) if up and i not in full]
+            if not candidates:
+                if full:
+                    log.warning("every server process is saturated: connection dropped")
+                return
+            target = min(candidates, key=self.active.__getitem__)
             try:
                 socket.send_fds(self.channels[target], [_TAKE], [conn.fileno()])
-            except BlockingIOError:  # the child is not reading its channel: try another one, or drop
-                if sum(self.alive) == 1:
-                    return
-                self.active[target] += 1_000  # deprioritise until it drains
+            except BlockingIOError:
+                full.add(target)
                 continue
             except OSError:
                 self._lost(target)
@@ -132,10 +143,11 @@ class Dispatcher:
             if not self.alive[index]:
                 continue
             try:
-                done, _status = os.waitpid(pid, os.WNOHANG)
+                done, status = os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
-                done = pid
+                done, status = pid, 0
             if done == pid:
+                self.statuses[pid] = status
                 self._lost(index)
 
 

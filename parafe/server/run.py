@@ -155,4 +155,5 @@ def serve(settings: Settings, host: str, port: int, *, tls: bool = True, workers
         channels.append(parent_end)
     dispatcher = Dispatcher(sock, channels, pids)
     install_signal_forwarding(dispatcher)
-    dispatcher.run()
+    if not dispatcher.run() and not dispatcher.stopping:
+        raise SystemExit("un processus serveur s'est arrêté en erreur (voir le journal ci-dessus)")

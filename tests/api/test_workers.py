@@ -139,3 +139,14 @@ def test_one_server_process_per_core_by_default(home: Home) -> None:
         assert f"({cores} processus" in server.log.read_text(encoding="utf-8")
     finally:
         stop_server(server)
+
+
+def test_the_parent_fails_when_every_worker_died(home: Home) -> None:
+    server = start_server(home, {"PARAFE_WORKERS": "2", "PARAFE_WORKER_IN_PROCESS": "false"})
+    try:
+        for pid in _children(server.process.pid):
+            os.kill(pid, signal.SIGKILL)
+        assert server.process.wait(timeout=15) == 1
+        assert "un processus serveur s'est arrêté en erreur" in server.log.read_text(encoding="utf-8")
+    finally:
+        stop_server(server)
