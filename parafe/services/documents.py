@@ -361,12 +361,21 @@ def deposit(ctx: AppContext, principal: Principal, req: DepositRequest, *,
     ``on_insert(connection, document_id)`` runs inside the deposit's transaction (for a connector's own rows)."""
     account = None
     try:
+        triplet: tuple[str, str] | None = None
+        name_error: ParafeError | None = None
+        if not bundles.is_bundle_name(str(req.upload.filename)):
+            # a plain file: refuse a taken triplet before reading the content (in the rights query)
+            try:
+                triplet = (rules.check_label(req.label) or rules.default_label(),
+                           rules.normalise_name(req.upload.filename, _name_limit(ctx, req.source)))
+            except ParafeError as exc:
+                name_error = exc  # told after the rights errors, as before
         with ctx.db.read_connection() as conn:
-            account, circuit = deposit_target(conn, principal, req.siren, req.circuit)
-            if not bundles.is_bundle_name(str(req.upload.filename)):
-                # a plain file: refuse a taken triplet before reading the content
-                _duplicate(conn, circuit.id or 0, rules.check_label(req.label) or rules.default_label(),
-                           rules.normalise_name(req.upload.filename, _name_limit(ctx, req.source)), None)
+            account, circuit, taken = deposit_target(conn, principal, req.siren, req.circuit, triplet)
+        if name_error is not None:
+            raise name_error
+        if taken:
+            raise ParafeError(E.DUPLICATE_FILE)
     except ParafeError as error:
         if account is not None:
             _record_refusal(ctx, account, req, error)

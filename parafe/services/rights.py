@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, exists, select
 from sqlalchemy.orm import Session
 
-from parafe.db.models import Circuit, CircuitRole, Document, Subscriber
+from parafe.db.models import Circuit, CircuitRole, Document, Label, Subscriber
 from parafe.domain.errors import E, ErrorDef, ParafeError
 from parafe.services.auth import Account, Principal
 
@@ -79,28 +79,41 @@ _DEPOSIT_CIRCUIT = select(
                    _roles.c.role == AGENT).label("is_agent"),
 ).where(_circuits.c.subscriber_id == bindparam("subscriber_id"), _circuits.c.key == bindparam("key"),
         _circuits.c.on_demand.is_(False))
+_documents = Document.__table__
+_labels = Label.__table__
+# the live (circuit, label, name) triplet, as the partial unique index uq_documents_live_triplet guards it
+_TRIPLET_TAKEN = exists().where(
+    _labels.c.circuit_id == _circuits.c.id, _labels.c.name == bindparam("label"),
+    _documents.c.circuit_id == _circuits.c.id, _documents.c.label_id == _labels.c.id,
+    _documents.c.name == bindparam("name"), _documents.c.deleted_at.is_(None)).label("triplet_taken")
+_DEPOSIT_CIRCUIT_TRIPLET = _DEPOSIT_CIRCUIT.add_columns(_TRIPLET_TAKEN)
 _SUBSCRIBER_EXISTS = select(Subscriber.__table__.c.id).where(Subscriber.__table__.c.id == bindparam("id"))
 
 
 def deposit_target(conn: Connection, principal: Principal, siren: str, circuit_key: str,
-                   ) -> tuple[Account, DepositCircuit]:
+                   triplet: tuple[str, str] | None = None) -> tuple[Account, DepositCircuit, bool]:
     """:func:`subscriber_account` then :func:`circuit_for_deposit` in one query (the deposit's hot path): the
-    caller's account in ``siren`` and the circuit ``circuit_key`` they may deposit into. Same errors."""
+    caller's account in ``siren``, the circuit ``circuit_key`` they may deposit into (same errors) and, when
+    ``triplet`` = (label, name) is given, whether a live document of that circuit already holds it."""
     account = principal.account_for(str(siren).strip())
     if account is None:
         raise ParafeError(E.SUBSCRIBER_UNKNOWN_OR_FORBIDDEN)
     key = circuit_key.strip() if circuit_key else ""
     valid_key = bool(circuit_key) and not any(ord(ch) < 32 for ch in circuit_key) and len(circuit_key) <= 255
-    row = conn.execute(_DEPOSIT_CIRCUIT, {"user_id": account.user_id, "subscriber_id": account.subscriber_id,
-                                          "key": key}).first() if valid_key else None
+    params = {"user_id": account.user_id, "subscriber_id": account.subscriber_id, "key": key}
+    if triplet is not None:
+        params.update(label=triplet[0], name=triplet[1])
+    stmt = _DEPOSIT_CIRCUIT if triplet is None else _DEPOSIT_CIRCUIT_TRIPLET
+    row = conn.execute(stmt, params).first() if valid_key else None
     if row is None:
         if conn.execute(_SUBSCRIBER_EXISTS, {"id": account.subscriber_id}).first() is None:
             raise ParafeError(E.SUBSCRIBER_UNKNOWN_OR_FORBIDDEN)
         raise ParafeError(E.CIRCUIT_NOT_FOUND)
     if not account.is_admin and not row.is_agent:
         raise ParafeError(E.NO_PERMISSION)
+    taken = bool(row.triplet_taken) if triplet is not None else False
     return account, DepositCircuit(row.id, row.subscriber_id, row.key, row.type, bool(row.pes_pj),
-                                   row.metadata_model)
+                                   row.metadata_model), taken
 
 
 def can_see(session: Session, account: Account, document: Document) -> bool:
