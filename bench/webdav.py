@@ -7,11 +7,11 @@
    10,000 files through the same stack (uvicorn + TLS + a2wsgi), as the baseline.
 
 Prints one line per figure:
-  webdav  put_100k_8clients=…/s  (n=…, all 201)
+  webdav  put_100k_8clients=…/s  (median of R rounds of N: …/s, all 201, … s)
   webdav  propfind_d1_out_10000  accept-encoding=identity|gzip  p50=… ms  p99=… ms  (first=… ms, runs=…)
   webdav  propfind_d1_fsprovider_10000  p50=… ms  p99=… ms  (runs=…)
-Usage: .venv/bin/python bench/webdav.py [--puts 1200] [--entries 10000] [--runs 30] [--server-workers N[,M]]
-                                        [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
+Usage: .venv/bin/python bench/webdav.py [--puts 1200] [--put-rounds 3] [--entries 10000] [--runs 30]
+                                        [--server-workers N[,M]] [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
 The in-process workflow worker is off: the figures are the connector's (deposit service included).
 """
 
@@ -93,33 +93,47 @@ def _start_parafe(home: Path, workers: int = 1) -> tuple[subprocess.Popen[bytes]
     return process, url
 
 
-def bench_puts(home: Path, url: str, n: int, clients: int) -> str:
+def bench_puts(home: Path, url: str, n: int, clients: int, rounds: int = 3) -> str:
+    """``rounds`` rounds of ``n`` PUTs (each into a new label folder); the median rate and every round's."""
     work = Path(tempfile.mkdtemp(prefix="bench-put-", dir=home))
     base = pdf_of_size(100 * 1024, "put")
-    label = f"bench-{uuid.uuid4().hex[:8]}"
-    config = work / "curl.cfg"
-    lines = []
+    paths = []
     for i in range(n):
         path = work / f"doc-{i:05d}.pdf"
         path.write_bytes(base + f"%{i}\n".encode())
-        lines.append(f'upload-file = "{path}"\nurl = "{url}{MOUNT}/123456789/in/bureautique/{label}/doc-{i:05d}.pdf"\n'
-                     'output = "/dev/null"\n')
-    config.write_text("".join(lines))
+        paths.append(path)
     demo = home / "demo"
     cmd = ["curl", "--silent", "--parallel", "--parallel-max", str(clients), "--cacert", str(home / "pki" / "ca.pem"),
            "--cert", str(demo / f"{AGENT}.pem"), "--key", str(demo / f"{AGENT}.key"), "--write-out",
-           "%{http_code}\\n", "--config", str(config)]
+           "%{http_code}\\n", "--config"]
+
+    def config(label: str, count: int) -> Path:
+        file = work / f"{label}.cfg"
+        file.write_text("".join(
+            f'upload-file = "{path}"\nurl = "{url}{MOUNT}/123456789/in/bureautique/{label}/{path.name}"\n'
+            'output = "/dev/null"\n' for path in paths[:count]))
+        return file
+
     # warm-up (connections, imports, caches)
-    warm = work / "warm.cfg"
-    warm.write_text("".join(line.replace(label, label + "-warm") for line in lines[: 2 * clients]))
-    subprocess.run([*cmd[:-1], str(warm)], capture_output=True, check=True)
-    start = time.perf_counter()
-    result = subprocess.run(cmd, capture_output=True, check=True)
-    elapsed = time.perf_counter() - start
-    codes = result.stdout.decode().split()
-    ok = codes.count("201")
-    status = "all 201" if ok == n else f"only {ok} x 201: {sorted(set(codes))}"
-    return f"webdav  put_100k_{clients}clients={n / elapsed:.0f}/s  (n={n}, {status}, {elapsed:.2f} s)"
+    subprocess.run([*cmd, str(config(f"warm-{uuid.uuid4().hex[:8]}", 2 * clients))], capture_output=True, check=True)
+    rates: list[float] = []
+    statuses: list[str] = []
+    total = 0.0
+    for _ in range(rounds):
+        cfg = config(f"bench-{uuid.uuid4().hex[:8]}", n)
+        start = time.perf_counter()
+        result = subprocess.run([*cmd, str(cfg)], capture_output=True, check=True)
+        elapsed = time.perf_counter() - start
+        total += elapsed
+        codes = result.stdout.decode().split()
+        ok = codes.count("201")
+        if ok != n:
+            statuses.append(f"only {ok} x 201: {sorted(set(codes))}")
+        rates.append(n / elapsed)
+    status = "all 201" if not statuses else "; ".join(statuses)
+    listed = ", ".join(f"{rate:.0f}" for rate in rates)
+    return (f"webdav  put_100k_{clients}clients={statistics.median(rates):.0f}/s  (median of {rounds} rounds of "
+            f"{n}: {listed}/s, {status}, {total:.1f} s)")
 
 
 def _populate_out(home: Path, entries: int) -> str:
@@ -230,6 +244,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--puts", type=int, default=1200)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--put-rounds", type=int, default=3, help="rounds of --puts PUTs (the median is printed)")
     parser.add_argument("--entries", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--skip-put", action="store_true")
@@ -259,7 +274,8 @@ def main() -> int:
             for workers in (int(w) for w in args.server_workers.split(",")):
                 process, url = _start_parafe(home, workers)
                 try:
-                    print(bench_puts(home, url, args.puts, args.clients) + f"  [server processes: {workers}]",
+                    print(bench_puts(home, url, args.puts, args.clients, args.put_rounds)
+                          + f"  [server processes: {workers}]",
                           flush=True)
                 finally:
                     process.terminate()
