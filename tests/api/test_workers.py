@@ -7,6 +7,7 @@ import os
 import signal
 import ssl
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -50,6 +51,15 @@ def _connections_of(pid: int, port: int) -> int:
     return count
 
 
+def _eventually(check: Callable[[], bool], seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def _clients(home: Home, n: int) -> list[httpx.Client]:
     ctx: ssl.SSLContext = home.ssl_context(home.demo("agent@demo.parafe.test"))
     return [httpx.Client(verify=ctx, limits=httpx.Limits(max_connections=1), timeout=10) for _ in range(n)]
@@ -73,12 +83,12 @@ def test_connections_are_spread_over_the_workers_and_a_dead_worker_is_skipped(ho
 
         for client in clients[:4]:  # closed connections are counted down: new ones still balance
             client.close()
-        time.sleep(0.3)
+        assert _eventually(lambda: sorted(_connections_of(pid, port) for pid in children) == [2, 2])
         fresh = _clients(home, 2)
         clients += fresh
         for client in fresh:
             assert client.get(f"{server.url}/healthz").status_code == 200
-        assert sum(_connections_of(pid, port) for pid in children) == 6
+        assert _eventually(lambda: sorted(_connections_of(pid, port) for pid in children) == [3, 3])
 
         os.kill(children[0], signal.SIGKILL)  # a server process dies: the other one takes every new connection
         time.sleep(0.6)
