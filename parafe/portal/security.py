@@ -16,6 +16,7 @@ the loopback interface), ``X-Content-Type-Options``, ``Referrer-Policy``, ``X-Fr
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import os
@@ -80,13 +81,20 @@ def portal_secret(home: Path) -> bytes:
         if cached is not None:
             return cached
         path = home / "portal.secret"
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_urlsafe(48) + "\n")
+        if not path.exists():
+            # written aside then hard-linked into place: another server process never reads a half-written
+            # file, and the first link wins (the others read the winner's secret)
+            tmp = home / f".portal.secret.{os.getpid()}.{secrets.token_hex(4)}"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(secrets.token_urlsafe(48) + "\n")
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                with contextlib.suppress(FileExistsError):
+                    os.link(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
         value = path.read_text().strip().encode()
         if len(value) < 32:
             raise RuntimeError(f"{path} : secret trop court")

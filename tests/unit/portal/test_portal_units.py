@@ -68,6 +68,30 @@ def test_portal_secret_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         security.portal_secret(tmp_path)
 
 
+def _secret_of(home: Path, barrier: object, out: object) -> None:
+    barrier.wait()  # type: ignore[attr-defined]
+    out.put(security.portal_secret(home))  # type: ignore[attr-defined]
+
+
+def test_server_processes_creating_the_secret_together_agree(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """``parafe serve`` runs one process per core: the first requests may create the file at the same time."""
+    import multiprocessing
+
+    monkeypatch.delenv("PARAFE_PORTAL_SECRET", raising=False)
+    fork = multiprocessing.get_context("fork")
+    barrier, out = fork.Barrier(8), fork.Queue()
+    workers = [fork.Process(target=_secret_of, args=(tmp_path, barrier, out)) for _ in range(8)]
+    for worker in workers:
+        worker.start()
+    values = {out.get(timeout=30) for _ in workers}
+    for worker in workers:
+        worker.join(10)
+        assert worker.exitcode == 0
+    assert len(values) == 1 and len(values.pop()) >= 32
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["portal.secret"]  # no temporary file left
+
+
 def test_pes_summary_of_the_samples(tmp_path: Path) -> None:
     samples = TESTDATA / "pes" / "samples"
     summary = summarise(samples / "valid_unsigned_PES_ex.xml")
