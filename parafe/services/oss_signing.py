@@ -237,7 +237,10 @@ def ensure_internal_ca(ctx: AppContext) -> Path:
             chain = b""
         _write_private(directory / pki.CA_KEY, ca.key_pem())
         (directory / CHAIN_FILE).write_bytes(chain)
-        (directory / pki.CA_CERT).write_bytes(ca.cert_pem())
+        # the certificate last and atomically: processes that do not take the lock test its presence
+        tmp = directory / f".{pki.CA_CERT}.tmp"
+        tmp.write_bytes(ca.cert_pem())
+        os.replace(tmp, directory / pki.CA_CERT)
     return directory
 
 
