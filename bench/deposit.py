@@ -18,12 +18,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from samples import pdf_of_size  # noqa: E402  (bench/ is the script's folder)
+from benchlib import create_pg_database, drop_pg_database, pdf_of_size  # noqa: E402  (bench/ is the script's folder)
 
 PES_PJ = ROOT.parent / "shared" / "testdata" / "pes" / "samples" / "valid_PES_PJ.xml"
 
@@ -74,25 +73,6 @@ def _rate(ctx: object, circuit: str, n: int, make: callable) -> float:  # type: 
     return n / elapsed
 
 
-def _pg_database(admin_url: str) -> tuple[str, str]:
-    import sqlalchemy as sa
-
-    name = f"parafe_bench_{uuid.uuid4().hex[:8]}"
-    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    engine.dispose()
-    return admin_url.rsplit("/", 1)[0] + "/" + name, name
-
-
-def _drop(admin_url: str, name: str) -> None:
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    engine.dispose()
-
 
 def run_backend(backend: str, n: int, pg_url: str | None) -> str:
     home = Path(tempfile.mkdtemp(prefix="parafe-bench-"))
@@ -101,7 +81,7 @@ def run_backend(backend: str, n: int, pg_url: str | None) -> str:
         url = f"sqlite:///{home / 'parafe.db'}"
     else:
         assert pg_url
-        url, dbname = _pg_database(pg_url)
+        url, dbname = create_pg_database(pg_url)
     try:
         ctx = _setup(home, url)
         pdf_base = pdf_of_size(100 * 1024, "x")
@@ -118,7 +98,7 @@ def run_backend(backend: str, n: int, pg_url: str | None) -> str:
     finally:
         shutil.rmtree(home, ignore_errors=True)
         if dbname and pg_url:
-            _drop(pg_url, dbname)
+            drop_pg_database(pg_url, dbname)
 
 
 RSS_CHILD = r"""

@@ -16,10 +16,8 @@ Prints one line: ``oss_bulk …: HTTPS X req/s (median), in-process bulk Y/s, ra
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,28 +28,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from benchlib import free_port, pdf_of_pages  # noqa: E402  (bench/ is the script's folder)
 
 AGENT = "agent@demo.parafe.test"
 
-
-def make_pdf(pages: int = 5) -> bytes:
-    from reportlab.pdfgen import canvas
-
-    buf = io.BytesIO()
-    c = canvas.Canvas(buf)
-    for i in range(pages):
-        c.drawString(72, 760, f"Arrêté municipal — page {i + 1}")
-        for j in range(40):
-            c.drawString(72, 720 - 16 * j, f"Article {j + 1} : le présent arrêté est exécutoire.")
-        c.showPage()
-    c.save()
-    return buf.getvalue()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def setup_home(home: Path) -> object:
@@ -188,7 +168,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="parafe-oss-bench-"))
     home = tmp / "home"
     ctx = setup_home(home)
-    pdf = make_pdf(5)
+    pdf = pdf_of_pages(5)
     process, url = start_server(home)
     try:
         http_rates, bulk_rates, cpu_ms = [], [], []

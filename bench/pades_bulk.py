@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+from benchlib import pdf_of_pages  # noqa: E402  (bench/ is the script's folder)
 from cryptography import x509  # noqa: E402
 from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import padding, rsa  # noqa: E402
@@ -57,19 +57,6 @@ def make_pki(tmp: Path) -> tuple[Path, rsa.RSAPrivateKey]:
         b"bench", key, cert, [ca], serialization.BestAvailableEncryption(b"bench")))
     return p12, key
 
-
-def make_pdf(pages: int = 5) -> bytes:
-    from reportlab.pdfgen import canvas
-
-    buf = io.BytesIO()
-    c = canvas.Canvas(buf)
-    for i in range(pages):
-        c.drawString(72, 760, f"Arrêté municipal — page {i + 1}")
-        for j in range(40):
-            c.drawString(72, 720 - 16 * j, f"Article {j + 1} : le présent arrêté est exécutoire.")
-        c.showPage()
-    c.save()
-    return buf.getvalue()
 
 
 def rate(fn: Callable[[], object], seconds: float, min_iter: int = 3) -> float:
@@ -102,7 +89,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmpdir:
         p12, key = make_pki(Path(tmpdir))
-        pdf = make_pdf(5)
+        pdf = pdf_of_pages(5)
         ours = BulkPdfSigner(load_signer(p12, "bench"))
         stock_signer = signers.SimpleSigner.load_pkcs12(str(p12), passphrase=b"bench")
         meta = signers.PdfSignatureMetadata(field_name="Signature1", subfilter=fields.SigSeedSubFilter.PADES)

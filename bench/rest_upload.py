@@ -37,21 +37,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from samples import pdf_of_size  # noqa: E402  (bench/ is the script's folder)
+from benchlib import create_pg_database, drop_pg_database, free_port, pdf_of_size  # noqa: E402  (bench/ is the script's folder)
 
 SIREN = "123456789"
 AGENT = "agent@demo.parafe.test"
 REST_PATH = f"/parapheur-ws/rest/v1/documents/v2/{SIREN}/bureautique/upload"
 
-
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -148,26 +139,6 @@ def _bodies(n: int, size: int, tag: str) -> list[tuple[str, bytes]]:
 
 # --- Parafe -------------------------------------------------------------------------------------------------
 
-def _pg_database(admin_url: str) -> tuple[str, str]:
-    import sqlalchemy as sa
-
-    name = f"parafe_bench_{uuid.uuid4().hex[:8]}"
-    engine = sa.create_engine(admin_url.replace("postgresql://", "postgresql+psycopg://"),
-                              isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    engine.dispose()
-    return admin_url.rsplit("/", 1)[0] + "/" + name, name
-
-
-def _drop(admin_url: str, name: str) -> None:
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(admin_url.replace("postgresql://", "postgresql+psycopg://"),
-                              isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    engine.dispose()
 
 
 def _init_home(home: Path, url: str) -> None:
@@ -212,11 +183,11 @@ def bench_parafe(backend: str, args: argparse.Namespace) -> tuple[Result, Path]:
     if backend == "sqlite":
         url = f"sqlite:///{home / 'parafe.db'}"
     else:
-        url, dbname = _pg_database(args.postgres)
+        url, dbname = create_pg_database(args.postgres)
     proc = None
     try:
         _init_home(home, url)
-        port = _free_port()
+        port = free_port()
         proc = _serve(home, url, port, args.workers)
         ctx = _ssl_context(home / "pki" / "ca.pem", home / "demo" / f"{AGENT}.pem", home / "demo" / f"{AGENT}.key")
         warm = [(REST_PATH, *_multipart(n, d)) for n, d in _bodies(50, args.size, f"{backend}-warm")]
@@ -238,7 +209,7 @@ def bench_parafe(backend: str, args: argparse.Namespace) -> tuple[Result, Path]:
         if not args.keep:
             shutil.rmtree(home, ignore_errors=True)
         if dbname:
-            _drop(args.postgres, dbname)
+            drop_pg_database(args.postgres, dbname)
 
 
 # --- nginx ceiling ------------------------------------------------------------------------------------------
@@ -289,7 +260,7 @@ def bench_nginx(args: argparse.Namespace) -> Result | None:
 
         pki.init_dev_pki(pki_home, [(AGENT, "Alice Agent")])
         (prefix / "www" / "upload").mkdir(parents=True)
-        port = _free_port()
+        port = free_port()
         conf = prefix / "nginx.conf"
         conf.write_text(NGINX_CONF.format(prefix=prefix, port=port, pki=pki_home / "pki"))
         proc = subprocess.Popen([nginx, "-c", str(conf), "-p", str(prefix), "-g", "daemon off;"],

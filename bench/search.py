@@ -46,7 +46,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -55,6 +54,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from benchlib import create_pg_database, drop_pg_database  # noqa: E402  (bench/ is the script's folder)
 
 DEMO_SIREN = "123456789"
 ADMIN_EMAIL = "admin@demo.parafe.test"
@@ -116,24 +116,6 @@ def say(message: str) -> None:
 
 # --- database lifecycle (as bench/deposit.py) -------------------------------------------------------------------
 
-def _pg_database(admin_url: str) -> tuple[str, str]:
-    import sqlalchemy as sa
-
-    name = f"parafe_bench_{uuid.uuid4().hex[:8]}"
-    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    engine.dispose()
-    return admin_url.rsplit("/", 1)[0] + "/" + name, name
-
-
-def _drop(admin_url: str, name: str) -> None:
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    engine.dispose()
 
 
 def _setup(home: Path, url: str, *, initialise_home: bool = True) -> Any:
@@ -718,7 +700,7 @@ def run_backend(backend: str, n: int, args: argparse.Namespace) -> str:
                 db_dir = Path(tempfile.mkdtemp(prefix="parafe-bench-sqlite-")) if keep else home
                 url = f"sqlite:///{db_dir / 'parafe.db'}"
             else:
-                url, dbname = _pg_database(args.postgres)
+                url, dbname = create_pg_database(args.postgres)
             say(f"gen  {backend}  database {url}")
             t = time.perf_counter()
             ctx = _setup(home, url)
@@ -735,7 +717,7 @@ def run_backend(backend: str, n: int, args: argparse.Namespace) -> str:
     finally:
         shutil.rmtree(home, ignore_errors=True)
         if dbname and not keep:
-            _drop(args.postgres, dbname)
+            drop_pg_database(args.postgres, dbname)
 
 
 def main() -> int:

@@ -28,7 +28,7 @@ import uuid
 from pathlib import Path
 
 import httpx
-from samples import pdf_of_size  # bench/ is the script's folder
+from benchlib import create_pg_database, drop_pg_database, free_port, pdf_of_size  # bench/ is the script's folder
 
 ROOT = Path(__file__).resolve().parent.parent
 SIREN = "123456789"
@@ -40,17 +40,8 @@ NS = "http://sei.ws.fast.cdc.com/"
 
 
 
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _start(home: Path, database_url: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARAFE_")}
     env.update(PARAFE_HOME=str(home), PARAFE_DATABASE_URL=database_url, PARAFE_WORKER_IN_PROCESS="false")
     subprocess.run([sys.executable, "-m", "parafe", "init"], cwd=str(ROOT), env=env, check=True, capture_output=True)
@@ -125,25 +116,6 @@ def _round(url: str, home: Path, protocol: str, n: int, concurrency: int, base: 
     return n / elapsed
 
 
-def _pg_database(admin_url: str) -> tuple[str, str]:
-    import sqlalchemy as sa
-
-    name = f"parafe_bench_{uuid.uuid4().hex[:8]}"
-    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    engine.dispose()
-    return admin_url.rsplit("/", 1)[0] + "/" + name, name
-
-
-def _drop(admin_url: str, name: str) -> None:
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    engine.dispose()
-
 
 def run(backend: str, n: int, rounds: int, concurrency: int, pg_url: str | None) -> str:
     workdir = Path(tempfile.mkdtemp(prefix="parafe-soap-bench-"))
@@ -153,7 +125,7 @@ def run(backend: str, n: int, rounds: int, concurrency: int, pg_url: str | None)
         database_url = f"sqlite:///{home / 'parafe.db'}"
     else:
         assert pg_url
-        database_url, dbname = _pg_database(pg_url)
+        database_url, dbname = create_pg_database(pg_url)
     process, url = _start(home, database_url)
     try:
         base = pdf_of_size(100 * 1024, "soap")
@@ -178,7 +150,7 @@ def run(backend: str, n: int, rounds: int, concurrency: int, pg_url: str | None)
             process.kill()
         shutil.rmtree(workdir, ignore_errors=True)
         if dbname and pg_url:
-            _drop(pg_url, dbname)
+            drop_pg_database(pg_url, dbname)
 
 
 def main() -> int:

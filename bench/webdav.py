@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import ssl
 import statistics
 import subprocess
@@ -32,7 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from samples import pdf_of_size  # noqa: E402  (bench/ is the script's folder)
+from benchlib import create_pg_database, drop_pg_database, free_port, pdf_of_size  # noqa: E402  (bench/ is the script's folder)
 
 MOUNT = "/partage/webdav/clients"
 AGENT = "agent@demo.parafe.test"
@@ -55,11 +54,6 @@ uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", ssl_certfile=
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 
 
@@ -80,7 +74,7 @@ def _wait(url: str, ca: str, process: subprocess.Popen[bytes], path: str = "/hea
 
 
 def _start_parafe(home: Path, workers: int = 1) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARAFE_")}
     env.update(PARAFE_HOME=str(home), PARAFE_WORKER_IN_PROCESS="false", PARAFE_WORKERS=str(workers))
     if os.environ.get("PARAFE_DATABASE_URL"):
@@ -224,7 +218,7 @@ def bench_fs_baseline(home: Path, entries: int, runs: int) -> str:
     folder.mkdir(parents=True)
     for i in range(entries):
         (folder / f"retour-{i:05d}.pdf").write_bytes(b"%PDF-1.4 signed " + str(i).encode() + b" " + b"s" * 200)
-    port = _free_port()
+    port = free_port()
     pki = home / "pki"
     process = subprocess.Popen([sys.executable, "-c", FS_SERVER, str(root), str(port), str(pki / "server.pem"),
                                 str(pki / "server.key")], cwd=str(ROOT), stdout=subprocess.DEVNULL,
@@ -260,9 +254,7 @@ def main() -> int:
     os.environ.pop("PARAFE_DATABASE_URL", None)
     dbname = None
     if args.postgres:
-        dbname = f"parafe_bench_{uuid.uuid4().hex[:8]}"
-        _pg_admin(args.postgres, f'CREATE DATABASE "{dbname}"')
-        os.environ["PARAFE_DATABASE_URL"] = args.postgres.rsplit("/", 1)[0] + "/" + dbname
+        os.environ["PARAFE_DATABASE_URL"], dbname = create_pg_database(args.postgres)
     print(f"webdav  backend={'postgresql' if dbname else 'sqlite'}", flush=True)
     try:
         from parafe.cli import initialise
@@ -296,19 +288,9 @@ def main() -> int:
         shutil.rmtree(home, ignore_errors=True)
         if dbname and args.postgres:
             os.environ.pop("PARAFE_DATABASE_URL", None)
-            _pg_admin(args.postgres, f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+            drop_pg_database(args.postgres, dbname)
     return 0
 
-
-def _pg_admin(admin_url: str, sql: str) -> None:
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(admin_url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql(sql)
-    finally:
-        engine.dispose()
 
 
 if __name__ == "__main__":

@@ -23,13 +23,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from benchlib import create_pg_database, drop_pg_database  # noqa: E402  (bench/ is the script's folder)
 
 
 def _pdf(i: int) -> bytes:
@@ -44,25 +44,6 @@ def _pdf(i: int) -> bytes:
     path.unlink()
     return data
 
-
-def _database(admin: str) -> tuple[str, str]:
-    import sqlalchemy as sa
-
-    name = f"parafe_bench_{uuid.uuid4().hex[:10]}"
-    engine = sa.create_engine(admin.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    engine.dispose()
-    return admin.rsplit("/", 1)[0] + "/" + name, name
-
-
-def _drop(admin: str, name: str) -> None:
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(admin.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    engine.dispose()
 
 
 def _env(home: Path, url: str) -> dict[str, str]:
@@ -144,7 +125,7 @@ def run_once(admin: str, workers: int, n: int, mode: str, docs: list[bytes]) -> 
 
     from parafe.db.models import OutboxItem, utcnow
 
-    url, name = _database(admin)
+    url, name = create_pg_database(admin)
     home = Path(tempfile.mkdtemp(prefix="parafe-bench-wf-"))
     tmp = home / "in"
     env = _env(home, url)
@@ -174,7 +155,7 @@ def run_once(admin: str, workers: int, n: int, mode: str, docs: list[bytes]) -> 
     finally:
         _stop(procs)
         ctx.close()
-        _drop(admin, name)
+        drop_pg_database(admin, name)
         shutil.rmtree(home, ignore_errors=True)
 
 

@@ -1,0 +1,76 @@
+"""Pieces shared by the bench scripts (each script imports it from its own folder): sample PDFs, a free port,
+throw-away PostgreSQL databases.
+
+A PDF grown to a size is grown by page content (text drawn without compression), so that it stays a valid PDF
+whose ``startxref`` is where readers look for it: padding it after ``startxref`` (inside a comment) makes every
+PDF reader reconstruct the cross-reference table by scanning the whole file, which is not what a real 100 KB
+PDF costs. Distinct copies differ by a comment appended after ``%%EOF`` (a few bytes, allowed).
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+import uuid
+
+
+def pdf_of_size(size: int, seed: str) -> bytes:
+    """A one-page valid PDF of about ``size`` bytes (at least the size of an empty page)."""
+    from reportlab.pdfgen import canvas
+
+    def build(lines: int) -> bytes:
+        buf = io.BytesIO()
+        c = canvas.Canvas(buf, pageCompression=0)
+        c.drawString(72, 720, f"bench {seed}")
+        for i in range(lines):
+            c.drawString(72, 700 - (i % 60) * 10, f"{seed} ligne {i:06d} lorem ipsum dolor sit amet consectetur")
+        c.showPage()
+        c.save()
+        return buf.getvalue()
+
+    base = len(build(0))
+    per_line = max(1, len(build(10)) - base) / 10
+    return build(max(0, int((size - base) / per_line)))
+
+
+def pdf_of_pages(pages: int = 5) -> bytes:
+    """A PDF of ``pages`` text pages (an « arrêté »), for the signature benches."""
+    from reportlab.pdfgen import canvas
+
+    buf = io.BytesIO()
+    c = canvas.Canvas(buf)
+    for i in range(pages):
+        c.drawString(72, 760, f"Arrêté municipal — page {i + 1}")
+        for j in range(40):
+            c.drawString(72, 720 - 16 * j, f"Article {j + 1} : le présent arrêté est exécutoire.")
+        c.showPage()
+    c.save()
+    return buf.getvalue()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _admin(admin_url: str, sql: str) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(admin_url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(sql)
+    finally:
+        engine.dispose()
+
+
+def create_pg_database(admin_url: str) -> tuple[str, str]:
+    """A new empty database next to ``admin_url``'s: (its URL, its name)."""
+    name = f"parafe_bench_{uuid.uuid4().hex[:10]}"
+    _admin(admin_url, f'CREATE DATABASE "{name}"')
+    return admin_url.rsplit("/", 1)[0] + "/" + name, name
+
+
+def drop_pg_database(admin_url: str, name: str) -> None:
+    _admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
