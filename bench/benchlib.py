@@ -1,5 +1,5 @@
 """Pieces shared by the bench scripts (each script imports it from its own folder): sample PDFs, a free port,
-throw-away PostgreSQL databases.
+the CPU time of a server and its worker processes, throw-away PostgreSQL databases.
 
 A PDF grown to a size is grown by page content (text drawn without compression), so that it stays a valid PDF
 whose ``startxref`` is where readers look for it: padding it after ``startxref`` (inside a comment) makes every
@@ -10,8 +10,10 @@ PDF costs. Distinct copies differ by a comment appended after ``%%EOF`` (a few b
 from __future__ import annotations
 
 import io
+import os
 import socket
 import uuid
+from pathlib import Path
 
 
 def pdf_of_size(size: int, seed: str) -> bytes:
@@ -52,6 +54,24 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its live descendants (``parafe serve`` forks one server process
+    per core), from Linux ``/proc``; 0 elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return 0.0
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    for task in tasks:
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            children = []
+        total += sum(cpu_seconds(int(child)) for child in children)
+    return total
 
 
 def _admin(admin_url: str, sql: str) -> None:

@@ -1,10 +1,11 @@
 """OSS mass signing over HTTP: ``signServerDoc`` requests per second over HTTPS (mTLS) with 8 concurrent clients on
 a 5-page PDF, and the ratio to the Signature engine's in-process bulk rate measured in the same run.
 
-What runs: a fresh home (SQLite, files, dev PKI, the demo OSS workflow ``oss-demo``), a real ``parafe serve``
-process over TLS, and 8 client threads (one keep-alive HTTPS connection each, the demo agent's certificate)
-posting the same 5-page PDF to ``/oss/signServerDoc`` (synchronous: the signed PDF comes back in the body; each
-request also stores the original and the signed file and writes its database row). The in-process reference is
+What runs: a fresh home (SQLite, files, dev PKI, the demo OSS workflow ``oss-demo``), a real ``parafe serve`` over
+TLS (one server process per core, its default; the server CPU figure counts them all), and 8 client threads (one
+keep-alive HTTPS connection each, the demo agent's certificate) posting the same 5-page PDF to
+``/oss/signServerDoc`` (synchronous: the signed PDF comes back in the body; each request also stores the original
+and the signed file and writes its database row). The in-process reference is
 :class:`parafe.signing.bulk.BulkPdfSigner` with the same key, level (B-B) and pictogram, in this process, one
 thread. Every response is checked (200, ``X-FAST-document-id``, a PDF larger than the input). The server and the
 clients share the machine's cores; the figure is the median of ``--runs`` runs of ``--seconds`` each.
@@ -28,7 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from benchlib import free_port, pdf_of_pages  # noqa: E402  (bench/ is the script's folder)
+from benchlib import cpu_seconds, free_port, pdf_of_pages  # noqa: E402  (bench/ is the script's folder)
 
 AGENT = "agent@demo.parafe.test"
 
@@ -71,14 +72,6 @@ def start_server(home: Path) -> tuple[subprocess.Popen[bytes], str]:
     process.kill()
     raise SystemExit("server did not start")
 
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux ``/proc``), 0 elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def http_rate(url: str, home: Path, pdf: bytes, clients: int, seconds: float, server_pid: int,

@@ -37,7 +37,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from benchlib import create_pg_database, drop_pg_database, free_port, pdf_of_size  # noqa: E402  (bench/ is the script's folder)
+from benchlib import cpu_seconds, create_pg_database, drop_pg_database, free_port, pdf_of_size  # noqa: E402  (bench/ is the script's folder)
 
 SIREN = "123456789"
 AGENT = "agent@demo.parafe.test"
@@ -61,15 +61,6 @@ class Result:
     errors: int
     server_cpu_ms: float = 0.0  # server process CPU time (user + system, all threads) per upload
 
-
-def _cpu_seconds(pid: int) -> float:
-    """user + system CPU time of a process and its live child processes (``parafe serve --workers N``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        children = (task / "children").read_text().split() if (task / "children").exists() else []
-        total += sum(_cpu_seconds(int(child)) for child in children)
-    return total
 
 
 def _ssl_context(ca: Path, cert: Path, key: Path) -> ssl.SSLContext:
@@ -196,9 +187,9 @@ def bench_parafe(backend: str, args: argparse.Namespace) -> tuple[Result, Path]:
         results = []
         for r in range(args.rounds):
             reqs = [(REST_PATH, *_multipart(n, d)) for n, d in _bodies(args.n, args.size, f"{backend}-{r}")]
-            cpu = _cpu_seconds(proc.pid)
+            cpu = cpu_seconds(proc.pid)
             result = run_load(Target(backend, port, "POST", reqs), ctx, args.concurrency)
-            result.server_cpu_ms = (_cpu_seconds(proc.pid) - cpu) * 1000 / len(reqs)
+            result.server_cpu_ms = (cpu_seconds(proc.pid) - cpu) * 1000 / len(reqs)
             results.append(result)
             del reqs
         return _median(results), home
@@ -276,9 +267,9 @@ def bench_nginx(args: argparse.Namespace) -> Result | None:
             reqs = [(f"/upload/{n}", d, headers) for n, d in _bodies(args.n, args.size, f"nginx-{r}")]
             workers = [int(p) for p in subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
                                                       text=True).stdout.split()]
-            cpu = sum(_cpu_seconds(p) for p in workers)
+            cpu = sum(cpu_seconds(p) for p in workers)
             result = run_load(Target("nginx_put", port, "PUT", reqs), ctx, args.concurrency)
-            result.server_cpu_ms = (sum(_cpu_seconds(p) for p in workers) - cpu) * 1000 / len(reqs)
+            result.server_cpu_ms = (sum(cpu_seconds(p) for p in workers) - cpu) * 1000 / len(reqs)
             results.append(result)
         return _median(results)
     finally:
