@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from parafe.db import session as db_session
-from parafe.db.session import Database, make_engine
+from parafe.db.session import make_engine
 from tests.conftest import _require_postgres
 
 
@@ -27,30 +27,23 @@ def _terminate(admin_url: str, application: str) -> int:
         admin.dispose()
 
 
-def _database(url: str, application: str) -> Database:
-    db = Database(url)
-    db.engine.dispose()
-    db.engine = make_engine(url, connect_args={"application_name": application}, pool_size=1, max_overflow=0)
-    return db
-
-
 @pytest.mark.parametrize("idle_ping", [True, False])
 def test_a_dropped_idle_connection(idle_ping: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     url = _require_postgres()
     application = f"parafe-ping-{uuid.uuid4().hex[:8]}"
-    db = _database(url, application)
+    engine = make_engine(url, connect_args={"application_name": application}, pool_size=1, max_overflow=0)
     try:
-        with db.engine.connect() as conn:
+        with engine.connect() as conn:
             assert conn.execute(text("SELECT 1")).scalar_one() == 1
         assert _terminate(url, application) == 1  # the pooled connection is gone server-side
         monkeypatch.setattr(db_session, "IDLE_PING_SECONDS", 0.0 if idle_ping else 3600.0)
         if idle_ping:
-            with db.engine.connect() as conn:  # pinged, found dead, replaced: the query succeeds
+            with engine.connect() as conn:  # pinged, found dead, replaced: the query succeeds
                 assert conn.execute(text("SELECT 2")).scalar_one() == 2
         else:
-            with pytest.raises(OperationalError), db.engine.connect() as conn:  # what the ping prevents
+            with pytest.raises(OperationalError), engine.connect() as conn:  # what the ping prevents
                 conn.execute(text("SELECT 2"))
-            with db.engine.connect() as conn:  # and the pool recovers on its own afterwards
+            with engine.connect() as conn:  # and the pool recovers on its own afterwards
                 assert conn.execute(text("SELECT 3")).scalar_one() == 3
     finally:
-        db.engine.dispose()
+        engine.dispose()
