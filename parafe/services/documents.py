@@ -47,7 +47,7 @@ from parafe.formats import pes as pesformat
 from parafe.formats.pictograms import check_pictograms
 from parafe.services.auth import Account, Principal
 from parafe.services.context import AppContext
-from parafe.services.rights import DepositCircuit, deposit_target
+from parafe.services.rights import LIVE_TRIPLET_TAKEN, DepositCircuit, deposit_target
 
 log = logging.getLogger(__name__)
 
@@ -224,16 +224,9 @@ def _metadata_model(circuit: DepositCircuit) -> list[metaformat.MetadataField] |
 # The deposit's statements, built once (SQLAlchemy caches their compiled form): Core, not the ORM, on this hot
 # path — measured, the ORM's unit of work cost more than the rest of a 100 KB PDF deposit's database work.
 _labels = Label.__table__
-_documents = Document.__table__
 _LABEL_ID = select(_labels.c.id).where(_labels.c.circuit_id == bindparam("circuit_id"),
                                        _labels.c.name == bindparam("name"))
 _LABEL_COUNT = select(func.count()).select_from(_labels).where(_labels.c.circuit_id == bindparam("circuit_id"))
-_LIVE_TRIPLET = (
-    select(_documents.c.id).select_from(_documents.join(_labels, _labels.c.id == _documents.c.label_id))
-    .where(_documents.c.circuit_id == bindparam("circuit_id"), _labels.c.circuit_id == bindparam("circuit_id"),
-           _labels.c.name == bindparam("label"), _documents.c.name == bindparam("name"),
-           _documents.c.deleted_at.is_(None))
-    .limit(1))
 _NOMFIC_TAKEN = select(PesNomFic.__table__.c.nom_fic).where(PesNomFic.__table__.c.nom_fic == bindparam("nom_fic"))
 _INSERT_LABEL = insert(Label)
 _INSERT_DOCUMENT = insert(Document)
@@ -279,8 +272,7 @@ def _nom_fic_taken(conn: Connection, nom_fic: str) -> bool:
 
 def _duplicate(conn: Connection, circuit_id: int, label_name: str, name: str, nom_fic: str | None) -> None:
     """Raise the catalogue error if the triplet is taken by a live document or the NomFic was ever used."""
-    live = conn.execute(_LIVE_TRIPLET, {"circuit_id": circuit_id, "label": label_name, "name": name}).first()
-    if live is not None:
+    if conn.execute(LIVE_TRIPLET_TAKEN, {"circuit_id": circuit_id, "label": label_name, "name": name}).scalar():
         raise ParafeError(E.DUPLICATE_FILE)
     if nom_fic and _nom_fic_taken(conn, nom_fic):
         raise ParafeError(E.PES_DUPLICATE_NOMFIC)

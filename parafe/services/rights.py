@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, exists, select
+from sqlalchemy import ColumnElement, Connection, Exists, bindparam, exists, select
 from sqlalchemy.orm import Session
 
 from parafe.db.models import Circuit, CircuitRole, Document, Label, Subscriber
@@ -81,12 +81,20 @@ _DEPOSIT_CIRCUIT = select(
         _circuits.c.on_demand.is_(False))
 _documents = Document.__table__
 _labels = Label.__table__
-# the live (circuit, label, name) triplet, as the partial unique index uq_documents_live_triplet guards it
-_TRIPLET_TAKEN = exists().where(
-    _labels.c.circuit_id == _circuits.c.id, _labels.c.name == bindparam("label"),
-    _documents.c.circuit_id == _circuits.c.id, _documents.c.label_id == _labels.c.id,
-    _documents.c.name == bindparam("name"), _documents.c.deleted_at.is_(None)).label("triplet_taken")
-_DEPOSIT_CIRCUIT_TRIPLET = _DEPOSIT_CIRCUIT.add_columns(_TRIPLET_TAKEN)
+
+
+def _live_triplet(circuit_id: ColumnElement[int]) -> Exists:
+    """A live document of circuit ``circuit_id`` holds the (label, name) bound as ``label`` / ``name``: the
+    triplet the partial unique index uq_documents_live_triplet guards."""
+    return exists().where(
+        _labels.c.circuit_id == circuit_id, _labels.c.name == bindparam("label"),
+        _documents.c.circuit_id == circuit_id, _documents.c.label_id == _labels.c.id,
+        _documents.c.name == bindparam("name"), _documents.c.deleted_at.is_(None))
+
+
+_DEPOSIT_CIRCUIT_TRIPLET = _DEPOSIT_CIRCUIT.add_columns(_live_triplet(_circuits.c.id).label("triplet_taken"))
+# the same test for a known circuit id (bundles, whose name is known only once opened; a lost insert race)
+LIVE_TRIPLET_TAKEN = select(_live_triplet(bindparam("circuit_id")))
 _SUBSCRIBER_EXISTS = select(Subscriber.__table__.c.id).where(Subscriber.__table__.c.id == bindparam("id"))
 
 
