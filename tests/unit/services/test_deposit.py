@@ -123,6 +123,8 @@ def test_duplicate_triplet(ctx: Any, tmp_path: Path) -> None:
     _deposit(ctx, tmp_path, "a.pdf", pdf_bytes(), label="L1")
     _refused(ctx, tmp_path, E.DUPLICATE_FILE, "a.pdf", pdf_bytes(text="other"), label="L1")
     _deposit(ctx, tmp_path, "a.pdf", pdf_bytes(), label="L2")  # another label: allowed
+    # a zip bundle's main document is known only once opened: the same triplet rule, checked after
+    _refused(ctx, tmp_path, E.DUPLICATE_FILE, "a.pdf.zip", zip_bytes({"a.pdf": pdf_bytes(text="zip")}), label="L1")
 
 
 def test_protected_pdfs(ctx: Any, tmp_path: Path) -> None:
