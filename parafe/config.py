@@ -96,7 +96,8 @@ class Settings(BaseSettings):
         return frozenset(p.strip() for p in self.trusted_proxies.split(",") if p.strip())
 
 
-def _toml_values() -> dict[str, Any]:
+def config_file_values() -> dict[str, Any]:
+    """The values of the TOML file named by ``PARAFE_CONFIG`` (empty without it)."""
     path = os.environ.get("PARAFE_CONFIG")
     if not path:
         return {}
@@ -108,7 +109,7 @@ def _toml_values() -> dict[str, Any]:
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings (environment wins over the TOML file)."""
-    values = _toml_values()
+    values = config_file_values()
     env_names = {k[len("PARAFE_"):].lower() for k in os.environ if k.startswith("PARAFE_")}
     return Settings(**{k: v for k, v in values.items() if k not in env_names})
 

@@ -9,16 +9,17 @@ Kept in ONE module so that they can move into :mod:`parafe.config` as they are; 
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from parafe.config import config_file_values
 
 _TOML_CACHE: dict[tuple[str, int], dict[str, Any]] = {}
 
 
 def _toml() -> dict[str, Any]:
-    """The ``PARAFE_CONFIG`` file's values, re-read when the file changes."""
+    """:func:`parafe.config.config_file_values`, re-read only when the file changes (read at every call)."""
     path = os.environ.get("PARAFE_CONFIG")
     if not path:
         return {}
@@ -27,10 +28,8 @@ def _toml() -> dict[str, Any]:
     except OSError:
         return {}
     if key not in _TOML_CACHE:
-        with open(path, "rb") as fh:
-            values = tomllib.load(fh)
         _TOML_CACHE.clear()
-        _TOML_CACHE[key] = values
+        _TOML_CACHE[key] = config_file_values()
     return _TOML_CACHE[key]
 
 
