@@ -32,7 +32,7 @@ from parafe.portal.web import (
     render,
 )
 from parafe.services import admin, portal_admin
-from parafe.services.auth import Principal, authenticate
+from parafe.services.auth import Principal, authenticate_async
 from parafe.services.dashboard import STEP_LABELS
 
 CIRCUIT_TYPES = [
@@ -56,7 +56,7 @@ async def login(request: Request) -> Response:
     identity = identity_of(request)
     if identity.basic is not None:
         try:
-            principal = await call(authenticate, ctx_of(request), identity)
+            principal = await authenticate_async(ctx_of(request), identity)
         except ParafeError:
             principal = None
         if principal is not None:

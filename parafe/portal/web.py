@@ -26,7 +26,7 @@ from parafe.domain.deposit import PARIS
 from parafe.domain.errors import E, ParafeError
 from parafe.domain.states import State
 from parafe.portal import security
-from parafe.services.auth import Principal, RequestIdentity, authenticate
+from parafe.services.auth import Principal, RequestIdentity, authenticate_async
 from parafe.services.context import AppContext
 
 HERE = Path(__file__).resolve().parent
@@ -140,7 +140,7 @@ async def principal_of(request: Request) -> Principal:
     cached = request.scope.get("parafe.principal")
     if isinstance(cached, Principal):
         return cached
-    principal = await call(authenticate, ctx_of(request), identity_of(request))
+    principal = await authenticate_async(ctx_of(request), identity_of(request))
     request.scope["parafe.principal"] = principal
     return principal
 

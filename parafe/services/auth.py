@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import anyio.to_thread
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
@@ -113,6 +114,15 @@ def cached_principal(identity: RequestIdentity) -> Principal | None:
     if cached is not None and cached[0] > time.monotonic():
         return cached[1]
     return None
+
+
+async def authenticate_async(ctx: AppContext, identity: RequestIdentity) -> Principal:
+    """:func:`authenticate` for the connectors' event loop: a certificate resolved in the last seconds answers
+    at once, anything else (database, argon2) runs in a worker thread."""
+    known = cached_principal(identity)
+    if known is not None:
+        return known
+    return await anyio.to_thread.run_sync(authenticate, ctx, identity)
 
 
 def authenticate(ctx: AppContext, identity: RequestIdentity) -> Principal:

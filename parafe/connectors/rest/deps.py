@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from parafe.connectors.multipart import FormData, parse_form
 from parafe.domain.errors import E, ParafeError
-from parafe.services.auth import Principal, RequestIdentity, authenticate, cached_principal
+from parafe.services.auth import Principal, RequestIdentity, authenticate_async
 from parafe.services.context import AppContext
 from parafe.services.documents import Upload
 
@@ -38,10 +38,7 @@ def get_ctx(request: Request) -> AppContext:
 async def get_principal(request: Request) -> Principal:
     """The caller, or a ParafeError rendered as a 401 JSON error."""
     identity: RequestIdentity = request.scope.get("state", {}).get("identity") or RequestIdentity()
-    known = cached_principal(identity)
-    if known is not None:
-        return known
-    return await run_in_threadpool(authenticate, get_ctx(request), identity)
+    return await authenticate_async(get_ctx(request), identity)
 
 
 async def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -35,7 +35,7 @@ from parafe.connectors.soap.contract import INNER_WSDL, Operation
 from parafe.connectors.soap.envelope import ParsedRequest, SoapVersionMismatch, parse_envelope
 from parafe.connectors.soap.ops import Call, load_all
 from parafe.domain.errors import E, ParafeError
-from parafe.services.auth import Principal, RequestIdentity, authenticate, cached_principal
+from parafe.services.auth import Principal, RequestIdentity, authenticate_async
 from parafe.services.context import AppContext
 
 log = logging.getLogger(__name__)
@@ -120,9 +120,7 @@ class SoapEndpoint:
         # Every route of a connector needs a verified identity (operator contract), the WSDL included.
         identity: RequestIdentity = request.scope.get("state", {}).get("identity") or RequestIdentity()
         try:
-            principal = cached_principal(identity)
-            if principal is None:
-                principal = await run_in_threadpool(authenticate, self.ctx, identity)
+            principal = await authenticate_async(self.ctx, identity)
         except ParafeError as error:
             if request.method == "POST":
                 await self._drain(request)
