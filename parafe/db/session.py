@@ -18,7 +18,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -164,14 +164,14 @@ class Database:
         sqlite_file = _sqlite_file(self.engine) if self.is_sqlite else None
         self.writers = WriterQueue(sqlite_file + "-writelock" if sqlite_file else None) if self.is_sqlite else None
 
+    def _queued(self) -> AbstractContextManager[None]:
+        """Where SQLite writers wait their turn (nothing to wait for on PostgreSQL)."""
+        return self.writers.hold() if self.writers is not None else contextlib.nullcontext()
+
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A write transaction: committed on success, rolled back on any exception."""
-        if self.writers is None:
-            with self._write() as session, session.begin():
-                yield session
-            return
-        with self.writers.hold(), self._write() as session, session.begin():
+        with self._queued(), self._write() as session, session.begin():
             yield session
 
     @contextmanager
@@ -184,11 +184,7 @@ class Database:
     def write_connection(self) -> Iterator[Connection]:
         """A write transaction on a bare connection (Core statements, no ORM session): committed on success,
         rolled back on any exception. Same queueing as :meth:`write`."""
-        if self.writers is None:
-            with self._write_engine.begin() as connection:
-                yield connection
-            return
-        with self.writers.hold(), self._write_engine.begin() as connection:
+        with self._queued(), self._write_engine.begin() as connection:
             yield connection
 
     @contextmanager

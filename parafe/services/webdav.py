@@ -143,14 +143,17 @@ class CircuitView:
         return self.is_admin or AGENT in self.roles
 
 
-def _circuit_rows(account: Account, key: str | None = None) -> AnySelect:
-    stmt = (select(Circuit.id, Circuit.key, CircuitRole.role)
-            .outerjoin(CircuitRole, and_(CircuitRole.circuit_id == Circuit.id,
-                                         CircuitRole.user_id == account.user_id))
-            .where(Circuit.subscriber_id == account.subscriber_id, Circuit.on_demand.is_(False)))
-    if key is not None:
-        stmt = stmt.where(Circuit.key == key)
-    return stmt.order_by(Circuit.key)
+# the circuits of a subscriber with the account's roles on each, built once (a PUT resolves its circuit with it)
+_CIRCUIT_ROWS = (
+    select(Circuit.id, Circuit.key, CircuitRole.role)
+    .outerjoin(CircuitRole, and_(CircuitRole.circuit_id == Circuit.id, CircuitRole.user_id == bindparam("user_id")))
+    .where(Circuit.subscriber_id == bindparam("subscriber_id"), Circuit.on_demand.is_(False)))
+_ALL_CIRCUITS = _CIRCUIT_ROWS.order_by(Circuit.key)
+_ONE_CIRCUIT = _CIRCUIT_ROWS.where(Circuit.key == bindparam("key"))
+
+
+def _account_params(account: Account) -> dict[str, int]:
+    return {"user_id": account.user_id, "subscriber_id": account.subscriber_id}
 
 
 def _views(rows: list[tuple[int, str, str | None]], account: Account) -> list[CircuitView]:
@@ -166,25 +169,15 @@ def _views(rows: list[tuple[int, str, str | None]], account: Account) -> list[Ci
 
 def visible_circuits(ctx: AppContext, account: Account) -> list[CircuitView]:
     """The circuits of the account's subscriber it has a role on (all of them for an admin), by key."""
-    with ctx.db.read() as session:
-        rows = [tuple(r) for r in session.execute(_circuit_rows(account))]
+    with ctx.db.read_connection() as conn:
+        rows = [tuple(r) for r in conn.execute(_ALL_CIRCUITS, _account_params(account))]
     return sorted(_views(rows, account), key=lambda v: v.key)  # type: ignore[arg-type]
-
-
-# one circuit, for every request under in/<circuit> or out/<circuit> (a PUT's hot path): built once, run on a
-# bare connection
-_CIRCUIT_VIEW = (
-    select(Circuit.id, Circuit.key, CircuitRole.role)
-    .outerjoin(CircuitRole, and_(CircuitRole.circuit_id == Circuit.id, CircuitRole.user_id == bindparam("user_id")))
-    .where(Circuit.subscriber_id == bindparam("subscriber_id"), Circuit.on_demand.is_(False),
-           Circuit.key == bindparam("key")))
 
 
 def circuit_view(ctx: AppContext, account: Account, key: str) -> CircuitView | None:
     """The circuit ``key`` if the account sees it (unknown and invisible look the same: None)."""
     with ctx.db.read_connection() as conn:
-        rows = [tuple(r) for r in conn.execute(_CIRCUIT_VIEW, {
-            "user_id": account.user_id, "subscriber_id": account.subscriber_id, "key": key})]
+        rows = [tuple(r) for r in conn.execute(_ONE_CIRCUIT, {**_account_params(account), "key": key})]
     views = _views(rows, account)  # type: ignore[arg-type]
     return views[0] if views else None
 
