@@ -190,14 +190,14 @@ def _blobs_sweep(ctx: Any, args: argparse.Namespace) -> list[str]:
 
     from parafe.services.blob_sweep import SweepReport, sweep_orphan_blobs
 
-    if args.grace_hours < 1:
-        raise ParafeError(E.BAD_REQUEST, reason="le délai de grâce doit être d'au moins une heure")
-
     def progress(report: SweepReport) -> None:
         print(f"… {report.blobs} fichiers examinés, {report.deleted} orphelins", file=sys.stderr, flush=True)
 
-    report = sweep_orphan_blobs(ctx, grace=timedelta(hours=args.grace_hours), dry_run=args.dry_run,
-                                progress=progress)
+    try:
+        report = sweep_orphan_blobs(ctx, grace=timedelta(hours=args.grace_hours), dry_run=args.dry_run,
+                                    progress=progress)
+    except ValueError as exc:  # the service's own rule (grace period too short), in its French words
+        raise ParafeError(E.BAD_REQUEST, reason=str(exc)) from None
     verb = "à supprimer (simulation)" if args.dry_run else "supprimés"
     return [f"{report.blobs} fichiers stockés : {report.referenced} référencés, {report.recent} orphelins récents "
             f"conservés, {report.deleted} orphelins {verb} ({report.freed_bytes} octets)."]

@@ -29,6 +29,7 @@ from parafe.services import oss
 from parafe.services.context import AppContext
 
 DEFAULT_GRACE = timedelta(hours=24)
+MIN_GRACE = timedelta(hours=1)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _BATCH = 5_000
 
@@ -84,8 +85,8 @@ def sweep_orphan_blobs(
 ) -> SweepReport:
     """Delete (or, with ``dry_run``, count) the unreferenced blobs older than ``grace``; ``progress`` is called
     every 10,000 listed blobs."""
-    if grace < timedelta(hours=1):
-        raise ValueError("the grace period must be at least one hour")
+    if grace < MIN_GRACE:
+        raise ValueError("le délai de grâce doit être d'au moins une heure")
     started = now or utcnow()
     if started.tzinfo is None:
         started = started.replace(tzinfo=UTC)
