@@ -160,11 +160,11 @@ def install_signal_forwarding(dispatcher: Dispatcher) -> None:
 
 
 def adopt_connections(
-    channel: socket.socket, protocol_factory: Callable[[], asyncio.Protocol], ssl_context: ssl.SSLContext | None,
-    on_parent_gone: Callable[[], None],
-) -> Callable[[], None]:
-    """Serve the connections the parent passes on ``channel`` in the running loop; returns the notifier that a
-    protocol calls when its connection closes."""
+    channel: socket.socket, make_protocol: Callable[[Callable[[], None]], asyncio.Protocol],
+    ssl_context: ssl.SSLContext | None, on_parent_gone: Callable[[], None],
+) -> None:
+    """Serve the connections the parent passes on ``channel`` in the running loop. ``make_protocol(on_closed)``
+    builds a connection's protocol, which calls ``on_closed`` when its connection closes."""
     loop = asyncio.get_running_loop()
     channel.setblocking(False)
     pending: set[asyncio.Task[None]] = set()  # handshakes in progress (the loop keeps only weak references)
@@ -175,7 +175,7 @@ def adopt_connections(
 
     async def adopt(conn: socket.socket) -> None:
         try:
-            await loop.connect_accepted_socket(protocol_factory, conn, ssl=ssl_context)
+            await loop.connect_accepted_socket(lambda: make_protocol(notify_closed), conn, ssl=ssl_context)
         except (TimeoutError, OSError, ssl.SSLError, ConnectionError):
             conn.close()
             notify_closed()
@@ -200,4 +200,3 @@ def adopt_connections(
                 task.add_done_callback(pending.discard)
 
     loop.add_reader(channel.fileno(), on_readable)
-    return notify_closed

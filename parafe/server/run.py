@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -98,18 +99,17 @@ async def _adopt(server: uvicorn.Server, channel: socket.socket) -> None:
             return
         await asyncio.sleep(0.01)
     config = server.config
-    notify: list[Any] = []
 
-    def factory() -> asyncio.Protocol:
+    def make_protocol(on_closed: Callable[[], None]) -> asyncio.Protocol:
         protocol = config.http_protocol_class(  # type: ignore[call-arg]
             config=config, server_state=server.server_state, app_state=server.lifespan.state)
-        protocol.on_closed = notify[0]  # type: ignore[attr-defined]
+        protocol.on_closed = on_closed  # type: ignore[attr-defined]
         return protocol  # type: ignore[no-any-return]
 
     def parent_gone() -> None:
         server.should_exit = True
 
-    notify.append(adopt_connections(channel, factory, config.ssl, parent_gone))
+    adopt_connections(channel, make_protocol, config.ssl, parent_gone)
 
 
 def _listen(host: str, port: int) -> socket.socket:
