@@ -1,0 +1,26 @@
+"""Deposit pictograms (issue 15).
+
+Revision ID: 0013_pictograms
+Revises: 0012_verification
+Create Date: 2026-12-07 00:00:00
+
+"""
+from typing import Sequence, Union
+
+from alembic import op  # noqa: F401
+import sqlalchemy as sa  # noqa: F401
+
+
+# revision identifiers, used by Alembic.
+revision: str = '0013_pictograms'
+down_revision: Union[str, Sequence[str], None] = '0012_verification'
+branch_labels: Union[str, Sequence[str], None] = None
+depends_on: Union[str, Sequence[str], None] = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
