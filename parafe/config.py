@@ -48,9 +48,18 @@ class Settings(BaseSettings):
     client_crl: Path | None = None  # default: $home/pki/crl.pem when present
     trusted_proxies: str = ""  # comma-separated addresses allowed to send X-SSL-Client-Cert
     public_url: str | None = None  # e.g. https://parapheur.example.fr (OTP links, mails)
+    download_link_days: int = Field(default=30, ge=1, le=3650)  # recipients' download links (spec §2.6.3)
 
     worker_in_process: bool = True
     workers: int = 0  # server processes of `parafe serve`; 0: one per available core
+
+    # accessibility statement (RGAA 4.1), page /accessibilite and every portal page's footer (docs/accessibility.md)
+    accessibility_organisation: str = ""  # operating body named in the statement
+    accessibility_contact_email: str = ""  # where users report an accessibility problem
+    accessibility_contact_url: str = ""  # contact form (optional)
+    accessibility_audit_date: str = ""  # date of the RGAA audit (AAAA-MM-JJ); empty: no audit yet
+    accessibility_audit_rate: str = ""  # share of RGAA criteria respected according to that audit, e.g. "72"
+    accessibility_status: Literal["non", "partiellement", "totalement"] = "non"  # « … conforme »
 
     @property
     def resolved_home(self) -> Path:

@@ -23,9 +23,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
+    inspect,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 DOCUMENT_ID_START = 100_000_000
 
@@ -203,6 +205,13 @@ class Document(Base):
         Index("ix_documents_search_uploader", "subscriber_id", "uploader_id", "circuit_id", "id", **_LIVE),
         Index("ix_documents_search_label", "label_id", "subscriber_id", "id", "circuit_id", **_LIVE),
         Index("ix_documents_search_name", "subscriber_id", "name", **_LIVE),
+        # is a blob referenced by another document? (services.erasure, issue 15)
+        Index("ix_documents_blob", "blob_sha256"),
+        Index("ix_documents_signed_blob", "signed_blob_sha256", sqlite_where=text("signed_blob_sha256 IS NOT NULL"),
+              postgresql_where=text("signed_blob_sha256 IS NOT NULL")),
+        Index("ix_documents_signature_blob", "signature_blob_sha256",
+              sqlite_where=text("signature_blob_sha256 IS NOT NULL"),
+              postgresql_where=text("signature_blob_sha256 IS NOT NULL")),
         {"sqlite_autoincrement": True},
     )
 
@@ -252,6 +261,7 @@ class PesNomFic(Base):
 
 class Annex(Base):
     __tablename__ = "annexes"
+    __table_args__ = (Index("ix_annexes_blob", "blob_sha256"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), index=True)
@@ -318,6 +328,63 @@ class ReturnItem(Base):
     webdav_deleted_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
+class S2lowAccount(Base):
+    """The S²LOW account of a subscriber (Helios through S²LOW, issue 16): URL, client certificate, login.
+
+    The key, the PKCS#12-derived key and the passwords are secrets: never printed or logged."""
+
+    __tablename__ = "s2low_accounts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), unique=True)
+    url: Mapped[str] = mapped_column(String(1024))
+    cert_pem: Mapped[str] = mapped_column(Text)  # client certificate (+ its chain), PEM
+    key_pem: Mapped[str] = mapped_column(Text)  # its private key, PKCS#8 PEM (secret)
+    ca_pem: Mapped[str | None] = mapped_column(Text, default=None)  # the server's CA, PEM (else the system's)
+    login: Mapped[str | None] = mapped_column(String(255), default=None)
+    password: Mapped[str | None] = mapped_column(String(255), default=None)  # secret
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    retours_polled_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class S2lowTransaction(Base):
+    """One PES posted to S²LOW: the intent is stored before the post, the transaction id as soon as S²LOW answers
+    (a retried post after a lost answer must never create a second transaction)."""
+
+    __tablename__ = "s2low_transactions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), unique=True)  # the transmission key (document + file)
+    document_id: Mapped[int | None] = mapped_column(
+        ForeignKey("documents.id", ondelete="SET NULL"), index=True, default=None)
+    account: Mapped[str] = mapped_column(String(64))  # "subscriber:<id>" or "default"
+    filename: Mapped[str] = mapped_column(String(255))
+    sha1: Mapped[str] = mapped_column(String(40), index=True)  # S²LOW's duplicate key
+    status: Mapped[str] = mapped_column(String(16), default="posting")  # posting | posted | lost | refused
+    transaction_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_status: Mapped[int | None] = mapped_column(Integer, default=None)  # S2low\Enum\HeliosStatus value
+    last_message: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    posted_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class S2lowRetour(Base):
+    """A PES_Retour fetched from S²LOW, once per (account, S²LOW id); ``read_at`` once marked read there."""
+
+    __tablename__ = "s2low_retours"
+    __table_args__ = (UniqueConstraint("account", "retour_id", name="uq_s2low_retours_account_retour"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account: Mapped[str] = mapped_column(String(64))
+    retour_id: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(255))
+    return_id: Mapped[int | None] = mapped_column(ForeignKey("returns.id", ondelete="SET NULL"), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    read_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
 class OutboxItem(Base):
     """Work that must follow a committed state change (transactional outbox); executed by the job queue."""
 
@@ -380,6 +447,38 @@ class OtpChallenge(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     expires_at: Mapped[datetime] = mapped_column(default=utcnow)
     used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class SmsDelivery(Base):
+    """One SMS handed to the configured provider (``services.sms_deliveries``): queued → sent → delivered or
+    failed. ``body`` holds the text only until the send is final (it carries an OTP code), then it is erased."""
+
+    __tablename__ = "sms_deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True,
+                                                      default=None)
+    circuit_id: Mapped[int | None] = mapped_column(ForeignKey("circuits.id", ondelete="SET NULL"), default=None)
+    challenge_id: Mapped[int | None] = mapped_column(ForeignKey("otp_challenges.id", ondelete="SET NULL"),
+                                                     index=True, default=None)
+    document_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    provider: Mapped[str] = mapped_column(String(16))  # outbox | ovh | http
+    recipient: Mapped[str] = mapped_column(String(32))  # E.164
+    body: Mapped[str | None] = mapped_column(Text, default=None)
+    encoding: Mapped[str] = mapped_column(String(8))  # GSM-7 | UCS-2
+    message_length: Mapped[int] = mapped_column(Integer)
+    segments: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued | sent | delivered | failed
+    provider_id: Mapped[str | None] = mapped_column(String(128), index=True, default=None)
+    provider_status: Mapped[str | None] = mapped_column(String(64), default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)  # no send after this (the code expired)
+    sent_at: Mapped[datetime | None] = mapped_column(default=None)
+    delivered_at: Mapped[datetime | None] = mapped_column(default=None)
+    failed_at: Mapped[datetime | None] = mapped_column(default=None)
+    checked_at: Mapped[datetime | None] = mapped_column(default=None)  # last status poll
 
 
 class DevMessage(Base):
@@ -564,3 +663,99 @@ class OssAuthLog(Base):
     fingerprint: Mapped[str] = mapped_column(String(64))
     ip: Mapped[str | None] = mapped_column(String(64), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- definitive delete, signed documents fetched, recipients' links (issue 15) ---------------------------------
+
+
+class DocumentTombstone(Base):
+    """What stays of a deleted or purged document (``parafe.services.erasure``): who, what, when — for the audit
+    trail. ``blobs`` are the blobs still to erase (emptied once done); the NomFic stays in ``pes_nomfic``."""
+
+    __tablename__ = "document_tombstones"
+    __table_args__ = (Index("ix_document_tombstones_pending", "erased_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                    autoincrement=False)  # the document's id
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
+    circuit_id: Mapped[int | None] = mapped_column(ForeignKey("circuits.id", ondelete="SET NULL"), default=None)
+    circuit_key: Mapped[str] = mapped_column(String(255))
+    label: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(255))
+    nom_fic: Mapped[str | None] = mapped_column(String(255), default=None)
+    reason: Mapped[str] = mapped_column(String(16))  # delete | purge
+    deleted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    deleted_by_name: Mapped[str] = mapped_column(String(255))
+    deposited_at: Mapped[datetime | None] = mapped_column(default=None)
+    deleted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    blobs: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    erased_at: Mapped[datetime | None] = mapped_column(default=None)
+    erased_blobs: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DocumentBlobVersion(Base):
+    """A blob a document referenced before (a signed version replaced by the next signature…): erased with the
+    document. Recorded by :func:`_record_replaced_blobs`; not a reference for the orphan sweeper."""
+
+    __tablename__ = "document_blob_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("documents.id", ondelete="CASCADE"), index=True)
+    blob: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SignedFetch(Base):
+    """A signed document fetched by a client of its subscriber (SOAP/REST ``download``, WebDAV ``out/`` GET): it
+    leaves ``listRemainingSignedDocs``."""
+
+    __tablename__ = "signed_fetches"
+
+    document_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("documents.id", ondelete="CASCADE"),
+        primary_key=True, autoincrement=False)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    via: Mapped[str] = mapped_column(String(16))  # soap | rest | webdav
+    fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DownloadLink(Base):
+    """A recipients' download link (spec §2.6.3 ``email_destinataire`` / ``email_CC``): a capability URL whose
+    token is never stored (only its SHA-256), valid until ``expires_at`` unless revoked (document deleted or
+    purged)."""
+
+    __tablename__ = "download_links"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    document_id: Mapped[int | None] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("documents.id", ondelete="SET NULL"), index=True,
+        default=None)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
+    recipients: Mapped[str] = mapped_column(String(1024))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_reason: Mapped[str | None] = mapped_column(String(16), default=None)  # delete | purge
+    uses: Mapped[int] = mapped_column(Integer, default=0)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+_BLOB_COLUMNS = ("blob_sha256", "signed_blob_sha256", "signature_blob_sha256")
+
+
+def _record_replaced_blobs(session: Session, flush_context: Any, instances: Any) -> None:
+    """Before a flush: a document blob column changed → keep the previous blob in ``document_blob_versions``."""
+    for obj in list(session.dirty):
+        if not isinstance(obj, Document):
+            continue
+        state = inspect(obj)
+        for column in _BLOB_COLUMNS:
+            history = state.attrs[column].history
+            for old in history.deleted or ():
+                if old and old not in (history.added or ()):
+                    session.add(DocumentBlobVersion(document_id=obj.id, blob=old, created_at=utcnow()))
+
+
+event.listen(Session, "before_flush", _record_replaced_blobs)

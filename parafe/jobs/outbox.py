@@ -1,6 +1,6 @@
 """The transactional outbox: claiming due rows, executing them, retrying with backoff, giving up.
 
-A state change writes an :class:`~parafe.db.models.OutboxItem` in its own transaction (DESIGN.md). A
+A state change writes an :class:`~parafe.db.models.OutboxItem` in its own transaction (docs/spec/DESIGN.md). A
 dispatcher claims due rows — a claim pushes ``available_at`` one lease ahead and counts the attempt — and hands
 their ids to the job queue; :func:`execute` runs the handler of the row's kind. A handler finishes with ONE
 transaction that re-reads the row under lock (:func:`lock_pending`), applies its effect and sets ``done_at``:
@@ -53,6 +53,7 @@ def handler(kind: str, give_up: Callable[[AppContext, OutboxItem, str], None] | 
 
 
 def handlers() -> dict[str, Handler]:
+    import parafe.services.erasure  # noqa: F401  (registers document.erase, document.deleted)
     import parafe.services.oss  # noqa: F401  (registers oss.sign)
     import parafe.workflow.handlers  # noqa: F401  (registers every kind)
 

@@ -1,9 +1,10 @@
 """Document life cycle operations shared by every connector: delete (spec §2.5.8 / §2.6.9, DECISIONS D14) and
 the refusal message (spec §2.5.15 / §2.6.16, DECISIONS D20).
 
-- :func:`delete` is a soft delete: ``deleted_at`` is set in one transaction, which frees the (circuit, label,
-  name) triplet (partial unique index on live documents) while the NomFic stays reserved forever
-  (``pes_nomfic``); an outbox row lets a job purge blobs later.
+- :func:`delete` is definitive (spec §2.5.8 « la suppression est irréversible », issue 15): in one transaction
+  the document and its context (metadata, history, annexes…) give way to a tombstone, which frees the (circuit,
+  label, name) triplet while the NomFic stays reserved forever (``pes_nomfic``); its bytes are erased from the
+  blob store right after the commit (:mod:`parafe.services.erasure`).
 - :func:`refusal_message` answers ``None`` when the document was neither refused nor rejected (REST answers
   ``{"comment": null}``); :func:`require_refusal_message` raises « Le document n'a pas été rejeté ou refusé »
   instead (SOAP ``getRefusalMessage`` faults).
@@ -17,7 +18,7 @@ from __future__ import annotations
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from parafe.db.models import CircuitRole, Document, HistoryEntry, OutboxItem, utcnow
+from parafe.db.models import CircuitRole, Document, HistoryEntry
 from parafe.domain.errors import E, ParafeError
 from parafe.domain.states import DELETABLE, State
 from parafe.services.auth import Account, Principal
@@ -41,21 +42,22 @@ def may_act(session: Session, account: Account, document: Document) -> bool:
 
 
 def delete(ctx: AppContext, principal: Principal, document_id: int | str) -> None:
-    """Delete a document (soft delete, DECISIONS D14).
+    """Delete a document, definitively (DECISIONS D14, :mod:`parafe.services.erasure`).
 
     Raises ``DOCUMENT_NOT_FOUND`` (unknown, foreign or already deleted), ``AUTH_ACCESS_DENIED`` (visible but
     the caller may not act on it) and ``DELETE_NOT_ALLOWED`` (not in Préparé, Refusé, Rejeté / Visa
     désapprouvé).
     """
-    with ctx.db.write() as session:
+    from parafe.services.erasure import bury
+    from parafe.workflow.engine import workflow_tx
+
+    with workflow_tx(ctx) as session:
         document, account = visible_document(session, principal, document_id, for_update=True)
         if not may_act(session, account, document):
             raise ParafeError(E.AUTH_ACCESS_DENIED, detail="only the depositor, an agent or an admin may delete")
         if State(document.state) not in DELETABLE:
             raise ParafeError(E.DELETE_NOT_ALLOWED, detail=f"state {document.state}")
-        document.deleted_at = utcnow()
-        session.add(OutboxItem(kind="document.deleted", document_id=document.id,
-                               payload={"by": account.user_id}))
+        bury(session, document, reason="delete", by_user_id=account.user_id, by_name=account.full_name)
 
 
 def _refusal(session: Session, document: Document) -> tuple[bool, str | None]:

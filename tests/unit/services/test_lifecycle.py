@@ -1,4 +1,4 @@
-"""Delete (D14, soft delete) and the refusal message (D20) through the service layer, on both backends."""
+"""Delete (D14, definitive: a tombstone stays) and the refusal message (D20) through the services, on both backends."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from parafe.db.models import Document, HistoryEntry, OutboxItem, PesNomFic
+from parafe.db.models import Document, DocumentTombstone, HistoryEntry, OutboxItem, PesNomFic
 from parafe.domain.errors import E, ParafeError
 from parafe.domain.states import DELETABLE, State
 from parafe.services import lifecycle
@@ -34,10 +34,11 @@ def test_delete_by_state(ctx: Any, tmp_path: Path) -> None:
         if state in DELETABLE:
             lifecycle.delete(ctx, principal, doc)
             with ctx.db.read() as s:
-                row = s.get(Document, doc)
-                assert row is not None and row.deleted_at is not None
-                assert s.scalar(select(OutboxItem).where(OutboxItem.document_id == doc,
-                                                         OutboxItem.kind == "document.deleted")) is not None
+                assert s.get(Document, doc) is None
+                tombstone = s.get(DocumentTombstone, doc)
+                assert tombstone is not None and tombstone.reason == "delete" and tombstone.erased_at is None
+                assert s.scalar(select(OutboxItem).where(OutboxItem.kind == "document.erase",
+                                                         OutboxItem.done_at.is_(None))) is not None
         else:
             with pytest.raises(ParafeError) as info:
                 lifecycle.delete(ctx, principal, doc)
@@ -60,7 +61,8 @@ def test_delete_keeps_nomfic_reserved(ctx: Any, tmp_path: Path) -> None:
         pytest.skip("no PES sample accepted by the pes circuit")
     lifecycle.delete(ctx, principal, done.document_id)
     with ctx.db.read() as s:
-        row = s.get(Document, done.document_id)
+        assert s.get(Document, done.document_id) is None
+        row = s.get(DocumentTombstone, done.document_id)
         assert row is not None and row.nom_fic and s.get(PesNomFic, row.nom_fic) is not None
     with pytest.raises(ParafeError) as info:  # the triplet is free, the NomFic is not
         deposit(ctx, principal, DepositRequest(
