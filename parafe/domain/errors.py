@@ -2,7 +2,7 @@
 
 Every connector (SOAP, REST, WebDAV, OSS, portal) answers errors from this catalogue and only chooses the wire
 shape. Each entry has a stable numeric code, the French message copied verbatim from the interface document
-where one exists (`spec/API-REFERENCE.md` §3.2, §4.4, §9.5), an English developer message and an HTTP status.
+where one exists (`docs/spec/API-REFERENCE.md` §3.2, §4.4, §9.5), an English developer message and an HTTP status.
 
 Codes 100, 102, 111, 117-122 keep the document's meaning; our own entries use 130-199 (listed in
 `docs/errors.md`). Messages with a placeholder use ``{name}``; :func:`ParafeError.message` fills it.
@@ -344,6 +344,58 @@ class E:
     SIGNING_HELPER_REFUSED = _e(
         "SIGNING_HELPER_REFUSED", 224, "La signature a échoué : {reason}.",
         "The remote signature could not be completed", 422)
+
+    # --- verification of office-document (XAdES) signatures (issue 15): 230-234 ---
+    SIGNATURE_DOCUMENT_ALTERED = _e(
+        "SIGNATURE_DOCUMENT_ALTERED", 230,
+        "Signature refusée : le document a été altéré, l'empreinte signée ne correspond pas au document "
+        "« {name} » du parapheur.",
+        "The signed digest does not match the stored document (same file name, different content)", 422)
+    SIGNATURE_OTHER_FILE = _e(
+        "SIGNATURE_OTHER_FILE", 231,
+        "Signature refusée : elle porte sur un autre fichier (« {signed} ») que le document « {name} ».",
+        "The signature references another file than the document", 422)
+    SIGNATURE_FOREIGN_CERTIFICATE = _e(
+        "SIGNATURE_FOREIGN_CERTIFICATE", 232,
+        "Signature refusée : le certificat qui a signé (« {holder} ») n'appartient pas au signataire de "
+        "l'étape.",
+        "The signing certificate is not bound to the account of the signer of the step", 403)
+    SIGNATURE_UNKNOWN_CA = _e(
+        "SIGNATURE_UNKNOWN_CA", 233,
+        "Signature refusée : le certificat de signature n'est pas émis par une autorité de certification "
+        "reconnue par le parapheur.",
+        "The signing certificate does not chain to the configured trust store", 422)
+    SIGNATURE_CERTIFICATE_EXPIRED = _e(
+        "SIGNATURE_CERTIFICATE_EXPIRED", 234,
+        "Signature refusée : le certificat de signature est expiré ou pas encore valide (validité du {start} "
+        "au {end}).",
+        "The signing certificate is outside its validity period", 422)
+
+    # --- deposit pictograms (issue 15) ---
+    PICTOGRAMS_INVALID = _e(
+        "PICTOGRAMS_INVALID", 240, "Fichier de pictogrammes invalide : {reason}.",
+        "Invalid pictograms XML (positions of the visa/signature pictograms)", 400)
+
+    # --- SMS providers (issue 16) ---
+    SMS_SEND_FAILED = _e(
+        "SMS_SEND_FAILED", 245,
+        "Le code n'a pas pu être envoyé par SMS ({reason}) : vérifiez le numéro de téléphone ou demandez un "
+        "nouveau code plus tard.",
+        "The SMS provider refused the OTP SMS for good (recorded in the document history and getSMSHistory)", 502)
+    # Helios through S²LOW (issue 16): operators' commands (parafe admin s2low, providers check)
+    S2LOW_ACCOUNT_INVALID = _e(
+        "S2LOW_ACCOUNT_INVALID", 250, "Compte S²LOW invalide : {reason}.",
+        "Invalid S2LOW account settings (URL, client certificate, key, CA)", 400)
+    S2LOW_ACCOUNT_NOT_FOUND = _e(
+        "S2LOW_ACCOUNT_NOT_FOUND", 251, "Aucun compte S²LOW n'est configuré pour l'abonné {siren}.",
+        "No S2LOW account for this subscriber", 404)
+    S2LOW_UNAVAILABLE = _e(
+        "S2LOW_UNAVAILABLE", 252, "S²LOW n'a pas pu être joint ou a refusé la demande : {reason}.",
+        "S2LOW unreachable, authentication refused or KO answer", 502)
+    S2LOW_NO_LOST_TRANSACTION = _e(
+        "S2LOW_NO_LOST_TRANSACTION", 253,
+        "Le document {document} n'attend pas de numéro de transaction S²LOW (aucun envoi à la réponse perdue).",
+        "The document is not waiting for the number of a S2LOW transaction whose answer was lost", 409)
 
 # WebDAV error cases of spec §4.4 (API-REFERENCE §9.5), verbatim: quoted in the depositor's error mail.
 WEBDAV_CASES: dict[int, str] = {

@@ -55,6 +55,7 @@ def handler(kind: str, give_up: Callable[[AppContext, OutboxItem, str], None] | 
 def handlers() -> dict[str, Handler]:
     import parafe.services.erasure  # noqa: F401  (registers document.erase, document.deleted)
     import parafe.services.oss  # noqa: F401  (registers oss.sign)
+    import parafe.services.sms_deliveries  # noqa: F401  (registers sms.send)
     import parafe.workflow.handlers  # noqa: F401  (registers every kind)
 
     return _HANDLERS

@@ -31,6 +31,7 @@ from parafe.domain.states import ACTOR_OTP, State
 from parafe.jobs import outbox
 from parafe.notify import sms
 from parafe.notify.mail import aware, send_mail, signature_block
+from parafe.services import sms_deliveries
 from parafe.services.context import AppContext
 from parafe.workflow import engine
 from parafe.workflow.engine import lock_document, record, workflow_tx
@@ -141,14 +142,20 @@ def send_code(ctx: AppContext, document_ids: list[int]) -> SentCode:
             if _key(list(old.document_ids)) == ids:
                 old.status = "replaced"
         expires = utcnow() + timedelta(seconds=s.otp_ttl_seconds)
-        session.add(OtpChallenge(
+        challenge = OtpChallenge(
             subscriber_id=found[0][0].subscriber_id, circuit_id=found[0][0].circuit_id, document_ids=ids,
             channel=channel, destination=destination, code_hash=_hash(code), max_attempts=s.otp_attempts,
-            expires_at=expires, created_at=utcnow()))
-    minutes = max(s.otp_ttl_seconds // 60, 1)
-    if channel == "sms":
-        sms.provider(ctx).send(destination, f"Parafe : votre code de signature est {code}. "
-                                            f"Il est valable {minutes} minutes.", document_id=ids[0])
+            expires_at=expires, created_at=utcnow())
+        session.add(challenge)
+        session.flush()
+        minutes = max(s.otp_ttl_seconds // 60, 1)
+        sms_job = sms_deliveries.queue_otp_sms(
+            session, challenge, f"Parafe : votre code de signature est {code}. Il est valable {minutes} minutes.",
+            ids, expires).id if channel == "sms" else None
+    if sms_job is not None:  # sent now through the outbox: retried with back-off, a failure is recorded
+        delivery = sms_deliveries.send_now(ctx, sms_job)
+        if delivery is not None and delivery.status == "failed":
+            raise ParafeError(E.SMS_SEND_FAILED, reason=delivery.error or "refusé par le fournisseur")
         shown = sms.mask_phone(destination)
     else:
         send_mail(ctx, [destination], "Votre code de signature",

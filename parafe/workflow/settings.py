@@ -85,7 +85,7 @@ class WorkflowSettings:
     smtp_ssl: bool
     mail_from: str
     # SMS
-    sms_provider: str  # outbox
+    sms_provider: str  # outbox | ovh | http (the other SMS settings: :func:`sms_settings`)
     # server signature key (PKCS#12); default: $PARAFE_HOME/pki/server-signing.p12, created in dev homes
     signing_p12: Path | None
     signing_password: str
@@ -101,6 +101,18 @@ class WorkflowSettings:
     helios_sim_fail_fast: str  # … "Échec du traitement FAST"
     helios_sim_fail_helios: str  # … "Échec de l'envoi à Hélios"
     helios_sim_fail_send: str  # … the send itself fails ("Échec de l'envoi à FAST" after the retries)
+    # Helios through S²LOW (PARAFE_HELIOS_TRANSPORT=s2low; docs/helios.md): the installation-wide default account
+    s2low_url: str | None
+    s2low_cert: str | None  # PEM certificate (+ PARAFE_S2LOW_KEY) or PKCS#12 (+ PARAFE_S2LOW_CERT_PASSWORD)
+    s2low_key: str | None
+    s2low_cert_password: str | None
+    s2low_ca: str | None  # the server's CA (PEM); the system's CAs without it
+    s2low_login: str | None
+    s2low_password: str | None
+    s2low_timeout: float  # seconds per HTTP request
+    s2low_poll_seconds: float  # how often the PES_Retour lists are fetched
+    s2low_status_poll_seconds: float  # first delay before asking a transaction's status (then doubled)
+    s2low_status_poll_max_seconds: float  # the status polling back-off stops growing there
     # purge
     purge_days: int
     # test hook: "kind=seconds,…" pauses a job after its external effect, before its commit (crash tests)
@@ -139,8 +151,88 @@ def workflow_settings() -> WorkflowSettings:
         helios_sim_fail_fast=_str("PARAFE_HELIOS_SIM_FAIL_FAST", "SIMU_ECHEC_FAST") or "SIMU_ECHEC_FAST",
         helios_sim_fail_helios=_str("PARAFE_HELIOS_SIM_FAIL_HELIOS", "SIMU_ECHEC_HELIOS") or "SIMU_ECHEC_HELIOS",
         helios_sim_fail_send=_str("PARAFE_HELIOS_SIM_FAIL_SEND", "SIMU_ECHEC_ENVOI") or "SIMU_ECHEC_ENVOI",
+        s2low_url=_str("PARAFE_S2LOW_URL"),
+        s2low_cert=_str("PARAFE_S2LOW_CERT"),
+        s2low_key=_str("PARAFE_S2LOW_KEY"),
+        s2low_cert_password=_str("PARAFE_S2LOW_CERT_PASSWORD"),
+        s2low_ca=_str("PARAFE_S2LOW_CA"),
+        s2low_login=_str("PARAFE_S2LOW_LOGIN"),
+        s2low_password=_str("PARAFE_S2LOW_PASSWORD"),
+        s2low_timeout=_float("PARAFE_S2LOW_TIMEOUT", 60.0),
+        s2low_poll_seconds=_float("PARAFE_S2LOW_POLL_SECONDS", 300.0),
+        s2low_status_poll_seconds=_float("PARAFE_S2LOW_STATUS_POLL_SECONDS", 5.0),
+        s2low_status_poll_max_seconds=_float("PARAFE_S2LOW_STATUS_POLL_MAX_SECONDS", 900.0),
         purge_days=_int("PARAFE_PURGE_DAYS", 15),
         fault_pause=_str("PARAFE_FAULT_PAUSE"),
+    )
+
+
+@dataclass(frozen=True)
+class SmsSettings:
+    """SMS provider settings (``PARAFE_SMS_*``, docs/sms.md). Secrets are never logged nor shown."""
+
+    provider: str  # outbox | ovh | http
+    sender: str | None  # sender name or number declared at the provider
+    timeout: float  # seconds per HTTP request to the provider
+    ca_file: Path | None  # CA bundle to verify the provider's TLS certificate (default: the system store)
+    status_poll_hours: float  # how long a sent SMS's status is polled (OVHcloud)
+    # OVHcloud (official ``ovh`` client)
+    ovh_endpoint: str  # ovh-eu | ovh-ca | … or an https URL (tests: a local double)
+    ovh_application_key: str | None
+    ovh_application_secret: str | None
+    ovh_consumer_key: str | None
+    ovh_service_name: str | None
+    # generic HTTPS gateway
+    http_url: str | None
+    http_authorization: str | None  # the header's value (secret)
+    http_auth_header: str  # Authorization, or e.g. api-key (Brevo)
+    http_body: str  # JSON template: {phone} {phone_digits} {text} {sender} {reference} {callback_url}
+    http_format: str  # json | form
+    http_id_path: str  # dotted path to the message id in the JSON answer (``messages.0.message-id``)
+    # delivery receipts (POST /hooks/sms/{provider})
+    hook_secret: str | None  # HMAC-SHA256 key; no secret = no receipt endpoint
+    hook_signature_header: str
+    hook_id_path: str
+    hook_status_path: str
+    hook_delivered: frozenset[str]
+    hook_failed: frozenset[str]
+
+
+_HOOK_DELIVERED = "delivered,delivrd"
+_HOOK_FAILED = ("failed,undelivered,undeliv,undeliverable,rejected,rejectd,expired,hardbounce,hard_bounce,"
+                "softbounce,soft_bounce,blacklisted,blocked,error")
+
+
+def _words(value: str) -> frozenset[str]:
+    return frozenset(w.strip().lower() for w in value.split(",") if w.strip())
+
+
+def sms_settings() -> SmsSettings:
+    """The SMS settings, read from the environment (and the TOML file) at each call."""
+    ca = _str("PARAFE_SMS_CA")
+    return SmsSettings(
+        provider=(_str("PARAFE_SMS_PROVIDER", "outbox") or "outbox").lower(),
+        sender=_str("PARAFE_SMS_SENDER"),
+        timeout=_float("PARAFE_SMS_TIMEOUT", 15.0),
+        ca_file=Path(ca) if ca else None,
+        status_poll_hours=_float("PARAFE_SMS_STATUS_POLL_HOURS", 48.0),
+        ovh_endpoint=_str("PARAFE_SMS_OVH_ENDPOINT", "ovh-eu") or "ovh-eu",
+        ovh_application_key=_str("PARAFE_SMS_OVH_APPLICATION_KEY"),
+        ovh_application_secret=_str("PARAFE_SMS_OVH_APPLICATION_SECRET"),
+        ovh_consumer_key=_str("PARAFE_SMS_OVH_CONSUMER_KEY"),
+        ovh_service_name=_str("PARAFE_SMS_OVH_SERVICE_NAME"),
+        http_url=_str("PARAFE_SMS_HTTP_URL"),
+        http_authorization=_str("PARAFE_SMS_HTTP_AUTHORIZATION"),
+        http_auth_header=_str("PARAFE_SMS_HTTP_AUTH_HEADER", "Authorization") or "Authorization",
+        http_body=_str("PARAFE_SMS_HTTP_BODY", '{"to": "{phone}", "text": "{text}", "sender": "{sender}"}') or "",
+        http_format=(_str("PARAFE_SMS_HTTP_FORMAT", "json") or "json").lower(),
+        http_id_path=_str("PARAFE_SMS_HTTP_ID_PATH", "id") or "id",
+        hook_secret=_str("PARAFE_SMS_HOOK_SECRET"),
+        hook_signature_header=_str("PARAFE_SMS_HOOK_SIGNATURE_HEADER", "X-Parafe-Signature") or "X-Parafe-Signature",
+        hook_id_path=_str("PARAFE_SMS_HOOK_ID_PATH", "id") or "id",
+        hook_status_path=_str("PARAFE_SMS_HOOK_STATUS_PATH", "status") or "status",
+        hook_delivered=_words(_str("PARAFE_SMS_HOOK_DELIVERED", _HOOK_DELIVERED) or _HOOK_DELIVERED),
+        hook_failed=_words(_str("PARAFE_SMS_HOOK_FAILED", _HOOK_FAILED) or _HOOK_FAILED),
     )
 
 
