@@ -281,6 +281,10 @@ def add_commands(subparsers: Any) -> None:
                    help="âge minimal d'un orphelin supprimé, en heures (défaut 24, minimum 1)")
     p.set_defaults(func=_run(_blobs_sweep))
 
+    from parafe.transmission.admin_cli import add_commands as add_provider_commands
+
+    add_provider_commands(sub, _run)
+
     p = sub.add_parser("apply", help="Appliquer un fichier de configuration complet / Apply a full configuration")
     p.add_argument("file", help="fichier TOML ou JSON (abonné, utilisateurs, groupes, circuits)")
     p.set_defaults(func=_run(_apply))

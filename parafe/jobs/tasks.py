@@ -1,4 +1,4 @@
-"""Huey tasks of Parafe: execute one outbox row, and the daily purge (periodic).
+"""Huey tasks of Parafe: execute one outbox row, the daily purge and the S²LOW PES_Retour fetch (periodic).
 
 The task bodies need the process's :class:`~parafe.services.context.AppContext`, installed by
 :mod:`parafe.jobs.runtime` when a worker starts.
@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 
 EXECUTE = "parafe_execute"
 PURGE = "parafe_purge"
+S2LOW_RETOURS = "parafe_s2low_retours"
 
 _EXECUTE_TASKS: dict[int, Any] = {}
 
@@ -36,6 +37,21 @@ def register(huey: Huey) -> None:
 
         report = purge(current_context())
         log.info("purge: %s", report)
+
+    @huey.periodic_task(crontab(minute="*"), name=S2LOW_RETOURS)
+    def s2low_retours() -> None:
+        """PES_Retour from S²LOW: each account is polled every ``PARAFE_S2LOW_POLL_SECONDS`` (checked each
+        minute; one process polls an account per period)."""
+        from parafe.workflow.settings import workflow_settings
+
+        if workflow_settings().helios_transport != "s2low":
+            return
+        from parafe.jobs.runtime import current_context
+        from parafe.services.s2low import poll_retours
+
+        report = poll_retours(current_context())
+        if report.accounts:
+            log.info("S2LOW PES_Retour: %s", report)
 
     _EXECUTE_TASKS[id(huey)] = execute_outbox
 

@@ -2,8 +2,9 @@
 
 :class:`HeliosTransport` is the interface the engine uses: ``send`` hands a file over (idempotent on its key) and
 answers a remote id; ``status`` tells where it is: ``received`` (FAST has it), ``transmitted`` (sent to Helios),
-``acknowledged`` (with the ``PES_ACQUIT``), ``fast_failed`` or ``helios_failed``. The real transport has no
-implementation yet (no access to the service); :class:`HeliosSimulator` is the default and behaves like it:
+``acknowledged`` (with the ``PES_ACQUIT``), ``fast_failed`` or ``helios_failed``. ``PARAFE_HELIOS_TRANSPORT``
+chooses it: ``s2low`` sends through the tiers de télétransmission S²LOW (:mod:`parafe.transmission.s2low`,
+docs/helios.md); ``simulator``, the default, is :class:`HeliosSimulator`, which behaves like a real one:
 
 - it keeps what it receives (``$PARAFE_HOME/simulators/helios``), once per key;
 - ``PARAFE_HELIOS_SIM_DELAY`` seconds after receipt the file is "transmitted", twice that later the
@@ -39,6 +40,15 @@ class HeliosSendError(Exception):
     """The file could not be handed to FAST (transport error: retried, then "Échec de l'envoi à FAST")."""
 
 
+class HeliosRefused(Exception):
+    """The transport refuses the file for good (not retried: "Échec de l'envoi à FAST" at once)."""
+
+
+class HeliosAnswerLost(Exception):
+    """The transport holds the file (an earlier send reached it) but its transmission id was lost with the
+    answer: the document waits for the operator to name the transmission (docs/helios.md)."""
+
+
 @dataclass(frozen=True)
 class HeliosStatus:
     stage: Stage
@@ -47,9 +57,11 @@ class HeliosStatus:
 
 
 class HeliosTransport(Protocol):
-    def send(self, key: str, name: str, data: bytes) -> str: ...
+    def send(self, key: str, name: str, data: bytes, *, document_id: int | None = None) -> str: ...
 
     def status(self, remote_id: str) -> HeliosStatus: ...
+
+    def poll_delay(self, rounds: int) -> float: ...
 
 
 def _local(tag: object) -> str:
@@ -150,7 +162,7 @@ class HeliosSimulator:
                 return outcome
         return "ack_ok"
 
-    def send(self, key: str, name: str, data: bytes) -> str:
+    def send(self, key: str, name: str, data: bytes, *, document_id: int | None = None) -> str:
         outcome = self._outcome(name, data)
         if outcome == "send_failed":
             raise HeliosSendError("le simulateur Helios refuse la connexion (cas d'échec configuré)")
@@ -174,6 +186,11 @@ class HeliosSimulator:
             return HeliosStatus("helios_failed", detail="Hélios n'a pas accepté le fichier (cas d'échec simulé)")
         ack = build_acquit(self.store.data(receipt.key), ok=outcome != "ack_ko")
         return HeliosStatus("acknowledged", ack=ack)
+
+    @staticmethod
+    def poll_delay(rounds: int) -> float:
+        """The simulator is asked at a fixed pace (``PARAFE_HELIOS_POLL_SECONDS``)."""
+        return workflow_settings().helios_poll_seconds
 
     def transmissions(self) -> list[dict[str, object]]:
         """What the simulator received: one entry per key, with the number of repeated sends."""
@@ -201,9 +218,14 @@ class HeliosSimulator:
 """.encode()
 
 
-def transport(ctx: AppContext) -> HeliosTransport:
-    """The configured Helios transport (``PARAFE_HELIOS_TRANSPORT``; only ``simulator`` exists today)."""
+def transport(ctx: AppContext, subscriber_id: int | None = None) -> HeliosTransport:
+    """The configured Helios transport (``PARAFE_HELIOS_TRANSPORT``: ``simulator`` or ``s2low``) for the
+    documents of a subscriber (S²LOW accounts are per subscriber)."""
     name = workflow_settings().helios_transport
     if name == "simulator":
         return HeliosSimulator.for_context(ctx)
-    raise RuntimeError(f"transport Helios inconnu : {name!r} (seul « simulator » est disponible)")
+    if name == "s2low":
+        from parafe.transmission.s2low import S2lowHelios
+
+        return S2lowHelios(ctx, subscriber_id)
+    raise RuntimeError(f"transport Helios inconnu : {name!r} (« simulator » ou « s2low »)")

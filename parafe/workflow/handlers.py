@@ -26,10 +26,10 @@ from parafe.jobs.outbox import handler
 from parafe.notify.mail import document_link, paris, send_mail, signature_block
 from parafe.services.context import AppContext
 from parafe.transmission import helios, postal
-from parafe.workflow import engine, signatures
+from parafe.workflow import engine, signatures, verification
 from parafe.workflow.engine import lock_document, record, workflow_tx
 from parafe.workflow.members import actor_emails
-from parafe.workflow.settings import fault_pause_for, workflow_settings
+from parafe.workflow.settings import fault_pause_for
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def _sign_server(ctx: AppContext, item: OutboxItem) -> None:
     signature_sha: str | None = None
     if document.kind == "pdf":
         signed_sha = ctx.store.put_bytes(signatures.server_sign_pdf(
-            ctx, data, reason="Signature serveur")).sha256
+            ctx, data, reason="Signature serveur", at=signatures.deposit_pictogram(document.extra, position))).sha256
     elif document.kind == "pes":
         mode = str(_circuit_settings(ctx, document).get("pes_signature") or "per_bordereau")
         signed_sha = ctx.store.put_bytes(signatures.sign_pes(data, signatures.server_signer(ctx), mode=mode)).sha256
@@ -158,7 +158,8 @@ def _sign_otp(ctx: AppContext, item: OutboxItem) -> None:
     channel = "SMS" if item.payload.get("channel") == "sms" else "courriel"
     signed = signatures.server_sign_pdf(
         ctx, current_bytes(ctx, document), name=name or None, quality="Signataire (code à usage unique)",
-        extra=(f"Code vérifié par {channel}",), reason=f"Signature OTP de {name}".strip())
+        extra=(f"Code vérifié par {channel}",), reason=f"Signature OTP de {name}".strip(),
+        at=signatures.deposit_pictogram(document.extra, position))
     signed_sha = ctx.store.put_bytes(signed).sha256
     _pause(ctx, "sign.otp", document.id)
 
@@ -180,11 +181,15 @@ def _pes_verify(ctx: AppContext, item: OutboxItem) -> None:
     if document is None or document.current_step != position:
         _finish(ctx, item, lambda s, d: None)
         return
-    valid, text = signatures.verify_pes_signature(ctx, current_bytes(ctx, document))
+    verdict = verification.verify_document(ctx, document)
+    valid, text = verdict.valid, verdict.text
+    kept = verification.keep_report(ctx, verdict, document_id=document.id, name=document.name,
+                                    source="signed_pes", step=position)
 
     def apply(session: Session, doc: Document | None) -> None:
         if doc is None or not engine.at_step(session, doc, position, StepKind.SIGNATURE):
             return
+        verification.attach_report(doc, kept)
         if valid:
             record(session, doc, State.SIGNATURE_VALIDATED,
                    comment="PES déjà signé : signature vérifiée, étape de signature passée.")
@@ -202,25 +207,20 @@ def _verify_signature(ctx: AppContext, item: OutboxItem) -> None:
     if document is None or document.current_step != position:
         _finish(ctx, item, lambda s, d: None)
         return
-    data = current_bytes(ctx, document)
-    if document.kind == "pes":
-        valid, text = signatures.verify_pes_signature(ctx, data)
-    elif document.kind == "pdf":
-        from parafe.signing.verify import verify_pdf
-
-        report = verify_pdf(data, signatures.trust_roots(ctx))
-        valid, text = report.valid, report.to_text()
-    else:
-        valid, text = document.signature_blob_sha256 is not None, "Signature détachée présente."
+    verdict = verification.verify_document(ctx, document)
+    kept = verification.keep_report(ctx, verdict, document_id=document.id, name=document.name,
+                                    source="verification_step", step=position)
+    comment = verification.history_comment(verdict)
 
     def apply(session: Session, doc: Document | None) -> None:
         if doc is None or not engine.at_step(session, doc, position, StepKind.SIGNATURE_VERIFICATION):
             return
-        if valid:
-            record(session, doc, State.SIGNATURE_VALIDATED)
+        verification.attach_report(doc, kept)
+        if verdict.valid:
+            record(session, doc, State.SIGNATURE_VALIDATED, comment=comment)
             engine.advance(ctx, session, doc)
         else:
-            record(session, doc, State.SIGNATURE_REJECTED, comment=text[:4000])
+            record(session, doc, State.SIGNATURE_REJECTED, comment=comment)
             engine.stop(ctx, session, doc, "signature_rejected")
     _finish(ctx, item, apply)
 
@@ -247,7 +247,13 @@ def _helios_send(ctx: AppContext, item: OutboxItem) -> None:
     if document is None or document.current_step != position or document.state != State.SENDING.value:
         _finish(ctx, item, lambda s, d: None)
         return
-    remote_id = helios.transport(ctx).send(transmission_key(document), document.name, current_bytes(ctx, document))
+    transport = helios.transport(ctx, document.subscriber_id)
+    try:
+        remote_id = transport.send(
+            transmission_key(document), document.name, current_bytes(ctx, document), document_id=document.id)
+    except (helios.HeliosRefused, helios.HeliosAnswerLost) as exc:
+        _helios_not_sent(ctx, item, position, exc)
+        return
     _pause(ctx, "helios.send", document.id)
 
     def apply(session: Session, doc: Document | None) -> None:
@@ -260,7 +266,26 @@ def _helios_send(ctx: AppContext, item: OutboxItem) -> None:
         doc.extra = extra
         record(session, doc, State.SENT_TO_FAST, comment=f"Transmission {remote_id}")
         outbox.add(session, "helios.poll", doc.id, {"position": position, "remote_id": remote_id},
-                   delay=workflow_settings().helios_poll_seconds)
+                   delay=transport.poll_delay(0))
+    _finish(ctx, item, apply)
+
+
+def _helios_not_sent(ctx: AppContext, item: OutboxItem, position: int | None,
+                     exc: helios.HeliosRefused | helios.HeliosAnswerLost) -> None:
+    """A refused file fails at once; a file whose send answer was lost waits for its transmission number."""
+    def apply(session: Session, doc: Document | None) -> None:
+        if doc is None or not engine.at_step(session, doc, position, StepKind.HELIOS):
+            return
+        if doc.state != State.SENDING.value:
+            return
+        if isinstance(exc, helios.HeliosRefused):
+            record(session, doc, State.SEND_TO_FAST_FAILED, comment=str(exc)[:2000])
+            engine.stop(ctx, session, doc, "failed")
+            return
+        extra = dict(doc.extra or {})
+        extra["helios"] = {"remote_id": None, "answer_lost": True, "sent_at": utcnow().isoformat()}
+        doc.extra = extra
+        record(session, doc, State.SENT_TO_FAST, comment=str(exc)[:2000])
     _finish(ctx, item, apply)
 
 
@@ -277,7 +302,10 @@ def _helios_poll_give_up(ctx: AppContext, item: OutboxItem, error: str) -> None:
 def _helios_poll(ctx: AppContext, item: OutboxItem) -> None:
     position = _position(item)
     remote_id = str(item.payload.get("remote_id"))
-    status = helios.transport(ctx).status(remote_id)
+    rounds = int(item.payload.get("rounds") or 0)
+    document = _load(ctx, item.document_id)
+    transport = helios.transport(ctx, document.subscriber_id if document is not None else None)
+    status = transport.status(remote_id)
     ack_sha: str | None = None
     etat: int | None = None
     if status.stage == "acknowledged":
@@ -289,7 +317,8 @@ def _helios_poll(ctx: AppContext, item: OutboxItem) -> None:
             raise ValueError(f"acquittement Helios non conforme au schéma : {errors[0]}")
         etat = helios.etat_ack(status.ack)
         ack_sha = ctx.store.put_bytes(status.ack).sha256
-    poll_delay = workflow_settings().helios_poll_seconds
+    poll_delay = transport.poll_delay(rounds)
+    next_payload = {**dict(item.payload), "rounds": rounds + 1}
 
     def apply(session: Session, doc: Document | None) -> None:
         if doc is None or not engine.at_step(session, doc, position, StepKind.HELIOS):
@@ -297,29 +326,30 @@ def _helios_poll(ctx: AppContext, item: OutboxItem) -> None:
         if doc.state not in (State.SENT_TO_FAST.value, State.SENT_TO_HELIOS.value):
             return
         if status.stage == "received":
-            outbox.add(session, "helios.poll", doc.id, dict(item.payload), delay=poll_delay)
+            outbox.add(session, "helios.poll", doc.id, next_payload, delay=poll_delay)
         elif status.stage == "transmitted":
             if doc.state == State.SENT_TO_FAST.value:
-                record(session, doc, State.SENT_TO_HELIOS)
-            outbox.add(session, "helios.poll", doc.id, dict(item.payload), delay=poll_delay)
+                record(session, doc, State.SENT_TO_HELIOS, comment=status.detail)
+            outbox.add(session, "helios.poll", doc.id, next_payload, delay=poll_delay)
         elif status.stage == "acknowledged":
             if doc.state == State.SENT_TO_FAST.value:
-                record(session, doc, State.SENT_TO_HELIOS)
+                record(session, doc, State.SENT_TO_HELIOS, comment=status.detail)
             assert ack_sha is not None
             session.add(ReturnItem(subscriber_id=doc.subscriber_id, document_id=doc.id, public_id=doc.id,
                                    kind="ack", name=f"ACQUIT_{doc.name}", blob_sha256=ack_sha, created_at=utcnow()))
             extra = dict(doc.extra or {})
             extra["helios"] = {**dict(extra.get("helios") or {}), "etat_ack": etat, "ack_sha256": ack_sha}
             doc.extra = extra
+            verdict = "Acquittement positif (EtatAck 1)" if etat == 1 else "Acquittement négatif (EtatAck 0)"
             record(session, doc, State.ACKNOWLEDGED,
-                   comment="Acquittement positif (EtatAck 1)" if etat == 1 else "Acquittement négatif (EtatAck 0)")
+                   comment=f"{verdict}\n{status.detail}" if status.detail else verdict)
             engine.advance(ctx, session, doc)
         elif status.stage == "fast_failed":
             record(session, doc, State.FAST_PROCESSING_FAILED, comment=status.detail)
             engine.stop(ctx, session, doc, "failed")
         elif status.stage == "helios_failed":
             if doc.state == State.SENT_TO_FAST.value:
-                record(session, doc, State.SENT_TO_HELIOS)
+                record(session, doc, State.SENT_TO_HELIOS, comment=status.detail)
             record(session, doc, State.SEND_TO_HELIOS_FAILED, comment=status.detail)
             engine.stop(ctx, session, doc, "failed")
     _finish(ctx, item, apply)
