@@ -196,7 +196,8 @@ def _prepare(ctx: AppContext, circuit: DepositCircuit, req: DepositRequest, work
         if model is not None:  # without a model the bundle's metadata are kept as given
             metaformat.validate_metadata(metadata, model)
     nom_fic = facts.pop("nom_fic", None)
-    pictograms = check_pictograms(req.pictograms)
+    pages = facts.get("pages")
+    pictograms = check_pictograms(req.pictograms, pages=pages if isinstance(pages, int) else None)
     if pictograms is not None:
         facts["pictograms_xml"] = pictograms
     return _Prepared(

@@ -132,7 +132,8 @@ def prepare(ctx: AppContext, principal: Principal, document_ids: list[int | str]
                 "signer": user.full_name if user else account.full_name,
                 "mode": str(((circuit.settings or {}) if circuit else {}).get("pes_signature") or "per_bordereau"),
                 "version": document.signed_blob_sha256 or document.blob_sha256, "kind": document.kind,
-                "name": document.name, "position": document.current_step})
+                "name": document.name, "position": document.current_step,
+                "at": signatures.deposit_pictogram(document.extra, document.current_step)})
     try:
         chain = remote.load_certificate_chain(certificates)
     except SigningError as exc:
@@ -151,7 +152,8 @@ def prepare(ctx: AppContext, principal: Principal, document_ids: list[int | str]
             if kind == "pdf":
                 state, requests = remote.prepare_pdf(
                     data, cert, extra, level="B-B",
-                    stamp=signatures.server_stamp(target["signer"], target["quality"]), reason="Signature")
+                    stamp=signatures.server_stamp(target["signer"], target["quality"], at=target["at"]),
+                    reason="Signature")
                 shown: bytes | None = state.prepared_pdf
             elif kind == "pes":
                 state, requests = remote.prepare_pes(data, cert, extra, per_bordereau=target["mode"] != "global",

@@ -165,7 +165,10 @@ def sign_with_signer(ctx: AppContext, principal: Principal, document_id: int | s
     if kind == "pdf":
         from parafe.signing.pades import sign_pdf
 
-        stamp = signatures.server_stamp(signer.common_name, quality)
+        with ctx.db.read() as session:
+            held = session.get(Document, doc_id)
+            at = signatures.deposit_pictogram(held.extra if held is not None else None, position)
+        stamp = signatures.server_stamp(signer.common_name, quality, at=at)
         signed_sha = ctx.store.put_bytes(sign_pdf(data, signer, stamp=stamp, reason="Signature")).sha256
     elif kind == "pes":
         with ctx.db.read() as session:

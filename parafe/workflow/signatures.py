@@ -3,7 +3,8 @@
 - :func:`server_signer` — the server signing key: ``PARAFE_SERVER_SIGNING_P12`` (password
   ``PARAFE_SERVER_SIGNING_PASSWORD``), else ``$PARAFE_HOME/pki/server-signing.p12``, issued from the dev CA of
   the home when missing (development homes);
-- :func:`server_sign_pdf` — PAdES with a visible pictogram (server signature step, OTP signature);
+- :func:`server_sign_pdf` — PAdES with a visible pictogram (server signature step, OTP signature), placed where
+  the deposit's pictograms say (:func:`deposit_pictogram`) or bottom-right of the last page;
 - :func:`sign_with` — a person's own key (portal / tools), PDF, PES or detached XAdES by document kind;
 - :func:`verify_new_pdf_signature` / :func:`verify_pes_signature` — checks before a signature is accepted.
 
@@ -15,10 +16,12 @@ from __future__ import annotations
 
 import fcntl
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from parafe.domain.errors import E, ParafeError
+from parafe.formats.pictograms import PictogramPosition, signature_position
 from parafe.services.context import AppContext
 from parafe.signing.bulk import BulkPdfSigner
 from parafe.signing.keys import ServerSigner, load_signer
@@ -66,24 +69,40 @@ def server_signer(ctx: AppContext) -> ServerSigner:
         return signer
 
 
-def server_stamp(name: str, quality: str | None = None, extra: tuple[str, ...] = ()) -> StampSpec:
-    """The pictogram: bottom-right of the last page."""
+def deposit_pictogram(extra: Mapping[str, Any] | None, position: int | None) -> PictogramPosition | None:
+    """The signature pictogram given at deposit (``extra["pictograms_xml"]``) for the circuit step at
+    ``position``; None: the default place."""
+    if not extra or position is None:
+        return None
+    xml = extra.get("pictograms_xml")
+    return signature_position(xml, position) if isinstance(xml, str) else None
+
+
+def server_stamp(name: str, quality: str | None = None, extra: tuple[str, ...] = (),
+                 at: PictogramPosition | None = None) -> StampSpec:
+    """The pictogram: where the deposit said (``at``), else bottom-right of the last page."""
+    if at is not None:
+        points = at.points()
+        return StampSpec(x=points["x"], y=points["y"], page=at.page, width=points["width"],
+                         height=points["height"], signer_name=name, quality=quality, extra_lines=extra)
     return StampSpec(x=340, y=30, page=-1, width=220, height=80, signer_name=name, quality=quality,
                      extra_lines=extra)
 
 
 def server_sign_pdf(ctx: AppContext, data: bytes, *, name: str | None = None, quality: str | None = None,
-                    extra: tuple[str, ...] = (), reason: str | None = None) -> bytes:
-    """A PAdES B-B signature with the server key and a visible pictogram naming ``name``."""
+                    extra: tuple[str, ...] = (), reason: str | None = None,
+                    at: PictogramPosition | None = None) -> bytes:
+    """A PAdES B-B signature with the server key and a visible pictogram naming ``name`` (placed ``at`` the
+    deposit's position when given)."""
     signer = server_signer(ctx)
     shown = name or signer.common_name
-    key = (str(server_key_path(ctx)), shown, "|".join((quality or "", *extra, reason or "")))
+    key = (str(server_key_path(ctx)), shown, "|".join((quality or "", *extra, reason or "", repr(at))))
     with _lock:
         bulk = _bulk.get(key)
         if bulk is None:
             if len(_bulk) > 256:
                 _bulk.clear()
-            bulk = BulkPdfSigner(signer, stamp=server_stamp(shown, quality, extra), reason=reason)
+            bulk = BulkPdfSigner(signer, stamp=server_stamp(shown, quality, extra, at), reason=reason)
             _bulk[key] = bulk
     return bulk.sign_one(data)
 

@@ -47,6 +47,11 @@ class Call:
         value = self.text(name)
         return value is not None and value.strip().lower() in ("true", "1", "oui", "yes")
 
+    def small_binary(self, name: str) -> bytes | None:
+        """The bytes of a small ``base64Binary`` parameter (pictograms), ``None`` when absent or empty."""
+        value = self.values.get(name)
+        return value.path.read_bytes() if isinstance(value, Binary) and value.size else None
+
     def file(self, name: str, values: dict[str, Any] | None = None) -> Upload | None:
         """A ``dataFileVO`` parameter as an :class:`Upload` (``None`` when the element is absent)."""
         vo = (values if values is not None else self.values).get(name)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from parafe.connectors.soap.codec import BinaryOut
-from parafe.connectors.soap.envelope import Binary, bad_request
+from parafe.connectors.soap.envelope import bad_request
 from parafe.connectors.soap.ops import Call, operation
 from parafe.services import annexes, documents, downloads, history, lifecycle, properties
 from parafe.services.context import AppContext
@@ -35,12 +35,11 @@ def upload(call: Call) -> dict[str, Any]:
     data_file = call.file("dataFileVO")
     if data_file is None:
         raise bad_request("le document « dataFileVO » est obligatoire")
-    pictos = call.values.get("pictogrammes")
     request = documents.DepositRequest(
         siren=(call.text("subscriberId") or "").strip(), circuit=call.text("circuitId") or "", upload=data_file,
         label=call.text("label"), comment=call.text("comment"),
         email_destinataire=call.text("email_destinataire"), source="ws",
-        pictograms=pictos.path.read_bytes() if isinstance(pictos, Binary) and pictos.size else None)
+        pictograms=call.small_binary("pictogrammes"))
     deposited = documents.deposit(call.ctx, call.principal, request)
     return {"return": str(deposited.document_id)}
 

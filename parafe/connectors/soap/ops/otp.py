@@ -39,7 +39,8 @@ def _deposit_request(call: Call, siren_param: str, document_param: str) -> docum
         raise bad_request(f"le document « {document_param} » est obligatoire")
     return documents.DepositRequest(
         siren=(call.text(siren_param) or "").strip(), circuit=call.text("circuitId") or "",
-        upload=data_file_upload(vo), label=call.text("label"), comment=call.text("comment"), source="ws")
+        upload=data_file_upload(vo), label=call.text("label"), comment=call.text("comment"), source="ws",
+        pictograms=call.small_binary("pictograms"))
 
 
 @operation("otpUpload")
@@ -93,7 +94,9 @@ def get_sms_history(call: Call) -> dict[str, Any]:
                                    limit=call.text("limit"))
     return {"return": [
         {"id": str(e.id), "tag": e.circuit, "receiver": e.receiver, "creationDatetime": e.created_at,
-         "sentAt": e.created_at, "differedDelivery": 0, "deliveryReceipt": 0, "messageLength": 0,
-         "numberOfSms": 1, "credits": 1.0, "pttId": 0, "ptt": e.status, "pttDescription": e.status}
+         "sentAt": e.sent_at, "deliveredAt": e.delivered_at, "differedDelivery": 0,
+         "deliveryReceipt": sms_deliveries.receipt_code(e.delivery), "messageLength": e.message_length,
+         "numberOfSms": e.segments, "credits": float(e.segments) if e.sent_at else 0.0, "pttId": 0,
+         "ptt": e.status, "pttDescription": sms_deliveries.describe(e.provider, e.delivery, e.error) or e.status}
         for e in entries]}
 
