@@ -155,6 +155,12 @@ def _check_main_file(ctx: AppContext, circuit: DepositCircuit, name: str, path: 
         facts["pdf_signatures"] = info.signature_count
     elif kind == "pes":
         pes = pesformat.inspect_pes(path, pj_circuit=circuit.pes_pj)
+        if pes.signature != "none":  # spec §4.4 case 3: a broken signature is refused (only signed PES pay)
+            from parafe.signing.pes_verify import integrity_errors
+
+            broken = integrity_errors(path.read_bytes())
+            if broken:
+                raise ParafeError(E.PES_SIGNATURE_INVALID, detail="; ".join(broken)[:2000])
         facts["nom_fic"] = pes.nom_fic
         facts["pes_signature"] = pes.signature
         facts["bordereaux"] = pes.bordereau_count

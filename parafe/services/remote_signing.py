@@ -25,10 +25,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cryptography import x509
-from cryptography.x509.oid import NameOID
-from sqlalchemy import select
 
-from parafe.db.models import Circuit, User, UserCertificate
+from parafe.db.models import Circuit, User
 from parafe.domain.circuits import StepKind
 from parafe.domain.errors import E, ParafeError
 from parafe.domain.states import State
@@ -37,6 +35,7 @@ from parafe.services import workflow
 from parafe.services.auth import Account, Principal
 from parafe.services.context import AppContext
 from parafe.services.rights import visible_document
+from parafe.services.signer_certificates import owned_by
 from parafe.signing import remote
 from parafe.signing.errors import SigningError
 from parafe.storage.base import BlobError, is_sha256
@@ -71,24 +70,9 @@ class Outcome:
     message: str | None = None
 
 
-def certificate_emails(cert: x509.Certificate) -> set[str]:
-    """E-mail addresses of a certificate (rfc822Name SANs and the subject's emailAddress)."""
-    emails = {str(attr.value).lower() for attr in cert.subject.get_attributes_for_oid(NameOID.EMAIL_ADDRESS)}
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        emails |= {e.lower() for e in san.get_values_for_type(x509.RFC822Name)}
-    except x509.ExtensionNotFound:
-        pass
-    return emails
-
-
 def _owned(ctx: AppContext, account: Account, cert: x509.Certificate) -> bool:
-    if account.email.lower() in certificate_emails(cert):
-        return True
-    fingerprint = fingerprint_sha256(cert)
     with ctx.db.read() as session:
-        return session.scalar(select(UserCertificate.id).where(
-            UserCertificate.user_id == account.user_id, UserCertificate.fingerprint == fingerprint)) is not None
+        return owned_by(session, account.user_id, account.email, cert)
 
 
 def _fail(reason: str, exc: Exception | None = None) -> ParafeError:

@@ -9,7 +9,9 @@ user) and moves the document on. Refusals and rejections store their message in 
 - :func:`approve_visa` / :func:`reject_visa` — visa steps (``Visa approuvé`` / ``Visa désapprouvé``);
 - :func:`sign` — a signature produced elsewhere (browser, remote signing): the signed PDF must be the current
   version plus exactly one valid signature; for a PES, the signed PES must verify; for an office document,
-  the detached XAdES signature is stored;
+  the detached XAdES must verify over the exact stored document with a valid certificate of a trusted CA that
+  belongs to the signer (:func:`parafe.workflow.verification.check_office_signature`, errors 230-234), and
+  its verification report is kept with the document;
 - :func:`sign_with_signer` — sign on the server with the person's own key (PKCS#12 / PKCS#11 signer);
 - :func:`refuse` — signature steps (``Refusé``);
 - :func:`pending_for` — the documents waiting for the caller's visa or signature.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -31,7 +34,7 @@ from parafe.services.auth import Account, Principal
 from parafe.services.context import AppContext
 from parafe.services.rights import visible_document
 from parafe.signing.keys import ServerSigner
-from parafe.workflow import engine, signatures
+from parafe.workflow import engine, signatures, verification
 from parafe.workflow.engine import record, workflow_tx
 from parafe.workflow.members import actor_user_ids, may_act
 
@@ -116,7 +119,7 @@ def _snapshot(ctx: AppContext, principal: Principal, document_id: int | str) -> 
 
 def _commit_signature(ctx: AppContext, principal: Principal, document_id: int, version: str,
                       position: int | None, *, signed_sha: str | None = None, signature_sha: str | None = None,
-                      comment: str | None = None) -> None:
+                      comment: str | None = None, report: dict[str, Any] | None = None) -> None:
     with workflow_tx(ctx) as session:
         document, account = _acting(session, principal, document_id, StepKind.SIGNATURE)
         if document.current_step != position or (document.signed_blob_sha256 or document.blob_sha256) != version:
@@ -125,6 +128,8 @@ def _commit_signature(ctx: AppContext, principal: Principal, document_id: int, v
             document.signed_blob_sha256 = signed_sha
         if signature_sha:
             document.signature_blob_sha256 = signature_sha
+        if report is not None:
+            verification.attach_report(document, report)
         record(session, document, State.SIGNED, actor=account.full_name, user_id=account.user_id,
                comment=_comment(comment))
         engine.advance(ctx, session, document)
@@ -137,6 +142,7 @@ def sign(ctx: AppContext, principal: Principal, document_id: int | str, signed: 
     doc_id, kind, version, position = _snapshot(ctx, principal, document_id)
     original = ctx.store.read_bytes(version)
     signed_sha = signature_sha = None
+    kept: dict[str, Any] | None = None
     if kind == "pdf":
         signatures.verify_new_pdf_signature(ctx, original, signed)
         signed_sha = ctx.store.put_bytes(signed).sha256
@@ -149,11 +155,18 @@ def sign(ctx: AppContext, principal: Principal, document_id: int | str, signed: 
             raise ParafeError(E.SIGNED_DOCUMENT_INVALID, reason="la signature du PES est invalide", detail=text)
         signed_sha = ctx.store.put_bytes(signed).sha256
     else:
-        if not signed.lstrip().startswith(b"<"):
-            raise ParafeError(E.SIGNED_DOCUMENT_INVALID, reason="une signature XAdES détachée est attendue")
+        with ctx.db.read() as session:
+            document, account = _acting(session, principal, doc_id, StepKind.SIGNATURE)
+            name = document.name
+            report = verification.check_office_signature(ctx, session, original, signed, name, account.user_id,
+                                                         account.email)
         signature_sha = ctx.store.put_bytes(signed).sha256
+        kept = verification.keep_report(
+            ctx, verification.office_verdict(report, name=name, verified_sha256=version,
+                                             signature_sha256=signature_sha),
+            document_id=doc_id, name=name, source="signature", step=position)
     _commit_signature(ctx, principal, doc_id, version, position, signed_sha=signed_sha,
-                      signature_sha=signature_sha, comment=comment)
+                      signature_sha=signature_sha, comment=comment, report=kept)
 
 
 def sign_with_signer(ctx: AppContext, principal: Principal, document_id: int | str, signer: ServerSigner,

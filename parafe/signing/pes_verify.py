@@ -11,6 +11,9 @@ libxmlsec1), who signed (certificate subject, claimed role, signing time), wheth
 SigningCertificate matches that certificate, which signature policy is declared, and whether the certificate
 chains to ``trust_roots`` (pyhanko-certvalidator; CRLs from ``crls``; revocation soft-fail).
 
+``integrity_errors(xml_bytes) -> list[str]`` is the deposit's check: what is broken in the signatures, the
+chain of trust left out.
+
 ``report.mode`` is ``"global"``, ``"per_bordereau"``, ``"mixed"`` or ``"none"``. ``report.valid`` requires at
 least one signature, every signature valid and trusted, each signature covering the element that holds it
 (enveloped), and, per bordereau, every bordereau signed. ``InfoDematerialisee`` inconsistencies and unknown
@@ -45,7 +48,7 @@ from parafe.signing.xmldsig import (
     xmlsec_cross_check,
 )
 
-__all__ = ["PesSignatureReport", "PesVerificationReport", "verify_pes"]
+__all__ = ["PesSignatureReport", "PesVerificationReport", "integrity_errors", "verify_pes"]
 
 _XADES_VERSIONS = {
     "http://uri.etsi.org/01903/v1.1.1#": "1.1.1",
@@ -152,8 +155,10 @@ def verify_pes(
     allow_fetching: bool = False,
     huge_tree: bool = False,
     moment: datetime | None = None,
+    check_chain: bool = True,
 ) -> PesVerificationReport:
-    """Verify every signature of a PES; see the module docstring."""
+    """Verify every signature of a PES; see the module docstring. ``check_chain=False`` leaves the certificate
+    chain out (``chain_trusted`` stays False and is not an error): what :func:`integrity_errors` needs."""
     try:
         tree = parse_untrusted(xml, huge_tree=huge_tree)
     except XmlSigningError as exc:
@@ -172,7 +177,8 @@ def verify_pes(
     if signatures and not dups:
         register_xmlsec_ids(root)
     for sig in signatures:
-        report.signatures.append(_verify_one(sig, root, index, dups, trust_roots, crl_list, allow_fetching, moment))
+        report.signatures.append(_verify_one(sig, root, index, dups, trust_roots, crl_list, allow_fetching, moment,
+                                             check_chain))
     scopes = {s.scope for s in report.signatures}
     if not report.signatures:
         report.errors.append("Le fichier PES n'est pas signé.")
@@ -203,6 +209,7 @@ def verify_pes(
 def _verify_one(
     sig: etree._Element, root: etree._Element, index: dict[str, etree._Element], dups: set[str],
     trust_roots: TrustInput, crls: list[Any], allow_fetching: bool, moment: datetime | None,
+    check_chain: bool = True,
 ) -> PesSignatureReport:
     check = check_signature(sig, index, dups)
     parent = sig.getparent()
@@ -251,7 +258,7 @@ def _verify_one(
         if xmlsec_ok is False:
             errors.append("libxmlsec1 rejette la signature (désaccord entre vérificateurs).")
     trusted, revoked, chain_error = False, False, None
-    if cert is not None:
+    if cert is not None and check_chain:
         trusted, revoked, chain_error = validate_certificate_chain(
             cert, check.certificates, trust_roots, crls=crls, allow_fetching=allow_fetching, moment=moment)
         if revoked:
@@ -290,6 +297,22 @@ def _verify_one(
         chain_error=chain_error,
         errors=errors,
     )
+
+
+def integrity_errors(xml: bytes, *, huge_tree: bool = True) -> list[str]:
+    """Why the signatures a PES carries are broken, whatever the trust store (empty: every signature intact).
+
+    The deposit's check (spec §4.4 case 3, error 177): each ``ds:Signature`` must have every reference digest
+    right, a SignatureValue made by the certificate in KeyInfo (cross-checked by libxmlsec1), its XAdES signed
+    properties covered, a SigningCertificate designating that certificate, and cover the element holding it.
+    Whether the certificate chains to a trusted CA is the verification step's business (the trust store of the
+    parapheur need not hold every CA of the ordonnateurs). A PES signed on some bordereaux only is not broken.
+    """
+    try:
+        report = verify_pes(xml, (), huge_tree=huge_tree, check_chain=False)
+    except VerificationInputError as exc:
+        return [str(exc)]
+    return [f"{s.signature_id or s.location} : {e}" for s in report.signatures for e in s.errors]
 
 
 def _xades_properties(sig: etree._Element) -> dict[str, Any]:

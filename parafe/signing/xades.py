@@ -11,7 +11,11 @@ Public API
 ``prepare_xades(doc_bytes, filename, certificate, chain) -> PreparedXades`` / ``finish_xades(prepared, value)``
     The same in two phases for remote signing: ``prepared.to_sign`` is the canonical SignedInfo (RSA-SHA256).
 ``verify_xades_detached(signature_xml, document, trust_roots, *, crls=()) -> XadesVerificationReport``
-    Digest of the document, SignatureValue, SigningCertificateV2, chain of trust.
+    Digest of the document (exactly one external reference), SignatureValue, signed properties,
+    SigningCertificate(V2) = the certificate whose key made the SignatureValue, validity period of that
+    certificate and its chain to ``trust_roots``. ``report.failure`` names the first reason of a refusal
+    (``document``, ``signature``, ``expired``, ``revoked``, ``untrusted``); who the certificate belongs to is the
+    caller's business (the workflow checks it is bound to the signer's account).
 """
 
 from __future__ import annotations
@@ -181,10 +185,35 @@ class XadesVerificationReport:
     chain_error: str | None
     errors: list[str] = field(default_factory=list)
     kind: str = "xades-detached"
+    certificate_expired: bool = False  # outside its validity period at ``checked_at``
+    not_before: str | None = None
+    not_after: str | None = None
+    checked_at: str | None = None
+    certificate_pem: str | None = None  # the certificate whose key made the SignatureValue
+    structure_ok: bool = True  # one external reference, supported algorithms, certificate present
 
     @property
     def valid(self) -> bool:
         return not self.errors
+
+    @property
+    def failure(self) -> str | None:
+        """Why the signature is refused, first reason in the order of the checks, or None when it is valid:
+        ``document`` (the reference digest does not match the given document), ``signature`` (SignatureValue,
+        signed properties, SigningCertificate or structure), ``expired`` (certificate outside its validity
+        period), ``revoked``, ``untrusted`` (no chain to the trust store)."""
+        if self.valid:
+            return None
+        if not self.document_digest_ok:
+            return "document"
+        if (not self.structure_ok or not self.signature_value_ok or not self.properties_digest_ok
+                or self.signing_certificate_ok is not True):
+            return "signature"
+        if self.certificate_expired:
+            return "expired"
+        if self.revoked:
+            return "revoked"
+        return "untrusted"
 
     @property
     def history_label(self) -> str:
@@ -225,11 +254,18 @@ def verify_xades_detached(
 
     check = check_signature(sig, resolver=resolver)
     cert = check.signer_certificate
-    doc_ok = any(r.target is None and r.error is None and r.digest_ok for r in check.references)
+    doc_ok = len(external) == 1 and any(
+        r.target is None and r.error is None and r.digest_ok for r in check.references)
     props_ok = any(r.target == "SignedProperties" and r.digest_ok for r in check.references)
     errors = list(check.errors)
+    structure_ok = not check.errors
     if len(external) != 1:
+        structure_ok = False
         errors.append("La signature doit référencer exactement un document externe.")
+    for ref in check.references:
+        if ref.error and ref.target is None:
+            structure_ok = False
+            errors.append(f"Référence {ref.uri} : {ref.error}")
     if not doc_ok:
         errors.append("L'empreinte du document ne correspond pas : document modifié ou différent.")
     if not props_ok:
@@ -249,19 +285,28 @@ def verify_xades_detached(
         if dm is None:
             dm = ssp.find(f".//{qn(ns, 'CertDigest')}/{qn(ns, 'DigestMethod')}")
         if cert is not None and dv and dm is not None:
-            alg = DIGESTS.get(dm.get("Algorithm", ""), "sha256")
+            alg = DIGESTS.get(dm.get("Algorithm", ""))
             der = cert.public_bytes(serialization.Encoding.DER)
-            signing_cert_ok = base64.b64encode(hashlib.new(alg, der).digest()).decode() == "".join(dv.split())
+            signing_cert_ok = alg is not None and base64.b64encode(
+                hashlib.new(alg, der).digest()).decode() == "".join(dv.split())
             if not signing_cert_ok:
                 errors.append("SigningCertificate ne désigne pas le certificat qui a signé.")
         break
+    if cert is not None and signing_cert_ok is None:
+        errors.append("SigningCertificate absent des propriétés signées.")
     trusted, revoked, chain_error = False, False, None
+    expired = False
+    when = (moment or datetime.now(UTC)).astimezone(UTC)
     if cert is not None:
+        expired = not (cert.not_valid_before_utc <= when <= cert.not_valid_after_utc)
+        if expired:
+            errors.append(f"Le certificat du signataire n'est pas en cours de validité (du "
+                          f"{cert.not_valid_before_utc:%d/%m/%Y} au {cert.not_valid_after_utc:%d/%m/%Y}).")
         trusted, revoked, chain_error = validate_certificate_chain(
             cert, check.certificates, trust_roots, crls=crls, allow_fetching=allow_fetching, moment=moment)
         if revoked:
             errors.append("Le certificat du signataire est révoqué.")
-        elif not trusted:
+        elif not trusted and not expired:
             errors.append(f"Chaîne de certification non approuvée : {chain_error}")
     return XadesVerificationReport(
         document=external[0] if external else None,
@@ -277,4 +322,10 @@ def verify_xades_detached(
         revoked=revoked,
         chain_error=chain_error,
         errors=errors,
+        certificate_expired=expired,
+        not_before=cert.not_valid_before_utc.isoformat() if cert is not None else None,
+        not_after=cert.not_valid_after_utc.isoformat() if cert is not None else None,
+        checked_at=when.isoformat(),
+        certificate_pem=cert.public_bytes(serialization.Encoding.PEM).decode("ascii") if cert is not None else None,
+        structure_ok=structure_ok,
     )

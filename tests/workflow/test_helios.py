@@ -72,16 +72,30 @@ def test_already_signed_pes_skips_signature(ctx: Any, tmp_path: Path) -> None:
     assert document(ctx, doc_id).signed_blob_sha256 is None  # transmitted as deposited
 
 
-def test_pes_with_a_forged_signature_is_rejected(ctx: Any, tmp_path: Path) -> None:
+def test_pes_with_a_forged_signature_is_refused_at_deposit(ctx: Any, tmp_path: Path) -> None:
+    from parafe.domain.errors import E, ParafeError
     from parafe.signing.pes import sign_pes
 
     key = load_signer(ctx.settings.resolved_home / "demo" / f"{SIGNER}.p12", "demo")
     signed = sign_pes(pes("PARAFE_T3"), key, per_bordereau=True)
     forged = signed.replace(b'<MtBordHT V="55.22"/>', b'<MtBordHT V="99.99"/>')
     assert forged != signed
-    doc_id = deposit_file(ctx, tmp_path, "falsifié.xml", forged, circuit="pes")
+    with pytest.raises(ParafeError) as info:  # spec §4.4 case 3 (tests/unit/services/test_pes_signed_deposit.py)
+        deposit_file(ctx, tmp_path, "falsifié.xml", forged, circuit="pes")
+    assert info.value.error is E.PES_SIGNATURE_INVALID
+
+
+def test_pes_signed_by_an_unknown_ca_is_rejected_before_helios(ctx: Any, tmp_path: Path) -> None:
+    from parafe.signing.keys import load_pem_signer
+    from parafe.signing.pes import sign_pes
+
+    bad = ctx.settings.resolved_home / "demo" / "bad"
+    key = load_pem_signer((bad / "unknown-ca.pem").read_bytes(), (bad / "unknown-ca.key").read_bytes())
+    signed = sign_pes(pes("PARAFE_T3"), key, per_bordereau=True)  # intact, but no chain to the trust store
+    doc_id = deposit_file(ctx, tmp_path, "inconnu.xml", signed, circuit="pes")
     run_jobs(ctx, until=finished(ctx, doc_id))
     assert states(ctx, doc_id) == [State.PREPARED, State.SIGNATURE_REJECTED]
+    assert "Chaîne de certification non approuvée" in (history(ctx, doc_id)[-1].comment or "")
     assert HeliosSimulator.for_context(ctx).transmissions() == []
 
 
