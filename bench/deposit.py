@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from benchlib import create_pg_database, drop_pg_database, pdf_of_size  # noqa: E402  (bench/ is the script's folder)
 
-PES_PJ = ROOT.parent / "shared" / "testdata" / "pes" / "samples" / "valid_PES_PJ.xml"
+PES_PJ = ROOT / "tests" / "data" / "pes" / "samples" / "valid_PES_PJ.xml"
 
 
 def _setup(home: Path, url: str) -> object:

@@ -26,8 +26,8 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
-TESTDATA = SHARED / "testdata"
+SPEC = ROOT / "docs" / "spec"  # interface document, reference, decisions, WSDL, research notes
+TESTDATA = ROOT / "tests" / "data"  # PES / Chorus samples and the PES XSD checksums
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 

@@ -5,7 +5,7 @@
 - ``redis``: ``PARAFE_QUEUE_URL`` (default ``redis://127.0.0.1:6379/0``; needs the ``redis`` package);
 - ``memory``: in-process only (tests and one-process tools).
 
-The queue only carries "execute outbox row N" messages: the outbox table is the source of truth (DESIGN.md).
+The queue only carries "execute outbox row N" messages: the outbox table is the source of truth (docs/spec/DESIGN.md).
 Results are not stored. Tasks are registered by :mod:`parafe.jobs.tasks` on the instance built here.
 """
 

@@ -7,7 +7,8 @@ Sources, in order:
     the TCP peer is one of the configured proxies (``PARAFE_TRUSTED_PROXIES``); from anyone else the header is
     removed before the application sees it.
 The certificate is verified (CA bundle, validity, CRL) by :class:`CertificateVerifier`; ``Authorization: Basic``
-credentials are parsed (verified later against the database). The result is stored as
+credentials are parsed (verified later against the database); an empty user with an empty password counts as no
+Basic header at all. The result is stored as
 ``scope["state"]["identity"]`` (a :class:`parafe.services.auth.RequestIdentity`); the connectors turn it into a
 principal, or into a 401 in their own wire format.
 """
@@ -81,6 +82,11 @@ class ClientIdentityMiddleware:
                     continue
             elif name == b"authorization":
                 basic = parse_basic(value)
+                if basic == ("", ""):
+                    # An empty user AND password (``Basic Og==``) carries no claim: PHP's SoapClient sends it with
+                    # ``'login' => ''`` beside the client certificate (Pastell), and FAST ignores it. Any other
+                    # Basic header, even with a valid certificate, is checked and keeps its 401 when wrong.
+                    basic = None
             kept.append((name, value))
         scope["headers"] = kept
         verdict = self.verifier.verify_der(der)

@@ -1,6 +1,6 @@
 """The blob store interface: write-once, content-addressed (SHA-256) storage of document bytes.
 
-Rules shared by every implementation (DESIGN.md, "Blobs are write-once and content-addressed"):
+Rules shared by every implementation (docs/spec/DESIGN.md, "Blobs are write-once and content-addressed"):
 
 - a blob is named by the lower-case hex SHA-256 of its content; putting content that is already stored is a
   no-op returning the same :class:`BlobRef` (never an overwrite) — it only refreshes the blob's modification

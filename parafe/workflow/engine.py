@@ -2,7 +2,7 @@
 
 Every function here runs inside ONE write transaction (:func:`workflow_tx`) that changes the document's state,
 writes its history entry (labels from :mod:`parafe.domain.states`, DECISIONS D4) and adds the outbox rows of
-the work that must follow; the job queue only executes those rows (DESIGN.md). ``Document.current_step`` is
+the work that must follow; the job queue only executes those rows (docs/spec/DESIGN.md). ``Document.current_step`` is
 the position of the step the document is at (``len(steps)`` once past the last one).
 
 Entering a step (:func:`enter`):

@@ -31,13 +31,14 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from lxml import etree
 from pyhanko.sign.timestamps import DummyTimeStamper
 
+from parafe.formats.pes import XSD_ROOT
 from parafe.signing._aio import run_sync
 from parafe.signing.keys import ServerSigner
 
 ROOT = Path(__file__).resolve().parents[2]
-TESTDATA = ROOT.parent / "shared" / "testdata"
+TESTDATA = ROOT / "tests" / "data"
 PES_SAMPLES = TESTDATA / "pes" / "samples"
-PES_XSD = TESTDATA / "pes" / "xsd" / "v5.17" / "PES_V2" / "Rev0" / "PES_Aller.xsd"
+PES_XSD = XSD_ROOT / "PES_V2" / "Rev0" / "PES_Aller.xsd"
 P12_PASSWORD = "mot-de-passe"
 
 

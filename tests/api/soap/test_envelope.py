@@ -16,11 +16,11 @@ from parafe.connectors.soap.envelope import FEED_CHUNK, parse_envelope
 from parafe.connectors.soap.ops import load_all
 from parafe.domain.errors import E, ParafeError
 from tests.api.soap.soaputil import envelope
-from tests.conftest import SHARED
+from tests.conftest import SPEC
 
 
 def test_every_operation_of_the_wsdl_has_a_handler() -> None:
-    wsdl = (SHARED / "spec" / "wsdl" / "Documents.wsdl").read_text()
+    wsdl = (SPEC / "wsdl" / "Documents.wsdl").read_text()
     assert len(CONTRACT.operations) == 31 == wsdl.count("<soap:operation ")
     assert set(load_all()) == set(CONTRACT.operations)
     for op in CONTRACT.operations.values():

@@ -11,9 +11,9 @@ from lxml import etree
 from parafe.connectors.soap import faults
 from parafe.connectors.soap.contract import CONTRACT, NS, SOAP_ENV
 from parafe.domain.errors import E, ParafeError
-from tests.conftest import SHARED
+from tests.conftest import SPEC
 
-RESEARCH = (SHARED / "research" / "real-clients.md").read_text(encoding="utf-8")
+RESEARCH = (SPEC / "real-clients.md").read_text(encoding="utf-8")
 
 
 def _fold(text: str) -> str:

@@ -8,9 +8,9 @@ from lxml import etree
 
 from parafe.connectors.soap.contract import CONTRACT, WSDL
 from tests.api.soap.soaputil import AGENT, ENDPOINT
-from tests.conftest import SHARED, LiveServer
+from tests.conftest import SPEC, LiveServer
 
-SPEC_WSDL = SHARED / "spec" / "wsdl"
+SPEC_WSDL = SPEC / "wsdl"
 
 
 def test_outer_wsdl_only_addresses_rewritten(soap_server: LiveServer) -> None:

@@ -51,7 +51,7 @@ _COPYMOVE = "COPY and MOVE are not offered (405): deposits are consumed and retu
 _PROPPATCH = ("PROPPATCH is not offered (405): a drop folder keeps no dead properties (files are consumed "
               "deposits or read-only returns)")
 _LOCKS = ("no locking (DAV class 1): nothing to lock in a drop folder, and no in-memory lock state may exist "
-          "with several server processes (DESIGN.md)")
+          "with several server processes (docs/spec/DESIGN.md)")
 
 # The litmus tests that do not apply to a drop folder, and why.
 NOT_APPLICABLE: dict[str, dict[str, str]] = {

@@ -8,11 +8,11 @@ import pytest
 
 from parafe.domain import errors, states
 from parafe.domain.errors import E
-from tests.conftest import SHARED
+from tests.conftest import SPEC
 
-REF = (SHARED / "spec" / "API-REFERENCE.md").read_text(encoding="utf-8")
-ORIGINAL = (SHARED / "spec" / "FAST-Parapheur-interfacage-v3.4.txt").read_text(encoding="utf-8")
-DECISIONS = (SHARED / "spec" / "DECISIONS.md").read_text(encoding="utf-8")
+REF = (SPEC / "API-REFERENCE.md").read_text(encoding="utf-8")
+ORIGINAL = (SPEC / "FAST-Parapheur-interfacage-v3.4.txt").read_text(encoding="utf-8")
+DECISIONS = (SPEC / "DECISIONS.md").read_text(encoding="utf-8")
 
 
 def _section(title: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
@@ -21,12 +20,11 @@ from parafe.domain.deposit import (
     normalise_name,
 )
 from parafe.domain.errors import E, ParafeError
-
-SHARED = Path(__file__).resolve().parents[3].parent / "shared"
+from tests.conftest import SPEC
 
 
 def _spec_extensions() -> list[str]:
-    ref = (SHARED / "spec" / "API-REFERENCE.md").read_text(encoding="utf-8")
+    ref = (SPEC / "API-REFERENCE.md").read_text(encoding="utf-8")
     section = ref[ref.index("### 1.8 Allowed annex extensions"):]
     match = re.search(r"```\n(.*?)\n```", section, re.S)
     assert match

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
@@ -19,9 +18,9 @@ from parafe.formats.metadata import (
     render_meta_data_list,
     validate_metadata,
 )
+from tests.conftest import SPEC
 
-SHARED = Path(__file__).resolve().parents[3].parent / "shared"
-REF = (SHARED / "spec" / "API-REFERENCE.md").read_text(encoding="utf-8")
+REF = (SPEC / "API-REFERENCE.md").read_text(encoding="utf-8")
 
 
 def _spec_block(title: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
 import os
 import threading
 from pathlib import Path
@@ -22,9 +23,9 @@ from parafe.formats.pes import (
     validate_pes_aller,
     validate_pes_retour,
 )
+from tests.conftest import TESTDATA
 
-SHARED = Path(__file__).resolve().parents[3].parent / "shared"
-SAMPLES = SHARED / "testdata" / "pes" / "samples"
+SAMPLES = TESTDATA / "pes" / "samples"
 
 _FICHIER_OPEN = b'<Fichier MIMEType="application/pdf">'
 
@@ -368,11 +369,15 @@ def test_schemas_ship_inside_the_package() -> None:
     assert pes.XSD_ROOT.is_relative_to(Path(pes.__file__).resolve().parent)
     assert (pes.XSD_ROOT / pes.PES_ALLER_XSD).is_file()
     shipped = sorted(p.relative_to(pes.XSD_ROOT).as_posix() for p in pes.XSD_ROOT.rglob("*.xsd"))
-    upstream_root = SHARED / "testdata" / "pes" / "xsd" / "v5.17"
-    upstream = sorted(p.relative_to(upstream_root).as_posix() for p in upstream_root.rglob("*.xsd"))
-    assert shipped == upstream
-    for rel in upstream:
-        assert (pes.XSD_ROOT / rel).read_bytes() == (upstream_root / rel).read_bytes(), rel
+    # The DGFiP v5.17 set as published (tests/data/pes/xsd-v5.17.sha256, recorded from the upstream files).
+    upstream = dict(
+        (line.split()[1].removeprefix("./"), line.split()[0])
+        for line in (TESTDATA / "pes" / "xsd-v5.17.sha256").read_text().splitlines()
+        if line.strip()
+    )
+    assert shipped == sorted(upstream)
+    for rel, digest in upstream.items():
+        assert hashlib.sha256((pes.XSD_ROOT / rel).read_bytes()).hexdigest() == digest, rel
 
 
 def test_concurrent_validation_from_threads() -> None:

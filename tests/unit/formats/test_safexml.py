@@ -11,9 +11,9 @@ from lxml import etree
 from parafe.domain.errors import E, ParafeError
 from parafe.formats.pes import pes_aller_schema
 from parafe.formats.safexml import check_prolog, iterparse_untrusted, parse_untrusted, release
+from tests.conftest import TESTDATA
 
-SHARED = Path(__file__).resolve().parents[3].parent / "shared"
-SAMPLES = SHARED / "testdata" / "pes" / "samples"
+SAMPLES = TESTDATA / "pes" / "samples"
 
 XXE_FILE = b"""<?xml version="1.0"?>
 <!DOCTYPE r [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
