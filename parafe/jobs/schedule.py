@@ -2,8 +2,10 @@
 
 Per spec §4.2 notes / DECISIONS D6, connector files live 15 days (``PARAFE_PURGE_DAYS``):
 
-- returns (acknowledgements, PES_Retour, Chorus) older than that leave the WebDAV ``out/`` folders and the
-  remaining lists (``webdav_deleted_at``); they stay in the database and the document's history;
+- documents deposited through WebDAV, finished and unchanged for that long, leave ``out/`` for good: they are
+  buried like a delete (tombstone ``purge``, bytes erased from the blob store, :mod:`parafe.services.erasure`);
+- PES_Retour and Chorus flows older than that leave ``out/`` and the remaining lists, their bytes erased;
+  acknowledgements of a live document stay with it (``downloadAcknowledgement``) but leave ``out/``;
 - finished documents (``Classé``, ``Archivé``, refused, rejected, failed…) last changed before that are marked
   ``extra["out_purged"]``: the WebDAV ``out/`` view no longer lists them (dashboards already leave ``Classé``
   documents out: they wait for no action, spec §2.5.5);
@@ -33,6 +35,12 @@ def purge(ctx: AppContext, days: int | None = None) -> dict[str, int]:
     """Run the purge; returns how many rows each rule touched."""
     cutoff = utcnow() - timedelta(days=days if days is not None else workflow_settings().purge_days)
     report: dict[str, int] = {}
+    # nothing purged stays stored (issue 15): documents deposited through WebDAV whose returns leave out/ are
+    # buried (tombstone, bytes erased), and so are the PES_Retour / Chorus flows leaving out/
+    from parafe.services import erasure
+
+    report["webdav_documents"] = erasure.purge_webdav_documents(ctx, cutoff, FINISHED)
+    report["returns"] = erasure.purge_returns(ctx, cutoff)
     with ctx.db.write() as session:
         count = 0
         for document in session.scalars(select(Document).where(

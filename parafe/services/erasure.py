@@ -164,40 +164,91 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
+def erase_blobs(ctx: AppContext, blobs: Iterable[str], since: datetime, *, label: str = "") -> int:
+    """Delete from the store those of ``blobs`` no row references any more and not (re)written after ``since``
+    (the moment their last reference went); returns how many were deleted."""
+    wanted = {b for b in blobs if b and _SHA256.match(b)}
+    if not wanted:
+        return 0
+    with ctx.db.read() as session:
+        kept = referenced(session, wanted)
+    count = 0
+    for blob in sorted(wanted - kept):
+        try:
+            info = ctx.store.stat(blob)
+        except BlobNotFound:
+            continue
+        if _aware(info.modified) > _aware(since):
+            log.info("blob %s %s rewritten since its last reference went: kept", blob[:12], label)
+            continue
+        ctx.store.delete(blob)
+        count += 1
+    return count
+
+
 def erase_pending(ctx: AppContext, limit: int = _BATCH) -> int:
     """Erase the blobs of the tombstones not erased yet (oldest first, at most ``limit`` tombstones); returns
-    how many blobs were deleted from the store."""
+    how many tombstones were done (0: none was pending)."""
     with ctx.db.read() as session:
         pending = [(t.id, list(t.blobs or []), t.deleted_at) for t in session.scalars(
             select(DocumentTombstone).where(DocumentTombstone.erased_at.is_(None))
             .order_by(DocumentTombstone.deleted_at).limit(limit))]
-        if not pending:
-            return 0
-        kept = referenced(session, {b for _, blobs, _ in pending for b in blobs})
-    erased: dict[int, int] = {}
-    total = 0
-    for tombstone_id, blobs, deleted_at in pending:
-        count = 0
-        for blob in blobs:
-            if blob in kept:
-                continue
-            try:
-                info = ctx.store.stat(blob)
-            except BlobNotFound:
-                continue
-            if _aware(info.modified) > _aware(deleted_at):
-                log.info("blob %s of document %s rewritten since its deletion: kept", blob[:12], tombstone_id)
-                continue
-            ctx.store.delete(blob)
-            count += 1
-        erased[tombstone_id] = count
-        total += count
+    if not pending:
+        return 0
+    erased = {tombstone_id: erase_blobs(ctx, blobs, deleted_at, label=f"of document {tombstone_id}")
+              for tombstone_id, blobs, deleted_at in pending}
     with ctx.db.write() as session:
         now = utcnow()
         for tombstone_id, count in erased.items():
             session.execute(update(DocumentTombstone).where(DocumentTombstone.id == tombstone_id).values(
                 erased_at=now, erased_blobs=DocumentTombstone.erased_blobs + count, blobs=[]))
-    return total
+    return len(erased)
+
+
+# --- the daily purge (spec §4.5: WebDAV in/ and out/ after 15 days) -------------------------------------------
+
+PURGE_ACTOR = "Purge automatique"
+
+
+def purge_webdav_documents(ctx: AppContext, cutoff: datetime, finished: Iterable[str]) -> int:
+    """Documents deposited through WebDAV whose circuit is over (``finished`` states) and unchanged since
+    ``cutoff``: their returns leave ``out/`` (spec §4.5) and, nothing else keeping them, they are buried like a
+    delete (tombstone ``purge``, bytes erased). Returns how many."""
+    from parafe.db.models import WebdavDeposit
+
+    states = sorted(set(finished))
+    count = 0
+    while True:
+        with ctx.db.write() as session:
+            documents = list(session.scalars(
+                select(Document).where(Document.id.in_(select(WebdavDeposit.document_id)),
+                                       Document.state.in_(states), Document.updated_at < cutoff,
+                                       Document.deleted_at.is_(None))
+                .order_by(Document.id).limit(_BATCH).with_for_update()))
+            for document in documents:
+                bury(session, document, reason="purge", by_user_id=None, by_name=PURGE_ACTOR)
+        count += len(documents)
+        if len(documents) < _BATCH:
+            break
+    if count:
+        while erase_pending(ctx):
+            pass
+    return count
+
+
+def purge_returns(ctx: AppContext, cutoff: datetime) -> int:
+    """PES_Retour and Chorus flows (returns of the subscriber, not of a document) older than ``cutoff``: removed
+    from ``out/`` and the remaining lists, their bytes erased. Returns how many."""
+    from parafe.db.models import ReturnItem
+
+    now = utcnow()
+    with ctx.db.write() as session:
+        rows = session.execute(select(ReturnItem.id, ReturnItem.blob_sha256).where(
+            ReturnItem.document_id.is_(None), ReturnItem.created_at < cutoff)).all()
+        if rows:
+            session.execute(delete(ReturnItem).where(ReturnItem.id.in_([r.id for r in rows])))
+    erase_blobs(ctx, {r.blob_sha256 for r in rows}, now, label="of a purged return")
+    return len(rows)
 
 
 @handler(ERASE_KIND)

@@ -812,13 +812,19 @@ outbox.handler(JOB_KIND, give_up=_give_up)(run_sign_job)
 
 # --- purge --------------------------------------------------------------------------------------------------------
 def purge(ctx: AppContext, now: datetime | None = None) -> int:
-    """Purge the documents whose ``dateToPurge`` has come: their files are no longer served and the rows no
-    longer reference the blobs (the orphan sweeper deletes them); ``purgeDate`` is set. Idempotent."""
+    """Purge the documents whose ``dateToPurge`` has come: the rows no longer reference the blobs, which are
+    erased from the store at once unless another row references them (:func:`parafe.services.erasure.erase_blobs`);
+    ``purgeDate`` is set. Idempotent."""
+    from parafe.services.erasure import erase_blobs
+
     moment = now or utcnow()
     count = 0
+    dropped: set[str] = set()
     with ctx.db.write() as session:
         for document in session.scalars(select(OssDocument).where(
                 OssDocument.date_to_purge <= moment, OssDocument.purge_date.is_(None)).with_for_update()):
+            dropped.update(b for b in (document.blob_sha256, document.signed_blob_sha256, document.meta_blob_sha256)
+                           if b)
             document.purge_date = moment
             document.blob_sha256 = None
             document.signed_blob_sha256 = None
@@ -828,6 +834,7 @@ def purge(ctx: AppContext, now: datetime | None = None) -> int:
                 document.error = "Document supprimé avant sa signature (durée de conservation dépassée)."
             document.updated_at = moment
             count += 1
+    erase_blobs(ctx, dropped, utcnow(), label="of a purged OSS document")
     return count
 
 
