@@ -282,7 +282,7 @@ class _Handler(BaseHTTPRequestHandler):
         tid, result, message = self.owner.import_file(user, fields)
         if result == "OK" and self.owner.hold_import is not None:
             self.owner.hold_import.wait(120)
-        if self.owner.import_delay:
+        if result == "OK" and self.owner.import_delay:  # slow while storing the file
             time.sleep(self.owner.import_delay)
         answer = ('<?xml version="1.0" encoding="UTF-8"?>\n<import>\n'
                   f"  <id>{tid}</id>\n  <resultat>{result}</resultat>\n  <message>{_xml_text(message)}</message>\n"
