@@ -27,6 +27,7 @@ from parafe.db.models import Document, MetadataValue
 from parafe.domain.deposit import PARIS
 from parafe.domain.errors import E, ParafeError
 from parafe.formats.metadata import render_meta_data_list
+from parafe.services import signed_fetches
 from parafe.services.auth import Principal
 from parafe.services.context import AppContext
 from parafe.services.returns import latest_ack
@@ -125,8 +126,12 @@ def _main_blob(ctx: AppContext, document: Document) -> str:
 
 def download(
     ctx: AppContext, principal: Principal, document_id: int | str, *, acquit: bool = False, fdc: bool = False,
+    client: str | None = None,
 ) -> Content:
     """The document (signed version if any, else the original), or a ZIP when ``acquit`` or ``fdc`` is true.
+
+    ``client`` names the connector of a business-software client (``soap``, ``rest``): its download of a signed
+    document takes it out of ``listRemainingSignedDocs`` (:mod:`parafe.services.signed_fetches`).
 
     Raises ``NODE_NOT_FOUND`` (S02) for an unknown or foreign id and ``CONTENT_RETRIEVAL`` (S01) when the
     stored bytes cannot be read.
@@ -135,10 +140,13 @@ def download(
         document, _ = visible_document(session, principal, document_id, E.NODE_NOT_FOUND)
         sha = _main_blob(ctx, document)
         name = document.name
-        if not acquit and not fdc:
-            return Content(filename=name, media_type=media_type_for(name), size=ctx.store.size(sha),
-                           blob_sha256=sha)
         doc_id = document.id
+        fetched = client is not None and signed_fetches.awaiting_fetch(session, doc_id)
+    if fetched:
+        assert client is not None
+        signed_fetches.mark(ctx, principal, doc_id, client)
+    if not acquit and not fdc:
+        return Content(filename=name, media_type=media_type_for(name), size=ctx.store.size(sha), blob_sha256=sha)
     fiche = fdc_pdf(ctx, doc_id) if fdc else None
     ack = latest_ack(ctx, doc_id) if acquit else None
     handle = tempfile.NamedTemporaryFile(dir=ctx.tmp_dir, prefix="download-", suffix=".zip", delete=False)

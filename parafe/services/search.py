@@ -255,6 +255,12 @@ def _conditions(session: Session, principal: Principal, c: SearchCriteria) -> li
     return conds
 
 
+def document_conditions(session: Session, principal: Principal, c: SearchCriteria) -> list[ColumnElement[bool]]:
+    """The WHERE of a search (the caller's rights and the criteria), for the other lists of documents
+    (``listRemainingSignedDocs``, :mod:`parafe.services.signed_fetches`); raises the search's errors."""
+    return _conditions(session, principal, c)
+
+
 def search(ctx: AppContext, principal: Principal, criteria: SearchCriteria) -> list[int]:
     """Ids of the matching documents, ascending (at most 10,000).
 

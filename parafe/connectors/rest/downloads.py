@@ -60,7 +60,7 @@ async def download(
     ctx: AppContext = request.app.state.ctx
     content = await call(downloads.download, ctx, principal, document_id,
                          acquit=parse_bool(query_value(request, "acquit")),
-                         fdc=parse_bool(query_value(request, "fdc")))
+                         fdc=parse_bool(query_value(request, "fdc")), client="rest")
     return content_response(ctx, content)
 
 

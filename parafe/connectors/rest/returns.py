@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
-from parafe.services import returns
+from parafe.services import returns, signed_fetches
 from parafe.services.auth import Principal
 
 from .deps import call, error_responses, get_principal
@@ -79,3 +79,17 @@ async def remaining_chorus(request: Request, principal: PrincipalDep, siren: Sir
             responses={**LIST_RESPONSE, **error_responses(403)})
 async def remaining_pes_retour(request: Request, principal: PrincipalDep, siren: Siren) -> list[int]:
     return await _remaining(request, principal, siren, "pes_retour")
+
+
+@router.get("/documents/v2/{siren}/signed/remaining", summary="Documents signés restant à récupérer",
+            description="Équivalent REST de l'opération SOAP `listRemainingSignedDocs` (extension Parafe) : les "
+            "documents signés de l'abonné (du circuit `circuitId` s'il est donné), quel que soit leur état "
+            "actuel (Signé, Classé, Archivé…), qu'aucun client de l'abonné n'a encore téléchargés (REST "
+            "`download`, SOAP `download` ou WebDAV `out/`). Un document téléchargé quitte la liste.",
+            responses={**LIST_RESPONSE, **error_responses(403, 404)})
+async def remaining_signed(
+    request: Request, principal: PrincipalDep, siren: Siren,
+    circuit_id: Annotated[str | None, Query(alias="circuitId", description="Identifiant du circuit (facultatif).")]
+    = None,
+) -> list[int]:
+    return await call(signed_fetches.remaining, request.app.state.ctx, principal, siren, circuit_id)

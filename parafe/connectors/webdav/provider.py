@@ -17,6 +17,7 @@ from wsgidav import util
 from wsgidav.dav_provider import DAVCollection, DAVNonCollection, DAVProvider, _DAVResource
 
 from parafe.domain.errors import E, ParafeError
+from parafe.services import signed_fetches
 from parafe.services import webdav as svc
 from parafe.services.auth import Account, Principal
 from parafe.services.context import AppContext
@@ -340,6 +341,12 @@ class OutFile(_File):
         super().__init__(path, environ, ctx)
         self.folder = folder
         self.entry = entry
+
+    def get_content(self) -> BinaryIO:
+        content = svc.open_entry(self.ctx, self.entry)
+        if self.entry.kind == svc.SIGNED:  # fetched: it leaves listRemainingSignedDocs
+            signed_fetches.mark(self.ctx, principal_of(self.environ), self.entry.ref, "webdav")
+        return content
 
     def delete(self) -> None:
         svc.delete_entry(self.ctx, self.folder, self.entry)

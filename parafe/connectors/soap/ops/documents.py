@@ -48,7 +48,7 @@ def upload(call: Call) -> dict[str, Any]:
 def download(call: Call) -> dict[str, Any]:
     document_id = call.document_id()
     content = downloads.download(call.ctx, call.principal, document_id, acquit=call.flag("acquit"),
-                                 fdc=call.flag("fdc"))
+                                 fdc=call.flag("fdc"), client="soap")
     return document_content(call, document_id, content)
 
 

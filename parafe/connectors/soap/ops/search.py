@@ -6,6 +6,7 @@ from typing import Any
 
 from parafe.connectors.soap.ops import Call, operation
 from parafe.services import search as search_service
+from parafe.services import signed_fetches
 
 CRITERIA = ("siren", "circuitId", "label", "filename", "state", "uploadBy", "uploadAfter", "uploadBefore",
             "validateBy", "validateAfter", "validateBefore", "signBy", "signAfter", "signBefore")
@@ -36,11 +37,7 @@ def search_details(call: Call) -> dict[str, Any]:
 
 @operation("listRemainingSignedDocs")
 def list_remaining_signed_docs(call: Call) -> dict[str, Any]:
-    """Undocumented on the live service: the documents of a circuit (all the caller's circuits when
-    ``circuitId`` is empty) that are signed and wait to be fetched (current state « Signé », search code
-    ``Signed``)."""
-    wire: dict[str, Any] = {"siren": call.values.get("siren"), "state": "Signed"}
-    if call.text("circuitId"):
-        wire["circuitId"] = call.text("circuitId")
-    ids = search_service.search(call.ctx, call.principal, search_service.SearchCriteria.from_wire(wire))
+    """Undocumented on the live service: the signed documents of the subscriber (of ``circuitId`` when given)
+    that no client has downloaded yet, whatever their state now (:mod:`parafe.services.signed_fetches`)."""
+    ids = signed_fetches.remaining(call.ctx, call.principal, call.text("siren"), call.text("circuitId") or None)
     return {"return": [str(i) for i in ids]}
