@@ -40,6 +40,18 @@ class Settings(BaseSettings):
     bundle_max_total_bytes: int = 100 * MIB
     bundle_max_ratio: int = 200
     bundle_max_entries: int = 1000
+    # hostile documents (issue 18): what one deposited PDF may cost, checked in a child process
+    pdf_max_pages: int = Field(default=10_000, ge=1)
+    pdf_max_objects: int = Field(default=500_000, ge=10)
+    pdf_max_depth: int = Field(default=64, ge=2)  # nesting of the page tree and of the form fields
+    pdf_check_memory_mb: int = Field(default=768, ge=128)  # address-space limit of the checking process
+    pdf_check_seconds: int = Field(default=60, ge=1)  # CPU-time limit of the checking process
+    # Basic authentication throttling (issue 18, parafe.services.login_throttle)
+    login_free_failures: int = Field(default=5, ge=1)
+    login_address_free_failures: int = Field(default=30, ge=1)
+    login_backoff_seconds: float = Field(default=1.0, gt=0)
+    login_backoff_max_seconds: float = Field(default=900.0, gt=0)
+    login_failure_window_seconds: float = Field(default=900.0, gt=0)
 
     # TLS / identity
     tls_cert: Path | None = None  # default: $home/pki/server.pem

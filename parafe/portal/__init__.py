@@ -55,12 +55,13 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 def create_portal_app(ctx: AppContext) -> Any:
     """The portal ASGI application (with its security headers)."""
-    from parafe.portal import admin, dashboard, documents, otp, signing
+    from parafe.portal import accessibility, admin, dashboard, documents, otp, signing
     from parafe.portal.security import SecurityHeaders
     from parafe.portal.web import STATIC
 
     routes: list[Route | Mount] = [
         *dashboard.routes, *documents.routes, *signing.routes, *otp.routes, *admin.routes,
+        *accessibility.routes,
         Mount("/static", app=_Static(directory=str(STATIC)), name="static"),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: _not_found, Exception: _unexpected})

@@ -18,6 +18,7 @@ from starlette.routing import Route
 from parafe.connectors.multipart import parse_form
 from parafe.domain.circuits import CircuitType, StepKind
 from parafe.domain.errors import E, ParafeError
+from parafe.portal import forms
 from parafe.portal.web import (
     call,
     check_post,
@@ -106,7 +107,7 @@ def _spec_from_form(form: Any) -> dict[str, Any]:
 
 
 async def _circuit_form(request: Request, principal: Principal, spec: dict[str, Any], *, new: bool,
-                        error: str | None = None, status: int = 200) -> Response:
+                        error: str | None = None, status: int = 200, error_field: str | None = None) -> Response:
     base = await _base(request, principal)
     steps = list(spec.get("steps") or [])
     if not steps:
@@ -114,7 +115,8 @@ async def _circuit_form(request: Request, principal: Principal, spec: dict[str, 
                  {"kind": "filing", "members": []}]
     return render(request, "admin/circuit_form.html", {
         **base, "tab": "circuits", "spec": spec, "steps": steps, "new": new, "error": error,
-        "types": CIRCUIT_TYPES, "step_choices": STEP_CHOICES}, status=status, principal=principal)
+        "types": CIRCUIT_TYPES, "step_choices": STEP_CHOICES, "error_field": error_field}, status=status,
+        principal=principal)
 
 
 @page
@@ -144,8 +146,11 @@ async def circuit_save(request: Request, principal: Principal) -> Response:
     except ParafeError as error:
         if error.http_status == 401:
             raise
+        field = "c-key" if not spec["key"] else None
+        if error.error in (E.ADMIN_EMAIL_INVALID, E.ADMIN_USER_UNKNOWN) and error.params.get("email") in spec["agents"]:
+            field = "c-agents"
         return await _circuit_form(request, principal, spec, new=new, error=error.message,
-                                   status=error.http_status)
+                                   status=error.http_status, error_field=field)
     return redirect(f"/admin/{siren}/circuits/{key}?ok=enregistre")
 
 
@@ -213,11 +218,12 @@ async def metadata_save(request: Request, principal: Principal) -> Response:
 # --- users and certificates ------------------------------------------------------------------------------------
 
 async def _users(request: Request, principal: Principal, *, error: str | None = None,
-                 values: dict[str, str] | None = None, status: int = 200) -> Response:
+                 values: dict[str, str] | None = None, status: int = 200, error_field: str | None = None) -> Response:
     base = await _base(request, principal)
     rows = await call(portal_admin.users, ctx_of(request), principal, base["siren"])
     return render(request, "admin/users.html", {**base, "tab": "utilisateurs", "users": rows, "error": error,
-                                                "values": values or {}}, status=status, principal=principal)
+                                                "values": values or {}, "error_field": error_field},
+                  status=status, principal=principal)
 
 
 @page
@@ -246,16 +252,17 @@ async def user_create(request: Request, principal: Principal) -> Response:
         if error.http_status == 401:
             raise
         values = {k: str(v) for k, v in form.items() if k not in ("csrf", "password")}
-        return await _users(request, principal, error=error.message, values=values, status=error.http_status)
+        return await _users(request, principal, error=error.message, values=values, status=error.http_status,
+                            error_field=forms.field_of("user-create", error))
     return redirect(f"/admin/{siren}/utilisateurs/{admin.check_email(spec.email)}?ok=cree")
 
 
 async def _user_page(request: Request, principal: Principal, *, error: str | None = None,
-                     status: int = 200) -> Response:
+                     status: int = 200, error_field: str | None = None) -> Response:
     base = await _base(request, principal)
     line = await call(portal_admin.user, ctx_of(request), principal, base["siren"], request.path_params["email"])
-    return render(request, "admin/user.html", {**base, "tab": "utilisateurs", "u": line, "error": error},
-                  status=status, principal=principal)
+    return render(request, "admin/user.html", {**base, "tab": "utilisateurs", "u": line, "error": error,
+                                               "error_field": error_field}, status=status, principal=principal)
 
 
 @page
@@ -280,7 +287,8 @@ async def user_update(request: Request, principal: Principal) -> Response:
     except ParafeError as error:
         if error.http_status == 401:
             raise
-        return await _user_page(request, principal, error=error.message, status=error.http_status)
+        return await _user_page(request, principal, error=error.message, status=error.http_status,
+                                error_field=forms.field_of("user-update", error))
     return redirect(f"/admin/{siren}/utilisateurs/{email}?ok=enregistre")
 
 
@@ -303,7 +311,8 @@ async def certificate_upload(request: Request) -> Response:
         if principal is None or error.http_status == 401:
             return error_page(request, error, principal)
         try:
-            return await _user_page(request, principal, error=error.message, status=error.http_status)
+            return await _user_page(request, principal, error=error.message, status=error.http_status,
+                                    error_field=forms.field_of("user-update", error))
         except ParafeError as again:
             return error_page(request, again, principal)
     finally:
@@ -314,11 +323,11 @@ async def certificate_upload(request: Request) -> Response:
 # --- groups and SMS history ------------------------------------------------------------------------------------
 
 async def _groups(request: Request, principal: Principal, *, error: str | None = None, status: int = 200,
-                  ) -> Response:
+                  error_field: str | None = None) -> Response:
     base = await _base(request, principal)
     rows = await call(portal_admin.groups, ctx_of(request), principal, base["siren"])
-    return render(request, "admin/groups.html", {**base, "tab": "groupes", "groups": rows, "error": error},
-                  status=status, principal=principal)
+    return render(request, "admin/groups.html", {**base, "tab": "groupes", "groups": rows, "error": error,
+                                                 "error_field": error_field}, status=status, principal=principal)
 
 
 @page
@@ -336,7 +345,8 @@ async def group_create(request: Request, principal: Principal) -> Response:
     except ParafeError as error:
         if error.http_status == 401:
             raise
-        return await _groups(request, principal, error=error.message, status=error.http_status)
+        return await _groups(request, principal, error=error.message, status=error.http_status,
+                             error_field=forms.field_of("group", error))
     return redirect(f"/admin/{siren}/groupes?ok=enregistre")
 
 
@@ -345,16 +355,18 @@ async def sms(request: Request, principal: Principal) -> Response:
     base = await _base(request, principal)
     circuit = request.query_params.get("circuit") or None
     month = request.query_params.get("mois") or None
-    error = None
+    error: str | None = None
+    field: str | None = None
     try:
         rows = await call(portal_admin.sms_history, ctx_of(request), principal, base["siren"], circuit, month)
     except ParafeError as exc:
         if exc.http_status == 401:
             raise
-        rows, error = [], exc.message
+        rows, error, field = [], exc.message, forms.field_of("sms", exc)
     circuit_rows = await call(portal_admin.circuit_list, ctx_of(request), principal, base["siren"])
     return render(request, "admin/sms.html", {**base, "tab": "sms", "rows": rows, "circuit": circuit or "",
-                                              "month": month or "", "circuits": circuit_rows, "error": error},
+                                              "month": month or "", "circuits": circuit_rows, "error": error,
+                                              "error_field": field},
                   principal=principal)
 
 

@@ -18,6 +18,7 @@ from starlette.routing import Route
 from parafe.connectors.multipart import FormData, parse_form
 from parafe.domain.errors import E, ParafeError
 from parafe.domain.states import SEARCH_CODES
+from parafe.portal import forms
 from parafe.portal.web import (
     call,
     check_post,
@@ -73,6 +74,7 @@ async def board(request: Request, principal: Principal) -> Response:
     listing = await call(dashboard.documents, ctx, principal, filters)
     context: dict[str, Any] = {
         "filters": filters, "listing": listing, "counts": counts, "views": VIEW_LABELS,
+        "page_title": _title(filters, listing), "count_text": _count_text(listing),
         "states": STATE_CHOICES, "signable": [r.id for r in listing.rows if r.action == "signature"],
         "page_url": lambda number: _page_url(filters, number),
     }
@@ -82,17 +84,39 @@ async def board(request: Request, principal: Principal) -> Response:
     return render(request, "dashboard.html", context, principal=principal)
 
 
+def _title(filters: dashboard.Filters, listing: dashboard.Page) -> str:
+    """A distinct page title per view, search and page (WCAG 2.4.2), e.g. « En cours, recherche « voirie »,
+    page 2 — Tableau de bord »."""
+    parts = [VIEW_LABELS.get(filters.view, filters.view)]
+    if filters.text:
+        parts.append(f"recherche « {filters.text} »")
+    if filters.circuit:
+        parts.append(f"circuit {filters.circuit}" + (f", libellé {filters.label}" if filters.label else ""))
+    if listing.pages > 1:
+        parts.append(f"page {listing.page} sur {listing.pages}")
+    return ", ".join(parts) + " — Tableau de bord"
+
+
+def _count_text(listing: dashboard.Page) -> str:
+    text = f"{listing.total} document{'s' if listing.total != 1 else ''}"
+    if listing.pages > 1:
+        text += f" — page {listing.page} sur {listing.pages}"
+    return text
+
+
 def _page_url(filters: dashboard.Filters, number: int) -> str:
     return query("/tableau-de-bord", vue=filters.view, circuit=filters.circuit, libelle=filters.label,
                  etat=filters.state, q=filters.text, page=number if number > 1 else None)
 
 
 async def _deposit_form(request: Request, principal: Principal, *, error: str | None = None,
-                        values: dict[str, str] | None = None, status: int = 200) -> Response:
+                        values: dict[str, str] | None = None, status: int = 200,
+                        error_field: str | None = None) -> Response:
     targets = await call(dashboard.deposit_targets, ctx_of(request), principal)
     chosen = (values or {}).get("circuit") or request.query_params.get("circuit") or ""
     return render(request, "deposit.html", {"targets": targets, "error": error, "values": values or {},
-                                            "chosen": chosen}, status=status, principal=principal)
+                                            "chosen": chosen, "error_field": error_field},
+                  status=status, principal=principal)
 
 
 @page
@@ -116,6 +140,7 @@ async def deposit_submit(request: Request) -> Response:
     principal: Principal | None = None
     form: FormData | None = None
     values: dict[str, str] = {}
+    field: str | None = None  # the field a BAD_REQUEST below is about
     try:
         principal = await principal_of(request)
         ctx = ctx_of(request)
@@ -128,6 +153,7 @@ async def deposit_submit(request: Request) -> Response:
         siren, _, circuit = values["circuit"].partition("/")
         upload = form.file("fichier")
         if not circuit or upload is None or not upload.filename:
+            field = "d-fichier" if circuit else "d-circuit"
             raise ParafeError(E.BAD_REQUEST, reason="choisissez un circuit et un fichier")
         annexes = [u for u in form.files.get("annexes", []) if u.filename and u.size]
         req = DepositRequest(siren=siren, circuit=circuit, upload=upload, label=values["libelle"].strip() or None,
@@ -137,6 +163,7 @@ async def deposit_submit(request: Request) -> Response:
         otp_xml = _otp_xml(form)
         if otp_xml is not None:
             if annexes:
+                field = "d-annexes"
                 raise ParafeError(E.BAD_REQUEST, reason="un dépôt pour signature OTP ne prend pas d'annexes")
             base = f"{request.url.scheme}://{request.url.netloc}"
             result = await call(otp_links.otp_upload, ctx, principal, req, otp_xml, name_rule="any",
@@ -150,7 +177,7 @@ async def deposit_submit(request: Request) -> Response:
         if principal is None:
             return error_page(request, error)
         return await _deposit_form(request, principal, error=error.message, values=values,
-                                   status=error.http_status)
+                                   status=error.http_status, error_field=field or forms.field_of("deposit", error))
     finally:
         if form is not None:
             form.discard()

@@ -15,6 +15,7 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from parafe.domain.errors import ParafeError
+from parafe.portal import forms
 from parafe.portal.web import call, ctx_of, page, read_form, redirect, render
 from parafe.services import dashboard, downloads, lifecycle, pes_summary, workflow
 from parafe.services.auth import Principal
@@ -40,10 +41,10 @@ def content_response(ctx: AppContext, content: Content, *, inline: bool) -> Resp
 
 
 async def _show(request: Request, principal: Principal, *, error: str | None = None, status: int = 200,
-                open_form: str | None = None) -> Response:
+                open_form: str | None = None, error_field: str | None = None) -> Response:
     view = await call(dashboard.document_view, ctx_of(request), principal, request.path_params["doc_id"])
-    return render(request, "document.html", {"doc": view, "error": error, "open_form": open_form},
-                  status=status, principal=principal)
+    return render(request, "document.html", {"doc": view, "error": error, "open_form": open_form,
+                                             "error_field": error_field}, status=status, principal=principal)
 
 
 @page
@@ -134,7 +135,8 @@ def _action(kind: str) -> object:
         except ParafeError as error:
             if error.http_status in (401, 404):
                 raise
-            return await _show(request, principal, error=error.message, status=error.http_status, open_form=kind)
+            return await _show(request, principal, error=error.message, status=error.http_status, open_form=kind,
+                               error_field=forms.field_of(kind, error))
         return redirect(f"/documents/{doc_id}?ok={done}")
 
     handler.__name__ = f"action_{kind}"

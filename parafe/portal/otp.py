@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from parafe.domain.errors import E, ParafeError
-from parafe.portal import security
+from parafe.portal import forms, security
 from parafe.portal.documents import content_response
 from parafe.portal.web import call, check_post, csrf_for, ctx_of, error_page, redirect, render
 from parafe.services import otp_pages
@@ -35,9 +35,10 @@ def _token(request: Request) -> str:
 
 
 async def _render(request: Request, page: otp_pages.OtpPage, *, notice: str | None = None,
-                  error: str | None = None, locked: bool = False, status: int = 200) -> Response:
+                  error: str | None = None, locked: bool = False, status: int = 200,
+                  error_field: str | None = None) -> Response:
     context = {"page": page, "csrf": csrf_for(request, f"otp:{page.token}"), "notice": notice, "error": error,
-               "locked": locked, "path": PATH}
+               "locked": locked, "path": PATH, "error_field": error_field}
     return render(request, "otp.html", context, status=status, headers=_headers(page))
 
 
@@ -94,7 +95,9 @@ async def act(request: Request) -> Response:
     except ParafeError as error:
         page = await call(otp_pages.open_page, ctx, token)
         locked = error.error is E.OTP_LOCKED
-        return await _render(request, page, error=error.message, locked=locked, status=error.http_status)
+        field = forms.field_of("otp-refus" if action == "refuser" else "otp-code", error)
+        return await _render(request, page, error=error.message, locked=locked, status=error.http_status,
+                             error_field=field if action in ("signer", "refuser") else None)
     except Exception:  # the signature itself failed: the signer may go back with return=ERROR
         page = await call(otp_pages.open_page, ctx, token)
         return await _render(request, page, error=E.INTERNAL.message, locked=True, status=500)

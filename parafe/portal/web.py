@@ -25,7 +25,7 @@ from parafe import __version__
 from parafe.domain.deposit import PARIS
 from parafe.domain.errors import E, ParafeError
 from parafe.domain.states import State
-from parafe.portal import security
+from parafe.portal import forms, security
 from parafe.services.auth import Principal, RequestIdentity, authenticate_async
 from parafe.services.context import AppContext
 
@@ -187,9 +187,20 @@ def render(request: Request, template: str, context: dict[str, Any], *, status: 
     notice = request.query_params.get("ok")
     if notice in NOTICES:
         full["notice"] = NOTICES[notice]
+    full["accessibility"] = accessibility_status(ctx_of(request).settings.accessibility_status)
     full.update(context)
+    full["field_errors"] = forms.field_errors(full.get("error"), full.get("error_field"))
     html = ENV.get_template(template).render(full)
     return HTMLResponse(html, status_code=status, headers=headers)
+
+
+ACCESSIBILITY_STATUS = {"non": "non conforme", "partiellement": "partiellement conforme",
+                        "totalement": "totalement conforme"}
+
+
+def accessibility_status(value: str) -> str:
+    """« non conforme » / « partiellement conforme » / « totalement conforme » (RGAA statement wording)."""
+    return ACCESSIBILITY_STATUS.get(value, ACCESSIBILITY_STATUS["non"])
 
 
 def error_page(request: Request, error: ParafeError, principal: Principal | None = None) -> HTMLResponse:

@@ -89,9 +89,13 @@ class Browsing:
     pages: list[Any] = field(default_factory=list)
 
     def context(self, email: str | None = None, *, cert: tuple[str, str] | None = None,
-                basic: tuple[str, str] | None = None, viewport: dict[str, int] | None = None) -> Any:
+                basic: tuple[str, str] | None = None, viewport: dict[str, int] | None = None,
+                bypass_csp: bool = False) -> Any:
+        """``bypass_csp``: the page's Content-Security-Policy is not enforced in this context only (the
+        accessibility tests inject axe-core as an inline script)."""
         options: dict[str, Any] = {"ignore_https_errors": True, "locale": "fr-FR", "timezone_id": "Europe/Paris",
-                                   "viewport": viewport or DESKTOP, "accept_downloads": True}
+                                   "viewport": viewport or DESKTOP, "accept_downloads": True,
+                                   "bypass_csp": bypass_csp}
         if email is not None:
             cert = self.server.home.demo(email)
         if cert is not None:

@@ -85,7 +85,7 @@ def test_deposit_visa_bulk_signature_download(browsing: Browsing, signer_helper:
     marker = agent.locator("h1").element_handle()
     agent.get_by_label("Rechercher (nom, libellé ou n°)").fill("voirie")
     agent.wait_for_url(re.compile(r"q=voirie"))
-    agent.locator("#liste", has_text="1 document").wait_for()
+    agent.locator("#result-count", has_text="1 document").wait_for()
     assert agent.get_by_role("link", name="arrete-voirie-2026-17.pdf", exact=True).is_visible()
     assert agent.get_by_role("link", name="deliberation-2026-041.pdf", exact=True).count() == 0
     assert marker is not None and marker.evaluate("e => e.isConnected")  # same page: no full reload

@@ -62,3 +62,18 @@ def test_errors_are_shown_in_the_page(portal_server: LiveServer) -> None:
         response = signer.post("/documents/999999999/refuser", data={"csrf": token, "motif": "non"})
         assert response.status_code == 404
         assert "Le document n'existe pas" in html.unescape(response.text)
+
+
+def test_accessibility_statement_is_public_and_non_compliant_without_audit(portal_server: LiveServer) -> None:
+    """Without the operating body's settings, the statement says « non conforme » (RGAA: no audit yet); no
+    certificate is needed, and every page's footer links it."""
+    with portal_server.client() as anonymous:
+        page = anonymous.get("/accessibilite")
+    assert page.status_code == 200
+    text = html.unescape(page.text)
+    assert "Déclaration d'accessibilité" in text and "<strong>non conforme</strong>" in text
+    assert re.search(r"faute d'audit de\s+conformité réalisé à ce jour", text)
+    assert "Défenseur des droits" in text
+    with portal_server.client(AGENT) as agent:
+        board = html.unescape(agent.get("/tableau-de-bord").text)
+    assert re.search(r'<a href="/accessibilite"\s*>Accessibilité : non conforme</a>', board)

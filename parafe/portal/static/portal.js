@@ -18,8 +18,39 @@ async function enhance(root) {
   }
 }
 
+// Form errors: the focus moves to the error summary; its links move the focus to the field they name.
+function focusErrors() {
+  const summary = document.querySelector("[data-error-summary]");
+  if (!summary) return;
+  for (const link of summary.querySelectorAll("[data-error-link]")) {
+    link.addEventListener("click", (event) => {
+      const field = document.getElementById(link.getAttribute("href").slice(1));
+      if (!field) return;
+      event.preventDefault();
+      const disclosure = field.closest("details");
+      if (disclosure) disclosure.open = true;
+      field.focus();
+      field.scrollIntoView({ block: "center" });
+    });
+  }
+  summary.focus();
+}
+
+// After an htmx search, the result count (a live region outside the swapped list, so that screen readers
+// announce its change) and the page title follow the new list.
+function listSwapped() {
+  const list = document.getElementById("liste");
+  const count = document.getElementById("result-count");
+  if (list && count && list.dataset.count && count.textContent !== list.dataset.count) {
+    count.textContent = list.dataset.count;
+  }
+  if (list && list.dataset.title) document.title = list.dataset.title;
+}
+
 enhance(document);
+focusErrors();
 document.addEventListener("htmx:after:swap", (event) => {
   const target = event.target instanceof Element ? event.target : document;
   enhance(target.parentElement || document);
+  listSwapped();
 });

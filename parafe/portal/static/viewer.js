@@ -1,5 +1,7 @@
 // PDF viewer on pdf.js 6 (vendored): one page at a time, keyboard-accessible buttons, zoom.
 // pdf.js 6 wants getDocument({url}) (a bare string is refused); no eval, fonts and wasm from our static files.
+// Accessibility: the canvas is drawn under pdf.js's text layer (TextLayer API), so the page's text is in the
+// DOM (screen readers, selection, search in the page); the scrolling wrapper is a named, focusable region.
 
 const pdfjsCache = new Map();
 
@@ -16,6 +18,7 @@ async function loadPdfjs(lib, worker) {
 async function setup(el) {
   const status = el.querySelector("[data-pdf-status]");
   const canvas = el.querySelector("[data-pdf-canvas]");
+  const textLayer = el.querySelector("[data-pdf-text]");
   const say = (text) => { if (status) status.textContent = text; };
   try {
     const pdfjs = await loadPdfjs(el.dataset.lib, el.dataset.worker);
@@ -33,18 +36,37 @@ async function setup(el) {
     const render = async () => {
       if (rendering) await rendering.catch(() => {});
       const page = await pdf.getPage(pageNumber);
-      const wrap = canvas.parentElement;
+      const wrap = el.querySelector(".pdf-canvas-wrap");
+      const box = canvas.parentElement;
       const base = page.getViewport({ scale: 1 });
       const fit = Math.max(0.3, (wrap.clientWidth - 4) / base.width);
       const ratio = window.devicePixelRatio || 1;
+      const cssViewport = page.getViewport({ scale: fit * zoom });
       const viewport = page.getViewport({ scale: fit * zoom * ratio });
       canvas.width = Math.floor(viewport.width);
       canvas.height = Math.floor(viewport.height);
-      canvas.style.width = Math.floor(viewport.width / ratio) + "px";
-      canvas.style.height = Math.floor(viewport.height / ratio) + "px";
+      canvas.style.width = Math.floor(cssViewport.width) + "px";
+      canvas.style.height = Math.floor(cssViewport.height) + "px";
+      box.style.width = canvas.style.width;
+      box.style.height = canvas.style.height;
+      box.style.setProperty("--total-scale-factor", String(cssViewport.scale));
       const task = page.render({ canvas, canvasContext: canvas.getContext("2d"), viewport });
       rendering = task.promise;
       await rendering;
+      if (textLayer) {
+        // the page's text, transparent over the canvas (pdf.js TextLayer); replaced on each page / zoom
+        textLayer.replaceChildren();
+        delete el.dataset.text;
+        try {
+          const layer = new pdfjs.TextLayer({
+            textContentSource: page.streamTextContent(), container: textLayer, viewport: cssViewport,
+          });
+          await layer.render();
+          el.dataset.text = String(pageNumber);
+        } catch (error) {  // the picture stays; the download links give the text
+          el.dataset.textError = String(error && error.message || error);
+        }
+      }
       say(`Page ${pageNumber} sur ${pdf.numPages}`);
       el.dataset.rendered = String(pageNumber);
       const prev = el.querySelector("[data-pdf-prev]");
@@ -65,11 +87,12 @@ async function setup(el) {
       });
     }
     let resizeTimer = null;
-    let lastWidth = canvas.parentElement.clientWidth;
+    const scroller = el.querySelector(".pdf-canvas-wrap");
+    let lastWidth = scroller.clientWidth;
     window.addEventListener("resize", () => {
       clearTimeout(resizeTimer);
       resizeTimer = setTimeout(() => {
-        const width = canvas.parentElement.clientWidth;
+        const width = scroller.clientWidth;
         if (width !== lastWidth) {
           lastWidth = width;
           delete el.dataset.rendered;
