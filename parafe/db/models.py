@@ -759,3 +759,34 @@ def _record_replaced_blobs(session: Session, flush_context: Any, instances: Any)
 
 
 event.listen(Session, "before_flush", _record_replaced_blobs)
+
+
+class OtpUsage(Base):
+    """OTP codes sent and wrong codes typed for one document at one OTP step (issue 18): the OTP pages refuse
+    a code past ``PARAFE_OTP_MAX_CODES`` and lock the document's links after ``PARAFE_OTP_MAX_FAILURES``."""
+
+    __tablename__ = "otp_usage"
+
+    document_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("documents.id", ondelete="CASCADE"),
+        primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    codes_sent: Mapped[int] = mapped_column(Integer, default=0)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    locked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class LoginThrottle(Base):
+    """Failed Basic authentications of one account (``scope='account'``, the login in lower case) or one client
+    address (``scope='address'``) and the back-off they earned (issue 18; in the database so that every server
+    process and node agrees)."""
+
+    __tablename__ = "login_throttle"
+    __table_args__ = (UniqueConstraint("scope", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(16))  # account | address
+    key: Mapped[str] = mapped_column(String(255))
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[datetime] = mapped_column(default=utcnow)
+    blocked_until: Mapped[datetime | None] = mapped_column(default=None)

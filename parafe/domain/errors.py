@@ -371,6 +371,21 @@ class E:
         "au {end}).",
         "The signing certificate is outside its validity period", 422)
 
+    # --- recipients' download links (issue 15): 235-239 ---
+    DOWNLOAD_LINK_INVALID = _e(
+        "DOWNLOAD_LINK_INVALID", 235,
+        "Ce lien de téléchargement n'existe pas : vérifiez qu'il a été copié en entier depuis le courriel reçu.",
+        "Unknown download-link token", 404)
+    DOWNLOAD_LINK_EXPIRED = _e(
+        "DOWNLOAD_LINK_EXPIRED", 236,
+        "Ce lien de téléchargement a expiré : sa durée de validité est dépassée. Demandez à l'expéditeur du "
+        "document de vous le transmettre à nouveau.",
+        "Download link past its expiry date", 410)
+    DOWNLOAD_LINK_REVOKED = _e(
+        "DOWNLOAD_LINK_REVOKED", 237,
+        "Ce lien de téléchargement n'est plus valable : le document a été supprimé du parapheur.",
+        "Download link revoked (document deleted or purged)", 410)
+
     # --- deposit pictograms (issue 15) ---
     PICTOGRAMS_INVALID = _e(
         "PICTOGRAMS_INVALID", 240, "Fichier de pictogrammes invalide : {reason}.",
@@ -396,6 +411,22 @@ class E:
         "S2LOW_NO_LOST_TRANSACTION", 253,
         "Le document {document} n'attend pas de numéro de transaction S²LOW (aucun envoi à la réponse perdue).",
         "The document is not waiting for the number of a S2LOW transaction whose answer was lost", 409)
+    # --- abuse limits and failed steps (issue 18): 255-264 ---
+    LOGIN_THROTTLED = _e(
+        "LOGIN_THROTTLED", 255,
+        "Trop de tentatives d'authentification échouées : réessayez dans {seconds} secondes.",
+        "Too many failed Basic authentications for this account or address: back-off in force", 429)
+    OTP_LINK_LOCKED = _e(
+        "OTP_LINK_LOCKED", 256,
+        "Trop de codes erronés : ce lien de signature est bloqué. Contactez l'émetteur du document.",
+        "Too many wrong OTP codes in total for this document: its OTP links are locked", 429)
+    PDF_TOO_COMPLEX = _e(
+        "PDF_TOO_COMPLEX", 257, "Fichier refusé : le document PDF dépasse les limites autorisées ({reason}).",
+        "The PDF exceeds the page, object, nesting or memory limits of a deposit", 422)
+    DOCUMENT_NOT_IN_ERROR = _e(
+        "DOCUMENT_NOT_IN_ERROR", 258,
+        "Le document n'est pas en erreur de traitement : il n'y a rien à relancer.",
+        "The document is not in the step_failed state", 409)
 
 # WebDAV error cases of spec §4.4 (API-REFERENCE §9.5), verbatim: quoted in the depositor's error mail.
 WEBDAV_CASES: dict[int, str] = {

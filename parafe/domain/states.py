@@ -37,6 +37,7 @@ class State(StrEnum):
     FILED = "filed"
     ARCHIVED = "archived"
     REPLACED = "replaced"
+    STEP_FAILED = "step_failed"  # Parafe's own (issue 18): a job of the current step failed for good
 
 
 # Labels of the v3.4 document (API-REFERENCE §2.1, H1..H22, plus the state named by S21), verbatim.
@@ -65,6 +66,9 @@ LABELS_V34: dict[State, str] = {
     State.FILED: "Classé",
     State.ARCHIVED: "Archivé",
     State.REPLACED: "Document remplacé",
+    # Not in the v3.4 document (issue 18): a step whose job failed for good (retries exhausted); the history
+    # entry's comment holds the error; an administrator retries it (`parafe admin document retry`, portal).
+    State.STEP_FAILED: "Échec du traitement",
 }
 
 # Labels real clients match on (research note §2, §5, §6; DECISIONS D4): the default set.
@@ -74,6 +78,9 @@ LABELS_CLIENTS: dict[State, str] = {
     State.DISAPPROVED: "Visa désapprouvé",
     State.OTP_SIGNED: "OTP signé",
 }
+
+# States of Parafe's own, not in the v3.4 document (their labels are in both label sets).
+PARAFE_OWN: frozenset[State] = frozenset({State.STEP_FAILED})
 
 LABEL_SETS: dict[str, dict[State, str]] = {"clients": LABELS_CLIENTS, "v3.4": LABELS_V34}
 

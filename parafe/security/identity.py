@@ -31,17 +31,25 @@ ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitab
 _PROXY_HEADERS = (b"x-ssl-client-cert", b"x-ssl-client-verify", b"x-ssl-client-s-dn")
 
 
+# Basic credentials that cannot be decoded (not base64, not UTF-8, no ":"): no account has an empty login, so
+# they are refused like a wrong password (165), not taken for an absent header (161).
+MALFORMED_BASIC = ("", "\x00")
+
+
 def parse_basic(value: bytes) -> tuple[str, str] | None:
-    """``Basic <base64(login:password)>`` (any case of "Basic", as the spec writes "BASIC") or None."""
+    """``Basic <base64(login:password)>`` (any case of "Basic", as the spec writes "BASIC"), None for another
+    scheme, :data:`MALFORMED_BASIC` for a Basic header that cannot be decoded."""
     parts = value.split(None, 1)
-    if len(parts) != 2 or parts[0].lower() != b"basic":
+    if not parts or parts[0].lower() != b"basic":
         return None
+    if len(parts) != 2:
+        return MALFORMED_BASIC
     try:
         decoded = base64.b64decode(parts[1].strip(), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
-        return None
+        return MALFORMED_BASIC
     login, sep, password = decoded.partition(":")
-    return (login, password) if sep else None
+    return (login, password) if sep else MALFORMED_BASIC
 
 
 def _der_from_header(value: bytes) -> bytes | None:
@@ -90,5 +98,6 @@ class ClientIdentityMiddleware:
             kept.append((name, value))
         scope["headers"] = kept
         verdict = self.verifier.verify_der(der)
-        scope.setdefault("state", {})["identity"] = RequestIdentity(verdict=verdict, basic=basic)
+        scope.setdefault("state", {})["identity"] = RequestIdentity(
+            verdict=verdict, basic=basic, client=client[0] if client else None)
         await self.app(scope, receive, send)

@@ -3,11 +3,13 @@
 The identity middleware (``parafe.security.identity``) gives each request a :class:`RequestIdentity`; this
 module maps it to the user accounts it stands for. A certificate is bound to accounts by its SHA-256
 fingerprint (one account per subscriber); Basic credentials (argon2 hashes) are for accounts whose
-authentication type is BASIC (subscriber admins, spec §2.5.21/§2.5.24).
+authentication type is BASIC (subscriber admins, spec §2.5.21/§2.5.24); they are throttled per account and per
+client address and verified in the same time whether the account exists or not (issue 18).
 """
 
 from __future__ import annotations
 
+import secrets
 import time
 from dataclasses import dataclass, field
 
@@ -44,6 +46,7 @@ class RequestIdentity:
 
     verdict: CertVerdict | None = None
     basic: tuple[str, str] | None = None
+    client: str | None = None  # the client's address (Basic authentication throttling)
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,38 @@ def check_password(password_hash: str | None, password: str) -> bool:
         return False
 
 
+_DUMMY_HASH: list[str] = []
+
+
+def _dummy_hash() -> str:
+    """An argon2 hash of a random secret, with the accounts' parameters (made once per process)."""
+    if not _DUMMY_HASH:
+        _DUMMY_HASH.append(_HASHER.hash(secrets.token_urlsafe(24)))
+    return _DUMMY_HASH[0]
+
+
+def _basic(ctx: AppContext, session: Session, login: str, password: str, client: str | None) -> Principal:
+    """Basic credentials: throttled per account and per address (:mod:`parafe.services.login_throttle`), and
+    the same work whether the account exists or not — an unknown login, a certificate-only account or an
+    account without a password is verified against a dummy argon2 hash, so that the answer time does not tell
+    which accounts exist."""
+    from parafe.services import login_throttle
+
+    had_failures = login_throttle.check(ctx, login, client)
+    users = list(session.scalars(select(User).where(
+        User.email == login.strip().lower(), User.active.is_(True), User.authentication_type == "BASIC")))
+    candidates = [u for u in users if u.password_hash]
+    good = [u for u in candidates if check_password(u.password_hash, password)]
+    if not candidates:
+        check_password(_dummy_hash(), password)
+    if not good:
+        login_throttle.failed(ctx, login, client)
+        raise ParafeError(E.BAD_CREDENTIALS)
+    if had_failures:
+        login_throttle.succeeded(ctx, login)
+    return Principal(email=good[0].email, method="basic", accounts=_accounts(session, good))
+
+
 def _accounts(session: Session, users: list[User]) -> tuple[Account, ...]:
     if not users:
         return ()
@@ -136,13 +171,7 @@ def authenticate(ctx: AppContext, identity: RequestIdentity) -> Principal:
     with ctx.db.read() as session:
         if identity.basic is not None:
             login, password = identity.basic
-            users = list(session.scalars(select(User).where(
-                User.email == login.strip().lower(), User.active.is_(True),
-                User.authentication_type == "BASIC")))
-            good = [u for u in users if check_password(u.password_hash, password)]
-            if not good:
-                raise ParafeError(E.BAD_CREDENTIALS)
-            return Principal(email=good[0].email, method="basic", accounts=_accounts(session, good))
+            return _basic(ctx, session, login, password, identity.client)
         verdict = identity.verdict
         if verdict is None or verdict.reason == "missing":
             raise ParafeError(E.CERT_MISSING)

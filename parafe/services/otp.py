@@ -6,6 +6,9 @@ The OTP page (public, reached through an OTP link of ``services.otp_links``) cal
   for the documents of the link, all at an OTP signature step with the same signer identity; sent by SMS when
   the OTP information gives a phone number, else by e-mail. Only a salted hash of the code is stored; a new
   code replaces the previous one.
+- abuse limits (issue 18): at most ``PARAFE_OTP_MAX_CODES`` codes per document and OTP step (then
+  ``OSS_TOO_MANY_CODES``, 189), and ``PARAFE_OTP_MAX_FAILURES`` wrong codes in total over all its codes, after
+  which the document's OTP links are locked (``OTP_LINK_LOCKED``); counted in ``otp_usage``.
 - :func:`check_code` — 3 attempts (``PARAFE_OTP_ATTEMPTS``), then the code is locked. A valid code writes
   ``OTP validé`` (actor « boucle sms ») and a ``sign.otp`` job per document in one transaction; the jobs are
   run at once in the caller's thread (a worker would pick them up after a crash): a server PAdES signature
@@ -22,9 +25,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from parafe.db.models import CircuitStep, Document, MetadataValue, OtpChallenge, StepMember, User, utcnow
+from parafe.db.models import CircuitStep, Document, MetadataValue, OtpChallenge, OtpUsage, StepMember, User, utcnow
 from parafe.domain.circuits import StepKind
 from parafe.domain.errors import E, ParafeError
 from parafe.domain.states import ACTOR_OTP, State
@@ -128,6 +132,30 @@ def _key(document_ids: list[int]) -> list[int]:
     return sorted(set(int(i) for i in document_ids))
 
 
+def _usage(session: Session, found: list[tuple[Document, CircuitStep]]) -> list[OtpUsage]:
+    """The ``otp_usage`` rows of these documents at their OTP step, created if needed, locked for the
+    transaction (the counters of the abuse limits, shared by every server process)."""
+    rows: list[OtpUsage] = []
+    for document, step in found:
+        key = {"document_id": document.id, "position": step.position}
+        row = session.scalar(select(OtpUsage).filter_by(**key).with_for_update())
+        if row is None:
+            try:
+                with session.begin_nested():  # a concurrent request may create the same row
+                    row = OtpUsage(**key, codes_sent=0, failures=0)
+                    session.add(row)
+            except IntegrityError:
+                row = session.scalar(select(OtpUsage).filter_by(**key).with_for_update())
+        assert row is not None
+        rows.append(row)
+    return rows
+
+
+def _check_not_locked(usage: list[OtpUsage]) -> None:
+    if any(row.locked_at is not None for row in usage):
+        raise ParafeError(E.OTP_LINK_LOCKED)
+
+
 def send_code(ctx: AppContext, document_ids: list[int]) -> SentCode:
     """Send a new code to the OTP signer of these documents (see the module docstring)."""
     s = workflow_settings()
@@ -135,6 +163,12 @@ def send_code(ctx: AppContext, document_ids: list[int]) -> SentCode:
     code = f"{secrets.randbelow(10 ** s.otp_digits):0{s.otp_digits}d}"
     with ctx.db.write() as session:
         found, who = _documents(session, ids)
+        usage = _usage(session, found)
+        _check_not_locked(usage)
+        if any(row.codes_sent >= s.otp_max_codes for row in usage):
+            raise ParafeError(E.OSS_TOO_MANY_CODES, detail=f"more than {s.otp_max_codes} codes for a document")
+        for row in usage:
+            row.codes_sent += 1
         channel = "sms" if who.phone else "email"
         destination = sms.normalise_phone(who.phone) if who.phone else (who.email or "")
         for old in session.scalars(select(OtpChallenge).where(OtpChallenge.status == "pending",
@@ -180,9 +214,15 @@ def check_code(ctx: AppContext, document_ids: list[int], code: str) -> list[int]
     ids = _key(document_ids)
     now = utcnow()
     failure: ParafeError | None = None
+    s = workflow_settings()
     with ctx.db.write() as session:
         challenge = _challenge(session, ids)
-        if challenge is None or aware(challenge.expires_at) <= now:
+        usage: list[OtpUsage] = []
+        if challenge is not None:
+            usage = _usage(session, [_at_otp_step(session, doc_id) for doc_id in ids])
+        if any(row.locked_at is not None for row in usage):
+            failure = ParafeError(E.OTP_LINK_LOCKED)
+        elif challenge is None or aware(challenge.expires_at) <= now:
             if challenge is not None:
                 challenge.status = "expired"
             failure = ParafeError(E.OTP_CODE_EXPIRED)
@@ -191,7 +231,14 @@ def check_code(ctx: AppContext, document_ids: list[int], code: str) -> list[int]
         elif not _matches(challenge.code_hash, code):
             challenge.attempts += 1
             remaining = challenge.max_attempts - challenge.attempts
-            if remaining <= 0:
+            for row in usage:
+                row.failures += 1
+            if any(row.failures >= s.otp_max_failures for row in usage):
+                for row in usage:
+                    row.locked_at = now
+                challenge.status = "locked"
+                failure = ParafeError(E.OTP_LINK_LOCKED)
+            elif remaining <= 0:
                 challenge.status = "locked"
                 failure = ParafeError(E.OTP_LOCKED)
             else:

@@ -93,6 +93,8 @@ class WorkflowSettings:
     otp_digits: int
     otp_ttl_seconds: int
     otp_attempts: int
+    otp_max_codes: int  # codes per document and OTP step (issue 18), then error 189
+    otp_max_failures: int  # wrong codes in total per document and OTP step, then its links are locked
     # Helios simulator (DECISIONS D13)
     helios_transport: str  # simulator
     helios_sim_delay: float  # seconds between the simulator's stages (FAST → Hélios → acknowledgement)
@@ -144,6 +146,8 @@ def workflow_settings() -> WorkflowSettings:
         otp_digits=_int("PARAFE_OTP_DIGITS", 6),
         otp_ttl_seconds=_int("PARAFE_OTP_TTL_SECONDS", 600),
         otp_attempts=_int("PARAFE_OTP_ATTEMPTS", 3),
+        otp_max_codes=_int("PARAFE_OTP_MAX_CODES", 5),
+        otp_max_failures=_int("PARAFE_OTP_MAX_FAILURES", 10),
         helios_transport=(_str("PARAFE_HELIOS_TRANSPORT", "simulator") or "simulator").lower(),
         helios_sim_delay=_float("PARAFE_HELIOS_SIM_DELAY", 2.0),
         helios_poll_seconds=_float("PARAFE_HELIOS_POLL_SECONDS", 1.0),
