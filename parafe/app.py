@@ -52,6 +52,30 @@ class CollapseSlashes:
         await self.app(scope, receive, send)
 
 
+HSTS_HEADER = (b"strict-transport-security", b"max-age=31536000")  # one year
+
+
+class StrictTransportSecurity:
+    """``Strict-Transport-Security`` on every answer sent over Parafe's own TLS (issue 18), errors included;
+    never over plain HTTP (``--no-tls`` behind a proxy: the proxy's TLS end sets its own)."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not (scope.get("extensions") or {}).get("tls"):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_hsts(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = [h for h in message.get("headers") or [] if h[0].lower() != HSTS_HEADER[0]]
+                message = {**message, "headers": [*headers, HSTS_HEADER]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_hsts)
+
+
 def _connector_mounts(ctx: AppContext) -> list[Mount]:
     mounts: list[Mount] = []
     from parafe.connectors.rest import create_rest_app
@@ -74,7 +98,10 @@ def _connector_mounts(ctx: AppContext) -> list[Mount]:
 
 def create_app(ctx: AppContext) -> Any:
     """The whole Parafe ASGI application."""
-    routes: list[Route | Mount] = [Route("/healthz", healthz, methods=["GET"])]
+    from parafe.connectors.hooks import sms_receipt
+
+    routes: list[Route | Mount] = [Route("/healthz", healthz, methods=["GET"]),
+                                   Route("/hooks/sms/{provider}", sms_receipt, methods=["POST"])]
     routes += _connector_mounts(ctx)
     app = Starlette(routes=routes)
     app.state.ctx = ctx
@@ -82,5 +109,5 @@ def create_app(ctx: AppContext) -> Any:
         ctx.settings.ca_bundle, ctx.settings.client_crl or ctx.settings.pki_dir / "crl.pem")
     from parafe.connectors.rest import RejectControlCharacters
 
-    return CollapseSlashes(RejectControlCharacters(
-        ClientIdentityMiddleware(app, verifier, ctx.settings.trusted_proxy_set)))
+    return StrictTransportSecurity(CollapseSlashes(RejectControlCharacters(
+        ClientIdentityMiddleware(app, verifier, ctx.settings.trusted_proxy_set))))

@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 
 EXECUTE = "parafe_execute"
 PURGE = "parafe_purge"
+SMS_STATUS = "parafe_sms_status"
 S2LOW_RETOURS = "parafe_s2low_retours"
 
 _EXECUTE_TASKS: dict[int, Any] = {}
@@ -52,6 +53,16 @@ def register(huey: Huey) -> None:
         report = poll_retours(current_context())
         if report.accounts:
             log.info("S2LOW PES_Retour: %s", report)
+
+    @huey.periodic_task(crontab(minute="*"), name=SMS_STATUS)
+    def sms_status() -> None:
+        """Delivery status of the SMS sent through OVHcloud (``services.sms_deliveries.poll_deliveries``)."""
+        from parafe.jobs.runtime import current_context
+        from parafe.services.sms_deliveries import poll_deliveries
+
+        changed = poll_deliveries(current_context())
+        if changed:
+            log.info("SMS status: %s deliveries changed", changed)
 
     _EXECUTE_TASKS[id(huey)] = execute_outbox
 

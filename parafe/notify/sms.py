@@ -21,12 +21,14 @@ import ipaddress
 import json
 import logging
 import re
+import ssl
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
 import httpx
+import requests
 
 from parafe.db.models import DevMessage
 from parafe.services.context import AppContext
@@ -252,6 +254,19 @@ def _parse_time(value: Any) -> datetime | None:
 _OVH_FAILED_RECEIPTS = frozenset({2, 16})
 
 
+class _CaSession(requests.Session):
+    """A requests session that verifies with ``PARAFE_SMS_CA`` (a session-level ``verify`` would lose to
+    ``REQUESTS_CA_BUNDLE`` from the environment; a per-request one does not)."""
+
+    def __init__(self, ca_file: str) -> None:
+        super().__init__()
+        self.ca_file = ca_file
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        kwargs.setdefault("verify", self.ca_file)
+        return super().request(*args, **kwargs)
+
+
 class OvhSms:
     """OVHcloud SMS through the official ``ovh`` client: it signs every request (``X-Ovh-Application``,
     ``X-Ovh-Consumer``, ``X-Ovh-Timestamp``, ``X-Ovh-Signature`` = ``$1$`` + SHA-1 of secret, consumer key,
@@ -287,7 +302,7 @@ class OvhSms:
             # The client names regions only; an https URL (a test double, a proxy) replaces the region's base.
             client._endpoint = checked_url(endpoint, "OVHcloud").rstrip("/")
         if self.s.ca_file:
-            client._session.verify = str(self.s.ca_file)
+            client._session = _CaSession(str(self.s.ca_file))
         return client
 
     def _call(self, method: str, path: str, **data: Any) -> Any:
@@ -397,8 +412,8 @@ class HttpSms:
         return headers
 
     def _client(self) -> httpx.Client:
-        return httpx.Client(verify=str(self.s.ca_file) if self.s.ca_file else True, timeout=self.s.timeout,
-                            follow_redirects=False)
+        verify = ssl.create_default_context(cafile=str(self.s.ca_file)) if self.s.ca_file else True
+        return httpx.Client(verify=verify, timeout=self.s.timeout, follow_redirects=False)
 
     def send(self, phone: str, text: str, *, document_id: int | None = None, reference: str | None = None) -> str:
         number = e164(phone)

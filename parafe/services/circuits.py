@@ -7,7 +7,8 @@ admin, else those where the caller has a role), on-demand circuits excluded, eac
 (``signers``), in step order, group members expanded, each person once.
 
 :func:`sms_history` lists the OTP codes sent by SMS for a subscriber's circuits (spec §2.5.20), from the OTP
-challenges of the workflow; the code itself is never given back.
+challenges of the workflow and their SMS deliveries (provider, delivery status, sent / delivered times, length
+and segments: ``services.sms_deliveries``); the code itself is never given back.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from parafe.db.models import Circuit, CircuitRole, CircuitStep, GroupMember, User
+from parafe.db.models import Circuit, CircuitRole, CircuitStep, GroupMember, OtpChallenge, SmsDelivery, User
 from parafe.domain.circuits import StepKind
 from parafe.domain.errors import E, ParafeError
 from parafe.services.auth import Principal
@@ -105,13 +106,23 @@ def list_circuits(ctx: AppContext, principal: Principal, siren: str) -> list[Cir
 
 @dataclass(frozen=True)
 class SmsEntry:
-    """One SMS sent by the platform (an OTP code), without its text."""
+    """One SMS sent by the platform (an OTP code), without its text; the delivery fields come from
+    ``sms_deliveries`` (None / 0 for codes sent before deliveries were recorded)."""
 
     id: int
     circuit: str | None
     receiver: str
     created_at: datetime
-    status: str
+    status: str  # the OTP code: pending | done | expired | locked | replaced | failed (never delivered)
+    provider: str | None = None  # outbox | ovh | http
+    delivery: str | None = None  # queued | sent | delivered | failed
+    sent_at: datetime | None = None
+    delivered_at: datetime | None = None
+    message_length: int = 0
+    segments: int = 0
+    encoding: str | None = None
+    error: str | None = None
+    provider_id: str | None = None
 
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
@@ -133,12 +144,13 @@ def _period(value: str | None) -> tuple[datetime, datetime] | None:
 
 # getSMSHistory status filters (v3.4 §2.5.20; their meaning is not stated, G-35): `pending` = the code was
 # sent and can still be typed, `done` = it was used to sign, `waiting` = it can no longer be used without having
-# been used (expired, locked after 3 wrong tries, replaced by a new code); `not_X` = every other SMS. An empty
+# been used (expired, locked after 3 wrong tries, replaced by a new code, never delivered: `failed`); `not_X` =
+# every other SMS. An empty
 # or unknown value means no filter.
 _SMS_STATUS: dict[str, frozenset[str]] = {
     "pending": frozenset({"pending"}),
     "done": frozenset({"done"}),
-    "waiting": frozenset({"expired", "locked", "replaced"}),
+    "waiting": frozenset({"expired", "locked", "replaced", "failed"}),
 }
 
 
@@ -163,12 +175,12 @@ def sms_history(ctx: AppContext, principal: Principal, siren: str, circuit_key: 
     Admins see the whole subscriber, other users the circuits they have a role on. Raises
     ``SUBSCRIBER_UNKNOWN_OR_FORBIDDEN``, ``CIRCUIT_NOT_FOUND`` and ``BAD_REQUEST`` (date, limit).
     """
-    from parafe.db.models import OtpChallenge
-
     period = _period(month)
     with ctx.db.read() as session:
         subscriber, account = subscriber_account(session, principal, siren)
-        stmt = (select(OtpChallenge, Circuit.key).outerjoin(Circuit, Circuit.id == OtpChallenge.circuit_id)
+        stmt = (select(OtpChallenge, Circuit.key, SmsDelivery)
+                .outerjoin(Circuit, Circuit.id == OtpChallenge.circuit_id)
+                .outerjoin(SmsDelivery, SmsDelivery.challenge_id == OtpChallenge.id)
                 .where(OtpChallenge.subscriber_id == subscriber.id, OtpChallenge.channel == "sms"))
         if circuit_key is not None and circuit_key.strip():
             circuit_id = session.scalar(select(Circuit.id).where(
@@ -191,4 +203,14 @@ def sms_history(ctx: AppContext, principal: Principal, siren: str, circuit_key: 
         count = _limit(limit)
         if count is not None:
             stmt = stmt.limit(count)
-        return [SmsEntry(c.id, key, c.destination, c.created_at, c.status) for c, key in session.execute(stmt)]
+        return [_sms_entry(c, key, d) for c, key, d in session.execute(stmt)]
+
+
+def _sms_entry(challenge: OtpChallenge, circuit_key: str | None, delivery: SmsDelivery | None) -> SmsEntry:
+    if delivery is None:
+        return SmsEntry(challenge.id, circuit_key, challenge.destination, challenge.created_at, challenge.status)
+    return SmsEntry(challenge.id, circuit_key, delivery.recipient, challenge.created_at, challenge.status,
+                    provider=delivery.provider, delivery=delivery.status, sent_at=delivery.sent_at,
+                    delivered_at=delivery.delivered_at, message_length=delivery.message_length,
+                    segments=delivery.segments, encoding=delivery.encoding, error=delivery.error,
+                    provider_id=delivery.provider_id)

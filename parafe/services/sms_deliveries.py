@@ -19,7 +19,6 @@ import hmac
 import json
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
@@ -213,10 +212,13 @@ def poll_deliveries(ctx: AppContext) -> int:
 
 # --- receipts of the generic gateway ---------------------------------------------------------------------------
 
-@dataclass(frozen=True)
 class ReceiptRejected(Exception):
-    http_status: int
-    message: str
+    """A receipt refused with an HTTP status and a French message."""
+
+    def __init__(self, http_status: int, message: str) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.message = message
 
 
 def signature_of(secret: str, body: bytes) -> str:
@@ -265,3 +267,28 @@ def apply_receipt(ctx: AppContext, provider_name: str, body: bytes, signature: s
             state, word, None, utcnow() if state == "delivered" else None,
             f"non remis au destinataire selon la passerelle (statut « {word} »)"))
         return {"id": str(message_id), "status": delivery.status}
+
+
+# --- getSMSHistory ---------------------------------------------------------------------------------------------
+
+# deliveryReceipt of getSMSHistory's smsHistoryVO, with OVHcloud's DLR values (the VO is OVHcloud's sms.Outgoing):
+# 1 delivered, 2 not delivered, 4 waiting for a receipt; 0 when no delivery was recorded.
+_RECEIPT_CODES = {"delivered": 1, "failed": 2, "sent": 4, "queued": 4}
+
+
+def receipt_code(delivery_status: str | None) -> int:
+    return _RECEIPT_CODES.get(delivery_status or "", 0)
+
+
+def describe(provider: str | None, delivery_status: str | None, error: str | None) -> str | None:
+    """A French description of a delivery (getSMSHistory ``pttDescription``); None without a delivery."""
+    if not delivery_status:
+        return None
+    label = PROVIDER_LABELS.get(provider or "", provider or "")
+    if delivery_status == "delivered":
+        return f"Remis au destinataire ({label})"
+    if delivery_status == "sent":
+        return f"Envoyé ({label}), accusé de réception non reçu"
+    if delivery_status == "failed":
+        return f"Échec de l'envoi ({label}) : {error or 'refusé'}"
+    return f"En attente d'envoi ({label})" + (f", nouvel essai prévu après : {error}" if error else "")

@@ -83,3 +83,42 @@ async def otp_upload(request: Request, principal: PrincipalDep,
     finally:
         form.discard()
     return {"id": result.document_id, "url": result.url}
+
+
+SMS_EXAMPLE = [{
+    "id": 12, "circuitId": "otp", "receiver": "+33612345678", "provider": "ovh", "status": "delivered",
+    "otpStatus": "done", "creationDatetime": "2026-12-07T09:41:10.000Z", "sentAt": "2026-12-07T09:41:11.000Z",
+    "deliveredAt": "2026-12-07T09:41:15.000Z", "messageLength": 70, "numberOfSms": 1, "encoding": "GSM-7",
+    "error": None}]
+
+
+@router.get(
+    "/documents/v2/{siren}/sms/history", summary="Historique des SMS (getSMSHistory)",
+    description="Extension Parafe (le §2.6 n'a pas d'équivalent REST de getSMSHistory, G-36) : les SMS de code "
+    "OTP envoyés pour les circuits de l'abonné, sans leur texte, avec le fournisseur, l'état de l'envoi "
+    "(`queued`, `sent`, `delivered`, `failed`), les dates d'envoi et de remise, la longueur du message et le "
+    "nombre de SMS facturés. Paramètres comme en SOAP (§2.5.20) : `circuitId`, `date` (AAAA-MM, 00 = toute "
+    "l'année), `status` (`pending`, `waiting`, `done`, `not_…` : état du code OTP) et `limit` (0 = tout).",
+    responses={200: {"description": "Les SMS, du plus ancien au plus récent.",
+                     "content": {"application/json": {"example": SMS_EXAMPLE}}},
+               **error_responses(400, 403, 404)})
+async def sms_history(
+    request: Request, principal: PrincipalDep,
+    siren: Annotated[str, Path(description="SIREN de l'abonné (obligatoire) - 9 carac.")],
+    circuitId: Annotated[str | None, Query(description="Circuit (facultatif).")] = None,  # noqa: N803
+    date: Annotated[str | None, Query(description="Mois AAAA-MM (00 = toute l'année).")] = None,
+    status: Annotated[str | None, Query(description="pending, waiting, done, not_pending…")] = None,
+    limit: Annotated[str | None, Query(description="Nombre maximal d'entrées, 0 = tout.")] = None,
+) -> list[dict[str, Any]]:
+    from parafe.services import circuits
+    from parafe.services.history import iso_ms
+
+    entries = await call(circuits.sms_history, request.app.state.ctx, principal, siren, circuitId, date,
+                         status=status, limit=limit)
+    return [{
+        "id": e.id, "circuitId": e.circuit, "receiver": e.receiver, "provider": e.provider, "status": e.delivery,
+        "otpStatus": e.status, "creationDatetime": iso_ms(e.created_at),
+        "sentAt": iso_ms(e.sent_at) if e.sent_at else None,
+        "deliveredAt": iso_ms(e.delivered_at) if e.delivered_at else None,
+        "messageLength": e.message_length, "numberOfSms": e.segments, "encoding": e.encoding, "error": e.error}
+        for e in entries]

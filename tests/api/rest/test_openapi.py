@@ -25,6 +25,7 @@ EXPECTED = {
     ("get", "/rest/v1/documents/v2/{document_id}/comments/refusal"),
     ("get", "/rest/v1/documents/v2/otp/url"),
     ("post", "/rest/v1/documents/v2/otp/{siren}/{circuit_id}/upload"),
+    ("get", "/rest/v1/documents/v2/{siren}/sms/history"),  # Parafe extension (getSMSHistory has no REST twin)
     ("get", "/rest/v1/exportUsersData"),
     ("get", "/rest/v1/documents/search"),
     ("post", "/rest/v1/documents/search"),

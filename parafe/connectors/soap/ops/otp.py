@@ -8,7 +8,7 @@ from parafe.connectors.soap.envelope import bad_request
 from parafe.connectors.soap.ops import Call, data_file_upload, operation
 from parafe.domain.errors import E, ParafeError
 from parafe.formats.metadata import parse_meta_data_list, render_meta_data_list
-from parafe.services import circuits, documents, otp_links
+from parafe.services import circuits, documents, otp_links, sms_deliveries
 
 
 def _redirect(value: str | None) -> str | None:
