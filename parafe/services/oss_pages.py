@@ -232,8 +232,11 @@ def send_code(ctx: AppContext, token: str, *, only_if_none: bool = False) -> Cod
     minutes = max(s.otp_ttl_seconds // 60, 1)
     what = "du document" if count == 1 else f"des {count} documents"
     if channel == "sms":
-        sms.provider(ctx).send(destination, f"Parafe : votre code de signature {what} est {code}. "
-                                            f"Il est valable {minutes} minutes.", document_id=first_id)
+        try:  # OSS pages send at once, without the outbox's retries (issue 16 covers the workflow's OTP)
+            sms.provider(ctx).send(destination, f"Parafe : votre code de signature {what} est {code}. "
+                                                f"Il est valable {minutes} minutes.", document_id=first_id)
+        except sms.SmsError as exc:
+            raise ParafeError(E.SMS_SEND_FAILED, reason=str(exc)) from None
     else:
         send_mail(ctx, [destination], "Votre code de signature",
                   f"Bonjour {signer.full_name},\n\nVotre code de signature {what} est : {code}\n\nIl est valable "

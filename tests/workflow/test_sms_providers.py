@@ -262,6 +262,8 @@ def test_signed_receipts_and_the_sms_history(ctx: Any, home: Home, tmp_path: Pat
             soap = post(c, envelope("getSMSHistory", f"<siren>{SIREN}</siren><cinematiqueId>otp</cinematiqueId>"
                                                      "<date></date>"))
             rest = c.get(f"/parapheur-ws/rest/v1/documents/v2/{SIREN}/sms/history", params={"circuitId": "otp"})
+        with server.client(ADMIN) as c:
+            portal = c.get(f"/admin/{SIREN}/sms")
     finally:
         stop_server(server)
     vos = [{child.tag: child.text for child in vo} for vo in returns(soap, "getSMSHistory")]
@@ -273,6 +275,9 @@ def test_signed_receipts_and_the_sms_history(ctx: Any, home: Home, tmp_path: Pat
     body = rest.json()
     assert [(e["provider"], e["status"]) for e in body] == [("http", "delivered"), ("http", "failed")]
     assert body[0]["deliveredAt"] and body[0]["numberOfSms"] == 1 and body[0]["encoding"] == "GSM-7"
+    assert portal.status_code == 200
+    assert "remis au destinataire (passerelle SMS, 1 SMS, remis le" in portal.text
+    assert "échec (passerelle SMS, 1 SMS)" in portal.text and "non remis" in portal.text
     (comment,) = failure_comments(ctx, failed_doc)
     assert "undelivered" in comment
     assert failure_comments(ctx, delivered_doc) == []
