@@ -364,6 +364,7 @@ class S2lowTransaction(Base):
     status: Mapped[str] = mapped_column(String(16), default="posting")  # posting | posted | lost | refused
     transaction_id: Mapped[str | None] = mapped_column(String(32), default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    attempted_at: Mapped[datetime | None] = mapped_column(default=None)  # start of the latest post
     last_status: Mapped[int | None] = mapped_column(Integer, default=None)  # S2low\Enum\HeliosStatus value
     last_message: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

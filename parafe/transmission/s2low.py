@@ -31,7 +31,9 @@ import re
 import shutil
 import ssl
 import tempfile
+import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -362,7 +364,9 @@ class S2lowHelios:
             if row.transaction_id:
                 return row.transaction_id  # posted before; only the document's commit was lost
             tried_before = row.attempts > 0
+            previous_attempt = row.attempted_at
             row.attempts += 1
+            row.attempted_at = utcnow()
         try:
             answer = client.post_pes(name, data)
         except S2lowError as exc:
@@ -375,6 +379,10 @@ class S2lowHelios:
                 row.last_status, row.last_message = POSTE, answer.message
             return answer.id
         if DUPLICATE_MARK in answer.message.lower():
+            if tried_before:  # an earlier execution may still be waiting for its answer: give it its time
+                found = self._wait_for_id(key, previous_attempt, client.timeout)
+                if found is not None:
+                    return found
             with self.ctx.db.write() as session:
                 row = session.scalar(select(S2lowTransaction).where(S2lowTransaction.key == key))
                 assert row is not None
@@ -389,6 +397,20 @@ class S2lowHelios:
             raise HeliosRefused(f"S²LOW refuse le fichier : {answer.message} (fichier déjà transmis par "
                                 f"ailleurs, empreinte SHA-1 {sha1})")
         raise HeliosSendError(f"S²LOW a refusé le fichier : {answer.message or 'réponse KO sans message'}")
+
+    def _wait_for_id(self, key: str, previous_attempt: datetime | None, timeout: float) -> str | None:
+        """The transaction id an earlier, still running post of the same file stores (a job whose lease expired
+        while S²LOW was slow runs twice); None once that post must have ended."""
+        start = previous_attempt or utcnow()
+        if start.tzinfo is None:
+            start = start.replace(tzinfo=UTC)
+        deadline = start + timedelta(seconds=timeout + 1)
+        while True:
+            with self.ctx.db.read() as session:
+                found = session.scalar(select(S2lowTransaction.transaction_id).where(S2lowTransaction.key == key))
+            if found or utcnow() >= deadline:
+                return found
+            time.sleep(0.2)
 
     def status(self, remote_id: str) -> Any:
         from parafe.transmission.helios import HeliosStatus
