@@ -368,6 +368,17 @@ def test_valideur_and_signataire_pages(browsing: Browsing) -> None:
     visa.wait_for_selector(".pdf-viewer[data-text='2']")
     assert "page 2" in (visa.locator(".pdf-viewer .textLayer").text_content() or "")
     assert visa.get_by_role("link", name="Document", exact=True).count() == 1
+    # the keyboard scrolls the focused region (zoomed in, the page is larger than the region)
+    for _ in range(3):
+        visa.get_by_role("button", name="Agrandir").click()
+    visa.wait_for_function("() => { const r = document.querySelector('.pdf-canvas-wrap');"
+                           " return r.scrollHeight > r.clientHeight && r.scrollWidth > r.clientWidth; }")
+    region.focus()
+    for key in ("ArrowDown", "ArrowDown", "ArrowRight", "ArrowRight"):
+        visa.keyboard.press(key)
+    visa.wait_for_function("() => { const r = document.querySelector('.pdf-canvas-wrap');"
+                           " return r.scrollTop > 0 && r.scrollLeft > 0; }")
+    visa.reload()
     problems += examine(visa, "valideur: document à viser", ready=ready, shot="document-visa")
     visa.goto(browsing.url("/tableau-de-bord"))
     assert "À traiter" in visa.title()
