@@ -526,6 +526,7 @@ def _deposit(ctx: AppContext, principal: Principal, req: UploadRequest) -> Uploa
         signed = signing.sign_pdf(signer_key, data, stamp, _options(workflow))
         original = ctx.store.put_file(req.files[0].upload.path, sha256=req.files[0].upload.sha256, move=True)
         signed_ref = ctx.store.put_bytes(signed)
+        signed_at = utcnow()  # signed, and the signed version archived (kept until dateToPurge)
         with ctx.db.write() as session:
             document = OssDocument(
                 workflow_id=workflow.id, subscriber_id=workflow.subscriber_id, mode="server", status=SIGNED,
@@ -533,7 +534,7 @@ def _deposit(ctx: AppContext, principal: Principal, req: UploadRequest) -> Uploa
                 signed_blob_sha256=signed_ref.sha256, signed_size=signed_ref.size, meta_blob_sha256=meta_sha,
                 metadata_values=[list(i) for i in items], pictogram=placement, uploader_id=account.user_id,
                 created_at=now, updated_at=now,
-                signature_date=utcnow(), date_to_purge=purge_at)
+                signature_date=signed_at, archive_date=signed_at, date_to_purge=purge_at)
             session.add(document)
             session.flush()
             doc_id = document.id
@@ -785,6 +786,7 @@ def run_sign_job(ctx: AppContext, item: OutboxItem) -> None:
             if status == SIGNED:
                 row_doc.signed_blob_sha256, row_doc.signed_size = ref.sha256, ref.size
                 row_doc.signature_date = now
+                row_doc.archive_date = now  # the signed version is archived for the retention period
                 row_doc.signer_certificate = text if via == "sgc" else None
             else:
                 row_doc.error = text

@@ -115,11 +115,17 @@ def validate_certificate_chain(
     validator = CertificateValidator(to_asn1(cert), intermediate_certs=[to_asn1(c) for c in intermediates if c != cert],
                                      validation_context=vc)
     try:
-        run_sync(validator.async_validate_path())
+        path = run_sync(validator.async_validate_path())
     except RevokedError as exc:
         return False, True, str(exc)
     except (PathBuildingError, PathValidationError) as exc:
         return False, False, str(exc)
+    # The validator consults CRLs only for certificates that name a distribution point; a CRL given here by
+    # its issuer (the dev CA's certificates name none) is checked directly too.
+    leaf = to_asn1(cert)
+    issuer = next((c for c in path.iter_certs(include_root=True) if c.subject == leaf.issuer), None)
+    if issuer is not None and _listed_in_crls(cert, issuer, crls):
+        return False, True, f"certificat révoqué (liste de révocation de {issuer.subject.human_friendly})"
     try:
         ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
         if not (ku.digital_signature or ku.content_commitment):
@@ -127,3 +133,20 @@ def validate_certificate_chain(
     except x509.ExtensionNotFound:
         pass
     return True, False, None
+
+
+def _listed_in_crls(cert: x509.Certificate, issuer: asn1_x509.Certificate, crls: Iterable[Any]) -> bool:
+    """Whether a CRL of ``crls`` issued and signed by ``issuer`` lists ``cert``'s serial number."""
+    issuer_key = x509.load_der_x509_certificate(issuer.dump()).public_key()
+    for crl in load_crls(crls):
+        parsed = x509.load_der_x509_crl(crl.dump())
+        if parsed.issuer.public_bytes() != issuer.subject.dump():
+            continue
+        try:
+            if not parsed.is_signature_valid(issuer_key):  # type: ignore[arg-type]
+                continue
+        except (TypeError, ValueError):
+            continue
+        if parsed.get_revoked_certificate_by_serial_number(cert.serial_number) is not None:
+            return True
+    return False

@@ -60,6 +60,12 @@ def _day(value: str | None) -> str:
     return datetime.fromisoformat(value).strftime("%d/%m/%Y")
 
 
+def known_crls(ctx: AppContext) -> list[Any]:
+    """The CRL of the trust store (``PARAFE_CLIENT_CRL``, else the dev CA's ``crl.pem``) when there is one."""
+    path = ctx.settings.crl_path
+    return [path] if path is not None and path.exists() else []
+
+
 def verify_office(ctx: AppContext, document: bytes, signature_xml: bytes, name: str) -> XadesVerificationReport:
     """Verify a detached XAdES over ``document`` (named ``name``) against the trust store; a signature that names
     another file than ``name`` is reported as such (``report.errors``). Raises ``SIGNED_DOCUMENT_INVALID`` when
@@ -67,7 +73,7 @@ def verify_office(ctx: AppContext, document: bytes, signature_xml: bytes, name: 
     if not signature_xml.lstrip().startswith(b"<"):
         raise ParafeError(E.SIGNED_DOCUMENT_INVALID, reason="une signature XAdES détachée est attendue")
     try:
-        report = verify_xades_detached(signature_xml, document, trust_roots(ctx))
+        report = verify_xades_detached(signature_xml, document, trust_roots(ctx), crls=known_crls(ctx))
     except SigningError as exc:
         raise ParafeError(E.SIGNED_DOCUMENT_INVALID, reason="signature XAdES illisible", detail=str(exc)) from exc
     if report.document is not None and _nfc(report.document) != _nfc(name):

@@ -162,3 +162,10 @@ def test_not_a_signature_is_refused(ctx: Any, tmp_path: Path) -> None:
             wf.sign(ctx, principal_for_email(ctx, SIGNER), doc_id, junk)
         assert caught.value.code == E.SIGNED_DOCUMENT_INVALID.code, caught.value.message
     assert state_of(ctx, doc_id) == State.SENT_FOR_SIGN.value
+
+
+def test_revoked_certificate_is_refused(ctx: Any, tmp_path: Path) -> None:
+    data = office_document()
+    doc_id = waiting_document(ctx, tmp_path, data)
+    signature, _ = sign_xades_detached(data, NAME, bad_key(ctx, "revoked"))  # listed in the dev CA's CRL
+    refused(ctx, doc_id, signature, E.SIGNED_DOCUMENT_INVALID, reason="le certificat de signature est révoqué")

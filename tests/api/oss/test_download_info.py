@@ -44,7 +44,10 @@ def test_download_and_information(oss: Oss, tmp_path: Path) -> None:
         created, signed_at, to_purge = (_iso(body[k]) for k in ("creationDate", "signatureDate", "dateToPurge"))
         assert created <= signed_at
         assert abs(to_purge - created - timedelta(days=30)) < timedelta(seconds=5)
-        assert body["purgeDate"] is None and body["archiveDate"] is None and body["downloadDate"] is None
+        assert body["purgeDate"] is None and body["downloadDate"] is None
+        # archiveDate: the date the signed document was archived (kept for its retention period), i.e. stored
+        # at the signature; null while the document is not signed (see test_unsigned_document_is_downloadable)
+        assert body["archiveDate"] == body["signatureDate"]
         assert base64.b64decode(body["metadate"]) == meta
         assert body["filesize"] == len(r.content)
         assert body["logs"] == [] and body["redirectionURL"] is None
@@ -69,7 +72,7 @@ def test_unsigned_document_is_downloadable(oss: Oss) -> None:
         got = agent.get(f"/oss/downloadDoc/{doc_id}")
         assert got.status_code == 200 and got.content == original  # "qu'il soit signé ou non"
         info = agent.get(f"/oss/docInformation/{doc_id}").json()
-        assert info["signatureDate"] is None and info["filesize"] == len(original)
+        assert info["signatureDate"] is None and info["archiveDate"] is None and info["filesize"] == len(original)
         assert info["redirectionURL"] == "https://editeur.test/retour?x=1"
 
 

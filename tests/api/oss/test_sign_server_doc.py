@@ -81,6 +81,7 @@ def test_asynchronous_signature(oss: Oss, tmp_path: Path) -> None:
                 break
             time.sleep(0.2)
         assert info["signatureDate"], info
+        assert info["archiveDate"] == info["signatureDate"]  # the signed version is archived when it is stored
         signed = agent.get(f"/oss/downloadDoc/{doc_id}")
         assert signed.status_code == 200
         assert signed.headers["X-FAST-document-id"] == str(doc_id)
