@@ -51,6 +51,11 @@ def _recipients(to: Iterable[str]) -> list[str]:
     return seen
 
 
+def split_recipients(to: Iterable[str]) -> list[str]:
+    """The addresses of ``to`` (each may hold several, separated by ``,`` or ``;``), without duplicates."""
+    return _recipients(to)
+
+
 def send_mail(ctx: AppContext, to: Iterable[str], subject: str, body: str, *, document_id: int | None = None,
               message_id: str | None = None) -> list[str]:
     """Send one mail to every recipient (one message, all in To); returns the recipients."""

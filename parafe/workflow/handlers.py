@@ -463,12 +463,31 @@ def _mail_end(ctx: AppContext, item: OutboxItem) -> None:
             body += f"\nAccéder au document : {document_link(ctx, document.id)}" + signature_block()
     if to:
         send_mail(ctx, to, subject, body, document_id=item.document_id)
-    if receivers:
-        send_mail(ctx, receivers, f"Document signé mis à votre disposition : {document.name if document else ''}",
-                  f"Bonjour,\n\nLe document « {document.name if document else ''} » a terminé son circuit de "
-                  f"signature.\n\nLe consulter : {document_link(ctx, item.document_id or 0)}" + signature_block(),
-                  document_id=item.document_id)
+    if receivers and item.document_id is not None:
+        _mail_receivers(ctx, item.document_id, receivers)
     _finish(ctx, item, lambda s, d: None)
+
+
+def _mail_receivers(ctx: AppContext, document_id: int, receivers: list[str]) -> None:
+    """Spec §2.6.3: « une fois le document signé, un email sera envoyé à ces adresses avec un lien permettant de
+    télécharger le document signé » — a capability link, no account or certificate needed
+    (:mod:`parafe.services.download_links`). A new link per sending (a job run twice mails two valid links)."""
+    from parafe.notify.mail import base_url, split_recipients
+    from parafe.services import download_links
+
+    to = split_recipients(receivers)
+    with ctx.db.write() as session:
+        document = session.get(Document, document_id)
+        if document is None or document.deleted_at is not None or not to:
+            return
+        token, expires = download_links.create(session, ctx, document, to)
+        name = document.name
+    url = download_links.link_url(base_url(ctx), token)
+    send_mail(ctx, to, f"Document signé mis à votre disposition : {name}",
+              f"Bonjour,\n\nLe document « {name} » a terminé son circuit de signature.\n\n"
+              f"Le télécharger : {url}\n\nCe lien personnel, sans compte ni certificat, est valable jusqu'au "
+              f"{paris(expires)} (heure de Paris). Ne le transmettez qu'aux personnes autorisées à lire ce "
+              "document." + signature_block(), document_id=document_id)
 
 
 @handler("mail.deposit_error")

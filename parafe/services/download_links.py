@@ -1,0 +1,87 @@
+"""Recipients' download links (spec §2.6.3 ``email_destinataire`` / ``email_CC``: « une fois le document signé, un
+email sera envoyé à ces adresses avec un lien permettant de télécharger le document signé »).
+
+A link is a capability URL ``<public URL>/telechargement/<token>``: the token carries 256 random bits
+(``secrets``), only its SHA-256 is stored (``download_links.token_hash``), so a copy of the database gives no
+usable link. Whoever holds the URL downloads the document (its signed version; the original when the circuit
+signed nothing) without an account or a certificate, until ``expires_at`` (``PARAFE_DOWNLOAD_LINK_DAYS``, 30 days
+by default). Each use writes a history entry of the document. Deleting or purging the document revokes the link
+(:mod:`parafe.services.erasure`); an unknown, expired or revoked link answers a French error (404 / 410).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from parafe.db.models import Document, DownloadLink, HistoryEntry, utcnow
+from parafe.domain.errors import E, ParafeError
+from parafe.services.context import AppContext
+from parafe.services.downloads import Content, media_type_for
+from parafe.storage.base import BlobNotFound
+
+PATH = "/telechargement/{token}"
+TOKEN_BYTES = 32  # 256 bits
+HISTORY_COMMENT = "Document téléchargé par le lien envoyé aux destinataires ({recipients})."
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def link_url(base_url: str, token: str) -> str:
+    return base_url.rstrip("/") + PATH.format(token=token)
+
+
+def create(session: Session, ctx: AppContext, document: Document, recipients: list[str],
+           now: datetime | None = None) -> tuple[str, datetime]:
+    """A new link for ``document`` in the current transaction: (token, expiry). The token is returned once,
+    to be mailed; it is not stored."""
+    moment = now or utcnow()
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    expires = moment + timedelta(days=ctx.settings.download_link_days)
+    session.add(DownloadLink(token_hash=token_hash(token), document_id=document.id,
+                             subscriber_id=document.subscriber_id, recipients=", ".join(recipients)[:1024],
+                             created_at=moment, expires_at=expires, uses=0))
+    return token, expires
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def open_link(ctx: AppContext, token: str) -> Content:
+    """The document a link gives (its use recorded in the document's history). Raises
+    ``DOWNLOAD_LINK_INVALID`` (unknown token, 404), ``DOWNLOAD_LINK_REVOKED`` (document deleted or purged, 410)
+    and ``DOWNLOAD_LINK_EXPIRED`` (410)."""
+    if not token or len(token) > 128:
+        raise ParafeError(E.DOWNLOAD_LINK_INVALID)
+    now = utcnow()
+    with ctx.db.write() as session:
+        link = session.scalar(select(DownloadLink).where(DownloadLink.token_hash == token_hash(token))
+                              .with_for_update())
+        if link is None:
+            raise ParafeError(E.DOWNLOAD_LINK_INVALID)
+        if link.revoked_at is not None or link.document_id is None:
+            raise ParafeError(E.DOWNLOAD_LINK_REVOKED, detail=f"link {link.id} revoked ({link.revoked_reason})")
+        if _aware(link.expires_at) <= now:
+            raise ParafeError(E.DOWNLOAD_LINK_EXPIRED, detail=f"link {link.id} expired")
+        document = session.get(Document, link.document_id)
+        if document is None or document.deleted_at is not None:
+            raise ParafeError(E.DOWNLOAD_LINK_REVOKED, detail=f"document of link {link.id} is gone")
+        sha = document.signed_blob_sha256 or document.blob_sha256
+        try:
+            size = ctx.store.size(sha)
+        except BlobNotFound:
+            raise ParafeError(E.CONTENT_RETRIEVAL, detail=f"blob of document {document.id} is missing") from None
+        link.uses += 1
+        link.last_used_at = now
+        session.add(HistoryEntry(document_id=document.id, state=None, user_id=None,
+                                 user_fullname=link.recipients[:255],
+                                 comment=HISTORY_COMMENT.format(recipients=link.recipients), created_at=now))
+        return Content(filename=document.name, media_type=media_type_for(document.name), size=size,
+                       blob_sha256=sha)
