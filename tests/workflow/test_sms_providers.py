@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx
 import pytest
@@ -166,6 +167,24 @@ def test_gateway_5xx_then_recovered(ctx: Any, tmp_path: Path, gateway: GatewayDo
     (message,) = gateway.messages
     assert entries(ctx)[0].delivery == "sent" and failure_comments(ctx, doc_id) == []
     sign_with(ctx, doc_id, code_in(message["text"]))
+
+
+def test_form_encoded_body_and_template(ctx: Any, tmp_path: Path, gateway: GatewayDouble,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``PARAFE_SMS_HTTP_FORMAT=form`` (Twilio): the template's fields are form-encoded; this double takes JSON
+    only, so it refuses (415), a permanent failure, and the request it kept shows the form."""
+    monkeypatch.setenv("PARAFE_SMS_HTTP_FORMAT", "form")
+    monkeypatch.setenv("PARAFE_SMS_HTTP_BODY", '{"To": "{phone}", "From": "{sender}", "Body": "{text}", '
+                                               '"Ref": "{reference}", "Digits": "{phone_digits}"}')
+    doc_id = otp_document(ctx, tmp_path, "formulaire.pdf")
+    with pytest.raises(ParafeError) as info:
+        otp.send_code(ctx, [doc_id])
+    assert "HTTP 415" in info.value.message
+    request = gateway.requests[-1]
+    assert request["headers"]["content-type"] == "application/x-www-form-urlencoded"
+    form = dict(parse_qsl(request["body"].decode()))
+    assert form["To"] == "+33612345678" and form["From"] == "PARAFE" and form["Digits"] == "33612345678"
+    assert form["Ref"].startswith("parafe-") and code_in(form["Body"])
 
 
 # --- OVHcloud --------------------------------------------------------------------------------------------------
