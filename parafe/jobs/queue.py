@@ -12,6 +12,7 @@ Results are not stored. Tasks are registered by :mod:`parafe.jobs.tasks` on the 
 from __future__ import annotations
 
 import threading
+import time
 
 from huey import Huey, MemoryHuey, PostgresHuey, RedisHuey, SqliteHuey
 
@@ -55,12 +56,28 @@ def build_huey(ctx: AppContext) -> Huey:
         path.parent.mkdir(parents=True, exist_ok=True)
         return SqliteHuey(QUEUE_NAME, filename=str(path), timeout=30, **common)
     if s.queue == "postgres":
-        return PostgresHuey(QUEUE_NAME, dsn=_postgres_dsn(ctx, s.queue_url), table_prefix="parafe_huey", **common)
+        return _postgres_huey(_postgres_dsn(ctx, s.queue_url), common)
     if s.queue == "redis":
         return RedisHuey(QUEUE_NAME, url=s.queue_url or "redis://127.0.0.1:6379/0", **common)
     if s.queue == "memory":
         return MemoryHuey(QUEUE_NAME, **common)
     raise RuntimeError(f"PARAFE_QUEUE inconnu : {s.queue!r} (sqlite, postgres, redis ou memory)")
+
+
+def _postgres_huey(dsn: str, common: dict[str, object]) -> Huey:
+    """PostgresHuey, whose tables are created at construction: processes starting together on a new database race
+    on ``CREATE TABLE IF NOT EXISTS`` (a unique violation in ``pg_type``); the loser retries (seen in the chaos run,
+    docs/chaos.md)."""
+    from psycopg import errors
+
+    for attempt in range(10):
+        try:
+            return PostgresHuey(QUEUE_NAME, dsn=dsn, table_prefix="parafe_huey", **common)
+        except (errors.UniqueViolation, errors.DuplicateTable, errors.DuplicateObject):
+            if attempt == 9:
+                raise
+            time.sleep(0.1 * (attempt + 1))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def get_huey(ctx: AppContext) -> Huey:

@@ -1,4 +1,4 @@
-"""Commands of the workflow: ``parafe worker`` and ``parafe dev outbox|inject|helios|jobs|purge``."""
+"""Commands of the workflow: ``parafe worker`` and ``parafe dev outbox|inject|helios|jobs|purge|chaos``."""
 
 from __future__ import annotations
 
@@ -160,3 +160,9 @@ def add_commands(sub: Any) -> None:
     p_jobs.set_defaults(func=_cmd_jobs)
     p_purge = dev.add_parser("purge", help="Lancer la purge quotidienne maintenant")
     p_purge.set_defaults(func=_cmd_purge)
+    p_chaos = dev.add_parser("chaos", help="Scénario de pannes : nœuds tués, PostgreSQL relancé, S3 en panne, "
+                             "puis invariants vérifiés (docs/chaos.md)")
+    from parafe.devtools import chaos
+
+    chaos.add_arguments(p_chaos)
+    p_chaos.set_defaults(func=chaos.main_from_args)
