@@ -128,7 +128,7 @@ def bury(session: Session, document: Document, *, reason: str, by_user_id: int |
             session.execute(update(table).where(column == doc_id).values({column.name: None}))
         else:
             session.execute(delete(table).where(column == doc_id))
-    session.execute(delete(Document.__table__).where(Document.__table__.c.id == doc_id))
+    session.execute(delete(Document).where(Document.id == doc_id).execution_options(synchronize_session=False))
     item = outbox.add(session, ERASE_KIND, None, {"tombstone": doc_id})
     return item.id
 

@@ -12,9 +12,9 @@ others the circuits they have a role on and their own deposits), so another subs
 
 from __future__ import annotations
 
-from sqlalchemy import exists, select
+from sqlalchemy import ColumnElement, Exists, exists, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from parafe.db.models import Document, HistoryEntry, SignedFetch, utcnow
 from parafe.domain.states import State
@@ -25,7 +25,7 @@ from parafe.services.search import MAX_RESULTS, SIGN_STATES, SearchCriteria, doc
 NOT_LISTED = (State.REFUSED.value, State.DISAPPROVED.value, State.SIGNATURE_REJECTED.value)
 
 
-def _signed_ever(document_id: object) -> object:
+def _signed_ever(document_id: int | ColumnElement[int] | InstrumentedAttribute[int]) -> Exists:
     return exists().where(HistoryEntry.document_id == document_id, HistoryEntry.state.in_(SIGN_STATES))
 
 
