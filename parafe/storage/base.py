@@ -7,7 +7,8 @@ Rules shared by every implementation (docs/spec/DESIGN.md, "Blobs are write-once
   time, so that the orphan sweeper's grace period also protects a blob that a new row is about to reference;
 - a blob is fully written (fsync + rename, or S3 conditional put) before ``put_*`` returns, i.e. before the
   transaction that references it commits; an orphan blob is harmless and swept by :meth:`BlobStore.delete`
-  (only the sweeper deletes, and only blobs unreferenced and older than its grace period);
+  (only the sweeper deletes, and only blobs unreferenced and older than its grace period — and the definitive
+  delete/purge of ``parafe.services.erasure``, only blobs no row references any more);
 - reads stream (:meth:`BlobStore.open`); nothing requires a whole blob in memory except :meth:`read_bytes`.
 """
 
@@ -169,7 +170,7 @@ class BlobStore(ABC):
 
     @abstractmethod
     def delete(self, sha256: str) -> None:
-        """Remove a blob (orphan sweeper only); unknown blobs are ignored."""
+        """Remove a blob (orphan sweeper, definitive delete/purge); unknown blobs are ignored."""
 
     def cleanup_tmp(self, older_than: float = 3600.0) -> int:
         """Remove temporary files left by crashed writers (older than ``older_than`` seconds)."""
