@@ -78,3 +78,24 @@ def test_plain_http_only_on_loopback(url: str, ok: bool) -> None:
     else:
         with pytest.raises(SmsConfigError):
             checked_url(url, "test")
+
+
+def test_operator_check_refuses_plain_http_and_incomplete_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from parafe.notify.sms import check_sms_provider
+
+    monkeypatch.setenv("PARAFE_SMS_PROVIDER", "http")
+    monkeypatch.setenv("PARAFE_SMS_HTTP_URL", "http://sms.exemple.fr/v1/sms")
+    monkeypatch.setenv("PARAFE_SMS_HTTP_AUTHORIZATION", "Bearer ne-doit-pas-apparaitre")
+    ok, verdict = check_sms_provider()
+    assert not ok and "HTTPS obligatoire" in verdict and "ne-doit-pas-apparaitre" not in verdict
+    monkeypatch.setenv("PARAFE_SMS_HTTP_URL", "https://sms.exemple.fr/v1/sms")
+    monkeypatch.setenv("PARAFE_SMS_HTTP_BODY", '{"to": "{phone}"')
+    ok, verdict = check_sms_provider()
+    assert not ok and "PARAFE_SMS_HTTP_BODY n'est pas un JSON valide" in verdict
+    monkeypatch.setenv("PARAFE_SMS_PROVIDER", "ovh")
+    monkeypatch.setenv("PARAFE_SMS_OVH_APPLICATION_KEY", "ak")
+    ok, verdict = check_sms_provider()
+    assert not ok and "PARAFE_SMS_OVH_CONSUMER_KEY" in verdict and "PARAFE_SMS_OVH_SERVICE_NAME" in verdict
+    monkeypatch.setenv("PARAFE_SMS_PROVIDER", "pigeon")
+    assert check_sms_provider() == (False, "SMS (pigeon) : échec — fournisseur inconnu « pigeon » (disponibles : "
+                                           "outbox, ovh, http)")
