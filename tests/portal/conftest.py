@@ -186,6 +186,8 @@ A11Y_PROBE = """() => {
     if (!named) problems.push('unlabelled ' + el.tagName + ' ' + (el.name || el.id));
   }
   for (const el of document.querySelectorAll('img, canvas, svg')) {
+    // not rendered (display: none), so not exposed: e.g. the text-measuring canvas pdf.js's TextLayer adds
+    if (!el.getClientRects().length) continue;
     if (el.tagName === 'IMG' && !el.hasAttribute('alt')) problems.push('img without alt');
     if (el.tagName === 'CANVAS' && !el.getAttribute('aria-label')) problems.push('canvas without label');
   }
