@@ -150,7 +150,7 @@ def _check_main_file(ctx: AppContext, circuit: DepositCircuit, name: str, path: 
         raise ParafeError(E.EXTENSION_NOT_ALLOWED, detail=f"a {circuit.type} circuit does not take .{ext} files")
     facts: dict[str, object] = {}
     if kind == "pdf":
-        info = pdfformat.ensure_signable(path)
+        info = pdfformat.ensure_signable(path, pdfformat.PdfLimits.from_settings(ctx.settings))
         facts["pages"] = info.pages
         facts["pdf_signatures"] = info.signature_count
     elif kind == "pes":

@@ -421,10 +421,10 @@ def _placement(workflow: OssWorkflow, req: UploadRequest) -> dict[str, Any]:
     return default
 
 
-def _check_pdf(upload: Upload, placement: Mapping[str, Any]) -> None:
+def _check_pdf(ctx: AppContext, upload: Upload, placement: Mapping[str, Any]) -> None:
     if upload.size == 0:
         raise ParafeError(E.EMPTY_FILE)
-    info = pdfformat.ensure_signable(upload.path)
+    info = pdfformat.ensure_signable(upload.path, pdfformat.PdfLimits.from_settings(ctx.settings))
     page = int(placement["page"])
     if abs(page) > info.pages:
         raise ParafeError(E.OSS_PICTOGRAM_INVALID,
@@ -514,7 +514,7 @@ def _deposit(ctx: AppContext, principal: Principal, req: UploadRequest) -> Uploa
     placement = _placement(workflow, req)
     names = [_name(ctx, f) for f in req.files]
     for item in req.files:
-        _check_pdf(item.upload, placement)
+        _check_pdf(ctx, item.upload, placement)
     now = utcnow()
     purge_at = now + timedelta(days=workflow.retention_days)
     meta_sha = ctx.store.put_bytes(req.meta).sha256 if req.meta and req.meta.strip() else None
