@@ -341,6 +341,12 @@ class OvhSms:
             raise SmsPermanentError(f"OVHcloud n'a accepté aucun destinataire ({invalid or number} refusé)")
         return str(ids[0])
 
+    def find_sent(self, reference: str) -> str | None:
+        """The id of an SMS already sent with this tag (a retry after a lost answer must not send twice);
+        ``GET /sms/{serviceName}/outgoing?tag=…``. A job OVHcloud has not sent yet has no tag to search."""
+        ids = self._call("GET", f"/sms/{self.service}/outgoing", tag=reference[:20])
+        return str(ids[0]) if isinstance(ids, list) and ids else None
+
     def status(self, provider_id: str) -> DeliveryStatus | None:
         """The delivery status of a sent message (None while OVHcloud still holds it as a job)."""
         try:

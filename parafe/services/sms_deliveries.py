@@ -115,9 +115,11 @@ def _send(ctx: AppContext, item: OutboxItem) -> None:
     else:
         try:
             sender = sms.provider(ctx)
-            provider_id = sender.send(delivery.recipient, delivery.body,
-                                      document_id=(delivery.document_ids or [None])[0],
-                                      reference=f"parafe-{delivery.id}")
+            reference = f"parafe-{delivery.id}"
+            already = sender.find_sent(reference) if item.attempts > 1 and hasattr(sender, "find_sent") else None
+            provider_id = already or sender.send(delivery.recipient, delivery.body,
+                                                 document_id=(delivery.document_ids or [None])[0],
+                                                 reference=reference)
         except sms.SmsPermanentError as exc:
             failure = str(exc)
         except sms.SmsTemporaryError as exc:

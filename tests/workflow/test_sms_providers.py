@@ -231,6 +231,23 @@ def test_otp_code_through_ovhcloud(ctx: Any, tmp_path: Path, ovh: OvhDouble) -> 
     assert ok and "authentification réussie" in verdict and ovh.service in verdict
 
 
+def test_ovhcloud_lost_answer_is_not_sent_twice(ctx: Any, tmp_path: Path, ovh: OvhDouble,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """OVHcloud accepted and sent the SMS but its answer was lost (504): the retry finds it by its tag
+    (``GET /sms/{serviceName}/outgoing?tag=parafe-<id>``) instead of sending a second SMS."""
+    monkeypatch.setenv("PARAFE_JOB_BACKOFF_SECONDS", "0.05")
+    doc_id = otp_document(ctx, tmp_path, "ovh-perdu.pdf")
+    ovh.lose_answers = 1
+    otp.send_code(ctx, [doc_id])
+    assert entries(ctx)[0].delivery == "queued" and "HTTP 504" in (entries(ctx)[0].error or "")
+    run_jobs(ctx)
+    (sms,) = ovh.messages()  # one SMS only
+    (entry,) = entries(ctx)
+    assert (entry.delivery, entry.provider_id) == ("sent", str(sms["id"]))
+    assert [c for c in ovh.calls if c[0] == "POST"] == [("POST", f"/1.0/sms/{ovh.service}/jobs")]
+    sign_with(ctx, doc_id, code_in(sms["message"]))
+
+
 def test_ovhcloud_undelivered_sms_is_recorded(ctx: Any, tmp_path: Path, ovh: OvhDouble) -> None:
     doc_id = otp_document(ctx, tmp_path, "ovh-ko.pdf")
     otp.send_code(ctx, [doc_id])
