@@ -17,7 +17,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from parafe.db.models import OutboxItem, S2lowTransaction
+from parafe.db.models import Document, OutboxItem, S2lowTransaction
 from parafe.domain.states import State
 from parafe.formats.pes import validate_acquit
 from parafe.security import pki
@@ -128,36 +128,51 @@ def test_client_authentication_and_field_checks(double: S2lowDouble) -> None:
 
 def test_demo_pes_circuit_end_to_end_with_soap_and_rest_downloads(s2low_env: S2lowDouble, ctx: Any,
                                                                     home: Home, tmp_path: Path) -> None:
-    double = s2low_env
-    doc_id = deposit_file(ctx, tmp_path, "mandats.xml", pes("valid_unsigned_PES_ex.xml", "PARAFE_S2LOW_1"),
-                          circuit="pes")
-    sign_pes(ctx, doc_id)
-    run_jobs(ctx, until=finished(ctx, doc_id))
-    assert states(ctx, doc_id) == [State.PREPARED, State.SENT_FOR_SIGN, State.SIGNED, *HELIOS_OK]
-    # S²LOW received the signed PES once, under the document's name
-    signed = ctx.store.read_bytes(document(ctx, doc_id).signed_blob_sha256 or "")
-    mine = double.transactions_of(SIREN)
-    assert len(mine) == 1 and mine[0].data == signed and mine[0].filename == "mandats.xml"
-    tid = str(mine[0].id)
-    comments = {h.state: h.comment or "" for h in history(ctx, doc_id)}
-    assert comments[State.SENT_TO_FAST.value] == f"Transmission {tid}"
-    assert f"S²LOW, transaction {tid} : Transmis — Transmis au serveur Hélios" in comments[State.SENT_TO_HELIOS.value]
-    assert comments[State.ACKNOWLEDGED.value].startswith("Acquittement positif (EtatAck 1)")
-    assert "Acquittement reçu" in comments[State.ACKNOWLEDGED.value]
-    with ctx.db.read() as session:
-        row = session.scalar(select(S2lowTransaction).where(S2lowTransaction.document_id == doc_id))
-        assert row is not None and row.transaction_id == tid and row.last_status == 4 and row.attempts == 1
-    # a PES_Retour waits on S²LOW
-    retour_data = (SAMPLES / "pes_retour_depense.xml").read_bytes()
-    retour_s2low_id = double.add_retour(SIREN, "PES_Retour_20261207.xml", retour_data)
-    report = s2low.poll_retours(ctx, force=True)
-    assert (report.fetched, report.marked_read, report.errors) == (1, 1, [])
-    assert double.retours[retour_s2low_id].read
-    # the real server serves the acknowledgement and the PES_Retour (SOAP through zeep, REST through httpx)
+    """Deposited in WebDAV ``in/pes``, signed, sent through S²LOW, acknowledged; the PES_ACQUIT in WebDAV
+    ``out/pes``, by SOAP (zeep) and REST; a PES_Retour fetched from S²LOW, listed and downloaded."""
     from tests.api.soap.soaputil import zeep_client
+    from tests.api.webdav.davutil import url_path
 
-    server = start_server(home, {"PARAFE_WORKER_IN_PROCESS": "false"})
+    double = s2low_env
+    server = start_server(home, {"PARAFE_WORKER_IN_PROCESS": "false"})  # the jobs run here, with the double
     try:
+        with server.client(AGENT) as dav:
+            put = dav.put(url_path(SIREN, "in", "pes", "mandats.xml"),
+                          content=pes("valid_unsigned_PES_ex.xml", "PARAFE_S2LOW_1"))
+            assert put.status_code in (201, 204), put.text
+        with ctx.db.read() as session:
+            doc_id = session.scalar(select(Document.id).where(Document.name == "mandats.xml"))
+        assert doc_id is not None
+        sign_pes(ctx, doc_id)
+        run_jobs(ctx, until=finished(ctx, doc_id))
+        assert states(ctx, doc_id) == [State.PREPARED, State.SENT_FOR_SIGN, State.SIGNED, *HELIOS_OK]
+        # S²LOW received the signed PES once, under the document's name
+        signed = ctx.store.read_bytes(document(ctx, doc_id).signed_blob_sha256 or "")
+        mine = double.transactions_of(SIREN)
+        assert len(mine) == 1 and mine[0].data == signed and mine[0].filename == "mandats.xml"
+        tid = str(mine[0].id)
+        comments = {h.state: h.comment or "" for h in history(ctx, doc_id)}
+        assert comments[State.SENT_TO_FAST.value] == f"Transmission {tid}"
+        assert (f"S²LOW, transaction {tid} : Transmis — Transmis au serveur Hélios"
+                in comments[State.SENT_TO_HELIOS.value])
+        assert comments[State.ACKNOWLEDGED.value].startswith("Acquittement positif (EtatAck 1)")
+        assert "Acquittement reçu" in comments[State.ACKNOWLEDGED.value]
+        with ctx.db.read() as session:
+            row = session.scalar(select(S2lowTransaction).where(S2lowTransaction.document_id == doc_id))
+            assert row is not None and row.transaction_id == tid and row.last_status == 4 and row.attempts == 1
+        # a PES_Retour waits on S²LOW
+        retour_data = (SAMPLES / "pes_retour_depense.xml").read_bytes()
+        retour_s2low_id = double.add_retour(SIREN, "PES_Retour_20261207.xml", retour_data)
+        report = s2low.poll_retours(ctx, force=True)
+        assert (report.fetched, report.marked_read, report.errors) == (1, 1, [])
+        assert double.retours[retour_s2low_id].read
+        # the real server serves them: WebDAV out/, SOAP (zeep), REST (httpx)
+        with server.client(AGENT) as dav:
+            got = dav.get(url_path(SIREN, "out", "pes", "ACQUIT_mandats.xml"))
+            assert got.status_code == 200 and validate_acquit(got.content) == [], got.text[:300]
+            assert dav.get(url_path(SIREN, "out", "pes", "mandats.xml")).content == signed
+            got = dav.get(url_path(SIREN, "out", "PES_Retour", "PES_Retour_20261207.xml"))
+            assert got.status_code == 200 and got.content == retour_data
         soap = zeep_client(server, AGENT)
         assert str(doc_id) in soap.service.listRemainingAcknowledgements(siren=SIREN)
         ack = soap.service.downloadAcknowledgement(documentId=str(doc_id))
