@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from parafe import __version__
-from parafe.config import get_settings
+from parafe.config import Settings, get_settings
 
 # Optional command groups: (module, function). A module that is not there yet is skipped.
 _COMMAND_GROUPS = (
@@ -30,6 +30,17 @@ def _say(message: str) -> None:
     print(message, flush=True)
 
 
+def _tidy_home(settings: Settings) -> None:
+    """Owner-only permissions on the home (issue 18) and the spool files a killed process left behind."""
+    from parafe.security.home_permissions import secure_home
+    from parafe.storage.spool import clean_leftovers
+
+    home = settings.resolved_home
+    secure_home(home, extra_dirs=(settings.blob_dir, settings.tmp_dir), skip=(settings.blob_dir,))
+    for directory in (settings.tmp_dir, settings.blob_dir / "tmp"):
+        clean_leftovers(directory)
+
+
 def initialise(*, verbose: bool = True) -> int:
     """Create the home, migrate the database and, on an empty home, the dev PKI and the demo set."""
     from parafe.db.migrate import upgrade
@@ -39,6 +50,7 @@ def initialise(*, verbose: bool = True) -> int:
     settings = get_settings()
     home = settings.resolved_home
     home.mkdir(parents=True, exist_ok=True)
+    _tidy_home(settings)
     marker = home / ".parafe-initialised"
     first = not marker.exists()
     if verbose:
@@ -111,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from parafe.security.home_permissions import restrict_umask
+
+    restrict_umask()  # whatever parafe creates is the owner's only (files 0600, folders 0700)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

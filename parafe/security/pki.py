@@ -36,6 +36,8 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKey
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from parafe.security.home_permissions import current_umask
+
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 KeyType = Literal["rsa", "ec"]
 
@@ -355,7 +357,7 @@ def _write_file(path: Path, data: bytes, *, mode: int, overwrite: bool) -> None:
         raise FileExistsError(f"{path} existe déjà")
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, mode)
+        os.fchmod(fd, mode & ~current_umask())  # 0644 certificates are 0600 under parafe's umask 077
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

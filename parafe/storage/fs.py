@@ -1,9 +1,9 @@
 """Filesystem blob store (the default): ``root/ab/cd/<sha256>``, read-only files, atomic no-overwrite writes.
 
-A write goes to a temporary file in ``root/tmp`` (same filesystem), is fsynced and made read-only (0o444),
-then hard-linked to its final name — ``link`` fails instead of overwriting, so two writers of the same
-content race harmlessly — and the directory is fsynced. Filesystems without hard links fall back to
-``rename`` after an existence check (the only possible overwrite is by identical bytes).
+A write goes to a temporary file in ``root/tmp`` (same filesystem), is fsynced and made read-only (0o444 less
+the umask: 0o400 under parafe), then hard-linked to its final name — ``link`` fails instead of overwriting, so
+two writers of the same content race harmlessly — and the directory is fsynced. Filesystems without hard links
+fall back to ``rename`` after an existence check (the only possible overwrite is by identical bytes).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from parafe.security.home_permissions import current_umask
 from parafe.storage.base import (
     BlobInfo,
     BlobIntegrityError,
@@ -29,6 +30,7 @@ from parafe.storage.base import (
 )
 from parafe.storage.spool import CHUNK_SIZE, HashingSpool
 
+READ_ONLY = 0o444  # blobs are never written twice; parafe's umask 077 makes them 0400
 _HEX = frozenset("0123456789abcdef")
 _NO_LINK_ERRNOS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS}
 
@@ -85,7 +87,7 @@ class FilesystemBlobStore(BlobStore):
                 path.unlink(missing_ok=True)
                 return BlobRef(sha256, size)
             _fsync_file(path)
-            os.chmod(path, 0o444)
+            os.chmod(path, READ_ONLY & ~current_umask())
             try:
                 self._install(path, final)
             except OSError as exc:
@@ -106,7 +108,7 @@ class FilesystemBlobStore(BlobStore):
             if final.exists():
                 self._refresh(final)
             else:
-                os.chmod(tmp_path, 0o444)
+                os.chmod(tmp_path, READ_ONLY & ~current_umask())
                 self._install(tmp_path, final)
         return BlobRef(actual, size)
 

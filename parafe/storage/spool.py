@@ -14,21 +14,31 @@ Typical use::
         path, sha256, size = spool.finish()
         ref = store.put_file(path, sha256=sha256, move=True)
     # leaving the block deletes the temporary file if it is still there
+
+A killed process leaves its ``*.part`` files behind: :func:`clean_leftovers` (run at start by ``parafe
+serve``/``worker``/``init``) removes those no live process holds locked.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
+import logging
 import os
 import tempfile
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, NamedTuple
 
+log = logging.getLogger(__name__)
+
 CHUNK_SIZE = 1024 * 1024
 SPOOL_PREFIX = "spool-"
+# A spool file younger than this is never swept: between mkstemp() and flock() it is briefly unlocked.
+LEFTOVER_GRACE_SECONDS = 60.0
 
 
 class SizeLimitExceeded(Exception):
@@ -60,6 +70,10 @@ class HashingSpool:
         self._hash = hashlib.sha256()
         fd, name = tempfile.mkstemp(dir=self.directory, prefix=prefix, suffix=".part")
         self.path = Path(name)
+        # The file stays locked while this spool lives (the lock is held by a duplicate descriptor, beyond
+        # finish(), until discard()): the start-up sweep (:func:`clean_leftovers`) removes only unlocked files.
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._lock_fd: int | None = os.dup(fd)
         self._fh: BinaryIO | None = os.fdopen(fd, "wb")
         self._result: SpooledFile | None = None
 
@@ -119,6 +133,17 @@ class HashingSpool:
             self._fh = None
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
+        self._release()
+
+    def _release(self) -> None:
+        fd = getattr(self, "_lock_fd", None)  # absent when __init__ failed
+        if fd is not None:
+            self._lock_fd = None
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def __del__(self) -> None:  # a finished spool whose file was taken away and never discarded
+        self._release()
 
     def __enter__(self) -> HashingSpool:
         return self
@@ -128,3 +153,41 @@ class HashingSpool:
     ) -> None:
         # The file survives the block only if a caller took it away (e.g. moved it into a store).
         self.discard()
+
+
+def clean_leftovers(directory: Path | str, *, grace: float = LEFTOVER_GRACE_SECONDS) -> int:
+    """Remove the ``*.part`` spool files a killed process left in ``directory``; returns how many.
+
+    A file is removed only when no live process holds its lock (every :class:`HashingSpool` of a running
+    server, worker or command keeps its file locked until it is discarded, whichever process and node of the
+    same home it runs in) and it was last written more than ``grace`` seconds ago. Safe to run while other
+    processes serve: each sweeper takes the file's lock before unlinking it.
+    """
+    limit = time.time() - grace
+    removed = 0
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        if not entry.name.endswith(".part") or not entry.is_file(follow_symlinks=False):
+            continue
+        try:
+            fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a live process is writing or holding it
+            if os.fstat(fd).st_mtime >= limit:
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+                removed += 1
+        finally:
+            os.close(fd)
+    if removed:
+        log.warning("spool: removed %d abandoned temporary file(s) from %s", removed, directory)
+    return removed

@@ -61,8 +61,13 @@ class RejectControlCharacters:
             if any(b < 0x20 or b == 0x7F for b in raw):
                 from parafe.domain.errors import E
 
-                response = errors.error_response(ParafeError(
-                    E.BAD_CHARACTERS, detail="control character in the path or the query string"))
+                exc = ParafeError(E.BAD_CHARACTERS, detail="control character in the path or the query string")
+                if scope.get("path", "").startswith("/partage/webdav"):  # WebDAV's shape: x-fast-error headers
+                    from parafe.connectors.webdav.errors import asgi_error_response
+
+                    response = asgi_error_response(exc)
+                else:
+                    response = errors.error_response(exc)
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)

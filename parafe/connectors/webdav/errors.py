@@ -13,9 +13,11 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote
 
+from starlette.responses import JSONResponse
 from wsgidav.dav_error import DAVError
 
 from parafe.connectors.rest.errors import error_body
+from parafe.connectors.rest.errors import error_response as rest_error_response
 from parafe.domain.errors import E, ParafeError
 
 StartResponse = Callable[..., Any]
@@ -30,6 +32,15 @@ def status_line(code: int) -> str:
 
 def error_headers(exc: ParafeError) -> list[tuple[str, str]]:
     return [("x-fast-error", str(exc.code)), ("x-fast-error-msg", quote(exc.message, safe=""))]
+
+
+def asgi_error_response(exc: ParafeError) -> JSONResponse:
+    """``exc`` in the WebDAV shape for checks made on the ASGI side, before the WSGI bridge (a control
+    character in the path): the REST answer plus the ``x-fast-error`` headers."""
+    response = rest_error_response(exc)
+    for name, value in error_headers(exc):
+        response.headers[name] = value
+    return response
 
 
 def respond(environ: dict[str, Any], start_response: StartResponse, exc: ParafeError,
