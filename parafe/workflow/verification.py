@@ -162,6 +162,17 @@ def verify_document(ctx: AppContext, document: Document) -> Verdict:
                        document.signature_blob_sha256)
 
 
+def trusted_subjects(ctx: AppContext) -> list[str]:
+    """The subjects of the trust store's certificates (what the report says it trusted)."""
+    from parafe.signing.trust import load_certificates
+
+    try:
+        return [x509.load_der_x509_certificate(c.dump()).subject.rfc4514_string()
+                for c in load_certificates(trust_roots(ctx))]
+    except (OSError, ValueError):
+        return []
+
+
 def keep_report(ctx: AppContext, verdict: Verdict, *, document_id: int, name: str, source: str,
                 step: int | None) -> dict[str, Any]:
     """Write the JSON report of ``verdict`` to the blob store; returns the entry to add with
@@ -172,7 +183,7 @@ def keep_report(ctx: AppContext, verdict: Verdict, *, document_id: int, name: st
         "verdict": "Signature validée" if verdict.valid else "signature rejetée", "source": source,
         "step": step, "checked_at": at, "verified_sha256": verdict.verified_sha256,
         "signature_sha256": verdict.signature_sha256,
-        "trust_store": [str(p) for p in trust_roots(ctx)], "text": verdict.text, "report": verdict.report,
+        "trust_store": trusted_subjects(ctx), "text": verdict.text, "report": verdict.report,
     }
     sha = ctx.store.put_bytes(json.dumps(body, ensure_ascii=False, indent=1, default=str).encode()).sha256
     return {"report_sha256": sha, "valid": verdict.valid, "kind": verdict.kind, "source": source, "step": step,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
 
 from parafe.domain.errors import E, ErrorDef, ParafeError
 from parafe.domain.states import State
@@ -96,6 +97,8 @@ def test_valid_signature_is_accepted_kept_and_verified_by_xmlsec1(ctx: Any, tmp_
     assert report["verdict"] == "Signature validée" and report["document_id"] == doc_id
     assert report["verified_sha256"] == hashlib.sha256(data).hexdigest()
     assert report["report"]["signer"] == "Sophie Signataire" and report["report"]["chain_trusted"] is True
+    assert report["trust_store"] == [x509.load_pem_x509_certificate(
+        ctx.settings.ca_bundle.read_bytes()).subject.rfc4514_string()]  # the dev CA
 
 
 def test_tampered_document_is_refused(ctx: Any, tmp_path: Path) -> None:
