@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from cryptography import x509
@@ -48,6 +48,9 @@ from parafe.db.models import S2lowAccount, S2lowTransaction, utcnow
 from parafe.formats.safexml import parse_untrusted
 from parafe.services.context import AppContext
 from parafe.workflow.settings import workflow_settings
+
+if TYPE_CHECKING:
+    from parafe.transmission.helios import HeliosStatus
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +84,10 @@ FAILED = frozenset({ERREUR, ANNULE, DETRUITE})
 
 class S2lowError(Exception):
     """S²LOW could not be reached, refused the request (``KO``) or answered something unreadable (French)."""
+
+
+class S2lowUnreachable(S2lowError):
+    """No answer: network failure, TLS failure, timeout or a server error (HTTP 5xx)."""
 
 
 @dataclass(frozen=True)
@@ -262,9 +269,11 @@ class S2lowClient:
             with httpx.Client(verify=self._ssl_context(), timeout=self.timeout, auth=auth) as client:
                 response = client.request(method, url, **kw)
         except httpx.TimeoutException:
-            raise S2lowError(f"S²LOW n'a pas répondu dans le délai de {self.timeout:g} s ({path})") from None
+            raise S2lowUnreachable(f"S²LOW n'a pas répondu dans le délai de {self.timeout:g} s ({path})") from None
         except (httpx.HTTPError, ssl.SSLError, OSError) as exc:
-            raise S2lowError(f"connexion à S²LOW impossible ({c.url}) : {exc}") from None
+            raise S2lowUnreachable(f"connexion à S²LOW impossible ({c.url}) : {exc}") from None
+        if response.status_code >= 500:
+            raise S2lowUnreachable(f"S²LOW a répondu HTTP {response.status_code} ({path})")
         if response.status_code >= 400:
             raise S2lowError(f"S²LOW a répondu HTTP {response.status_code} ({path})")
         return response.content
@@ -412,12 +421,18 @@ class S2lowHelios:
                 return found
             time.sleep(0.2)
 
-    def status(self, remote_id: str) -> Any:
+    def status(self, remote_id: str) -> HeliosStatus:
+        """Where the transaction is. S²LOW out of reach changes nothing (the polling goes on with its back-off:
+        the file is with S²LOW or Helios, an outage must not fail it); a ``KO`` answer is an error (retried by
+        the outbox, then « Échec du traitement FAST »)."""
         from parafe.transmission.helios import HeliosStatus
 
         client = self.client()
         try:
             current = client.status(remote_id)
+        except S2lowUnreachable as exc:
+            log.warning("S2LOW status of transaction %s: %s", remote_id, exc)
+            return HeliosStatus("received", detail=str(exc))
         except S2lowError as exc:
             raise RuntimeError(str(exc)) from None
         self._remember(remote_id, current)

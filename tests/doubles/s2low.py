@@ -15,7 +15,8 @@ along its progression (default posted 1 → transmitted 3 → acknowledged 4); t
 a schema-valid acknowledgement built with :func:`parafe.transmission.helios.build_acquit` (EtatAck 0 for a
 refusal, 6).
 
-Test controls: ``fail_next_import`` (KO answer), ``import_delay`` (slow answers), ``hold_import`` (the answer
+Test controls: ``fail_next_import`` (KO answer), ``import_delay`` (slow answers), ``drop_status`` (status
+requests cut without an answer), ``hold_import`` (the answer
 waits until the event is set; ``import_received`` is set when the file is stored), ``progressions``.
 """
 
@@ -99,6 +100,7 @@ class S2lowDouble:
         self.rejected: list[str] = []  # why requests were refused at the application level
         self.fail_next_import: str | None = None
         self.import_delay = 0.0
+        self.drop_status = 0  # the next N status requests get no answer (connection closed: an outage)
         self.hold_import: threading.Event | None = None
         self.import_received = threading.Event()
         self.next_progression: list[tuple[int, str]] | None = None
@@ -299,6 +301,13 @@ class _Handler(BaseHTTPRequestHandler):
                     f"{inner}\n</transaction>\n").encode())
 
     def _status(self, user: DoubleUser | None, raw_id: str) -> None:
+        with self.owner._lock:
+            drop = self.owner.drop_status > 0
+            if drop:
+                self.owner.drop_status -= 1
+        if drop:
+            self.close_connection = True
+            return
         values: dict[str, object] = {"id": raw_id or 0, "resultat": "KO", "message": "", "status": ""}
         transaction = self.owner.transactions.get(int(raw_id)) if raw_id.isdigit() else None
         if not raw_id.isdigit() or int(raw_id) == 0:

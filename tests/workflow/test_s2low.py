@@ -206,6 +206,20 @@ def test_ko_answer_is_retried_then_sent_once(s2low_env: S2lowDouble, ctx: Any, t
         assert "helios_transactions" in (send.last_error or "")
 
 
+def test_s2low_outage_while_polling_does_not_fail_the_document(s2low_env: S2lowDouble, ctx: Any,
+                                                                tmp_path: Path) -> None:
+    double = s2low_env
+    double.drop_status = 3  # S²LOW unreachable for three status requests
+    doc_id = deposit_file(ctx, tmp_path, "pj.xml", pes("valid_PES_PJ.xml", "PARAFE_S2LOW_PANNE"), circuit="pes-pj")
+    run_jobs(ctx, until=finished(ctx, doc_id))
+    assert states(ctx, doc_id) == [State.PREPARED, *HELIOS_OK]
+    assert double.drop_status == 0 and len(double.transactions_of(SIREN)) == 1
+    with ctx.db.read() as session:
+        polls = list(session.scalars(select(OutboxItem).where(OutboxItem.document_id == doc_id,
+                                                              OutboxItem.kind == "helios.poll")))
+    assert len(polls) == 6 and all(p.attempts == 1 for p in polls)  # 3 cut + posted, transmitted, acknowledged
+
+
 def test_file_already_on_s2low_is_refused_at_once(s2low_env: S2lowDouble, ctx: Any, tmp_path: Path) -> None:
     double = s2low_env
     data = pes("valid_PES_PJ.xml", "PARAFE_S2LOW_DOUBLON")
