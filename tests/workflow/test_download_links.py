@@ -19,11 +19,10 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import select, update
 
-from parafe.db.models import DevMessage, Document, DownloadLink, HistoryEntry, utcnow
+from parafe.db.models import DevMessage, Document, HistoryEntry, utcnow
 from parafe.domain.errors import E
 from parafe.domain.states import State
 from parafe.services.demo import AGENT
-from parafe.services.download_links import token_hash
 from tests.conftest import LiveServer
 from tests.fixtures.files import pdf_bytes
 
@@ -74,6 +73,8 @@ def test_recipients_link_downloads_the_signed_pdf_without_certificate(
         live_server: LiveServer, ctx: Any, tmp_path: Path) -> None:
     doc_id = _deposit(live_server, "arrêté signé.pdf")
     url = _wait_link(ctx, DEST)  # one mail to both recipients
+    from parafe.db.models import DownloadLink  # (issue 15's table)
+    from parafe.services.download_links import token_hash
     assert url.startswith("https://127.0.0.1:8443/telechargement/")  # PARAFE_PUBLIC_URL unset: the default
     token = url.rsplit("/", 1)[1]
     with ctx.db.read() as session:
@@ -120,10 +121,12 @@ def test_recipients_link_downloads_the_signed_pdf_without_certificate(
 
 
 def test_link_of_a_deleted_document_is_revoked(live_server: LiveServer, ctx: Any, tmp_path: Path) -> None:
-    from parafe.services.erasure import bury
-
     doc_id = _deposit(live_server, "à supprimer.pdf")
     url = _wait_link(ctx, DEST)
+    from parafe.db.models import DownloadLink
+    from parafe.services.download_links import token_hash
+    from parafe.services.erasure import bury
+
     assert _curl(live_server, url, tmp_path / "avant.pdf")[0] == 200
     # a signed, filed document leaves the parapheur through the definitive delete's own function (the REST and
     # SOAP delete refuse a filed document; the daily purge buries WebDAV deposits, which carry no recipients)

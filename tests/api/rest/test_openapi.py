@@ -22,6 +22,7 @@ EXPECTED = {
     ("get", "/rest/v1/documents/v2/{siren}/ack/remaining"),
     ("get", "/rest/v1/documents/v2/{siren}/chorus/remaining"),
     ("get", "/rest/v1/documents/v2/{siren}/pes-retour/remaining"),
+    ("get", "/rest/v1/documents/v2/{siren}/signed/remaining"),  # Parafe extension (listRemainingSignedDocs)
     ("get", "/rest/v1/documents/v2/{document_id}/comments/refusal"),
     ("get", "/rest/v1/documents/v2/otp/url"),
     ("post", "/rest/v1/documents/v2/otp/{siren}/{circuit_id}/upload"),
