@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 from parafe.services.demo import ADMIN, AGENT, SIGNER, VISA
-from tests.conftest import Home, LiveServer, start_server, stop_server
+from tests.conftest import TESTDATA, Home, LiveServer, start_server, stop_server
 from tests.fixtures.files import pdf_bytes
 from tests.portal.conftest import SCREENS, Browsing, _same_picture
 from tests.portal.test_browser_otp_admin import BUSINESS, business_site, last_sms_code, rest_otp_upload
@@ -274,7 +274,7 @@ def test_outside_signer_pages(browsing: Browsing) -> None:
     error_semantics(page, "otp-motif", "Motif du refus")
     problems += examine(page, "OTP: motif de refus manquant", ready=ready)
 
-    _, plain = rest_otp_upload(server, "contrat-sans-retour.pdf", None)  # no business site: the page stays
+    signed_id, plain = rest_otp_upload(server, "contrat-sans-retour.pdf", None)  # no business site: page stays
     page.goto(plain)
     page.get_by_role("button", name="Recevoir un code").click()
     _, code = last_sms_code(server, sms_id)
@@ -282,6 +282,13 @@ def test_outside_signer_pages(browsing: Browsing) -> None:
     page.get_by_role("button", name="Signer", exact=True).click()
     page.get_by_text("Signature effectuée. Merci.").wait_for()
     problems += examine(page, "OTP: signé", ready=ready)
+
+    # the depositor then sees the signed document with its validation report (loaded by htmx)
+    wait_history(server, signed_id, "Classé")
+    agent = browsing.page(AGENT, bypass_csp=True, viewport=WIDE)
+    agent.goto(browsing.url(f"/documents/{signed_id}"))
+    agent.locator("#verification .verdict").wait_for()
+    problems += examine(agent, "agent: document signé avec son rapport de validation", ready=viewer_ready(agent))
     assert problems == []
 
 
@@ -332,6 +339,16 @@ def test_agent_pages(browsing: Browsing, tmp_path: Path) -> None:
     assert handle is not None and handle.evaluate("e => e.isConnected")  # same live region, updated
     assert "stationnement" in page.title()
     problems += examine(page, "agent: tableau de bord après une recherche")
+
+    # a PES: its readable summary (bordereaux, pieces) is loaded by htmx
+    sample = (TESTDATA / "pes" / "samples" / "valid_unsigned_PES_ex.xml").read_bytes()
+    with server.client(AGENT) as client:
+        response = client.post("/parapheur-ws/rest/v1/documents/v2/123456789/pes/upload",
+                               files={"content": ("SICOVAL201512104.xml", sample, "application/xml")})
+    assert response.status_code == 200, response.text
+    page.goto(browsing.url(f"/documents/{int(response.text)}"))
+    page.locator("summary", has_text="Bordereau 2372").wait_for()
+    problems += examine(page, "agent: PES et son résumé")
 
     response = page.goto(browsing.url("/documents/999999999"))
     assert response is not None and response.status == 404
