@@ -185,6 +185,14 @@ def _user_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--group", action="append", help="groupe (répétable) / group (repeatable)")
 
 
+def _document_retry(ctx: Any, args: argparse.Namespace) -> list[str]:
+    from parafe.domain.states import State, label
+    from parafe.workflow import failures
+
+    state = failures.retry(ctx, args.document_id, actor="administrateur Parafe")
+    return [f"Document {args.document_id} relancé : « {label(State(state), ctx.label_set)} »."]
+
+
 def _blobs_sweep(ctx: Any, args: argparse.Namespace) -> list[str]:
     from datetime import timedelta
 
@@ -280,6 +288,11 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--grace-hours", type=float, default=24.0,
                    help="âge minimal d'un orphelin supprimé, en heures (défaut 24, minimum 1)")
     p.set_defaults(func=_run(_blobs_sweep))
+
+    d = sub.add_parser("document", help="Documents").add_subparsers(metavar="ACTION", required=True)
+    p = d.add_parser("retry", help="Relancer l'étape en échec d'un document / Retry a document's failed step")
+    p.add_argument("document_id", type=int, help="identifiant du document / document id")
+    p.set_defaults(func=_run(_document_retry))
 
     from parafe.transmission.admin_cli import add_commands as add_provider_commands
 

@@ -7,7 +7,8 @@ transaction that re-reads the row under lock (:func:`lock_pending`), applies its
 a row executed twice (worker killed after the effect, lease expired while it ran) changes the database once.
 
 A failed attempt is retried after ``backoff * 2**(attempts-1)`` seconds (capped); after ``max_attempts`` the
-handler's ``give_up`` runs (e.g. the Helios failure state) and the row is closed with its last error. A worker
+handler's ``give_up`` runs (e.g. the Helios failure state; for a document's step without one, the default
+« Échec du traitement » of :mod:`parafe.workflow.failures`) and the row is closed with its last error. A worker
 killed in the middle of a row leaves it claimed: it is dispatched again when its lease expires.
 """
 
@@ -41,6 +42,7 @@ class Handler:
 
 
 _HANDLERS: dict[str, Handler] = {}
+_DEFAULT_GIVE_UP: dict[str, Callable[[AppContext, OutboxItem, str], None]] = {}
 
 
 def handler(kind: str, give_up: Callable[[AppContext, OutboxItem, str], None] | None = None
@@ -52,12 +54,20 @@ def handler(kind: str, give_up: Callable[[AppContext, OutboxItem, str], None] | 
     return decorate
 
 
+def default_give_up(kind: str, give_up: Callable[[AppContext, OutboxItem, str], None]) -> None:
+    """The give-up of ``kind`` when its handler has none (the workflow's « Échec du traitement », issue 18)."""
+    _DEFAULT_GIVE_UP[kind] = give_up
+
+
 def handlers() -> dict[str, Handler]:
     import parafe.services.erasure  # noqa: F401  (registers document.erase, document.deleted)
     import parafe.services.oss  # noqa: F401  (registers oss.sign)
     import parafe.services.sms_deliveries  # noqa: F401  (registers sms.send)
     import parafe.workflow.handlers  # noqa: F401  (registers every kind)
+    from parafe.workflow import failures
 
+    if not _DEFAULT_GIVE_UP:
+        failures.register()
     return _HANDLERS
 
 
@@ -163,9 +173,10 @@ def _close(ctx: AppContext, item_id: int, error: str | None) -> None:
 def _failed(ctx: AppContext, item: OutboxItem, entry: Handler, error: str) -> None:
     s = workflow_settings()
     if item.attempts >= s.max_attempts:
-        if entry.give_up is not None:
+        give_up = entry.give_up or _DEFAULT_GIVE_UP.get(item.kind)
+        if give_up is not None:
             try:
-                entry.give_up(ctx, item, error)
+                give_up(ctx, item, error)
             except Exception:
                 log.exception("outbox %s: give_up failed", item.id)
                 _reschedule(ctx, item.id, error, backoff_seconds(item.attempts))

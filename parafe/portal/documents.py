@@ -21,6 +21,7 @@ from parafe.services import dashboard, downloads, lifecycle, pes_summary, workfl
 from parafe.services.auth import Principal
 from parafe.services.context import AppContext
 from parafe.services.downloads import Content
+from parafe.workflow import failures
 
 
 def content_response(ctx: AppContext, content: Content, *, inline: bool) -> Response:
@@ -129,6 +130,9 @@ def _action(kind: str) -> object:
             elif kind == "refuser":
                 await call(workflow.refuse, ctx, principal, doc_id, text)
                 done = "refuse"
+            elif kind == "relancer":
+                await call(failures.retry_as, ctx, principal, doc_id)
+                done = "relance"
             else:
                 await call(lifecycle.delete, ctx, principal, doc_id)
                 return redirect("/tableau-de-bord?ok=supprime")
@@ -154,5 +158,5 @@ routes = [
     Route("/documents/{doc_id:int}/verification", verification, methods=["GET"]),
     Route("/documents/{doc_id:int}/resume", summary, methods=["GET"]),
     *[Route(f"/documents/{{doc_id:int}}/{kind}", _action(kind), methods=["POST"])  # type: ignore[arg-type]
-      for kind in ("viser", "rejeter", "refuser", "supprimer")],
+      for kind in ("viser", "rejeter", "refuser", "supprimer", "relancer")],
 ]

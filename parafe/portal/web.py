@@ -41,6 +41,7 @@ NOTICES = {
     "refuse": "Signature refusée : le déposant est informé du motif.",
     "signe": "Signature enregistrée.",
     "supprime": "Document supprimé.",
+    "relance": "Traitement relancé.",
     "enregistre": "Modifications enregistrées.",
     "cree": "Création effectuée.",
     "certificat": "Certificat rattaché au compte.",
@@ -55,7 +56,7 @@ STATE_TONES = {
     State.FILED.value: "fin", State.ARCHIVED.value: "fin",
     State.REFUSED.value: "erreur", State.DISAPPROVED.value: "erreur", State.SIGNATURE_REJECTED.value: "erreur",
     State.SEND_TO_FAST_FAILED.value: "erreur", State.FAST_PROCESSING_FAILED.value: "erreur",
-    State.SEND_TO_HELIOS_FAILED.value: "erreur",
+    State.SEND_TO_HELIOS_FAILED.value: "erreur", State.STEP_FAILED.value: "erreur",
 }
 
 KIND_LABELS = {"pdf": "PDF", "pes": "PES (XML Hélios)", "office": "Bureautique", "xml": "XML"}

@@ -480,6 +480,8 @@ def document_view(ctx: AppContext, principal: Principal, document_id: int | str)
             actions.add("visa" if current.kind == StepKind.VISA.value else "signature")
         if State(document.state) in DELETABLE and may_act_as_depositor(session, account, document):
             actions.add("delete")
+        if document.state == State.STEP_FAILED.value and account.is_admin:
+            actions.add("retry")  # issue 18: the subscriber's administrators retry a failed step
         circuit = document.circuit
         return DocumentView(
             id=document.id, name=document.name, kind=document.kind, state=document.state,

@@ -434,6 +434,7 @@ _END_SUBJECT = {
     "rejected": "Document rejeté : {name}",
     "signature_rejected": "Signature rejetée : {name}",
     "failed": "Échec de la transmission : {name}",
+    "step_failed": "Échec du traitement : {name}",
 }
 
 
@@ -458,7 +459,7 @@ def _mail_end(ctx: AppContext, item: OutboxItem) -> None:
             if outcome in ("refused", "rejected") and document.refusal_message:
                 body += f"\nMotif : {document.refusal_message}\n"
             last = document.history[-1] if document.history else None
-            if outcome in ("failed", "signature_rejected") and last is not None and last.comment:
+            if outcome in ("failed", "signature_rejected", "step_failed") and last is not None and last.comment:
                 body += f"\nDétail : {last.comment}\n"
             body += f"\nAccéder au document : {document_link(ctx, document.id)}" + signature_block()
     if to:
