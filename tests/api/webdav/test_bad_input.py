@@ -154,10 +154,18 @@ def test_deposit_errors_of_spec_4_4(dav: Dav, tmp_path: Path) -> None:
     nom_fic = unique("", "NOMFIC")
     first = _pes_with_nomfic("valid_PES_PJ.xml", nom_fic)
     protected = encrypted_pdf(tmp_path, allow_modify=False).read_bytes()
+    from parafe.signing.keys import load_signer
+    from parafe.signing.pes import sign_pes
+
+    key = load_signer(dav.home.path / "demo" / "signataire@demo.parafe.test.p12", "demo")
+    signed = sign_pes(_pes_with_nomfic("valid_unsigned_PES_ex.xml", unique("", "SIGNE")), key, per_bordereau=True)
+    broken = signed.replace(b'<MtBordHT V="55.22"/>', b'<MtBordHT V="99.99"/>', 1)
+    assert broken != signed
     with dav.client() as c:
         assert put(c, url_path(SIREN, "in", "pes-pj", unique(".xml")), first).status_code == 201
         cases: list[tuple[str, str, bytes, int, ErrorDef]] = [
             ("pes-pj", unique(".xml"), first, 409, E.PES_DUPLICATE_NOMFIC),  # case 1
+            ("pes", unique(".xml"), broken, 422, E.PES_SIGNATURE_INVALID),  # case 3
             ("pes", unique(".xml"), b"<PES_Aller><EnTetePES/></PES_Aller>", 422, E.PES_PROCESSING),  # case 4
             ("pes", unique(".pdf"), pdf_bytes(), 415, E.NOT_PES),  # case 4
             ("bureautique", unique(".docx"), b"PK\x03\x04 pas un pdf", 415, E.EXTENSION_NOT_ALLOWED),  # case 6
