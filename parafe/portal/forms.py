@@ -19,7 +19,7 @@ LABELS: dict[str, str] = {
     "otp-code": "Code reçu", "otp-motif": "Motif du refus",
     "c-key": "Identifiant", "c-agents": "Agents", "u-email": "Courriel", "u-pass": "Mot de passe",
     "u-groups": "Groupes", "p-pass": "Nouveau mot de passe", "p-groups": "Groupes", "p-cert": "Certificat",
-    "g-name": "Nom du groupe", "g-members": "Membres", "s-mois": "Mois",
+    "g-name": "Nom du groupe", "g-members": "Membres", "s-mois": "Mois", "s-circuit": "Circuit",
 }
 
 _FILE_ERRORS = frozenset({
@@ -47,8 +47,8 @@ _FIELDS: dict[str, dict[ErrorDef, str]] = {
     "user-update": {E.ADMIN_PASSWORD_REQUIRED: "p-pass", E.ADMIN_GROUP_UNKNOWN: "p-groups",
                     E.ADMIN_CERTIFICATE_INVALID: "p-cert", E.ADMIN_FILE_UNREADABLE: "p-cert"},
     "group": {E.ADMIN_EMAIL_INVALID: "g-members", E.ADMIN_USER_UNKNOWN: "g-members",
-              E.ADMIN_CIRCUIT_SPEC_INVALID: "g-name", E.BAD_REQUEST: "g-name"},
-    "sms": {E.BAD_REQUEST: "s-mois"},
+              E.BAD_REQUEST: "g-name"},
+    "sms": {E.BAD_REQUEST: "s-mois", E.CIRCUIT_NOT_FOUND: "s-circuit"},
 }
 
 

@@ -461,6 +461,7 @@ def test_admin_pages(browsing: Browsing) -> None:
     admin.goto(browsing.url("/admin/123456789/sms"))
     problems += examine(admin, "admin: historique des SMS")
     admin.goto(browsing.url("/admin/123456789/sms?mois=2026-13"))
+    error_semantics(admin, "s-mois", "Mois")
     problems += examine(admin, "admin: historique des SMS, mois invalide")
     assert problems == []
 
