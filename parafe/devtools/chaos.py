@@ -111,6 +111,7 @@ class Report:
     signatures_by_api: int = 0
     otp_signatures: int = 0
     otp_interrupted: Counter[str] = field(default_factory=Counter)
+    errors_by_kind: Counter[str] = field(default_factory=Counter)
     lost: list[str] = field(default_factory=list)
     duplicated: list[str] = field(default_factory=list)
     stuck: list[str] = field(default_factory=list)
@@ -135,6 +136,7 @@ class Report:
             f"({', '.join(f'{k} {v}' for k, v in sorted(self.otp_interrupted.items())) or 'aucun'})",
             f"Suppressions acquittées : {self.deleted}",
             f"Requêtes des clients : {self.requests} (dont {self.request_errors} en erreur pendant les pannes)",
+            "  erreurs : " + (", ".join(f"{k} × {v}" for k, v in self.errors_by_kind.most_common(6)) or "aucune"),
             f"Arrêts brutaux (kill -9) : {self.kills} ; redémarrages de PostgreSQL : {self.pg_restarts} ; "
             f"requêtes S3 en échec injecté : {self.s3_failed_requests}",
             f"Tâches exécutées en plus d'une tentative (reprises) : {self.jobs_recovered}",
@@ -445,17 +447,22 @@ class Load:
         self.rng.shuffle(urls)
         with self.lock:
             self.report.requests += 1
+        reason = "connexion refusée ou coupée"
         for url in urls:
             try:
                 with httpx.Client(base_url=url, verify=self.contexts[email], timeout=60) as client:
                     response = client.request(method, path, **kwargs)
-            except httpx.HTTPError:
+            except httpx.HTTPError as exc:
+                reason = f"connexion : {exc.__class__.__name__}"
                 continue
             if response.status_code >= 500 or response.status_code == 401:
+                reason = f"HTTP {response.status_code} {path.split('/')[-1] or path}"
                 break
             return response
         with self.lock:
             self.report.request_errors += 1
+            self.report.errors_by_kind[reason] += 1
+        time.sleep(0.2)  # as a client would, before its next try
         return None
 
     def _ack(self, key: str, how: str) -> None:
