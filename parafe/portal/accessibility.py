@@ -17,6 +17,9 @@ from starlette.routing import Route
 from parafe.domain.errors import ParafeError
 from parafe.portal.web import accessibility_status, ctx_of, principal_of, render
 
+# date of the editor's own checks described in the statement when no audit date is configured
+EDITOR_CHECK_DATE = "07/12/2026"
+
 # what the automated and manual checks of the portal cover (docs/accessibility.md)
 TESTED_PAGES = [
     "Tableau de bord (vues « À traiter », « En cours », « Mes dépôts », « Classés », recherche)",
@@ -51,6 +54,7 @@ async def statement(request: Request) -> Response:
         "status_key": settings.accessibility_status,
         "status": accessibility_status(settings.accessibility_status),
         "tested_pages": TESTED_PAGES,
+        "editor_check_date": EDITOR_CHECK_DATE,
     }
     return render(request, "accessibility.html", context, principal=principal)
 
