@@ -8,10 +8,11 @@ user) and moves the document on. Refusals and rejections store their message in 
 
 - :func:`approve_visa` / :func:`reject_visa` — visa steps (``Visa approuvé`` / ``Visa désapprouvé``);
 - :func:`sign` — a signature produced elsewhere (browser, remote signing): the signed PDF must be the current
-  version plus exactly one valid signature; for a PES, the signed PES must verify; for an office document,
-  the detached XAdES must verify over the exact stored document with a valid certificate of a trusted CA that
-  belongs to the signer (:func:`parafe.workflow.verification.check_office_signature`, errors 230-234), and
-  its verification report is kept with the document;
+  version plus exactly one valid signature, made with a certificate of the signer (232); for a PES, the signed
+  PES must verify; for an office document, the detached XAdES must verify over the exact stored document with
+  a valid certificate of a trusted CA that belongs to the signer (errors 230-234,
+  :func:`parafe.workflow.verification.check_office_signature`), and its verification report is kept with the
+  document;
 - :func:`sign_with_signer` — sign on the server with the person's own key (PKCS#12 / PKCS#11 signer);
 - :func:`refuse` — signature steps (``Refusé``);
 - :func:`pending_for` — the documents waiting for the caller's visa or signature.
@@ -145,6 +146,9 @@ def sign(ctx: AppContext, principal: Principal, document_id: int | str, signed: 
     kept: dict[str, Any] | None = None
     if kind == "pdf":
         signatures.verify_new_pdf_signature(ctx, original, signed)
+        with ctx.db.read() as session:
+            _, account = _acting(session, principal, doc_id, StepKind.SIGNATURE)
+            verification.check_pdf_signer(session, signed, account.user_id, account.email)
         signed_sha = ctx.store.put_bytes(signed).sha256
     elif kind == "pes":
         try:

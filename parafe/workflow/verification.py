@@ -7,6 +7,7 @@ the verification reports kept with each document.
   its validity period, chains to the configured trust store and belongs to the signer of the step (bound to
   their account, :mod:`parafe.services.signer_certificates`). Each refusal is a catalogue error naming its
   reason (codes 230-234, or 195 for a broken signature).
+- :func:`check_pdf_signer` — the new signature of a signed PDF submitted by a signer is theirs too (232).
 - :func:`verify_document` — the verdict of the verification step for the document's current version (PDF:
   every PAdES/CMS signature; PES: every enveloped XAdES; office document: its detached XAdES).
 - :func:`keep_report` / :func:`attach_report` — the verdict is written to the blob store as a JSON report and
@@ -121,6 +122,23 @@ def check_office_signature(ctx: AppContext, session: Session, document: bytes, s
         raise ParafeError(E.SIGNATURE_FOREIGN_CERTIFICATE, holder=certificate_display_name(cert),
                           detail=f"certificate {cert.subject.rfc4514_string()} not bound to user {user_id}")
     return report
+
+
+def check_pdf_signer(session: Session, signed_pdf: bytes, user_id: int, email: str) -> None:
+    """The newest signature of ``signed_pdf`` (already verified: one new valid signature of the current version)
+    must have been made with a certificate of the signer of the step, else ``SIGNATURE_FOREIGN_CERTIFICATE``."""
+    import io
+
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    embedded = sorted(PdfFileReader(io.BytesIO(signed_pdf), strict=False).embedded_regular_signatures,
+                      key=lambda sig: sig.signed_revision)
+    if not embedded:
+        raise ParafeError(E.SIGNED_DOCUMENT_INVALID, reason="aucune signature dans le PDF")
+    cert = x509.load_der_x509_certificate(embedded[-1].signer_cert.dump())
+    if not owned_by(session, user_id, email, cert):
+        raise ParafeError(E.SIGNATURE_FOREIGN_CERTIFICATE, holder=certificate_display_name(cert),
+                          detail=f"certificate {cert.subject.rfc4514_string()} not bound to user {user_id}")
 
 
 def office_verdict(report: XadesVerificationReport, *, name: str, verified_sha256: str | None = None,
