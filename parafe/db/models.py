@@ -15,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Identity,
     Index,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
+    false,
     inspect,
     text,
 )
@@ -65,6 +67,7 @@ class Subscriber(Base):
     siren: Mapped[str] = mapped_column(String(9), unique=True)
     name: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sandbox: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # issue 21
 
 
 class User(Base):
@@ -791,3 +794,59 @@ class LoginThrottle(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     last_failure_at: Mapped[datetime] = mapped_column(default=utcnow)
     blocked_until: Mapped[datetime | None] = mapped_column(default=None)
+
+
+# --- compliance report per client certificate (issue 21, parafe.services.compliance) ---------------------------
+
+
+class ComplianceClient(Base):
+    """A client certificate seen by the connectors: who it names and when it was last seen."""
+
+    __tablename__ = "compliance_clients"
+
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(1024), default="")
+    email: Mapped[str | None] = mapped_column(String(255), default=None)
+    not_after: Mapped[datetime | None] = mapped_column(default=None)
+    first_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ComplianceCounter(Base):
+    """How many calls of one kind a client made in one hour (upserted in batches, never one row per call)."""
+
+    __tablename__ = "compliance_counters"
+
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    min_gap: Mapped[float | None] = mapped_column(Float, default=None)  # listings: shortest interval (seconds)
+    last_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ComplianceExample(Base):
+    """One of the last examples of a rule's breach (a capped ring per client and rule)."""
+
+    __tablename__ = "compliance_examples"
+    __table_args__ = (Index("ix_compliance_examples_rule", "fingerprint", "rule", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    rule: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    detail: Mapped[str] = mapped_column(String(512), default="")
+
+
+class CompliancePending(Base):
+    """Something a client still owes: a return fetched from ``out/`` but not deleted, a refused file of ``in/``
+    not removed (capped per client)."""
+
+    __tablename__ = "compliance_pending"
+    __table_args__ = (UniqueConstraint("fingerprint", "kind", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))  # fetched | blocked
+    key: Mapped[str] = mapped_column(String(512))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
