@@ -274,6 +274,35 @@ def test_timed_out_post_is_never_posted_twice(s2low_env: S2lowDouble, ctx: Any, 
     assert len(double.transactions_of(SIREN)) == 1
 
 
+def test_pes_retour_of_the_default_account_and_polling_period(double: S2lowDouble, ctx: Any,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The installation's default account: each PES_Retour goes to the subscriber named by its IdColl; one that
+    names no subscriber stays unread on S²LOW; an account is polled once per ``PARAFE_S2LOW_POLL_SECONDS``."""
+    cert_path, key_path = double.write_client_files(double.add_user(SIREN), "defaut")
+    for name, value in (("URL", double.url), ("CERT", str(cert_path)), ("KEY", str(key_path)),
+                        ("CA", str(double.ca_file())), ("POLL_SECONDS", "3600")):
+        monkeypatch.setenv(f"PARAFE_S2LOW_{name}", value)
+    monkeypatch.setenv("PARAFE_HELIOS_TRANSPORT", "s2low")
+    mine = (SAMPLES / "pes_retour_depense.xml").read_bytes()  # IdColl 12345678900012: the demo subscriber
+    foreign = mine.replace(b'IdColl V="12345678900012"', b'IdColl V="55566677700011"')
+    mine_id = double.add_retour(SIREN, "PES_Retour_demo.xml", mine)
+    foreign_id = double.add_retour(SIREN, "PES_Retour_autre.xml", foreign)
+    report = s2low.poll_retours(ctx)
+    assert (report.accounts, report.fetched, report.marked_read) == (1, 1, 1)
+    assert len(report.errors) == 1 and "IdColl 555666777" in report.errors[0]
+    assert double.retours[mine_id].read and not double.retours[foreign_id].read
+    agent = principal_for_email(ctx, AGENT)
+    [public_id] = returns.remaining(ctx, agent, SIREN, "pes_retour")
+    assert returns.download(ctx, agent, public_id, "pes_retour").data == mine
+    # within the period nothing is asked; past it (or forced) the account is polled again, nothing is stored twice
+    later = double.add_retour(SIREN, "PES_Retour_suivant.xml", mine)
+    assert s2low.poll_retours(ctx).accounts == 0 and not double.retours[later].read
+    monkeypatch.setenv("PARAFE_S2LOW_POLL_SECONDS", "0")
+    again = s2low.poll_retours(ctx)
+    assert (again.accounts, again.fetched) == (1, 1) and double.retours[later].read
+    assert len(returns.remaining(ctx, agent, SIREN, "pes_retour")) == 1  # the first one was downloaded
+
+
 # --- operators' commands --------------------------------------------------------------------------------------
 
 def parafe(home: Home, *args: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
