@@ -360,7 +360,7 @@ class S2lowTransaction(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     key: Mapped[str] = mapped_column(String(128), unique=True)  # the transmission key (document + file)
     document_id: Mapped[int | None] = mapped_column(
-        ForeignKey("documents.id", ondelete="SET NULL"), index=True, default=None)
+        ForeignKey("documents.id", ondelete="CASCADE"), index=True, default=None)
     account: Mapped[str] = mapped_column(String(64))  # "subscriber:<id>" or "default"
     filename: Mapped[str] = mapped_column(String(255))
     sha1: Mapped[str] = mapped_column(String(40), index=True)  # S²LOW's duplicate key

@@ -52,7 +52,7 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('posted_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['document_id'], ['documents.id'],
-                            name=op.f('fk_s2low_transactions_document_id_documents'), ondelete='SET NULL'),
+                            name=op.f('fk_s2low_transactions_document_id_documents'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_s2low_transactions')),
     sa.UniqueConstraint('key', name=op.f('uq_s2low_transactions_key'))
     )
