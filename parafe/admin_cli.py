@@ -223,6 +223,9 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("name", help="nom de la collectivité / name")
     p.set_defaults(func=_run(_subscriber_add))
     s.add_parser("list", help="Lister / List").set_defaults(func=_run(_subscriber_list))
+    from parafe.integrators_cli import add_report_commands, add_subscriber_commands
+
+    add_subscriber_commands(s, _run)  # sandbox (issue 21)
 
     u = sub.add_parser("user", help="Utilisateurs / Users").add_subparsers(metavar="ACTION", required=True)
     p = u.add_parser("add", help="Créer un utilisateur / Create a user")
@@ -297,6 +300,7 @@ def add_commands(subparsers: Any) -> None:
     from parafe.transmission.admin_cli import add_commands as add_provider_commands
 
     add_provider_commands(sub, _run)
+    add_report_commands(sub, _run)  # report clients (issue 21)
 
     p = sub.add_parser("apply", help="Appliquer un fichier de configuration complet / Apply a full configuration")
     p.add_argument("file", help="fichier TOML ou JSON (abonné, utilisateurs, groupes, circuits)")

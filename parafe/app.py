@@ -107,7 +107,10 @@ def create_app(ctx: AppContext) -> Any:
     app.state.ctx = ctx
     verifier = CertificateVerifier(
         ctx.settings.ca_bundle, ctx.settings.client_crl or ctx.settings.pki_dir / "crl.pem")
+    from parafe.connectors.compliance import ComplianceRecording
     from parafe.connectors.rest import RejectControlCharacters
+    from parafe.connectors.sandbox import SandboxMarker
 
     return StrictTransportSecurity(CollapseSlashes(RejectControlCharacters(
-        ClientIdentityMiddleware(app, verifier, ctx.settings.trusted_proxy_set))))
+        ClientIdentityMiddleware(SandboxMarker(ComplianceRecording(app, ctx), ctx), verifier,
+                                 ctx.settings.trusted_proxy_set))))

@@ -23,6 +23,7 @@ _COMMAND_GROUPS = (
     ("parafe.signing.cli", "add_commands"),
     ("parafe.workflow.cli", "add_commands"),
     ("parafe.signer.cli", "add_commands"),
+    ("parafe.client.cli", "add_commands"),  # parafe client … (issue 21)
 )
 
 
@@ -80,6 +81,12 @@ def _cmd_init(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from parafe.server.run import serve
 
+    if getattr(args, "sandbox", False):  # issue 21: every process of this server (and its workers) is a sandbox
+        from parafe.config import reset_settings
+
+        os.environ["PARAFE_SANDBOX"] = "1"
+        reset_settings()
+        _say("Parafe : BAC À SABLE — visas et signatures automatiques, réponses marquées X-Parafe-Sandbox: 1")
     initialise()
     settings = get_settings()
     workers = args.workers if args.workers is not None else settings.workers
@@ -107,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_serve.add_argument("--workers", type=int, default=None,
                          help="nombre de processus serveur (défaut PARAFE_WORKERS, sinon un par cœur) / server "
                               "processes (default PARAFE_WORKERS, else one per core)")
+    p_serve.add_argument("--sandbox", action="store_true",
+                         help="bac à sable pour intégrateurs : visas et signatures automatiques (docs/integrators.md)"
+                              " / sandbox for integrators")
     p_serve.set_defaults(func=_cmd_serve)
 
     p_init = sub.add_parser("init", help="Initialiser sans démarrer / Initialise without serving")

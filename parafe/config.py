@@ -62,6 +62,21 @@ class Settings(BaseSettings):
     public_url: str | None = None  # e.g. https://parapheur.example.fr (OTP links, mails)
     download_link_days: int = Field(default=30, ge=1, le=3650)  # recipients' download links (spec §2.6.3)
 
+    # compliance report per client certificate (issue 21, parafe.services.compliance, docs/integrators.md)
+    compliance: bool = True  # record how each client certificate uses the connectors
+    compliance_poll_floor_seconds: float = Field(default=1800.0, ge=0)  # shortest polling interval (spec §2.4)
+    compliance_fetch_ceiling_seconds: float = Field(default=86_400.0, gt=0)  # longest a return may wait
+    compliance_grace_seconds: float = Field(default=900.0, ge=0)  # to delete a fetched return or a refused file
+    compliance_flush_seconds: float = Field(default=5.0, gt=0)  # batched writes of the recorder
+    compliance_examples: int = Field(default=5, ge=1, le=50)  # last examples kept per client and rule
+    compliance_days: int = Field(default=30, ge=1)  # hours of counters kept (and reported)
+    # sandbox mode (issue 21, parafe.services.sandbox): steps complete by themselves, answers are marked
+    sandbox: bool = False  # the whole server (``parafe serve --sandbox``); else per subscriber
+    sandbox_visa_seconds: float = Field(default=5.0, ge=0)
+    sandbox_signature_seconds: float = Field(default=5.0, ge=0)
+    sandbox_refusal_share: float = Field(default=0.0, ge=0, le=1)  # share of visas/signatures refused
+    sandbox_helios_nack_share: float = Field(default=0.0, ge=0, le=1)  # share of Helios answers that are NACK
+
     worker_in_process: bool = True
     workers: int = 0  # server processes of `parafe serve`; 0: one per available core
 

@@ -427,6 +427,66 @@ class E:
         "DOCUMENT_NOT_IN_ERROR", 258,
         "Le document n'est pas en erreur de traitement : il n'y a rien à relancer.",
         "The document is not in the step_failed state", 409)
+    # --- for integrators (issue 21): compliance report, Python client, sandbox: 265-274 ---
+    COMPLIANCE_CERTIFICATE_REQUIRED = _e(
+        "COMPLIANCE_CERTIFICATE_REQUIRED", 265,
+        "Le rapport de conformité est celui d'un certificat client : appelez ce service avec votre certificat.",
+        "The compliance report belongs to a client certificate; the caller authenticated otherwise", 403)
+    COMPLIANCE_CLIENT_UNKNOWN = _e(
+        "COMPLIANCE_CLIENT_UNKNOWN", 266, "Aucun appel de ce certificat client n'a été enregistré.",
+        "No call of this client certificate was recorded (or it is not bound to this subscriber)", 404)
+    CLIENT_SERVER_UNREACHABLE = _e(
+        "CLIENT_SERVER_UNREACHABLE", 267, "Le serveur Parafe {url} est injoignable : {reason}.",
+        "Connection to the Parafe server failed", 503)
+    CLIENT_FILE_UNREADABLE = _e(
+        "CLIENT_FILE_UNREADABLE", 268, "Le fichier {path} est illisible : {reason}.",
+        "A local file given to the client could not be read or written", 400)
+    CLIENT_WAIT_TIMEOUT = _e(
+        "CLIENT_WAIT_TIMEOUT", 269,
+        "Le document {document} n'a pas atteint l'état « {state} » en {seconds} secondes (état actuel : "
+        "« {current} »).", "wait_until gave up", 408)
+    CLIENT_STATE_UNKNOWN = _e(
+        "CLIENT_STATE_UNKNOWN", 270, "État inconnu : « {state} ». États possibles : {states}.",
+        "Unknown state name or code given to wait_until", 400)
+    CLIENT_UNEXPECTED_ANSWER = _e(
+        "CLIENT_UNEXPECTED_ANSWER", 271, "Réponse inattendue du serveur Parafe : {reason}.",
+        "The server's answer did not have the documented shape", 502)
+    CLIENT_DOCUMENT_ENDED = _e(
+        "CLIENT_DOCUMENT_ENDED", 272,
+        "Le document {document} est dans l'état « {current} » : il n'atteindra plus l'état « {state} ».",
+        "wait_until: the document reached a final state other than the awaited one", 409)
+    # --- passkey-confirmed signature with a server-held key (issue 20): 275-284 ---
+    SERVER_KEY_MISSING = _e(
+        "SERVER_KEY_MISSING", 275,
+        "Vous n'avez pas de clé de signature conservée par le parapheur : demandez-la à votre administrateur.",
+        "The account has no active server-held signing key", 409)
+    SERVER_KEY_UNAVAILABLE = _e(
+        "SERVER_KEY_UNAVAILABLE", 276,
+        "Les clés de signature conservées par le parapheur sont indisponibles : {reason}.",
+        "Server-held keys are not configured, or the token / encrypted key could not be opened", 503)
+    SERVER_KEY_EXISTS = _e(
+        "SERVER_KEY_EXISTS", 277, "Le compte {email} a déjà une clé de signature conservée par le parapheur.",
+        "A server-held key already exists for this account (revoke it first)", 409)
+    PASSKEY_MISSING = _e(
+        "PASSKEY_MISSING", 278,
+        "Aucune clé d'accès active : enregistrez une clé d'accès (page « Mes clés d'accès ») avant de signer.",
+        "The account has no active passkey", 409)
+    PASSKEY_REGISTRATION_REFUSED = _e(
+        "PASSKEY_REGISTRATION_REFUSED", 279, "Enregistrement de la clé d'accès refusé : {reason}.",
+        "The WebAuthn registration response did not verify (or its challenge is unknown, used or expired)", 400)
+    PASSKEY_ASSERTION_REFUSED = _e(
+        "PASSKEY_ASSERTION_REFUSED", 280, "Confirmation par clé d'accès refusée : {reason}.",
+        "The WebAuthn assertion did not verify against the challenge binding these digests", 403)
+    PASSKEY_CHALLENGE_USED = _e(
+        "PASSKEY_CHALLENGE_USED", 281,
+        "Cette confirmation par clé d'accès a déjà servi ou a expiré : recommencez la signature.",
+        "Replayed or expired WebAuthn challenge (each nonce is accepted once)", 409)
+    PASSKEY_REVOKED = _e(
+        "PASSKEY_REVOKED", 282,
+        "Cette clé d'accès a été révoquée ou n'appartient pas à votre compte : utilisez une autre clé d'accès.",
+        "The assertion's credential is revoked, unknown or another user's", 403)
+    PASSKEY_NOT_FOUND = _e(
+        "PASSKEY_NOT_FOUND", 283, "Clé d'accès inconnue.", "Unknown passkey id (or another subscriber's)", 404)
 
 # WebDAV error cases of spec §4.4 (API-REFERENCE §9.5), verbatim: quoted in the depositor's error mail.
 WEBDAV_CASES: dict[int, str] = {

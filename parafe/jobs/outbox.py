@@ -64,6 +64,7 @@ def handlers() -> dict[str, Handler]:
     import parafe.services.oss  # noqa: F401  (registers oss.sign)
     import parafe.services.sms_deliveries  # noqa: F401  (registers sms.send)
     import parafe.workflow.handlers  # noqa: F401  (registers every kind)
+    import parafe.workflow.sandbox  # noqa: F401  (sandbox.act, sandbox.pes_retour: issue 21)
     from parafe.workflow import failures
 
     if not _DEFAULT_GIVE_UP:

@@ -221,6 +221,11 @@ class HeliosSimulator:
 def transport(ctx: AppContext, subscriber_id: int | None = None) -> HeliosTransport:
     """The configured Helios transport (``PARAFE_HELIOS_TRANSPORT``: ``simulator`` or ``s2low``) for the
     documents of a subscriber (S²LOW accounts are per subscriber)."""
+    from parafe.transmission.sandbox import sandbox_transport  # issue 21: the sandbox never transmits
+
+    sandboxed = sandbox_transport(ctx, subscriber_id)
+    if sandboxed is not None:
+        return sandboxed
     name = workflow_settings().helios_transport
     if name == "simulator":
         return HeliosSimulator.for_context(ctx)

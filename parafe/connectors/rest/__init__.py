@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from parafe.domain.errors import ParafeError
 from parafe.services.context import AppContext
 
-from . import documents, downloads, errors, metadata, otp, returns, search, uploads, users
+from . import documents, downloads, errors, integrators, metadata, otp, returns, search, uploads, users
 
 DESCRIPTION = (
     "API REST de Parafe, compatible avec FAST-Parapheur (document « Interfaçage logiciel avec FAST-Parapheur "
@@ -42,6 +42,7 @@ TAGS = [
     {"name": "OTP", "description": "Signature par code à usage unique (SMS ou e-mail)."},
     {"name": "Administration des utilisateurs", "description": "Export et synchronisation des utilisateurs."},
     {"name": "Recherche", "description": "Recherche de documents."},
+    {"name": "Intégrateurs", "description": "Rapport de conformité du client, circuits (extensions Parafe)."},
 ]
 
 
@@ -78,7 +79,7 @@ def create_rest_app(ctx: AppContext) -> Any:
                   openapi_url="/openapi.json", redoc_url=None, openapi_tags=TAGS)
     app.state.ctx = ctx
     # otp first: /documents/v2/otp/... before the generic /documents/v2/{id}/... routes (§4.1).
-    for module in (otp, uploads, metadata, documents, downloads, returns, users, search):
+    for module in (otp, uploads, metadata, documents, downloads, returns, users, search, integrators):
         app.include_router(module.router, prefix="/rest/v1")
     app.add_exception_handler(ParafeError, errors.parafe_error_handler)
     app.add_exception_handler(RequestValidationError, errors.validation_error_handler)

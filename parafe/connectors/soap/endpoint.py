@@ -30,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from parafe.connectors.compliance import note_soap_operation
 from parafe.connectors.soap import codec, faults, mtom, wsdl
 from parafe.connectors.soap.contract import INNER_WSDL, Operation
 from parafe.connectors.soap.envelope import ParsedRequest, SoapVersionMismatch, parse_envelope
@@ -62,6 +63,7 @@ class _Outcome:
     status: int
     parts: list[codec.Part]
     cleanup: list[Callable[[], None]] = field(default_factory=list)
+    operation: str | None = None  # the operation asked, once known (compliance report, issue 21)
 
     def run_cleanup(self) -> None:
         for action in reversed(self.cleanup):
@@ -72,7 +74,8 @@ class _Outcome:
 
 
 def _fault(error: ParafeError, faultcode: str, status: int, operation: Operation | None = None) -> _Outcome:
-    return _Outcome(status, [faults.fault_body(error, faultcode, operation)])
+    return _Outcome(status, [faults.fault_body(error, faultcode, operation)],
+                    operation=operation.name if operation is not None else None)
 
 
 def _client_status(error: ParafeError) -> int:
@@ -159,6 +162,7 @@ class SoapEndpoint:
             outcome = await run_in_threadpool(self._process, principal, body, content_type, base_url)
         finally:
             body.close()
+        note_soap_operation(request.scope, outcome.operation)
         return _response(outcome)
 
     async def _spool(self, request: Request) -> Any:
@@ -241,7 +245,7 @@ class SoapEndpoint:
             _run(cleanup)
             log.exception("unexpected error in SOAP operation %s", operation.name)
             return _fault(ParafeError(E.INTERNAL), faults.SERVER, 500, operation)
-        return _Outcome(200, parts, cleanup)
+        return _Outcome(200, parts, cleanup, operation=operation.name)
 
 
 def error_status(error: ParafeError) -> int:
