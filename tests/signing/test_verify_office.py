@@ -172,3 +172,22 @@ def test_revoked_certificate_is_refused(ctx: Any, tmp_path: Path) -> None:
     doc_id = waiting_document(ctx, tmp_path, data)
     signature, _ = sign_xades_detached(data, NAME, bad_key(ctx, "revoked"))  # listed in the dev CA's CRL
     refused(ctx, doc_id, signature, E.SIGNED_DOCUMENT_INVALID, reason="le certificat de signature est révoqué")
+
+
+def test_pdf_signed_with_another_users_certificate_is_refused(ctx: Any, tmp_path: Path) -> None:
+    """The same ownership rule for a signed PDF handed to ``sign`` (demo ``bureautique`` circuit, after the visa)."""
+    from parafe.signing.pades import sign_pdf
+    from tests.fixtures.files import pdf_bytes
+
+    doc_id = deposit_file(ctx, tmp_path, "contrat.pdf", pdf_bytes(), circuit="bureautique")
+    run_jobs(ctx)
+    wf.approve_visa(ctx, principal_for_email(ctx, VISA), doc_id)
+    run_jobs(ctx, until=lambda: state_of(ctx, doc_id) == State.SENT_FOR_SIGN.value)
+    original = ctx.store.read_bytes(document(ctx, doc_id).blob_sha256)
+    with pytest.raises(ParafeError) as caught:
+        wf.sign(ctx, principal_for_email(ctx, SIGNER), doc_id, sign_pdf(original, demo_key(ctx, VISA)))
+    assert caught.value.error is E.SIGNATURE_FOREIGN_CERTIFICATE
+    assert caught.value.message == E.SIGNATURE_FOREIGN_CERTIFICATE.format(holder="Victor Valideur")
+    assert document(ctx, doc_id).signed_blob_sha256 is None
+    wf.sign(ctx, principal_for_email(ctx, SIGNER), doc_id, sign_pdf(original, demo_key(ctx, SIGNER)))
+    assert State.SIGNED.value in states(ctx, doc_id)
