@@ -102,7 +102,9 @@ class S2lowDouble:
         self.import_delay = 0.0
         self.drop_status = 0  # the next N status requests get no answer (connection closed: an outage)
         self.hold_import: threading.Event | None = None
+        self.hold_only: str | None = None  # hold only the files whose name contains this
         self.import_received = threading.Event()
+        self.posts: list[str] = []  # file name of every post that reached the import (duplicates included)
         self.next_progression: list[tuple[int, str]] | None = None
         self._next_id = 4000
         self._lock = threading.Lock()
@@ -188,7 +190,8 @@ class S2lowDouble:
             progression = list(self.next_progression or DEFAULT_PROGRESSION)
             transaction = Transaction(self._next_id, user.siren, filename or "", sha1, data, progression)
             self.transactions[transaction.id] = transaction
-        self.import_received.set()
+        if self.hold_only is None:
+            self.import_received.set()
         return str(transaction.id), "OK", "Téléchargement du fichier réussi."
 
 
@@ -281,9 +284,14 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self.owner.requests.append(("POST", path))
         fields = _multipart(self.headers.get("Content-Type", ""), body)
+        filename = (fields.get("enveloppe") or (None, b""))[0] or ""
+        self.owner.posts.append(filename)
         tid, result, message = self.owner.import_file(user, fields)
-        if result == "OK" and self.owner.hold_import is not None:
-            self.owner.hold_import.wait(120)
+        hold = self.owner.hold_import
+        if result == "OK" and hold is not None and (self.owner.hold_only is None or self.owner.hold_only in filename):
+            if self.owner.hold_only is not None:
+                self.owner.import_received.set()
+            hold.wait(120)
         if result == "OK" and self.owner.import_delay:  # slow while storing the file
             time.sleep(self.owner.import_delay)
         answer = ('<?xml version="1.0" encoding="UTF-8"?>\n<import>\n'
