@@ -41,6 +41,7 @@ def purge(ctx: AppContext, days: int | None = None) -> dict[str, int]:
 
     report["webdav_documents"] = erasure.purge_webdav_documents(ctx, cutoff, FINISHED)
     report["returns"] = erasure.purge_returns(ctx, cutoff)
+    report["erasures_caught_up"] = erasure.catch_up(ctx)
     with ctx.db.write() as session:
         count = 0
         for document in session.scalars(select(Document).where(

@@ -142,6 +142,9 @@ def _answers_as_unknown(server: LiveServer, doc_id: int) -> None:
             gone = _soap(client, operation, f"<documentId>{doc_id}</documentId>")
             never = _soap(client, operation, f"<documentId>{NEVER}</documentId>")
             assert _soap_fault(gone) == _soap_fault(never), operation
+        for path in ("/documents/{id}", "/documents/{id}/telecharger"):  # the portal
+            gone, never = client.get(path.format(id=doc_id)), client.get(path.format(id=NEVER))
+            assert gone.status_code == never.status_code == 404, path
 
 
 def _state(ctx: AppContext, doc_id: int) -> str | None:
@@ -265,10 +268,10 @@ def test_purge_erases_what_leaves_webdav(stack: Stack, tmp_path: Path) -> None:
             s.execute(update(ReturnItem).where(ReturnItem.public_id == flow).values(created_at=old))
 
         report = purge(ctx)  # the daily job's function
-        assert report["webdav_documents"] == 1 and report["returns"] == 1
         left = stack.stored()
         assert signed not in left and flow_blob not in left
         assert original in left  # the live REST deposit holds the same bytes
+        assert report["webdav_documents"] == 1 and report["returns"] == 1
         from parafe.db.models import DocumentTombstone
 
         with ctx.db.read() as s:

@@ -91,6 +91,7 @@ def test_signed_documents_stay_listed_until_a_client_downloads_them(home: Home, 
             assert unsigned.status_code == 200
             for doc_id in ids:
                 _wait_filed(ctx, doc_id)  # signed, then « Classé »: the current state is no longer « Signé »
+            assert set(ids) <= set(soap_remaining(agent, circuit="serveur"))  # SOAP, as clients call it
             for doc_id in ids:
                 assert _listed(agent, doc_id)
             assert unsigned.text.strip() not in rest_remaining(agent)  # waiting for its visa: not signed
