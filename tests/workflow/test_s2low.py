@@ -188,6 +188,9 @@ def test_demo_pes_circuit_end_to_end_with_soap_and_rest_downloads(s2low_env: S2l
             assert r.status_code == 200 and r.content == ack.content
             remaining = rest.get(f"{V1}/documents/v2/{SIREN}/pes-retour/remaining").json()
             assert len(remaining) == 1
+        assert soap.service.listRemainingPesRetour(siren=SIREN) == [str(remaining[0])]
+        assert soap.service.downloadPesRetour(documentId=str(remaining[0])).content == retour_data
+        with server.client(AGENT) as rest:
             r = rest.get(f"{V1}/documents/v2/{remaining[0]}/pes-retour/download")
             assert r.status_code == 200 and r.content == retour_data
             assert "PES_Retour_20261207.xml" in r.headers["content-disposition"]
