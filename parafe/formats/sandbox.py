@@ -38,6 +38,7 @@ PRELOAD = ["parafe.formats.pdf", "parafe.formats.sandbox", "pyhanko.pdf_utils.re
 _lock = threading.Lock()
 _context: list[ForkServerContext] = []
 _slots = threading.BoundedSemaphore(MAX_CONCURRENT)
+_start_lock = threading.Lock()  # Process.start() walks the module's set of children: one start at a time
 
 
 class SandboxExceeded(Exception):
@@ -118,7 +119,8 @@ def run(func: Callable[..., Any], *args: Any, memory_mb: int, cpu_seconds: int, 
         parent, child = ctx.Pipe(duplex=False)
         process = _Process(target=_child, args=(child, func, args, memory_mb * 1024 * 1024, cpu_seconds),
                            daemon=True)
-        process.start()
+        with _start_lock:
+            process.start()
         child.close()
         try:
             if not parent.poll(wait):

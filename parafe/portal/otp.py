@@ -94,7 +94,7 @@ async def act(request: Request) -> Response:
             raise ParafeError(E.BAD_REQUEST, reason="action inconnue")
     except ParafeError as error:
         page = await call(otp_pages.open_page, ctx, token)
-        locked = error.error is E.OTP_LOCKED
+        locked = error.error in (E.OTP_LOCKED, E.OTP_LINK_LOCKED)
         field = forms.field_of("otp-refus" if action == "refuser" else "otp-code", error)
         return await _render(request, page, error=error.message, locked=locked, status=error.http_status,
                              error_field=field if action in ("signer", "refuser") else None)
