@@ -297,10 +297,15 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("document_id", type=int, help="identifiant du document / document id")
     p.set_defaults(func=_run(_document_retry))
 
+    from parafe.services.server_keys import add_commands as add_server_key_commands
     from parafe.transmission.admin_cli import add_commands as add_provider_commands
 
     add_provider_commands(sub, _run)
     add_report_commands(sub, _run)  # report clients (issue 21)
+    add_server_key_commands(sub, _run)  # server-held keys and passkeys (issue 20)
+    from parafe.services.delegations import add_commands as add_delegation_commands
+
+    add_delegation_commands(sub, _run)  # absence delegations (issue 20)
 
     p = sub.add_parser("apply", help="Appliquer un fichier de configuration complet / Apply a full configuration")
     p.add_argument("file", help="fichier TOML ou JSON (abonné, utilisateurs, groupes, circuits)")

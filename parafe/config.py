@@ -87,6 +87,12 @@ class Settings(BaseSettings):
     accessibility_audit_date: str = ""  # date of the RGAA audit (AAAA-MM-JJ); empty: no audit yet
     accessibility_audit_rate: str = ""  # share of RGAA criteria respected according to that audit, e.g. "72"
     accessibility_status: Literal["non", "partiellement", "totalement"] = "non"  # « … conforme »
+    # server-held signing keys confirmed by passkeys (issue 20, docs/signing.md)
+    server_keys_pkcs11_lib: str = ""  # PKCS#11 module holding the keys (e.g. libsofthsm2.so); empty: encrypted
+    server_keys_token: str = ""  # label of that token
+    server_keys_pin_file: Path | None = None  # file holding the token's user PIN
+    server_keys_secret_file: Path | None = None  # encrypted keys' secret; default $home/pki/server-keys.secret
+    server_keys_ca_dir: Path | None = None  # CA issuing their certificates; default $home/pki (the dev PKI)
 
     @property
     def resolved_home(self) -> Path:

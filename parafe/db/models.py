@@ -28,6 +28,7 @@ from sqlalchemy import (
     false,
     inspect,
     text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
@@ -86,6 +87,10 @@ class User(Base):
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)  # subscriber administrator
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # daily digest of the documents waiting for the user (issue 20, parafe.services.digest): opt-out, and the
+    # Paris date (AAAA-MM-JJ) of the last one sent (one digest a day, whatever the number of workers)
+    digest_mail: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    digest_sent_on: Mapped[str | None] = mapped_column(String(10), default=None)
 
     subscriber: Mapped[Subscriber] = relationship()
     certificates: Mapped[list[UserCertificate]] = relationship(
@@ -850,3 +855,79 @@ class CompliancePending(Base):
     kind: Mapped[str] = mapped_column(String(32))  # fetched | blocked
     key: Mapped[str] = mapped_column(String(512))
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- passkey-confirmed signature with a server-held key (issue 20, parafe.services.passkeys) --------------------
+
+
+class ServerKey(Base):
+    """A signing key held by the server for one account: in the operator's PKCS#11 token (``kind='pkcs11'``,
+    object label ``key_label``) or encrypted at rest under the operator's secret (``kind='encrypted'``, PKCS#8
+    PEM). Each use needs a fresh passkey assertion of the account (see :class:`PasskeyChallenge`)."""
+
+    __tablename__ = "server_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # pkcs11 | encrypted
+    key_label: Mapped[str | None] = mapped_column(String(255), default=None)
+    encrypted_key: Mapped[str | None] = mapped_column(Text, default=None)
+    certificate_pem: Mapped[str] = mapped_column(Text)
+    chain_pem: Mapped[str] = mapped_column(Text, default="")
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Passkey(Base):
+    """A WebAuthn credential (passkey) of one account, registered from the portal."""
+
+    __tablename__ = "passkeys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    credential_id: Mapped[str] = mapped_column(String(1024), unique=True)  # base64url, no padding
+    public_key: Mapped[str] = mapped_column(Text)  # COSE key, base64url
+    sign_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    transports: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_by: Mapped[str | None] = mapped_column(String(255), default=None)
+
+
+class PasskeyChallenge(Base):
+    """A WebAuthn challenge, accepted once: registration (``purpose='register'``) or the confirmation of one
+    signing session (``purpose='sign'``: the challenge is a hash over the session's digests and ``nonce``)."""
+
+    __tablename__ = "passkey_challenges"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    purpose: Mapped[str] = mapped_column(String(16))
+    nonce: Mapped[str] = mapped_column(String(64), unique=True)  # hex
+    challenge: Mapped[str] = mapped_column(String(128))  # base64url
+    session_id: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(default=None)
+    credential_id: Mapped[str | None] = mapped_column(String(1024), default=None)
+
+
+# --- absence delegation (issue 20, parafe.services.delegations) ------------------------------------------------
+
+
+class Delegation(Base):
+    """During [``starts_at``, ``ends_at``), ``delegate`` sees and acts on the visa and signature steps waiting
+    for ``delegator`` (on the circuits where the delegate holds the same role); the history says « par
+    délégation de … »."""
+
+    __tablename__ = "delegations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    delegator_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    delegate_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    starts_at: Mapped[datetime] = mapped_column()
+    ends_at: Mapped[datetime] = mapped_column()
+    created_by: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -487,6 +487,30 @@ class E:
         "The assertion's credential is revoked, unknown or another user's", 403)
     PASSKEY_NOT_FOUND = _e(
         "PASSKEY_NOT_FOUND", 283, "Clé d'accès inconnue.", "Unknown passkey id (or another subscriber's)", 404)
+    # --- absence delegation, bulk visa, daily digest (issue 20): 285-294 ---
+    DELEGATE_UNKNOWN = _e(
+        "DELEGATE_UNKNOWN", 285, "Aucun utilisateur actif « {email} » dans votre collectivité.",
+        "The delegate is not an active user of the delegator's subscriber", 400)
+    DELEGATE_NO_SHARED_ROLE = _e(
+        "DELEGATE_NO_SHARED_ROLE", 286,
+        "{email} n'a le rôle de valideur ou de signataire sur aucun des circuits où vous l'avez : la délégation "
+        "ne lui permettrait rien.",
+        "Delegation refused: the delegate holds none of the delegator's valideur/signataire roles", 400)
+    DELEGATION_PERIOD_INVALID = _e(
+        "DELEGATION_PERIOD_INVALID", 287, "Période d'absence invalide : {reason}.",
+        "Bad start/end dates of a delegation (end before start, in the past, longer than a year…)", 400)
+    DELEGATION_NOT_FOUND = _e(
+        "DELEGATION_NOT_FOUND", 288, "Délégation inconnue.", "Unknown delegation id (or another user's)", 404)
+    DELEGATION_SELF = _e(
+        "DELEGATION_SELF", 289, "Vous ne pouvez pas vous déléguer vos propres documents.",
+        "Delegator and delegate are the same user", 400)
+    DELEGATOR_NO_ROLE = _e(
+        "DELEGATOR_NO_ROLE", 290,
+        "Seuls les valideurs et les signataires d'un circuit peuvent déléguer leurs documents.",
+        "The delegator holds no valideur/signataire role on any circuit", 403)
+    BULK_VISA_EMPTY = _e(
+        "BULK_VISA_EMPTY", 291, "Aucun document à viser dans la sélection.",
+        "Bulk visa: none of the ids is waiting for the caller's visa", 400)
 
 # WebDAV error cases of spec §4.4 (API-REFERENCE §9.5), verbatim: quoted in the depositor's error mail.
 WEBDAV_CASES: dict[int, str] = {

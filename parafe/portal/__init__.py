@@ -55,13 +55,14 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 def create_portal_app(ctx: AppContext) -> Any:
     """The portal ASGI application (with its security headers)."""
-    from parafe.portal import accessibility, admin, dashboard, documents, otp, signing
+    from parafe.portal import absence, accessibility, admin, dashboard, documents, otp, passkeys, signing, visa
     from parafe.portal.download_links import routes as download_link_routes
     from parafe.portal.security import SecurityHeaders
     from parafe.portal.web import STATIC
 
     routes: list[Route | Mount] = [
-        *dashboard.routes, *documents.routes, *signing.routes, *otp.routes, *admin.routes,
+        *dashboard.routes, *documents.routes, *signing.routes, *passkeys.routes, *otp.routes, *admin.routes,
+        *visa.routes, *absence.routes,
         *download_link_routes,
         *accessibility.routes,
         Mount("/static", app=_Static(directory=str(STATIC)), name="static"),

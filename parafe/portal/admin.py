@@ -32,7 +32,7 @@ from parafe.portal.web import (
     redirect,
     render,
 )
-from parafe.services import admin, portal_admin
+from parafe.services import admin, passkeys, portal_admin
 from parafe.services.auth import Principal, authenticate_async
 from parafe.services.dashboard import STEP_LABELS
 
@@ -261,7 +261,9 @@ async def _user_page(request: Request, principal: Principal, *, error: str | Non
                      status: int = 200, error_field: str | None = None) -> Response:
     base = await _base(request, principal)
     line = await call(portal_admin.user, ctx_of(request), principal, base["siren"], request.path_params["email"])
+    keys = await call(passkeys.passkeys_of_user, ctx_of(request), principal, base["siren"], line.email)
     return render(request, "admin/user.html", {**base, "tab": "utilisateurs", "u": line, "error": error,
+                                               "passkeys": keys,
                                                "error_field": error_field}, status=status, principal=principal)
 
 
@@ -370,6 +372,30 @@ async def sms(request: Request, principal: Principal) -> Response:
                   principal=principal)
 
 
+# --- compliance of the subscriber's clients (issue 21) ---------------------------------------------------------
+
+@page
+async def clients(request: Request, principal: Principal) -> Response:
+    from parafe.services.compliance import views
+
+    base = await _base(request, principal)
+    rows = await call(views.clients_for_admin, ctx_of(request), principal, base["siren"])
+    return render(request, "admin/clients.html", {**base, "tab": "clients", "clients": rows,
+                                                  "days": ctx_of(request).settings.compliance_days},
+                  principal=principal)
+
+
+@page
+async def client(request: Request, principal: Principal) -> Response:
+    from parafe.services.compliance import views
+
+    base = await _base(request, principal)
+    found = await call(views.client_for_admin, ctx_of(request), principal, base["siren"],
+                       request.path_params["fingerprint"])
+    return render(request, "admin/client.html", {**base, "tab": "clients", "report": found.to_dict()},
+                  principal=principal)
+
+
 routes = [
     Route("/connexion", login, methods=["GET"]),
     Route("/admin", admin_home, methods=["GET"]),
@@ -390,4 +416,6 @@ routes = [
     Route("/admin/{siren}/groupes", groups, methods=["GET"]),
     Route("/admin/{siren}/groupes", group_create, methods=["POST"]),
     Route("/admin/{siren}/sms", sms, methods=["GET"]),
+    Route("/admin/{siren}/clients", clients, methods=["GET"]),
+    Route("/admin/{siren}/clients/{fingerprint}", client, methods=["GET"]),
 ]

@@ -46,6 +46,7 @@ NOTICES = {
     "cree": "Création effectuée.",
     "certificat": "Certificat rattaché au compte.",
     "retire": "Élément retiré.",
+    "cle": "Clé d'accès enregistrée.",
 }
 
 STATE_TONES = {
@@ -143,6 +144,9 @@ async def principal_of(request: Request) -> Principal:
         return cached
     principal = await authenticate_async(ctx_of(request), identity_of(request))
     request.scope["parafe.principal"] = principal
+    from parafe.services.dashboard import may_deposit
+
+    request.scope["parafe.may_deposit"] = await call(may_deposit, ctx_of(request), principal)
     return principal
 
 
@@ -185,10 +189,15 @@ def render(request: Request, template: str, context: dict[str, Any], *, status: 
         full["csrf"] = csrf_for(request, csrf_subject(principal))
         full["is_admin"] = any(a.is_admin for a in principal.accounts)
         full["display_name"] = principal.accounts[0].full_name if principal.accounts else principal.email
+        full["may_deposit"] = request.scope.get("parafe.may_deposit", True)
     notice = request.query_params.get("ok")
     if notice in NOTICES:
         full["notice"] = NOTICES[notice]
     full["accessibility"] = accessibility_status(ctx_of(request).settings.accessibility_status)
+    from parafe.services.sandbox import shown_in_portal  # issue 21: the sandbox banner
+
+    full["sandbox"] = shown_in_portal(ctx_of(request), [a.subscriber_id for a in principal.accounts]
+                                      if principal is not None else [])
     full.update(context)
     full["field_errors"] = forms.field_errors(full.get("error"), full.get("error_field"))
     html = ENV.get_template(template).render(full)

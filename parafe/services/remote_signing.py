@@ -172,6 +172,22 @@ def _load(ctx: AppContext, principal: Principal, session_id: str) -> dict[str, A
     return data
 
 
+def data_to_sign(ctx: AppContext, principal: Principal, session_id: str) -> list[tuple[int, list[bytes]]]:
+    """What each document of a session needs signed, in request order (``[(document id, [bytes, ...])]``) —
+    read back from the server-side state, never from the client (passkey-confirmed signature, issue 20)."""
+    data = _load(ctx, principal, session_id)
+    out: list[tuple[int, list[bytes]]] = []
+    for item in data["documents"]:
+        if item["kind"] == "pdf":
+            values = [remote.PdfRemoteSession.from_json(item["session"]).signed_attrs]
+        elif item["kind"] == "pes":
+            values = list(remote.PesRemoteSession.from_json(item["session"]).to_sign)
+        else:
+            values = [remote.XadesRemoteSession.from_json(item["session"]).to_sign]
+        out.append((int(item["id"]), values))
+    return out
+
+
 def _decode(values: list[str | bytes]) -> list[bytes]:
     out = []
     for value in values:

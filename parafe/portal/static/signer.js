@@ -26,7 +26,7 @@ if (app) {
       response = await fetch(url, options);
     } catch (error) {
       throw new Error(options && options.helper
-        ? "L'assistant de signature ne répond pas : lancez « parafe-signer serve » sur ce poste (et vérifiez le port)."
+        ? "L'assistant de signature ne répond pas : lancez-le avec « Lancer l'assistant » (et vérifiez le port)."
         : "Le parapheur ne répond pas : vérifiez votre connexion.");
     }
     let body = null;
@@ -45,6 +45,36 @@ if (app) {
   const helper = (base, path, payload) => json(base + path, payload === undefined ? { helper: true } : {
     helper: true, method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(payload),
   });
+
+  // The helper does not answer: offer « Lancer l'assistant » (parafe-signer://start?origin=…, registered by
+  // « parafe-signer install ») and wait for it to come up.
+  const launch = document.getElementById("signer-launch");
+  const launchLink = document.getElementById("signer-launch-link");
+  const launchUrl = (port) => `parafe-signer://start?origin=${encodeURIComponent(window.location.origin)}&port=${port}`;
+  if (launchLink && portInput) {
+    launchLink.href = launchUrl(portInput.value || 36123);
+    portInput.addEventListener("change", () => { launchLink.href = launchUrl(portInput.value || 36123); });
+  }
+
+  async function connect(base) {
+    try {
+      return await helper(base, "/v1/certificat");
+    } catch (error) {
+      if (!launch) throw error;
+      launch.hidden = false;
+      say("L'assistant de signature ne répond pas : cliquez sur « Lancer l'assistant », puis patientez.");
+      const deadline = Date.now() + 120000;
+      while (Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        try {
+          const info = await helper(base, "/v1/certificat");
+          launch.hidden = true;
+          return info;
+        } catch (again) { /* not started yet */ }
+      }
+      throw error;
+    }
+  }
 
   async function poll(base, job) {
     for (;;) {
@@ -78,7 +108,7 @@ if (app) {
     let popup = window.open("about:blank", "parafe-signer", "popup,width=760,height=820");
     try {
       say("Connexion à l'assistant de signature…");
-      const info = await helper(base, "/v1/certificat");
+      const info = await connect(base);
       say(`Certificat : ${info.name}. Préparation des documents…`);
       const prepared = await portal("/signature/preparer", { ids, certificates: info.certificates });
       const job = await helper(base, "/v1/signatures", {
