@@ -95,6 +95,35 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_install(args: argparse.Namespace) -> int:
+    from parafe.signer import desktop
+
+    for line in desktop.install(args):
+        print(line)
+    return 0
+
+
+def _cmd_uninstall(args: argparse.Namespace) -> int:
+    from parafe.signer import desktop
+
+    for line in desktop.uninstall():
+        print(line)
+    return 0
+
+
+def _cmd_open_url(args: argparse.Namespace) -> int:
+    from parafe.signer import desktop
+
+    config = desktop.load_config()
+    return desktop.serve_installed([desktop.parse_url(args.url, list(config["origins"]))])
+
+
+def _cmd_start(args: argparse.Namespace) -> int:
+    from parafe.signer import desktop
+
+    return desktop.serve_installed(list(desktop.load_config()["origins"]))
+
+
 def _add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p_serve = sub.add_parser("serve", help="Démarrer l'assistant de signature (127.0.0.1)")
     p_serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port local (défaut {DEFAULT_PORT})")
@@ -105,6 +134,17 @@ def _add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p_info = sub.add_parser("info", help="Afficher le certificat de la clé (vérifie mot de passe / PIN)")
     _key_options(p_info)
     p_info.set_defaults(func=_cmd_info)
+    p_install = sub.add_parser("install", help="Démarrage automatique et liens parafe-signer:// (cet utilisateur)")
+    p_install.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port local (défaut {DEFAULT_PORT})")
+    p_install.add_argument("--origin", action="append", default=[],
+                           help="adresse du parapheur autorisé (https://…), répétable")
+    _key_options(p_install)
+    p_install.set_defaults(func=_cmd_install)
+    sub.add_parser("uninstall", help="Retirer ce qu'a installé « install »").set_defaults(func=_cmd_uninstall)
+    p_url = sub.add_parser("open-url", help="Ouvrir un lien parafe-signer://start?origin=… (gestionnaire de liens)")
+    p_url.add_argument("url")
+    p_url.set_defaults(func=_cmd_open_url)
+    sub.add_parser("start", help="Démarrer avec la configuration installée (session)").set_defaults(func=_cmd_start)
 
 
 def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
