@@ -1,4 +1,5 @@
-"""Scheduled work: the daily purge (huey periodic task at 03:17 UTC, or ``parafe dev purge``).
+"""Scheduled work: the daily purge (huey periodic task at 03:17 UTC, or ``parafe dev purge``) and the daily
+digest of waiting documents (06:05 UTC, :func:`daily_digest`).
 
 Per spec §4.2 notes / DECISIONS D6, connector files live 15 days (``PARAFE_PURGE_DAYS``):
 
@@ -65,6 +66,9 @@ def purge(ctx: AppContext, days: int | None = None) -> dict[str, int]:
             OtpChallenge.status == "pending", OtpChallenge.expires_at < cutoff).values(status="expired")
             .execution_options(synchronize_session=False))
         report["otp_expired"] = int(getattr(expired, "rowcount", 0) or 0)
+    from parafe.services import login_throttle
+
+    report["login_throttle"] = login_throttle.purge(ctx)  # failures older than their window (issue 18)
     # connector-specific retention: WebDAV out/ entries (15 days, spec §4.5), OSS documents (dateToPurge)
     from parafe.services import oss, webdav
 
@@ -83,3 +87,12 @@ def purge(ctx: AppContext, days: int | None = None) -> dict[str, int]:
             connection.exec_driver_sql("PRAGMA optimize")
             connection.commit()  # ANALYZE's statistics are written in the transaction SQLAlchemy began
     return report
+
+
+def daily_digest(ctx: AppContext) -> dict[str, int]:
+    """The daily digest of waiting documents (issue 20, :mod:`parafe.services.digest`): huey periodic task at
+    06:05 UTC (07:05 or 08:05 in Paris), or ``parafe dev digest``."""
+    from parafe.services.digest import send_digests
+
+    report = send_digests(ctx)
+    return {"sent": report.sent, "skipped": report.skipped, "failed": report.failed}

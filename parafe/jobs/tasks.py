@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 
 EXECUTE = "parafe_execute"
 PURGE = "parafe_purge"
+DIGEST = "parafe_digest"
 SMS_STATUS = "parafe_sms_status"
 S2LOW_RETOURS = "parafe_s2low_retours"
 
@@ -38,6 +39,14 @@ def register(huey: Huey) -> None:
 
         report = purge(current_context())
         log.info("purge: %s", report)
+
+    @huey.periodic_task(crontab(hour="6", minute="5"), name=DIGEST)
+    def digest_daily() -> None:
+        """The daily digest of documents waiting for each person (issue 20)."""
+        from parafe.jobs.runtime import current_context
+        from parafe.jobs.schedule import daily_digest
+
+        log.info("digest: %s", daily_digest(current_context()))
 
     @huey.periodic_task(crontab(minute="*"), name=S2LOW_RETOURS)
     def s2low_retours() -> None:

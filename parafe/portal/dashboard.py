@@ -76,6 +76,7 @@ async def board(request: Request, principal: Principal) -> Response:
         "filters": filters, "listing": listing, "counts": counts, "views": VIEW_LABELS,
         "page_title": _title(filters, listing), "count_text": _count_text(listing),
         "states": STATE_CHOICES, "signable": [r.id for r in listing.rows if r.action == "signature"],
+        "visable": [r.id for r in listing.rows if r.action == "visa"],
         "page_url": lambda number: _page_url(filters, number),
     }
     if request.headers.get("hx-request") and request.headers.get("hx-target", "").endswith("liste"):

@@ -20,6 +20,7 @@ LABELS: dict[str, str] = {
     "c-key": "Identifiant", "c-agents": "Agents", "u-email": "Courriel", "u-pass": "Mot de passe",
     "u-groups": "Groupes", "p-pass": "Nouveau mot de passe", "p-groups": "Groupes", "p-cert": "Certificat",
     "g-name": "Nom du groupe", "g-members": "Membres", "s-mois": "Mois", "s-circuit": "Circuit",
+    "a-delegue": "Collègue", "a-debut": "Premier jour d'absence", "a-fin": "Dernier jour d'absence",
 }
 
 _FILE_ERRORS = frozenset({
@@ -49,6 +50,8 @@ _FIELDS: dict[str, dict[ErrorDef, str]] = {
     "group": {E.ADMIN_EMAIL_INVALID: "g-members", E.ADMIN_USER_UNKNOWN: "g-members",
               E.BAD_REQUEST: "g-name"},
     "sms": {E.BAD_REQUEST: "s-mois", E.CIRCUIT_NOT_FOUND: "s-circuit"},
+    "absence": {E.DELEGATE_UNKNOWN: "a-delegue", E.DELEGATE_NO_SHARED_ROLE: "a-delegue",
+                E.DELEGATION_SELF: "a-delegue", E.DELEGATION_PERIOD_INVALID: "a-fin"},
 }
 
 

@@ -38,10 +38,12 @@ from parafe.db.models import (
     StepMember,
     Subscriber,
     User,
+    utcnow,
 )
 from parafe.domain.circuits import StepKind
 from parafe.domain.errors import E, ParafeError
 from parafe.domain.states import DELETABLE, State, label, states_for_search_code
+from parafe.services import delegations
 from parafe.services.auth import Account, Principal
 from parafe.services.context import AppContext
 from parafe.services.downloads import Content, media_type_for
@@ -174,7 +176,7 @@ def _waiting_for(principal: Principal, step: Any) -> ColumnElement[bool]:
     return and_(
         or_(and_(step.kind == StepKind.VISA.value, Document.state == State.SENT_FOR_VISA.value),
             and_(step.kind == StepKind.SIGNATURE.value, Document.state == State.SENT_FOR_SIGN.value)),
-        or_(me_member, and_(~any_member, by_role)))
+        or_(me_member, and_(~any_member, by_role), delegations.delegated_clause(user_ids, step, utcnow())))
 
 
 def _row_select(step: Any, waiting: ColumnElement[bool]) -> Any:
@@ -327,6 +329,19 @@ class DepositTarget:
     labels: tuple[str, ...]
 
 
+def may_deposit(ctx: AppContext, principal: Principal) -> bool:
+    """Whether the caller may deposit at all (an agent role on a circuit, or a subscriber administrator): the
+    portal shows « Déposer un document » only then (one query)."""
+    if any(a.is_admin for a in principal.accounts):
+        return True
+    ids = sorted(principal.user_ids)
+    if not ids:
+        return False
+    with ctx.db.read() as session:
+        return session.scalar(select(CircuitRole.user_id).where(
+            CircuitRole.user_id.in_(ids), CircuitRole.role == AGENT).limit(1)) is not None
+
+
 def deposit_targets(ctx: AppContext, principal: Principal) -> list[DepositTarget]:
     """Circuits the caller may deposit into (rights.circuit_for_deposit), with their recent labels (two
     queries)."""
@@ -476,7 +491,8 @@ def document_view(ctx: AppContext, principal: Principal, document_id: int | str)
         current = (steps[document.current_step] if document.current_step is not None
                    and 0 <= document.current_step < len(steps) else None)
         if current is not None and WAITING.get(current.kind) == document.state \
-                and account.user_id in actor_user_ids(session, current):
+                and (account.user_id in actor_user_ids(session, current)
+                     or delegations.behalf_of(session, account, current) is not None):
             actions.add("visa" if current.kind == StepKind.VISA.value else "signature")
         if State(document.state) in DELETABLE and may_act_as_depositor(session, account, document):
             actions.add("delete")

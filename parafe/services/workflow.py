@@ -7,6 +7,7 @@ user) and moves the document on. Refusals and rejections store their message in 
 (read back by ``getRefusalMessage``, services.lifecycle) and in the history entry's comment.
 
 - :func:`approve_visa` / :func:`reject_visa` — visa steps (``Visa approuvé`` / ``Visa désapprouvé``);
+  :func:`approve_visas` — the bulk visa (each document in its own transaction);
 - :func:`sign` — a signature produced elsewhere (browser, remote signing): the signed PDF must be the current
   version plus exactly one valid signature, made with a certificate of the signer (232); for a PES, the signed
   PES must verify; for an office document, the detached XAdES must verify over the exact stored document with
@@ -31,6 +32,7 @@ from parafe.db.models import Circuit, Document, User
 from parafe.domain.circuits import StepKind
 from parafe.domain.errors import E, ParafeError
 from parafe.domain.states import State, label
+from parafe.services import delegations
 from parafe.services.auth import Account, Principal
 from parafe.services.context import AppContext
 from parafe.services.rights import visible_document
@@ -56,14 +58,23 @@ class PendingDocument:
 
 def _acting(session: Session, principal: Principal, document_id: int | str, kind: StepKind,
             ) -> tuple[Document, Account]:
-    """The document, locked, at a ``kind`` step the caller may act on — else a catalogue error."""
+    """The document, locked, at a ``kind`` step the caller may act on (as a member, or by an active absence
+    delegation of a member, :mod:`parafe.services.delegations`) — else a catalogue error."""
     document, account = visible_document(session, principal, document_id, for_update=True)
     step = engine.current_step(session, document)
     if step is None or step.kind != kind.value or document.state != _WAITING[kind.value]:
         raise ParafeError(E.STEP_NOT_ACTIONABLE, detail=f"state {document.state}, step {document.current_step}")
-    if not may_act(session, account, step):
+    if not may_act(session, account, step) and delegations.behalf_of(session, account, step) is None:
         raise ParafeError(E.STEP_NOT_ACTIONABLE, detail="not a member of the current step")
     return document, account
+
+
+def _noted(session: Session, document: Document, account: Account, comment: str | None) -> str | None:
+    """The history comment: « Par délégation de … » first when the account acts for an absent member."""
+    step = engine.current_step(session, document)
+    if step is None or may_act(session, account, step):
+        return comment
+    return delegations.behalf_comment(delegations.behalf_of(session, account, step), comment)
 
 
 def _comment(comment: str | None) -> str | None:
@@ -86,8 +97,45 @@ def approve_visa(ctx: AppContext, principal: Principal, document_id: int | str, 
     text = _comment(comment)
     with workflow_tx(ctx) as session:
         document, account = _acting(session, principal, document_id, StepKind.VISA)
-        record(session, document, State.APPROVED, actor=account.full_name, user_id=account.user_id, comment=text)
+        record(session, document, State.APPROVED, actor=account.full_name, user_id=account.user_id,
+               comment=_noted(session, document, account, text))
         engine.advance(ctx, session, document)
+
+
+@dataclass(frozen=True)
+class VisaOutcome:
+    id: int
+    name: str
+    ok: bool
+    message: str | None = None
+
+
+def approve_visas(ctx: AppContext, principal: Principal, document_ids: list[int], comment: str | None = None,
+                  ) -> list[VisaOutcome]:
+    """Bulk visa: :func:`approve_visa` on each document, each in its own transaction (one document already
+    visaed by a colleague, or refused meanwhile, does not stop the others); the outcome of each, in order.
+    ``BULK_VISA_EMPTY`` when no id names a document waiting for the caller's visa."""
+    text = _comment(comment)
+    wanted = list(dict.fromkeys(int(i) for i in document_ids))
+    names: dict[int, str] = {}
+    with ctx.db.read() as session:
+        for doc_id in wanted:
+            try:
+                document, _ = _acting(session, principal, doc_id, StepKind.VISA)
+            except ParafeError:
+                continue
+            names[doc_id] = document.name
+    if not names:
+        raise ParafeError(E.BULK_VISA_EMPTY)
+    out: list[VisaOutcome] = []
+    for doc_id, name in names.items():
+        try:
+            approve_visa(ctx, principal, doc_id, text)
+        except ParafeError as error:
+            out.append(VisaOutcome(doc_id, name, False, error.message))
+        else:
+            out.append(VisaOutcome(doc_id, name, True))
+    return out
 
 
 def reject_visa(ctx: AppContext, principal: Principal, document_id: int | str, message: str) -> None:
@@ -96,7 +144,8 @@ def reject_visa(ctx: AppContext, principal: Principal, document_id: int | str, m
     with workflow_tx(ctx) as session:
         document, account = _acting(session, principal, document_id, StepKind.VISA)
         document.refusal_message = text
-        record(session, document, State.DISAPPROVED, actor=account.full_name, user_id=account.user_id, comment=text)
+        record(session, document, State.DISAPPROVED, actor=account.full_name, user_id=account.user_id,
+               comment=_noted(session, document, account, text))
         engine.stop(ctx, session, document, "rejected")
 
 
@@ -106,7 +155,8 @@ def refuse(ctx: AppContext, principal: Principal, document_id: int | str, messag
     with workflow_tx(ctx) as session:
         document, account = _acting(session, principal, document_id, StepKind.SIGNATURE)
         document.refusal_message = text
-        record(session, document, State.REFUSED, actor=account.full_name, user_id=account.user_id, comment=text)
+        record(session, document, State.REFUSED, actor=account.full_name, user_id=account.user_id,
+               comment=_noted(session, document, account, text))
         engine.stop(ctx, session, document, "refused")
 
 
@@ -132,7 +182,7 @@ def _commit_signature(ctx: AppContext, principal: Principal, document_id: int, v
         if report is not None:
             verification.attach_report(document, report)
         record(session, document, State.SIGNED, actor=account.full_name, user_id=account.user_id,
-               comment=_comment(comment))
+               comment=_noted(session, document, account, _comment(comment)))
         engine.advance(ctx, session, document)
 
 
@@ -216,7 +266,8 @@ def pending_for(ctx: AppContext, principal: Principal) -> list[PendingDocument]:
                 step = engine.current_step(session, document)
                 if step is None or _WAITING.get(step.kind) != document.state:
                     continue
-                if account.user_id not in actor_user_ids(session, step):
+                if account.user_id not in actor_user_ids(session, step) \
+                        and delegations.behalf_of(session, account, step) is None:
                     continue
                 circuit = session.get(Circuit, document.circuit_id)
                 uploader = session.get(User, document.uploader_id) if document.uploader_id else None

@@ -1,4 +1,4 @@
-"""Commands of the workflow: ``parafe worker`` and ``parafe dev outbox|inject|helios|jobs|purge|chaos``."""
+"""Commands of the workflow: ``parafe worker`` and ``parafe dev outbox|inject|helios|jobs|purge|digest|chaos``."""
 
 from __future__ import annotations
 
@@ -122,6 +122,17 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
         ctx.close()
 
 
+def _cmd_digest(args: argparse.Namespace) -> int:
+    from parafe.jobs.schedule import daily_digest
+
+    ctx = _ctx()
+    try:
+        print(json.dumps(daily_digest(ctx), ensure_ascii=False))
+        return 0
+    finally:
+        ctx.close()
+
+
 def _cmd_purge(args: argparse.Namespace) -> int:
     from parafe.jobs.schedule import purge
 
@@ -160,6 +171,8 @@ def add_commands(sub: Any) -> None:
     p_jobs.set_defaults(func=_cmd_jobs)
     p_purge = dev.add_parser("purge", help="Lancer la purge quotidienne maintenant")
     p_purge.set_defaults(func=_cmd_purge)
+    p_digest = dev.add_parser("digest", help="Envoyer maintenant le récapitulatif quotidien des documents en attente")
+    p_digest.set_defaults(func=_cmd_digest)
     p_chaos = dev.add_parser("chaos", help="Scénario de pannes : nœuds tués, PostgreSQL relancé, S3 en panne, "
                              "puis invariants vérifiés (docs/chaos.md)")
     from parafe.devtools import chaos
