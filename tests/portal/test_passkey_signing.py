@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import os
 import re
 import shutil
 import subprocess
@@ -241,3 +242,52 @@ def signed(ctx: AppContext, doc_id: int) -> bool:
     with ctx.db.read() as session:
         document = session.get(Document, doc_id)
         return bool(document is not None and document.signed_blob_sha256)
+
+
+def test_launch_the_helper_from_the_signing_page(browsing: Browsing, ctx: AppContext, softhsm_env: dict[str, str],
+                                                  tmp_path: Path) -> None:
+    """The helper does not answer: the page offers « Lancer l'assistant »; its ``parafe-signer://`` link, given to
+    the installed URL handler (``parafe-signer open-url``, as the desktop would), starts the helper and the
+    signature goes on by itself."""
+    from urllib.parse import quote
+
+    from tests.portal.conftest import KEY_LABEL, free_port
+
+    doc = to_sign(browsing.server, ctx, "lancement-assistant.pdf")
+    port = free_port()
+    user_env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "PARAFE_"))}
+    user_env.update(HOME=str(tmp_path / "home"), **softhsm_env, PARAFE_SIGNER_PIN=PIN)
+    installed = subprocess.run(
+        [sys.executable, "-m", "parafe.signer", "install", "--origin", browsing.server.url, "--port", str(port),
+         "--pkcs11-lib", SOFTHSM_LIB, "--token-label", TOKEN, "--key-label", KEY_LABEL,
+         "--pin-env", "PARAFE_SIGNER_PIN"], cwd=str(ROOT), env=user_env, capture_output=True, text=True)
+    assert installed.returncode == 0, installed.stderr
+
+    page = browsing.page(SIGNER)
+    page.goto(browsing.url(f"/signature?ids={doc}"))
+    assert page.locator("#signer-launch").is_hidden()
+    page.get_by_label("Port de l'assistant sur ce poste").fill(str(port))
+    page.get_by_label("Port de l'assistant sur ce poste").dispatch_event("change")
+    with page.expect_popup() as popup_info:
+        page.get_by_role("button", name="Signer 1 document", exact=True).click()
+    launch = page.get_by_role("link", name="Lancer l'assistant")
+    launch.wait_for()
+    href = launch.get_attribute("href")
+    assert href == f"parafe-signer://start?origin={quote(browsing.server.url, safe='')}&port={port}"
+    assert "cliquez sur « Lancer l'assistant »" in page.locator("#signer-status").inner_text()
+    screenshot(page, "signature-lancer-assistant")
+    log = tmp_path / "helper.log"
+    with open(log, "wb") as fh:
+        helper = subprocess.Popen([sys.executable, "-m", "parafe.signer", "open-url", str(href)], cwd=str(ROOT),
+                                  env=user_env, stdout=fh, stderr=subprocess.STDOUT)
+    try:
+        popup = popup_info.value
+        popup.wait_for_url(re.compile(rf"http://127\.0\.0\.1:{port}/confirmer/"), timeout=60_000)
+        popup.get_by_role("button", name="Signer 1 document(s)").click()
+        page.get_by_text("1 document(s) signé(s) sur 1.").wait_for(timeout=60_000)
+        assert page.locator("#signer-launch").is_hidden()
+        assert signed(ctx, doc)
+    finally:
+        helper.terminate()
+        helper.wait(timeout=10)
+    assert "Demande de signature de" in log.read_text()
