@@ -24,7 +24,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from parafe import __version__
 from parafe.domain.deposit import PARIS
 from parafe.domain.errors import E, ParafeError
-from parafe.domain.states import State
+from parafe.domain.states import ACTOR_AUTOMATIC, ACTOR_OTP, State
 from parafe.portal import forms, security
 from parafe.services.auth import Principal, RequestIdentity, authenticate_async
 from parafe.services.context import AppContext
@@ -62,11 +62,26 @@ STATE_TONES = {
 
 KIND_LABELS = {"pdf": "PDF", "pes": "PES (XML Hélios)", "office": "Bureautique", "xml": "XML"}
 
+# Actors of automatic steps: their names stay on the wire (spec, D4: clients read « parapheur parapheur »), the
+# portal says what they are.
+ACTOR_LABELS = {ACTOR_AUTOMATIC: "Parafe (automatique)", ACTOR_OTP: "Signataire extérieur (code à usage unique)"}
 
-def paris(moment: datetime | None, fmt: str = "%d/%m/%Y %H:%M") -> str:
-    """A UTC datetime shown in Europe/Paris (DECISIONS D16)."""
-    if moment is None:
+
+def actor(name: str | None) -> str:
+    """A history actor as shown in the portal."""
+    return ACTOR_LABELS.get(name or "", name or "")
+
+
+def paris(moment: datetime | str | None, fmt: str = "%d/%m/%Y %H:%M") -> str:
+    """A UTC datetime (or an ISO 8601 text, e.g. a signing time of a validation report) shown in Europe/Paris
+    (DECISIONS D16)."""
+    if moment is None or moment == "":
         return ""
+    if isinstance(moment, str):
+        try:
+            moment = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+        except ValueError:
+            return moment
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(PARIS).strftime(fmt)
@@ -110,6 +125,7 @@ def _environment() -> Environment:
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["paris"] = paris
     env.filters["taille"] = size
+    env.filters["acteur"] = actor
     env.globals["static"] = static_url
     env.globals["query"] = query
     env.globals["STATE_TONES"] = STATE_TONES

@@ -70,3 +70,12 @@ def certificate_in_sandbox(ctx: AppContext, fingerprint: str) -> bool:
                 _by_fingerprint.clear()
             _by_fingerprint[key] = found
     return found[1]
+
+
+def shown_in_portal(ctx: AppContext, subscriber_ids: list[int]) -> bool:
+    """Whether the portal shows the sandbox banner to a person with accounts in these subscribers."""
+    if ctx.settings.sandbox:
+        return True
+    if not subscriber_ids or not _any_sandbox(ctx):
+        return False
+    return bool(subscriber_ids_in_sandbox(ctx) & set(subscriber_ids))

@@ -20,7 +20,9 @@ focusable region and text layer, « Viser » in the first screen of a phone, the
 
 from __future__ import annotations
 
+import hashlib
 import re
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -463,6 +465,18 @@ def test_admin_pages(browsing: Browsing) -> None:
     admin.goto(browsing.url("/admin/123456789/sms?mois=2026-13"))
     error_semantics(admin, "s-mois", "Mois")
     problems += examine(admin, "admin: historique des SMS, mois invalide")
+    # the compliance report of a client (issue 21): the agent's software polls its acknowledgements too often
+    with server.client(AGENT) as c:
+        for _ in range(3):
+            c.get("/parapheur-ws/rest/v1/documents/v2/123456789/ack/remaining")
+    fingerprint = hashlib.sha256(ssl.PEM_cert_to_DER_cert(Path(server.home.demo(AGENT)[0]).read_text())).hexdigest()
+    admin.goto(browsing.url("/admin/123456789/clients"))
+    problems += examine(admin, "admin: conformité des clients")
+    admin.get_by_role("link", name=re.compile("Alice Agent")).first.click()
+    admin.wait_for_url(re.compile(f"/admin/123456789/clients/{fingerprint}$"))
+    assert "non conforme" in admin.locator("main").inner_text()
+    problems += examine(admin, "admin: conformité d'un client", shot="admin-conformite-client")
+    admin.screenshot(path=str(SCREENS / "admin-conformite-client.png"), full_page=True)
     assert problems == []
 
 

@@ -166,6 +166,20 @@ class Recorder:
                examples: list[tuple[str, str, datetime, str]],
                pending: list[tuple[bool, str, str, str, datetime]]) -> None:
         limit = self.settings.compliance_examples
+        # only the last ``limit`` examples of each client and rule can survive the ring: write no more
+        kept: dict[tuple[str, str], list[tuple[str, str, datetime, str]]] = {}
+        for example in examples:
+            ring = kept.setdefault((example[0], example[1]), [])
+            ring.append(example)
+            if len(ring) > limit:
+                del ring[0]
+        examples = [e for ring in kept.values() for e in ring]
+        # the last operation on a duty wins (a GET then its DELETE in the same batch writes one DELETE)
+        net: dict[tuple[str, str, str], tuple[bool, datetime]] = {}
+        for opened, fp, kind, key, at in pending:
+            net.pop((fp, kind, key), None)
+            net[(fp, kind, key)] = (opened, at)
+        pending = [(opened, fp, kind, key, at) for (fp, kind, key), (opened, at) in net.items()]
         with self.ctx.db.write() as session:
             for fp, (cert, at) in sorted(clients.items()):
                 stmt = self._insert(ComplianceClient).values(

@@ -61,6 +61,7 @@ class RuleResult:
 class ClientReport:
     fingerprint: str
     subject: str
+    name: str  # the certificate's CN
     email: str | None
     not_after: str | None
     first_seen: str | None
@@ -76,6 +77,15 @@ class ClientReport:
         return asdict(self)
 
 
+def common_name(subject: str) -> str:
+    """The CN of an RFC 4514 subject (the subject itself without one)."""
+    for part in subject.split(","):
+        key, _, value = part.partition("=")
+        if key.strip().upper() == "CN" and value.strip():
+            return value.strip().replace("\\", "")
+    return subject
+
+
 @dataclass(frozen=True)
 class ClientSummary:
     fingerprint: str
@@ -84,6 +94,10 @@ class ClientSummary:
     last_seen: datetime
     breaches: int
     warnings: int
+
+    @property
+    def name(self) -> str:
+        return common_name(self.subject)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -229,8 +243,9 @@ def client_report(ctx: AppContext, fingerprint: str, *, now: datetime | None = N
     listings = counters.get("listing", 0)
     fast = counters.get("listing_fast", 0)
     floor = settings.compliance_poll_floor_seconds
-    figures: dict[str, Any] = {"listings": listings, "too_frequent": fast, "max_per_hour": max(per_hour.values(), default=0),
-               "hours": len(per_hour), "min_interval_seconds": min_gap, "floor_seconds": floor}
+    figures: dict[str, Any] = {
+        "listings": listings, "too_frequent": fast, "max_per_hour": max(per_hour.values(), default=0),
+        "hours": len(per_hour), "min_interval_seconds": min_gap, "floor_seconds": floor}
     if not listings:
         results.append(result("polling", NOT_APPLICABLE, "Aucune interrogation des retours sur la période.", figures))
     elif fast:
@@ -323,7 +338,7 @@ def client_report(ctx: AppContext, fingerprint: str, *, now: datetime | None = N
                               f"{not_after:%d/%m/%Y}." if not_after else "Certificat valide.", figures))
     calls = {k.split(":", 1)[1]: v for k, v in counters.items() if k.startswith("calls:")}
     return ClientReport(
-        fingerprint=fingerprint, subject=subject, email=email, not_after=_iso(not_after),
+        fingerprint=fingerprint, subject=subject, name=common_name(subject), email=email, not_after=_iso(not_after),
         first_seen=_iso(_aware(first_seen)), last_seen=_iso(_aware(last_seen)), accounts=sirens,
         period_days=settings.compliance_days, generated_at=_iso(now) or "", calls=calls,
         verdict=_worst([r.verdict for r in results]), rules=results)

@@ -53,7 +53,7 @@ JOHN = {"firstname": "John", "lastname": "Doe", "phonenumber": "0606060606", "em
 class Route:
     name: str
     call: Callable[[httpx.Client, dict[str, Any]], httpx.Response]
-    other: tuple[int, ErrorDef]
+    other: tuple[int, ErrorDef] | None  # None: allowed (2xx)
     norole: tuple[int, ErrorDef] | None  # None: allowed (2xx)
     prepare: Callable[[Rest], dict[str, Any]] | None = None
 
@@ -97,6 +97,13 @@ def _all_users(rest: Rest) -> dict[str, Any]:
         users = s.scalars(select(User).where(User.subscriber_id == 1, User.active.is_(True))).all()
         return {"users": [{"authenticationType": u.authentication_type, "email": u.email,
                            "firstName": u.firstname, "lastName": u.lastname, "groups": []} for u in users]}
+
+
+def _seen_clients(rest: Rest) -> dict[str, Any]:
+    for email in (OTHER, VISA, ADMIN):  # a client's report exists once the connectors have seen it
+        with rest.client(email) as c:
+            c.get(f"{V1}/documents/v2/{SIREN}/ack/remaining")
+    return {}
 
 
 S05 = (403, E.SUBSCRIBER_UNKNOWN_OR_FORBIDDEN)
@@ -148,6 +155,9 @@ ROUTES = [
           S05, (403, E.NO_PERMISSION)),
     Route("R21 synchronization", lambda c, d: c.put(f"{V1}/synchronization/{SIREN}/users", json=d["users"]),
           S05, (403, E.AUTH_ACCESS_DENIED), _all_users),
+    # Parafe extensions for integrators (issue 21): each client its own compliance report; getCircuits' twin
+    Route("R22 compliance", lambda c, d: c.get(f"{V1}/compliance"), None, None, _seen_clients),
+    Route("R23 circuits", lambda c, d: c.get(f"{V1}/documents/v2/{SIREN}/circuits"), S05, None),
 ]
 
 
@@ -175,6 +185,11 @@ def test_authorization_matrix(rest: Rest, route: Route) -> None:
                 assert data["doc"] not in r.json()  # filtered: the document is in a circuit it has no role on
             if route.name == "R13 ack remaining" and identity == ADMIN:
                 assert data["doc"] in r.json()
+            if route.name == "R22 compliance":  # its own report, never another client's
+                assert r.json()["email"] == identity and r.json()["accounts"][0]["email"] == identity
+            if route.name == "R23 circuits":
+                keys = {c["id"] for c in r.json()}
+                assert keys == ({"bureautique"} if identity == VISA else keys | {"otp", "bureautique"})
             continue
         status, entry = expected
         assert r.status_code == status, (identity, r.status_code, r.text)

@@ -31,6 +31,8 @@ EXPECTED = {
     ("get", "/rest/v1/documents/search"),
     ("post", "/rest/v1/documents/search"),
     ("put", "/rest/v1/synchronization/{siren}/users"),
+    ("get", "/rest/v1/compliance"),  # Parafe extension for integrators (issue 21)
+    ("get", "/rest/v1/documents/v2/{siren}/circuits"),  # Parafe extension (getCircuits has no REST twin)
 }
 
 FIELDS = {
