@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -42,8 +42,8 @@ def check(ctx: AppContext, login: str, address: str | None) -> bool:
     now = utcnow()
     keys = _keys(login, address)
     with ctx.db.read() as session:
-        rows = [row for row in session.scalars(select(LoginThrottle).where(
-            LoginThrottle.key.in_([k for _, k in keys]))) if (row.scope, row.key) in keys]
+        rows = list(session.scalars(select(LoginThrottle).where(or_(*(
+            and_(LoginThrottle.scope == scope, LoginThrottle.key == key) for scope, key in keys)))))
     waits = [aware(row.blocked_until) - now for row in rows
              if row.blocked_until is not None and aware(row.blocked_until) > now]
     if waits:
