@@ -23,6 +23,8 @@ from __future__ import annotations
 import hashlib
 import re
 import ssl
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,7 +33,7 @@ from typing import Any
 import pytest
 
 from parafe.services.demo import ADMIN, AGENT, SIGNER, VISA
-from tests.conftest import TESTDATA, Home, LiveServer, start_server, stop_server
+from tests.conftest import ROOT, TESTDATA, Home, LiveServer, start_server, stop_server
 from tests.fixtures.files import pdf_bytes
 from tests.portal.conftest import SCREENS, Browsing, _same_picture
 from tests.portal.test_browser_otp_admin import BUSINESS, business_site, last_sms_code, rest_otp_upload
@@ -426,6 +428,15 @@ def test_valideur_and_signataire_pages(browsing: Browsing) -> None:
     problems += examine(signer, "signataire: motif de refus manquant", ready=sready)
     signer.goto(browsing.url(f"/signature?ids={doc_id}"))
     problems += examine(signer, "signataire: signature avec son certificat")
+    # passkeys (issue 20): « Mes clés d'accès », then the signing page once a server-held key exists
+    signer.goto(browsing.url("/cles-d-acces"))
+    problems += examine(signer, "signataire: mes clés d'accès")
+    made = subprocess.run([sys.executable, "-m", "parafe", "admin", "server-key", "add", "--email", SIGNER],
+                          cwd=str(ROOT), env=server.home.env(), capture_output=True, text=True, check=False)
+    assert made.returncode == 0, made.stderr
+    signer.goto(browsing.url(f"/signature?ids={doc_id}"))
+    assert signer.get_by_role("heading", name="Signer avec ma clé d'accès (sans installation)").count() == 1
+    problems += examine(signer, "signataire: signature par clé d'accès (aucune clé enregistrée)")
     assert problems == []
 
 
