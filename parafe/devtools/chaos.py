@@ -12,9 +12,10 @@ What runs, all on this machine:
   ``bureautique`` then the visa and the signature through the portal's API (the signer's own key, as the local
   helper would sign), REST deposits in ``otp`` then the OTP information, the link and the code (read from the
   development mail outbox), OSS ``signServerDoc``, downloads and deletes;
-- meanwhile, every ``kill_every`` seconds a random node or worker gets ``SIGKILL`` and is restarted after
-  ``restart_after`` seconds; PostgreSQL is restarted ``pg_restarts`` times (``pg_ctlcluster``); S3 fails requests
-  for ``s3_fault_seconds`` in the middle of the run.
+- meanwhile, every ``kill_every`` seconds a random running node or worker (never the last node serving) gets
+  ``SIGKILL`` and is restarted after ``restart_after`` seconds; PostgreSQL is restarted ``pg_restarts`` times
+  (``pg_ctlcluster``); S3 fails requests for ``s3_fault_seconds`` (at least, until one did fail) from 30 % of
+  the run.
 
 Then every process is up again, the outbox is left to drain, and :func:`check` counts, on the database and the
 bucket: acknowledged ids without their row or blob (lost), signed documents whose signatures or « Signé »
@@ -680,22 +681,38 @@ def _chaos(cluster: Cluster, report: Report, rng: random.Random, stop: threading
     pg_at = [options.duration * (i + 1) / (options.pg_restarts + 1) for i in range(options.pg_restarts)]
     s3_at = options.duration * 0.3
     s3_done = False
+    s3_started: float | None = None
     next_kill = start + options.kill_every
+    lock = threading.Lock()
+    restarting: set[str] = set()
     while not stop.wait(0.2):
         elapsed = time.monotonic() - start
         if pg_at and elapsed >= pg_at[0]:
             pg_at.pop(0)
             if cluster.restart_postgres():
                 report.pg_restarts += 1
-        if not s3_done and elapsed >= s3_at:
-            s3_done = True
-            cluster.say(f"  S3 : pannes injectées pendant {options.s3_fault_seconds:.0f} s "
+        if s3_started is None and elapsed >= s3_at:
+            s3_started = elapsed
+            cluster.say(f"  S3 : pannes injectées pendant {options.s3_fault_seconds:.0f} s au moins "
                         f"({options.s3_fault_rate:.0%} des requêtes)")
             cluster.s3_fault(True)
-            threading.Timer(options.s3_fault_seconds, cluster.s3_fault, args=(False,)).start()
+        if s3_started is not None and not s3_done and elapsed >= s3_started + options.s3_fault_seconds and (
+                cluster.s3_failures() > 0 or elapsed >= s3_started + 4 * options.s3_fault_seconds):
+            s3_done = True  # the window lasts until a request did fail (all nodes may have been down meanwhile)
+            cluster.s3_fault(False)
+            cluster.say(f"  S3 : fin des pannes (t={elapsed:.0f} s, {cluster.s3_failures()} requêtes en échec)")
         if time.monotonic() >= next_kill:
-            victim = rng.choice(procs)
+            # a running process, and never the last node serving (the load keeps going through the other one)
+            with lock:
+                up = [p for p in procs if p.alive() and p.name not in restarting]
+                nodes_up = [p for p in up if p.url]
+                candidates = [p for p in up if not p.url or len(nodes_up) > 1]
+            if not candidates:
+                continue
+            victim = rng.choice(candidates)
             cluster.say(f"  kill -9 {victim.name} (t={elapsed:.0f} s)")
+            with lock:
+                restarting.add(victim.name)
             victim.kill9()
             report.kills += 1
 
@@ -704,9 +721,13 @@ def _chaos(cluster: Cluster, report: Report, rng: random.Random, stop: threading
                 proc.start()
                 if proc.url:
                     cluster.wait_node(proc)
+                else:
+                    time.sleep(3.0)  # a worker is up once it has connected to the queue
+                with lock:
+                    restarting.discard(proc.name)
 
             threading.Thread(target=restart, daemon=True).start()
-            next_kill = time.monotonic() + options.kill_every + options.restart_after
+            next_kill = time.monotonic() + options.kill_every
 
 
 def _drain(cluster: Cluster, timeout: float) -> None:
