@@ -206,7 +206,9 @@ def test_other_digests_replay_and_revoked_passkey_are_refused(
     page = browsing.page(SIGNER)
     with_authenticator(page)
     enrol(page, browsing, "Ordinateur du bureau")
+    screenshot(page, "cles-d-acces")
     page.goto(browsing.url(f"/signature?ids={doc_a}"))
+    screenshot(page, "signature-cle-d-acces-avant")
     csrf = page.locator("#passkey-sign").get_attribute("data-csrf")
     got = page.evaluate(ASSERT_JS, [[doc_a, doc_c], csrf])
 
@@ -275,6 +277,8 @@ def test_launch_the_helper_from_the_signing_page(browsing: Browsing, ctx: AppCon
     href = launch.get_attribute("href")
     assert href == f"parafe-signer://start?origin={quote(browsing.server.url, safe='')}&port={port}"
     assert "cliquez sur « Lancer l'assistant »" in page.locator("#signer-status").inner_text()
+    screenshot(page, "signature-lancer-assistant")
+    page.set_viewport_size(PHONE)
     screenshot(page, "signature-lancer-assistant")
     log = tmp_path / "helper.log"
     with open(log, "wb") as fh:
