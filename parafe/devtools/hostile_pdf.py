@@ -49,3 +49,24 @@ def write_many_pages(path: Path, pages: int, *, announced_size: int | None = Non
             write(b"".join(b"%010d 00000 n \n" % o for o in offsets[start:start + _BATCH]))
         write(b"trailer\n<</Size %d/Root 1 0 R>>\nstartxref\n%d\n%%%%EOF\n" % (announced_size or count, xref))
     return pos
+
+
+def write_deep_tree(path: Path, depth: int) -> int:
+    """Write a one-page PDF whose page sits under ``depth`` nested ``/Pages`` nodes; returns its size."""
+    objects: list[bytes] = [b"<</Type/Catalog/Pages 2 0 R>>"]
+    for level in range(depth):
+        number = level + 2
+        parent = f"/Parent {number - 1} 0 R" if level else ""
+        objects.append(f"<</Type/Pages{parent}/Count 1/Kids[{number + 1} 0 R]>>".encode())
+    objects.append(f"<</Type/Page/Parent {depth + 1} 0 R/MediaBox[0 0 612 792]/Resources<<>>>>".encode())
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<</Size %d/Root 1 0 R>>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    path.write_bytes(bytes(out))
+    return len(out)
