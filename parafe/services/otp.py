@@ -163,6 +163,7 @@ def send_code(ctx: AppContext, document_ids: list[int]) -> SentCode:
     code = f"{secrets.randbelow(10 ** s.otp_digits):0{s.otp_digits}d}"
     with ctx.db.write() as session:
         found, who = _documents(session, ids)
+        _challenge(session, ids)  # lock order of check_code (challenges, then usage rows): no deadlock between them
         usage = _usage(session, found)
         _check_not_locked(usage)
         if any(row.codes_sent >= s.otp_max_codes for row in usage):
