@@ -126,3 +126,47 @@ def test_dav_prefix_is_the_recorded_one() -> None:
     from parafe.services.compliance.classify import WEBDAV_PREFIX
 
     assert DAV == WEBDAV_PREFIX
+
+
+def test_refused_certificates_are_reported(dav: Dav) -> None:
+    import hashlib
+    import ssl
+
+    from parafe.services.compliance.report import client_report
+
+    pem, key = dav.home.bad("expired")
+    with httpx.Client(base_url=dav.url, verify=dav.home.ssl_context((pem, key)), timeout=60) as c:
+        r = c.get(f"{V1}/documents/v2/123456789/ack/remaining")
+    assert r.status_code == 401 and r.json()["errorCode"] == 162
+    _report(dav, GOOD)  # any report flushes the server's recorder
+    fingerprint = hashlib.sha256(ssl.PEM_cert_to_DER_cert(Path(pem).read_text())).hexdigest()
+    report = client_report(dav.ctx, fingerprint)
+    assert report is not None
+    rule = next(r for r in report.rules if r.id == "certificate")
+    assert rule.verdict == BREACH and rule.figures["refused_connections"] == {"expired": 1}
+    assert "certificat périmé × 1" in rule.summary
+
+
+def test_subscriber_sandbox_marks_its_clients_answers(dav: Dav) -> None:
+    env = {**dav.home.env(), **ENV}
+
+    def admin(*args: str) -> str:
+        out = subprocess.run([sys.executable, "-m", "parafe", "admin", "subscriber", "sandbox", *args],
+                             cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    def marked(email: str) -> bool:
+        with dav.client(email) as c:
+            return c.get(f"{V1}/documents/v2/{SIRENS[email]}/ack/remaining").headers.get("x-parafe-sandbox") == "1"
+
+    assert not marked(BAD)
+    assert "Abonné 123456789 en bac à sable" in admin("123456789", "--on")
+    try:
+        deadline = time.monotonic() + 60  # the server re-reads the flag within its few seconds' cache
+        while not marked(BAD):
+            assert time.monotonic() < deadline, "the sandbox header never appeared"
+            time.sleep(0.5)
+        assert not marked(GOOD)  # another subscriber's client: no sandbox
+    finally:
+        admin("123456789", "--off")
