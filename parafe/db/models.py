@@ -895,6 +895,8 @@ class Passkey(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
     revoked_by: Mapped[str | None] = mapped_column(String(255), default=None)
+    pending: Mapped[bool] = mapped_column(Boolean, default=False)  # enrolled after a password login
+    validated_by: Mapped[str | None] = mapped_column(String(255), default=None)
 
 
 class PasskeyChallenge(Base):

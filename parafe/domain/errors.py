@@ -277,7 +277,7 @@ class E:
         "ADMIN_EMAIL_INVALID", 205, "Adresse électronique invalide : « {email} ».", "Invalid e-mail address", 400)
     ADMIN_PASSWORD_REQUIRED = _e(
         "ADMIN_PASSWORD_REQUIRED", 206,
-        "Un compte BASIC doit avoir un mot de passe d'au moins 12 caractères.",
+        "Un compte à mot de passe doit avoir un mot de passe d'au moins 12 caractères.",
         "BASIC accounts need a password of at least 12 characters", 400)
     ADMIN_CERTIFICATE_INVALID = _e(
         "ADMIN_CERTIFICATE_INVALID", 207, "Certificat illisible : fichier PEM ou DER attendu.",
@@ -487,6 +487,10 @@ class E:
         "The assertion's credential is revoked, unknown or another user's", 403)
     PASSKEY_NOT_FOUND = _e(
         "PASSKEY_NOT_FOUND", 283, "Clé d'accès inconnue.", "Unknown passkey id (or another subscriber's)", 404)
+    PASSKEY_PENDING = _e(
+        "PASSKEY_PENDING", 284,
+        "Cette clé d'accès attend la validation de votre administrateur : elle ne peut pas encore confirmer une "
+        "signature.", "The passkey was enrolled after a password login and no administrator validated it yet", 403)
     # --- absence delegation, bulk visa, daily digest (issue 20): 285-294 ---
     DELEGATE_UNKNOWN = _e(
         "DELEGATE_UNKNOWN", 285, "Aucun utilisateur actif « {email} » dans votre collectivité.",

@@ -8,7 +8,8 @@
   from the nonce and the digests, then asks the authenticator (``navigator.credentials.get``);
 - ``POST /signature/cle/finaliser`` ``{"session", "credential"}`` → ``{"results": [{"id", "name", "ok",
   "message"}]}``;
-- ``POST /admin/cles-d-acces/{id}/revoquer`` (subscriber administrators, from the user's admin page).
+- ``POST /admin/cles-d-acces/{id}/revoquer`` and ``…/valider`` (subscriber administrators, from the user's admin
+  page): revoke a passkey; validate one enrolled after a password login.
 
 JSON endpoints need the CSRF token in ``X-CSRF-Token``. The relying party is the portal's public address
 (``PARAFE_PUBLIC_URL``) when set, else the address the browser used. The work is done by
@@ -100,16 +101,25 @@ async def finish(request: Request) -> Response:
     return await _json_call(request, action)
 
 
-@page
-async def revoke(request: Request, principal: Any) -> Response:
+async def _admin_action(request: Request, principal: Any, action: Any) -> Response:
     form = await read_form(request, principal)
     raw = str(request.path_params.get("passkey_id", ""))
     if not raw.isdigit():
         raise ParafeError(E.PASSKEY_NOT_FOUND)
-    await call(passkeys.revoke, ctx_of(request), principal, int(raw))
+    await call(action, ctx_of(request), principal, int(raw))
     back = str(form.get("back") or "")
     safe = back.startswith("/admin/") and "//" not in back and "?" not in back and "\\" not in back
-    return redirect(f"{back if safe else '/admin'}?ok=retire")
+    return redirect(f"{back if safe else '/admin'}?ok=enregistre")
+
+
+@page
+async def revoke(request: Request, principal: Any) -> Response:
+    return await _admin_action(request, principal, passkeys.revoke)
+
+
+@page
+async def validate(request: Request, principal: Any) -> Response:
+    return await _admin_action(request, principal, passkeys.validate)
 
 
 routes = [
@@ -119,4 +129,5 @@ routes = [
     Route("/signature/cle/preparer", prepare, methods=["POST"]),
     Route("/signature/cle/finaliser", finish, methods=["POST"]),
     Route("/admin/cles-d-acces/{passkey_id}/revoquer", revoke, methods=["POST"]),
+    Route("/admin/cles-d-acces/{passkey_id}/valider", validate, methods=["POST"]),
 ]

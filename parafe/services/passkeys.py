@@ -4,8 +4,9 @@ WebAuthn is verified by py_webauthn (``webauthn`` on PyPI, Duo Labs): no CBOR/CO
 
 Enrolment — :func:`begin_registration` / :func:`finish_registration`: an authenticated portal user (client
 certificate, or an administrator-created password account) registers a passkey for their account; several
-per account. User verification is required. An administrator of the account's subscriber revokes it
-(:func:`revoke`).
+per account. User verification is required. A passkey enrolled after a certificate login is active at once; one
+enrolled after a password login waits until an administrator of the subscriber validates it (:func:`validate`),
+so that a stolen password alone never leads to a signature. An administrator revokes passkeys (:func:`revoke`).
 
 Signature — :func:`prepare_signature` / :func:`finish_signature`:
 
@@ -74,6 +75,12 @@ class PasskeyView:
     last_used_at: datetime | None
     revoked_at: datetime | None
     revoked_by: str | None
+    pending: bool = False
+    validated_by: str | None = None
+
+    @property
+    def usable(self) -> bool:
+        return self.revoked_at is None and not self.pending
 
 
 @dataclass(frozen=True)
@@ -119,7 +126,8 @@ def _credential_id(credential: dict[str, Any]) -> str:
 
 def _view(passkey: Passkey, email: str) -> PasskeyView:
     return PasskeyView(passkey.id, passkey.user_id, email, passkey.name, passkey.credential_id, passkey.created_at,
-                       passkey.last_used_at, passkey.revoked_at, passkey.revoked_by)
+                       passkey.last_used_at, passkey.revoked_at, passkey.revoked_by, bool(passkey.pending),
+                       passkey.validated_by)
 
 
 # --- enrolment ----------------------------------------------------------------------------------------------
@@ -173,7 +181,7 @@ def finish_registration(ctx: AppContext, principal: Principal, rp: RelyingParty,
         transports = credential.get("response", {}).get("transports") or []
         passkey = Passkey(user_id=account.user_id, credential_id=credential_id,
                           public_key=bytes_to_base64url(verified.credential_public_key),
-                          sign_count=verified.sign_count, name=name,
+                          sign_count=verified.sign_count, name=name, pending=principal.method != "certificate",
                           transports=[str(t) for t in transports if isinstance(t, str)][:8])
         session.add(passkey)
         session.flush()
@@ -209,6 +217,19 @@ def _administered(session: Any, admin: Principal, user_id: int) -> User:
     return user  # type: ignore[no-any-return]
 
 
+def validate(ctx: AppContext, admin: Principal, passkey_id: int) -> PasskeyView:
+    """Validate a passkey enrolled after a password login (an administrator of its account's subscriber)."""
+    with ctx.db.write() as session:
+        passkey = session.get(Passkey, passkey_id)
+        if passkey is None:
+            raise ParafeError(E.PASSKEY_NOT_FOUND, detail=f"passkey {passkey_id}")
+        user = _administered(session, admin, passkey.user_id)
+        if passkey.pending and passkey.revoked_at is None:
+            passkey.pending = False
+            passkey.validated_by = admin.email
+        return _view(passkey, user.email)
+
+
 def revoke(ctx: AppContext, admin: Principal, passkey_id: int) -> PasskeyView:
     """Revoke a passkey (an administrator of its account's subscriber); revoking twice is harmless."""
     with ctx.db.write() as session:
@@ -235,7 +256,7 @@ def _signing_key(ctx: AppContext, principal: Principal, document_ids: list[int |
 def can_sign(ctx: AppContext, principal: Principal) -> tuple[bool, int]:
     """(has a server-held key, number of active passkeys): what the signing page offers."""
     has_key = any(server_keys.active_key(ctx, a.user_id) is not None for a in principal.accounts)
-    active = [p for p in passkeys_of(ctx, principal) if p.revoked_at is None]
+    active = [p for p in passkeys_of(ctx, principal) if p.usable]
     return has_key, len(active)
 
 
@@ -245,7 +266,8 @@ def prepare_signature(ctx: AppContext, principal: Principal, rp: RelyingParty,
     key, certificates = _signing_key(ctx, principal, document_ids)
     with ctx.db.read() as session:
         active = list(session.scalars(select(Passkey).where(Passkey.user_id.in_(principal.user_ids),
-                                                            Passkey.revoked_at.is_(None))))
+                                                            Passkey.revoked_at.is_(None),
+                                                            Passkey.pending.is_(False))))
     if not active:
         raise ParafeError(E.PASSKEY_MISSING)
     prepared = remote_signing.prepare(ctx, principal, document_ids, certificates)
@@ -282,6 +304,8 @@ def finish_signature(ctx: AppContext, principal: Principal, rp: RelyingParty, se
         passkey = session.scalar(select(Passkey).where(Passkey.credential_id == credential_id))
         if passkey is None or passkey.revoked_at is not None or passkey.user_id not in principal.user_ids:
             raise ParafeError(E.PASSKEY_REVOKED, detail=f"credential {credential_id[:16]}")
+        if passkey.pending:
+            raise ParafeError(E.PASSKEY_PENDING)
         passkey_id, passkey_name, public_key, count = passkey.id, passkey.name, passkey.public_key, passkey.sign_count
     digests = [(doc_id, [hashlib.sha256(v).digest() for v in values]) for doc_id, values in to_sign]
     expected = binding_challenge(nonce, digests)
@@ -303,7 +327,7 @@ def finish_signature(ctx: AppContext, principal: Principal, rp: RelyingParty, se
         if getattr(claimed, "rowcount", 0) != 1:
             raise ParafeError(E.PASSKEY_CHALLENGE_USED)
         still = session.get(Passkey, passkey_id)
-        if still is None or still.revoked_at is not None:
+        if still is None or still.revoked_at is not None or still.pending:
             raise ParafeError(E.PASSKEY_REVOKED)
         still.sign_count = verified.new_sign_count
         still.last_used_at = _now()

@@ -242,6 +242,8 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/signature/cle/finaliser"): _own("/signature/cle/finaliser", (400, E.BAD_REQUEST), json={}),
     ("POST", "/admin/cles-d-acces/{passkey_id}/revoquer"): _own(f"/admin/cles-d-acces/{UNKNOWN_ID}/revoquer",
                                                                  (404, E.PASSKEY_NOT_FOUND), form={}),
+    ("POST", "/admin/cles-d-acces/{passkey_id}/valider"): _own(f"/admin/cles-d-acces/{UNKNOWN_ID}/valider",
+                                                                (404, E.PASSKEY_NOT_FOUND), form={}),
     # administration
     ("GET", "/admin/{siren}/clients"): _admin("/clients"),
     ("GET", "/admin/{siren}/clients/{fingerprint}"): _admin("/clients/" + "0" * 64,

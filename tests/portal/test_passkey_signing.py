@@ -30,7 +30,7 @@ from sqlalchemy import select
 
 from parafe.config import Settings
 from parafe.db.models import Document, HistoryEntry, Passkey, ServerKey
-from parafe.services import workflow
+from parafe.services import passkeys, workflow
 from parafe.services.auth import principal_for_email
 from parafe.services.context import AppContext
 from parafe.services.demo import ADMIN, SIGNER, VISA
@@ -231,7 +231,7 @@ def test_other_digests_replay_and_revoked_passkey_are_refused(
     admin.goto(browsing.url(f"/admin/123456789/utilisateurs/{SIGNER}"))
     both_widths(admin, "admin-cles-d-acces")
     admin.get_by_role("button", name="Révoquer la clé d'accès Ordinateur du bureau").click()
-    admin.wait_for_url(re.compile(r"\?ok=retire$"))
+    admin.wait_for_url(re.compile(r"\?ok=enregistre$"))
     assert "Ordinateur du bureau — révoquée" in admin.locator("#titre-cles-acces + ul").inner_text()
     revoked = finish(got["C"], got["c"])
     assert revoked["status"] == 403 and revoked["body"]["errorCode"] == 282, revoked
@@ -295,3 +295,32 @@ def test_launch_the_helper_from_the_signing_page(browsing: Browsing, ctx: AppCon
         helper.terminate()
         helper.wait(timeout=10)
     assert "Demande de signature de" in log.read_text()
+
+
+def test_a_passkey_enrolled_after_a_password_login_waits_for_an_administrator(
+        browsing: Browsing, ctx: AppContext) -> None:
+    """A stolen password alone must not lead to a signature: the passkey it enrols is inactive until an
+    administrator (here by certificate) validates it."""
+    password = (browsing.server.home.path / "demo" / "admin-password.txt").read_text().strip()
+    page = browsing.page(basic=(ADMIN, password))
+    with_authenticator(page)
+    page.goto(browsing.url("/connexion"))  # the Basic challenge: the browser then sends the password
+    page.wait_for_url(re.compile(r"/admin/"))
+    page.goto(browsing.url("/cles-d-acces"))
+    assert "ne servira qu'après sa validation par votre administrateur" in page.locator("main").inner_text()
+    page.get_by_label("Nom de la clé (pour la reconnaître)").fill("Clé par mot de passe")
+    page.get_by_role("button", name="Enregistrer une clé d'accès").click()
+    page.wait_for_url(re.compile(r"/cles-d-acces\?ok=cle$"))
+    listed = page.locator("#titre-cles + ul").inner_text()
+    assert "Clé par mot de passe — en attente de validation par votre administrateur" in listed
+    admin_principal = principal_for_email(ctx, ADMIN)
+    assert passkeys.can_sign(ctx, admin_principal)[1] == 0  # not usable for a signature
+
+    validator = browsing.page(ADMIN)  # by certificate
+    validator.goto(browsing.url(f"/admin/123456789/utilisateurs/{ADMIN}"))
+    assert "Clé par mot de passe — en attente de validation" in validator.locator("#titre-cles-acces + ul").inner_text()
+    screenshot(validator, "admin-cle-d-acces-a-valider")
+    validator.get_by_role("button", name="Valider la clé d'accès Clé par mot de passe").click()
+    validator.wait_for_url(re.compile(r"\?ok=enregistre$"))
+    assert "Clé par mot de passe — active" in validator.locator("#titre-cles-acces + ul").inner_text()
+    assert passkeys.can_sign(ctx, admin_principal)[1] == 1

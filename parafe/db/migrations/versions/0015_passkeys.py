@@ -46,6 +46,8 @@ def upgrade() -> None:
     sa.Column('last_used_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('revoked_by', sa.String(length=255), nullable=True),
+    sa.Column('pending', sa.Boolean(), nullable=False),
+    sa.Column('validated_by', sa.String(length=255), nullable=True),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_passkeys_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_passkeys')),
     sa.UniqueConstraint('credential_id', name=op.f('uq_passkeys_credential_id'))
