@@ -33,7 +33,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, Table, Text, cast, delete, or_, select, update
+from sqlalchemy import Column, Table, Text, and_, cast, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from parafe.db.models import (
@@ -222,20 +222,30 @@ def catch_up(ctx: AppContext) -> int:
 PURGE_ACTOR = "Purge automatique"
 
 
+def _awaited_return() -> Any:
+    """A return still in a remaining list of the web services: not downloaded, not deleted from WebDAV (D11)."""
+    from parafe.db.models import ReturnItem
+
+    return (ReturnItem.downloaded_at.is_(None), ReturnItem.webdav_deleted_at.is_(None))
+
+
 def purge_webdav_documents(ctx: AppContext, cutoff: datetime, finished: Iterable[str]) -> int:
     """Documents deposited through WebDAV whose circuit is over (``finished`` states) and unchanged since
     ``cutoff``: their returns leave ``out/`` (spec §4.5) and, nothing else keeping them, they are buried like a
-    delete (tombstone ``purge``, bytes erased). Returns how many."""
-    from parafe.db.models import WebdavDeposit
+    delete (tombstone ``purge``, bytes erased). A document whose acknowledgement is still in the web services'
+    remaining list (neither downloaded nor deleted from WebDAV, DECISIONS D11) is kept until it leaves it.
+    Returns how many."""
+    from parafe.db.models import ReturnItem, WebdavDeposit
 
     states = sorted(set(finished))
+    awaited = select(ReturnItem.document_id).where(ReturnItem.document_id.is_not(None), *_awaited_return())
     count = 0
     while True:
         with ctx.db.write() as session:
             documents = list(session.scalars(
                 select(Document).where(Document.id.in_(select(WebdavDeposit.document_id)),
                                        Document.state.in_(states), Document.updated_at < cutoff,
-                                       Document.deleted_at.is_(None))
+                                       Document.deleted_at.is_(None), Document.id.not_in(awaited))
                 .order_by(Document.id).limit(_BATCH).with_for_update()))
             for document in documents:
                 bury(session, document, reason="purge", by_user_id=None, by_name=PURGE_ACTOR)
@@ -249,14 +259,16 @@ def purge_webdav_documents(ctx: AppContext, cutoff: datetime, finished: Iterable
 
 
 def purge_returns(ctx: AppContext, cutoff: datetime) -> int:
-    """PES_Retour and Chorus flows (returns of the subscriber, not of a document) older than ``cutoff``: removed
-    from ``out/`` and the remaining lists, their bytes erased. Returns how many."""
+    """PES_Retour and Chorus flows (returns of the subscriber, not of a document) older than ``cutoff`` — out of
+    ``out/`` (spec §4.5) — and fetched (downloaded through the web services, or deleted from WebDAV): removed, their
+    bytes erased. A flow nobody fetched stays in its remaining list (DECISIONS D11). Returns how many."""
     from parafe.db.models import ReturnItem
 
     now = utcnow()
     with ctx.db.write() as session:
         rows = session.execute(select(ReturnItem.id, ReturnItem.blob_sha256).where(
-            ReturnItem.document_id.is_(None), ReturnItem.created_at < cutoff)).all()
+            ReturnItem.document_id.is_(None), ReturnItem.created_at < cutoff,
+            ~and_(*_awaited_return()))).all()
         if rows:
             session.execute(delete(ReturnItem).where(ReturnItem.id.in_([r.id for r in rows])))
     erase_blobs(ctx, {r.blob_sha256 for r in rows}, now, label="of a purged return")

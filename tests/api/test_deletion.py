@@ -256,21 +256,27 @@ def test_purge_erases_what_leaves_webdav(stack: Stack, tmp_path: Path) -> None:
             assert client.get(f"{DAV}/out/serveur/{name}").status_code == 200
         flow = returns.add_return(ctx, kind="pes_retour", data=b"<PES_Retour>ancien</PES_Retour>",
                                   name="PES_Retour_ancien.xml", siren="123456789")
+        waiting = returns.add_return(ctx, kind="pes_retour", data=b"<PES_Retour>jamais lu</PES_Retour>",
+                                     name="PES_Retour_en_attente.xml", siren="123456789")
+        with server.client(AGENT) as client:  # fetched: it may go once out of out/; the other one waits (D11)
+            assert client.get(f"{REST}/documents/v2/{flow}/pes-retour/download").status_code == 200
         with ctx.db.read() as s:
             doc = s.get(Document, webdav_doc)
             assert doc is not None and doc.signed_blob_sha256
             original, signed = doc.blob_sha256, doc.signed_blob_sha256
             flow_blob = s.scalar(select(ReturnItem.blob_sha256).where(ReturnItem.public_id == flow))
-        assert {original, signed, flow_blob} <= stack.stored()
+            waiting_blob = s.scalar(select(ReturnItem.blob_sha256).where(ReturnItem.public_id == waiting))
+        assert {original, signed, flow_blob, waiting_blob} <= stack.stored()
         old = utcnow() - timedelta(days=16)
         with ctx.db.write() as s:  # 16 days pass
             s.execute(update(Document).where(Document.id == webdav_doc).values(updated_at=old))
-            s.execute(update(ReturnItem).where(ReturnItem.public_id == flow).values(created_at=old))
+            s.execute(update(ReturnItem).where(ReturnItem.public_id.in_([flow, waiting])).values(created_at=old))
 
         report = purge(ctx)  # the daily job's function
         left = stack.stored()
         assert signed not in left and flow_blob not in left
         assert original in left  # the live REST deposit holds the same bytes
+        assert waiting_blob in left  # not fetched yet: still in listRemainingPesRetour (D11)
         assert report["webdav_documents"] == 1 and report["returns"] == 1
         from parafe.db.models import DocumentTombstone
 
@@ -285,7 +291,8 @@ def test_purge_erases_what_leaves_webdav(stack: Stack, tmp_path: Path) -> None:
             assert out.status_code == never.status_code == 404
             listing = client.request("PROPFIND", f"{DAV}/out/serveur/", headers={"Depth": "1"})
             assert listing.status_code == 207 and name not in listing.text
-            assert str(flow) not in client.get(f"{REST}/documents/v2/123456789/pes-retour/remaining").text
+            remaining = client.get(f"{REST}/documents/v2/123456789/pes-retour/remaining").json()
+            assert flow not in remaining and waiting in remaining
             pes_retour = client.get(f"{REST}/documents/v2/{flow}/pes-retour/download")
             assert pes_retour.status_code == 404
         _answers_as_unknown(server, webdav_doc)
