@@ -5,8 +5,9 @@ Per spec §4.2 notes / DECISIONS D6, connector files live 15 days (``PARAFE_PURG
 
 - documents deposited through WebDAV, finished and unchanged for that long, leave ``out/`` for good: they are
   buried like a delete (tombstone ``purge``, bytes erased from the blob store, :mod:`parafe.services.erasure`);
-- PES_Retour and Chorus flows older than that leave ``out/`` and the remaining lists, their bytes erased;
-  acknowledgements of a live document stay with it (``downloadAcknowledgement``) but leave ``out/``;
+- PES_Retour and Chorus flows older than that and fetched (downloaded, or deleted from WebDAV) are removed,
+  their bytes erased; an unfetched one stays in its remaining list (D11); acknowledgements of a live document
+  stay with it (``downloadAcknowledgement``) but leave ``out/``;
 - finished documents (``Classé``, ``Archivé``, refused, rejected, failed…) last changed before that are marked
   ``extra["out_purged"]``: the WebDAV ``out/`` view no longer lists them (dashboards already leave ``Classé``
   documents out: they wait for no action, spec §2.5.5);
