@@ -105,6 +105,7 @@ class Report:
     requests: int = 0
     request_errors: int = 0
     kills: int = 0
+    self_exits: int = 0
     pg_restarts: int = 0
     s3_failed_requests: int = 0
     signed_checked: int = 0
@@ -138,7 +139,8 @@ class Report:
             f"Suppressions acquittées : {self.deleted}",
             f"Requêtes des clients : {self.requests} (dont {self.request_errors} en erreur pendant les pannes)",
             "  erreurs : " + (", ".join(f"{k} × {v}" for k, v in self.errors_by_kind.most_common(6)) or "aucune"),
-            f"Arrêts brutaux (kill -9) : {self.kills} ; redémarrages de PostgreSQL : {self.pg_restarts} ; "
+            f"Arrêts brutaux (kill -9) : {self.kills} ; arrêts d'eux-mêmes (relancés) : {self.self_exits} ; "
+            f"redémarrages de PostgreSQL : {self.pg_restarts} ; "
             f"requêtes S3 en échec injecté : {self.s3_failed_requests}",
             f"Tâches exécutées en plus d'une tentative (reprises) : {self.jobs_recovered}",
             f"Documents signés vérifiés : {self.signed_checked}",
@@ -412,7 +414,9 @@ def _soap_upload(name: str, data: bytes) -> bytes:
 class Load:
     """The client threads and what they were told (acknowledged ids, deletes)."""
 
-    def __init__(self, cluster: Cluster, report: Report, rng: random.Random) -> None:
+    def __init__(self, cluster: Any, report: Report, rng: random.Random) -> None:
+        """``cluster``: a :class:`Cluster`, or anything with ``nodes`` (``url``), ``template`` (a home with the
+        demo certificates), ``ctx`` (on the same database) and ``say`` (the soak bench's single node)."""
         self.cluster = cluster
         self.report = report
         self.rng = rng
@@ -423,6 +427,7 @@ class Load:
         self.to_sign: list[int] = []
         self.otp_docs: list[int] = []
         self.stop = threading.Event()
+        self.latencies: list[tuple[float, float]] = []  # (start, seconds) of every answered request
         home = cluster.template
         self.contexts = {email: self._ssl(home, email) for email in (AGENT, VISA, SIGNER)}
         from parafe.signing.keys import load_signer
@@ -451,8 +456,11 @@ class Load:
         reason = "connexion refusée ou coupée"
         for url in urls:
             try:
+                began = time.monotonic()
                 with httpx.Client(base_url=url, verify=self.contexts[email], timeout=60) as client:
                     response = client.request(method, path, **kwargs)
+                with self.lock:
+                    self.latencies.append((began, time.monotonic() - began))
             except httpx.HTTPError as exc:
                 reason = f"connexion : {exc.__class__.__name__}"
                 continue
@@ -685,6 +693,17 @@ def _chaos(cluster: Cluster, report: Report, rng: random.Random, stop: threading
     next_kill = start + options.kill_every
     lock = threading.Lock()
     restarting: set[str] = set()
+    helpers: list[threading.Thread] = []
+
+    def restart(proc: Proc, pause: float) -> None:
+        time.sleep(pause)
+        proc.start()
+        if proc.url:
+            cluster.wait_node(proc)
+        else:
+            time.sleep(3.0)  # a worker is up once it has connected to the queue
+        with lock:
+            restarting.discard(proc.name)
     while not stop.wait(0.2):
         elapsed = time.monotonic() - start
         if pg_at and elapsed >= pg_at[0]:
@@ -701,6 +720,15 @@ def _chaos(cluster: Cluster, report: Report, rng: random.Random, stop: threading
             s3_done = True  # the window lasts until a request did fail (all nodes may have been down meanwhile)
             cluster.s3_fault(False)
             cluster.say(f"  S3 : fin des pannes (t={elapsed:.0f} s, {cluster.s3_failures()} requêtes en échec)")
+        with lock:  # a supervisor's job (systemd's Restart=always): a process that exited by itself (it could
+            # not reach PostgreSQL while starting, say) is started again
+            exited = [p for p in procs if not p.alive() and p.name not in restarting]
+            restarting.update(p.name for p in exited)
+        for proc in exited:
+            cluster.say(f"  {proc.name} s'est arrêté de lui-même : relancé (t={elapsed:.0f} s)")
+            report.self_exits += 1
+            helpers.append(threading.Thread(target=restart, args=(proc, 1.0), daemon=True))
+            helpers[-1].start()
         if time.monotonic() >= next_kill:
             # a running process, and never the last node serving (the load keeps going through the other one)
             with lock:
@@ -716,18 +744,11 @@ def _chaos(cluster: Cluster, report: Report, rng: random.Random, stop: threading
             victim.kill9()
             report.kills += 1
 
-            def restart(proc: Proc = victim) -> None:
-                time.sleep(options.restart_after)
-                proc.start()
-                if proc.url:
-                    cluster.wait_node(proc)
-                else:
-                    time.sleep(3.0)  # a worker is up once it has connected to the queue
-                with lock:
-                    restarting.discard(proc.name)
-
-            threading.Thread(target=restart, daemon=True).start()
+            helpers.append(threading.Thread(target=restart, args=(victim, options.restart_after), daemon=True))
+            helpers[-1].start()
             next_kill = time.monotonic() + options.kill_every
+    for helper in helpers:  # every restart in flight is done before the run goes on
+        helper.join()
 
 
 def _drain(cluster: Cluster, timeout: float) -> None:
