@@ -37,11 +37,14 @@ from parafe.services.auth import Principal, authenticate_async
 from parafe.services.dashboard import STEP_LABELS
 
 CIRCUIT_TYPES = [
-    (CircuitType.BUREAUTIQUE_PDF.value, "Bureautique PDF (signature PAdES)"),
-    (CircuitType.BUREAUTIQUE_XML.value, "Bureautique (signature XAdES détachée)"),
+    (CircuitType.BUREAUTIQUE_PDF.value, "Bureautique (PDF)"),
+    (CircuitType.BUREAUTIQUE_XML.value, "Bureautique (signature dans un fichier séparé)"),
     (CircuitType.HELIOS_AVEC_TELETRANSMISSION.value, "PES Hélios avec télétransmission"),
     (CircuitType.HELIOS_SANS_TELETRANSMISSION.value, "PES Hélios sans télétransmission"),
 ]
+TYPE_LABELS = dict(CIRCUIT_TYPES)
+# the circuit types whose documents are PES flows: the PES options apply to them only
+PES_TYPES = (CircuitType.HELIOS_AVEC_TELETRANSMISSION.value, CircuitType.HELIOS_SANS_TELETRANSMISSION.value)
 STEP_CHOICES = [(kind.value, STEP_LABELS[kind.value]) for kind in StepKind]
 META_KINDS = [("text", "Texte"), ("numeric", "Nombre"), ("date", "Date"), ("regex", "Expression régulière")]
 CERT_LIMIT = 64 * 1024
@@ -88,7 +91,8 @@ async def circuits(request: Request, principal: Principal) -> Response:
     base = await _base(request, principal)
     rows = await call(portal_admin.circuit_list, ctx_of(request), principal, base["siren"])
     return render(request, "admin/circuits.html", {**base, "circuits": rows, "tab": "circuits",
-                                                   "step_labels": STEP_LABELS}, principal=principal)
+                                                   "step_labels": STEP_LABELS, "type_labels": TYPE_LABELS},
+                  principal=principal)
 
 
 def _spec_from_form(form: Any) -> dict[str, Any]:
@@ -97,12 +101,13 @@ def _spec_from_form(form: Any) -> dict[str, Any]:
     steps = [{"kind": kind, "members": _emails(members[i] if i < len(members) else "")}
              for i, kind in enumerate(kinds) if kind]
     settings: dict[str, Any] = {}
-    if form.get("pes_signature"):
+    pes = str(form.get("type") or "") in PES_TYPES  # the PES options of an office circuit are not kept
+    if pes and form.get("pes_signature"):
         settings["pes_signature"] = str(form.get("pes_signature"))
-    if form.get("skip_signature_if_signed"):
+    if pes and form.get("skip_signature_if_signed"):
         settings["skip_signature_if_signed"] = True
     return {"key": str(form.get("key") or "").strip(), "name": str(form.get("name") or "").strip(),
-            "type": str(form.get("type") or ""), "pes_pj": bool(form.get("pes_pj")), "settings": settings,
+            "type": str(form.get("type") or ""), "pes_pj": pes and bool(form.get("pes_pj")), "settings": settings,
             "steps": steps, "agents": _emails(str(form.get("agents") or ""))}
 
 
@@ -115,7 +120,8 @@ async def _circuit_form(request: Request, principal: Principal, spec: dict[str, 
                  {"kind": "filing", "members": []}]
     return render(request, "admin/circuit_form.html", {
         **base, "tab": "circuits", "spec": spec, "steps": steps, "new": new, "error": error,
-        "types": CIRCUIT_TYPES, "step_choices": STEP_CHOICES, "error_field": error_field}, status=status,
+        "types": CIRCUIT_TYPES, "pes_types": PES_TYPES, "step_choices": STEP_CHOICES, "error_field": error_field},
+        status=status,
         principal=principal)
 
 

@@ -9,6 +9,8 @@ refusal, deletion. Unknown and foreign ids answer the same 404 page (DECISIONS D
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
@@ -66,6 +68,10 @@ async def download(request: Request, principal: Principal) -> Response:
     ctx = ctx_of(request)
     fdc = request.query_params.get("fdc") == "1"
     content = await call(downloads.download, ctx, principal, request.path_params["doc_id"], fdc=fdc)
+    if not fdc:  # a signed version is saved as « <nom>-signe.pdf », next to the original
+        original = await call(dashboard.original_content, ctx, principal, request.path_params["doc_id"])
+        if content.blob_sha256 != original.blob_sha256:
+            content = replace(content, filename=downloads.signed_filename(content.filename))
     return content_response(ctx, content, inline=False)
 
 
@@ -80,7 +86,8 @@ async def original(request: Request, principal: Principal) -> Response:
 async def fdc(request: Request, principal: Principal) -> Response:
     ctx = ctx_of(request)
     content = await call(downloads.get_fdc, ctx, principal, request.path_params["doc_id"])
-    return content_response(ctx, content, inline=False)
+    name = content.filename.removeprefix("FDC_").removesuffix(".pdf")
+    return content_response(ctx, replace(content, filename=downloads.fdc_filename(name)), inline=False)
 
 
 @page

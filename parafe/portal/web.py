@@ -8,6 +8,7 @@ page with the error's HTTP status (:func:`error_page`).
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import lru_cache, wraps
@@ -16,6 +17,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup, escape
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -28,6 +30,7 @@ from parafe.domain.states import ACTOR_AUTOMATIC, ACTOR_OTP, State
 from parafe.portal import forms, security
 from parafe.services.auth import Principal, RequestIdentity, authenticate_async
 from parafe.services.context import AppContext
+from parafe.signing.names import readable_rfc4514
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
@@ -67,6 +70,17 @@ KIND_LABELS = {"pdf": "PDF", "pes": "PES (XML Hélios)", "office": "Bureautique"
 ACTOR_LABELS = {ACTOR_AUTOMATIC: "Parafe (automatique)", ACTOR_OTP: "Signataire extérieur (code à usage unique)"}
 
 
+# PAdES levels of the validation report (parafe.signing.verify), in plain French.
+PADES_LEVELS = {
+    "B-B": "signature électronique simple (sans horodatage)",
+    "B-T": "signature horodatée",
+    "B-LT": "signature horodatée, avec les preuves de validité des certificats",
+    "B-LTA": "signature horodatée, avec les preuves de validité, archivable à long terme",
+    "CMS": "signature PDF classique (non PAdES)",
+    "DocTimeStamp": "horodatage du document",
+}
+
+
 def actor(name: str | None) -> str:
     """A history actor as shown in the portal."""
     return ACTOR_LABELS.get(name or "", name or "")
@@ -81,10 +95,28 @@ def paris(moment: datetime | str | None, fmt: str = "%d/%m/%Y %H:%M") -> str:
         try:
             moment = datetime.fromisoformat(moment.replace("Z", "+00:00"))
         except ValueError:
-            return moment
+            return str(moment)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(PARIS).strftime(fmt)
+
+
+_LONG_TOKEN = re.compile(r"\S{16,}")
+_SEPARATORS = re.compile(r"([@._/-])")
+
+
+def breakable(text: str | None) -> Markup:
+    """``text`` escaped, with a line-break opportunity (``<wbr>``) after the separators (``@ . _ / -``) of its
+    long tokens (e-mail addresses, file names): they break there on a narrow screen, and words never break
+    inside (no ``overflow-wrap: anywhere``)."""
+    if not text:
+        return Markup("")
+
+    def split(match: re.Match[str]) -> str:
+        return _SEPARATORS.sub(lambda m: m.group(1) + "\x00", match.group(0))
+
+    marked = _LONG_TOKEN.sub(split, str(text))
+    return Markup("<wbr>").join(escape(part) for part in marked.split("\x00"))
 
 
 def size(value: int | None) -> str:
@@ -126,10 +158,13 @@ def _environment() -> Environment:
     env.filters["paris"] = paris
     env.filters["taille"] = size
     env.filters["acteur"] = actor
+    env.filters["coupure"] = breakable
+    env.filters["nom_certificat"] = readable_rfc4514
     env.globals["static"] = static_url
     env.globals["query"] = query
     env.globals["STATE_TONES"] = STATE_TONES
     env.globals["KIND_LABELS"] = KIND_LABELS
+    env.globals["PADES_LEVELS"] = PADES_LEVELS
     env.globals["version"] = __version__
     return env
 

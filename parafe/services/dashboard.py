@@ -387,7 +387,7 @@ class StepLine:
     kind: str
     kind_label: str
     members: tuple[str, ...]
-    status: str  # done | current | todo
+    status: str  # done | current | todo | refused | rejected | failed | cancelled (see _step_status)
 
 
 @dataclass(frozen=True)
@@ -461,11 +461,24 @@ def _step_members(session: Session, steps: list[CircuitStep]) -> dict[int, tuple
     return {k: tuple(v) for k, v in names.items()}
 
 
+# States in which the circuit stopped at its current step (refused, rejected, failed): that step is no longer
+# « en cours », and the next ones will not come.
+STOPPED = {State.REFUSED.value: "refused", State.DISAPPROVED.value: "rejected",
+           State.SIGNATURE_REJECTED.value: "rejected", State.STEP_FAILED.value: "failed",
+           State.SEND_TO_FAST_FAILED.value: "failed", State.FAST_PROCESSING_FAILED.value: "failed",
+           State.SEND_TO_HELIOS_FAILED.value: "failed"}
+
+
 def _step_status(document: Document, position: int) -> str:
+    """done | current | todo, or, for a stopped circuit, refused | rejected | failed (its current step) and
+    cancelled (the steps after it)."""
     if document.current_step is None:
         return "done" if document.state in OFF_DASHBOARD else "todo"
     if position < document.current_step:
         return "done"
+    stopped = STOPPED.get(document.state)
+    if stopped is not None:
+        return stopped if position == document.current_step else "cancelled"
     return "current" if position == document.current_step else "todo"
 
 

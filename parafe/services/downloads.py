@@ -169,6 +169,20 @@ def download(
     return Content(filename=f"{name}.zip", media_type="application/zip", size=path.stat().st_size, path=path)
 
 
+def signed_filename(name: str) -> str:
+    """The name a person's download of a signed version gets in the portal: ``deliberation-signe.pdf`` (the
+    connectors keep the document's own name, as FAST does)."""
+    stem, dot, ext = name.rpartition(".")
+    return f"{stem}-signe.{ext}" if dot and stem else f"{name}-signe"
+
+
+def fdc_filename(name: str) -> str:
+    """The portal's name of a fiche de circulation: ``fiche-de-circulation-deliberation.pdf`` (the connectors'
+    ``FDC_<nom>.pdf`` is part of the documented ZIP layout)."""
+    stem, dot, _ext = name.rpartition(".")
+    return f"fiche-de-circulation-{stem if dot and stem else name}.pdf"
+
+
 def get_fdc(ctx: AppContext, principal: Principal, document_id: int | str) -> Content:
     """The fiche de circulation as PDF (R7, SOAP ``getFdc``). Raises ``DOCUMENT_NOT_FOUND``."""
     with ctx.db.read() as session:

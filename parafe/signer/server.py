@@ -228,6 +228,8 @@ def _page(title: str, body: str) -> bytes:
 
 
 def confirmation_page(helper: Helper, job: Job) -> bytes:
+    from parafe.signing.names import readable_name
+
     e = html.escape
     cert = helper.signer.certificate
     rows = []
@@ -260,7 +262,7 @@ def confirmation_page(helper: Helper, job: Job) -> bytes:
                    "<button type=\"submit\" name=\"decision\" value=\"annuler\">Annuler</button></form>")
     body = (f"<section><p>Demande de signature venant de</p><p class=\"origin\">{e(job.origin)}</p>"
             f"<p>Signataire : <strong>{e(helper.signer.common_name)}</strong><br><small>Certificat : "
-            f"{e(cert.subject.rfc4514_string())} — émis par {e(cert.issuer.rfc4514_string())}, valide jusqu'au "
+            f"{e(readable_name(cert.subject))} — émis par {e(readable_name(cert.issuer))}, valide jusqu'au "
             f"{cert.not_valid_after_utc:%d/%m/%Y}</small></p></section>"
             f"<section><h2>Documents à signer</h2><table><thead><tr><th scope=\"col\">Document</th>"
             f"<th scope=\"col\">Vérification</th></tr></thead><tbody>{''.join(rows)}</tbody></table></section>"

@@ -16,6 +16,15 @@ async function enhance(root) {
     circuit.addEventListener("change", sync);
     sync();
   }
+  // admin circuit form: the PES options only for the PES (Hélios) types
+  const type = root.querySelector("#c-type");
+  const pes = root.querySelector("#c-pes-options");
+  if (type && pes) {
+    const types = (pes.dataset.pesTypes || "").split(" ");
+    const syncPes = () => { pes.hidden = !types.includes(type.value); };
+    type.addEventListener("change", syncPes);
+    syncPes();
+  }
 }
 
 // Form errors: the focus moves to the error summary; its links move the focus to the field they name.

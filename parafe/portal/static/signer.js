@@ -100,12 +100,18 @@ if (app) {
     return ok;
   }
 
+  let helperWindow = null;
   button.addEventListener("click", async () => {
     const port = Number(portInput.value || 36123);
     window.localStorage.setItem("parafe-signer-port", String(port));
     const base = `http://127.0.0.1:${port}`;
     button.disabled = true;
+    // a previous attempt's helper window (cancelled, failed) is closed: the new request opens a fresh one
+    if (helperWindow && !helperWindow.closed) helperWindow.close();
     let popup = window.open("about:blank", "parafe-signer", "popup,width=760,height=820");
+    helperWindow = popup;
+    // once the popup shows the helper's page (another origin), its location can no longer be read: remember it
+    let helperShown = false;
     try {
       say("Connexion à l'assistant de signature…");
       const info = await connect(base);
@@ -116,6 +122,7 @@ if (app) {
       });
       if (popup && !popup.closed) {
         popup.location.href = job.confirm_url;
+        helperShown = true;
       } else {
         popup = null;
         const link = document.createElement("a");
@@ -134,11 +141,20 @@ if (app) {
       const finished = await portal("/signature/finaliser", { session: prepared.session, signatures: answer.signatures });
       const ok = showResults(finished.results);
       say(`${ok} document(s) signé(s) sur ${finished.results.length}.`, ok === finished.results.length ? "ok" : "ko");
+      const title = document.getElementById("titre-lot");
+      if (title) {
+        const left = finished.results.length - ok;
+        title.textContent = `${ok} document${ok > 1 ? "s" : ""} signé${ok > 1 ? "s" : ""}`
+          + (left ? `, ${left} non signé${left > 1 ? "s" : ""}` : "");
+      }
+      if (ok === finished.results.length) button.parentElement.hidden = true;  // nothing left to sign here
       done.hidden = false;
     } catch (error) {
-      if (popup && !popup.closed && popup.location.href === "about:blank") popup.close();
+      // close the blank popup opened for nothing; the helper's own window (cancelled, failed) is left to the user
+      if (popup && !popup.closed && !helperShown) popup.close();
       say(error.message, "ko");
       button.disabled = false;
+      button.focus();
     }
   });
 }
