@@ -268,8 +268,9 @@ async def _user_page(request: Request, principal: Principal, *, error: str | Non
     base = await _base(request, principal)
     line = await call(portal_admin.user, ctx_of(request), principal, base["siren"], request.path_params["email"])
     keys = await call(passkeys.passkeys_of_user, ctx_of(request), principal, base["siren"], line.email)
+    server_key = await call(passkeys.server_key_of_user, ctx_of(request), principal, base["siren"], line.email)
     return render(request, "admin/user.html", {**base, "tab": "utilisateurs", "u": line, "error": error,
-                                               "passkeys": keys,
+                                               "passkeys": keys, "server_key": server_key,
                                                "error_field": error_field}, status=status, principal=principal)
 
 

@@ -210,6 +210,26 @@ def passkeys_of_user(ctx: AppContext, admin: Principal, siren: str, email: str) 
         return [_view(p, user.email) for p in rows]
 
 
+def server_key_of_user(ctx: AppContext, admin: Principal, siren: str, email: str) -> str | None:
+    """The subject of one user's active server-held key, for their administrator (None: no key)."""
+    from parafe.db.models import ServerKey, Subscriber
+
+    with ctx.db.read() as session:
+        user = session.scalar(select(User).join(Subscriber, Subscriber.id == User.subscriber_id).where(
+            Subscriber.siren == siren, User.email == email.strip().lower()))
+        if user is None:
+            return None
+        _administered(session, admin, user.id)
+        key = session.scalar(select(ServerKey).where(ServerKey.user_id == user.id, ServerKey.revoked_at.is_(None)))
+        if key is None:
+            return None
+        from cryptography import x509
+
+        cert = x509.load_pem_x509_certificate(key.certificate_pem.encode())
+        where = "jeton PKCS#11" if key.kind == "pkcs11" else "chiffrée sur le serveur"
+        return f"{cert.subject.rfc4514_string()} ({where}, valide jusqu'au {cert.not_valid_after_utc:%d/%m/%Y})"
+
+
 def _administered(session: Any, admin: Principal, user_id: int) -> User:
     user = session.get(User, user_id)
     if user is None or not any(a.is_admin and a.subscriber_id == user.subscriber_id for a in admin.accounts):

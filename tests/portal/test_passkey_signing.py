@@ -132,6 +132,7 @@ def test_enrol_a_passkey_and_sign_two_documents_from_a_phone(
     screenshot(page, "signature-cle-d-acces-avant")
     page.get_by_role("button", name="Signer 2 documents avec ma clé d'accès").click()
     page.get_by_text("2 document(s) signé(s) sur 2.").wait_for(timeout=60_000)
+    assert page.locator("#titre-assistant").is_hidden()  # nothing left for the local helper
     screenshot(page, "signature-cle-d-acces")
     results = page.locator("#passkey-results").inner_text()
     assert "deliberation-passkey-1.pdf : signé." in results and "deliberation-passkey-2.pdf : signé." in results
@@ -229,10 +230,11 @@ def test_other_digests_replay_and_revoked_passkey_are_refused(
     # the administrator revokes the passkey: its assertion (made before) no longer signs
     admin = browsing.page(ADMIN)
     admin.goto(browsing.url(f"/admin/123456789/utilisateurs/{SIGNER}"))
+    assert "CN=Sophie Signataire" in admin.locator("#titre-cles-acces + p").inner_text()  # the server-held key
     both_widths(admin, "admin-cles-d-acces")
     admin.get_by_role("button", name="Révoquer la clé d'accès Ordinateur du bureau").click()
     admin.wait_for_url(re.compile(r"\?ok=enregistre$"))
-    assert "Ordinateur du bureau — révoquée" in admin.locator("#titre-cles-acces + ul").inner_text()
+    assert "Ordinateur du bureau — révoquée" in admin.locator("#titre-cles-acces ~ ul").inner_text()
     revoked = finish(got["C"], got["c"])
     assert revoked["status"] == 403 and revoked["body"]["errorCode"] == 282, revoked
     assert signed(ctx, doc_c) is False
@@ -318,9 +320,9 @@ def test_a_passkey_enrolled_after_a_password_login_waits_for_an_administrator(
 
     validator = browsing.page(ADMIN)  # by certificate
     validator.goto(browsing.url(f"/admin/123456789/utilisateurs/{ADMIN}"))
-    assert "Clé par mot de passe — en attente de validation" in validator.locator("#titre-cles-acces + ul").inner_text()
+    assert "Clé par mot de passe — en attente de validation" in validator.locator("#titre-cles-acces ~ ul").inner_text()
     screenshot(validator, "admin-cle-d-acces-a-valider")
     validator.get_by_role("button", name="Valider la clé d'accès Clé par mot de passe").click()
     validator.wait_for_url(re.compile(r"\?ok=enregistre$"))
-    assert "Clé par mot de passe — active" in validator.locator("#titre-cles-acces + ul").inner_text()
+    assert "Clé par mot de passe — active" in validator.locator("#titre-cles-acces ~ ul").inner_text()
     assert passkeys.can_sign(ctx, admin_principal)[1] == 1

@@ -170,6 +170,11 @@ if (signApp) {
       say(status, `${ok} document(s) signé(s) sur ${finished.results.length}.`,
         ok === finished.results.length ? "ok" : "ko");
       done.hidden = false;
+      if (ok === finished.results.length) {
+        // nothing left to sign here: the local helper's section would only fail
+        const helperSection = document.getElementById("titre-assistant");
+        if (helperSection && helperSection.closest("section")) helperSection.closest("section").hidden = true;
+      }
     } catch (error) {
       say(status, error.message, "ko");
       button.disabled = false;
