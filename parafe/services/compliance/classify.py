@@ -54,6 +54,19 @@ class Observation:
     closes: list[tuple[str, str]] = field(default_factory=list)  # … and closed
 
 
+def describe_target(target: str) -> str:
+    """A listing target as people read it (« REST ack/remaining, SIREN 123456789 », « PROPFIND 1234…/out/x »)."""
+    connector, _, rest = target.partition(":")
+    if connector == "rest":
+        what, _, ref = rest.partition(":")
+        return f"REST {what} du document {ref}" if what == "history" else f"REST {what}, SIREN {ref}"
+    if connector == "soap":
+        return f"SOAP {rest}"
+    if connector == "webdav":
+        return f"PROPFIND {rest}/"
+    return target
+
+
 def connector_of(path: str) -> str | None:
     for prefix, name in ((REST_PREFIX, "rest"), (SOAP_PREFIX, "soap"), (WEBDAV_PREFIX, "webdav"),
                          (OSS_PREFIX, "oss")):

@@ -29,7 +29,7 @@ from sqlalchemy import and_, case, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from parafe.db.models import ComplianceClient, ComplianceCounter, ComplianceExample, CompliancePending
-from parafe.services.compliance.classify import Observation
+from parafe.services.compliance.classify import Observation, describe_target
 from parafe.services.context import AppContext
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,8 @@ class Recorder:
             kinds = list(obs.kinds)
             if gap is not None and gap < self.settings.compliance_poll_floor_seconds:
                 kinds.append("listing_fast")
-                self._add_example(fp, "polling", at, f"{obs.listing_target} : {gap:.1f} s après le précédent")
+                self._add_example(fp, "polling", at, f"{describe_target(obs.listing_target or '')} : "
+                                                     f"{gap:.1f} s après la précédente")
             for kind in kinds:
                 entry = self._counters.get((fp, hour, kind))
                 if entry is None:
