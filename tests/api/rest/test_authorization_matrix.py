@@ -158,7 +158,61 @@ ROUTES = [
     # Parafe extensions for integrators (issue 21): each client its own compliance report; getCircuits' twin
     Route("R22 compliance", lambda c, d: c.get(f"{V1}/compliance"), None, None, _seen_clients),
     Route("R23 circuits", lambda c, d: c.get(f"{V1}/documents/v2/{SIREN}/circuits"), S05, None),
+    # variants and lists of the live service (D-decisions), issue 18 point 7: every route has its line
+    Route("R24 search (GET)", lambda c, d: c.get(f"{V1}/documents/search", params={"siren": SIREN, "circuit": "otp"}),
+          S05, (403, E.NO_PERMISSION)),
+    Route("R25 metas (v2)", lambda c, d: c.get(f"{V1}/documents/v2/{d['doc']}/metas"), NOT_FOUND, NOT_FOUND, _doc),
+    Route("R26 signed remaining", lambda c, d: c.get(f"{V1}/documents/v2/{SIREN}/signed/remaining"), S05, None),
+    Route("R27 sms history", lambda c, d: c.get(f"{V1}/documents/v2/{SIREN}/sms/history"), S05, None),
 ]
+
+# The (method, path) of each line, below the ``/parapheur-ws`` mount, for the coverage test.
+PATHS = {
+    "R1 download": ("GET", "/rest/v1/documents/v2/{document_id}/download"),
+    "R1 download zip": ("GET", "/rest/v1/documents/v2/{document_id}/download"),
+    "R2 upload": ("POST", "/rest/v1/documents/v2/{siren}/{circuit_id}/upload"),
+    "R3 ondemand": ("POST", "/rest/v1/documents/ondemand/{siren}/upload"),
+    "R4 metadata": ("PUT", "/rest/v1/documents/v2/{document_id}/metadata/define"),
+    "R5 otp metadata": ("PUT", "/rest/v1/documents/v2/otp/{document_id}/metadata/define"),
+    "R6 history": ("GET", "/rest/v1/documents/v2/{document_id}/history"),
+    "R7 getFdc": ("GET", "/rest/v1/documents/v2/{document_id}/getFdc"),
+    "R8 metas": ("GET", "/rest/v1/documents/{document_id}/metas"),
+    "R9 delete": ("DELETE", "/rest/v1/documents/v2/{document_id}"),
+    "R10 ack": ("GET", "/rest/v1/documents/v2/{document_id}/ack/download"),
+    "R11 pes-retour": ("GET", "/rest/v1/documents/v2/{document_id}/pes-retour/download"),
+    "R12 chorus": ("GET", "/rest/v1/documents/v2/{document_id}/chorus/download"),
+    "R13 ack remaining": ("GET", "/rest/v1/documents/v2/{siren}/ack/remaining"),
+    "R14 chorus remaining": ("GET", "/rest/v1/documents/v2/{siren}/chorus/remaining"),
+    "R15 pes-retour remaining": ("GET", "/rest/v1/documents/v2/{siren}/pes-retour/remaining"),
+    "R16 refusal": ("GET", "/rest/v1/documents/v2/{document_id}/comments/refusal"),
+    "R17 otp url": ("GET", "/rest/v1/documents/v2/otp/url"),
+    "R18 otp upload": ("POST", "/rest/v1/documents/v2/otp/{siren}/{circuit_id}/upload"),
+    "R19 exportUsersData": ("GET", "/rest/v1/exportUsersData"),
+    "R20 search": ("POST", "/rest/v1/documents/search"),
+    "R21 synchronization": ("PUT", "/rest/v1/synchronization/{siren}/users"),
+    "R22 compliance": ("GET", "/rest/v1/compliance"),
+    "R23 circuits": ("GET", "/rest/v1/documents/v2/{siren}/circuits"),
+    "R24 search (GET)": ("GET", "/rest/v1/documents/search"),
+    "R25 metas (v2)": ("GET", "/rest/v1/documents/v2/{document_id}/metas"),
+    "R26 signed remaining": ("GET", "/rest/v1/documents/v2/{siren}/signed/remaining"),
+    "R27 sms history": ("GET", "/rest/v1/documents/v2/{siren}/sms/history"),
+}
+# Public: the API documentation and its static files (no data), the redirection of the root to it.
+PUBLIC = {("GET", "/"), ("GET", "/docs"), ("GET", "/openapi.json"), ("MOUNT", "/static")}
+
+
+def test_every_route_has_an_entry() -> None:
+    """The routes of the REST application are exactly the matrix's lines (plus the public documentation)."""
+    from parafe.connectors.rest import create_rest_app
+    from tests.api.routes import routes_of
+
+    app: Any = create_rest_app(None)  # type: ignore[arg-type]
+    while not hasattr(app, "routes"):  # the REST app's own middlewares
+        app = app.app
+    routes = set(routes_of(app.routes))
+    assert set(PATHS) == {r.name for r in ROUTES}
+    listed = set(PATHS.values()) | PUBLIC
+    assert routes == listed, (routes ^ listed, "a route without its line in the authorization matrix")
 
 
 def _client(rest: Rest, identity: str) -> httpx.Client:
