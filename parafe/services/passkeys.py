@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import webauthn
-from sqlalchemy import select, update
+from sqlalchemy import delete, or_, select, update
 from webauthn.helpers import bytes_to_base64url
 from webauthn.helpers.exceptions import InvalidAuthenticationResponse, InvalidRegistrationResponse
 from webauthn.helpers.structs import (
@@ -131,12 +131,21 @@ def _view(passkey: Passkey, email: str) -> PasskeyView:
 
 
 # --- enrolment ----------------------------------------------------------------------------------------------
+def _sweep(session: Any, user_id: int) -> None:
+    """Forget the user's stale challenges: registrations and unused signature nonces older than a day (a used
+    signature nonce stays: it records which credential confirmed which session)."""
+    session.execute(delete(PasskeyChallenge).where(
+        PasskeyChallenge.user_id == user_id, PasskeyChallenge.created_at < _now() - timedelta(days=1),
+        or_(PasskeyChallenge.purpose == "register", PasskeyChallenge.used_at.is_(None))))
+
+
 def begin_registration(ctx: AppContext, principal: Principal, rp: RelyingParty) -> str:
     """Creation options (JSON for ``navigator.credentials.create``); the challenge is stored once."""
     account = _account(principal)
     nonce = secrets.token_hex(32)
     challenge = bytes.fromhex(nonce)
     with ctx.db.write() as session:
+        _sweep(session, account.user_id)
         existing = list(session.scalars(select(Passkey).where(Passkey.user_id == account.user_id,
                                                               Passkey.revoked_at.is_(None))))
         session.add(PasskeyChallenge(user_id=account.user_id, purpose="register", nonce=nonce,
@@ -295,6 +304,7 @@ def prepare_signature(ctx: AppContext, principal: Principal, rp: RelyingParty,
     nonce = secrets.token_hex(32)
     challenge = binding_challenge(nonce, digests)
     with ctx.db.write() as session:
+        _sweep(session, key.user_id)
         session.add(PasskeyChallenge(user_id=key.user_id, purpose="sign", nonce=nonce,
                                      challenge=bytes_to_base64url(challenge), session_id=prepared.session_id))
     options = webauthn.generate_authentication_options(

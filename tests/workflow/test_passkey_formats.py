@@ -160,3 +160,26 @@ def test_a_passkey_enrolled_after_a_password_login_does_not_sign(ctx: Any, tmp_p
         passkeys.finish_signature(ctx, trusted, RP, prepared.session_id, pending.get(prepared.options))
     assert refused.value.error is E.PASSKEY_PENDING
     assert state_of(ctx, office) == State.SENT_FOR_SIGN.value
+
+
+def test_stale_challenges_are_forgotten_used_signature_nonces_kept(ctx: Any, tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from parafe.db.models import PasskeyChallenge
+
+    server_keys.create(ctx, SIGNER)
+    principal = dataclasses.replace(principal_for_email(ctx, SIGNER), method="certificate")
+    authenticator = enrol(ctx, principal)
+    office, pes = at_signature(ctx, tmp_path)
+    used = passkeys.prepare_signature(ctx, principal, RP, [office])
+    passkeys.finish_signature(ctx, principal, RP, used.session_id, authenticator.get(used.options))
+    passkeys.prepare_signature(ctx, principal, RP, [pes])  # left unused
+    with ctx.db.write() as session:
+        session.execute(update(PasskeyChallenge).values(created_at=datetime.now(UTC) - timedelta(days=2)))
+    passkeys.begin_registration(ctx, principal, RP)
+    with ctx.db.read() as session:
+        rows = [(r.purpose, r.session_id, r.used_at is not None)
+                for r in session.scalars(select(PasskeyChallenge).order_by(PasskeyChallenge.id))]
+    assert rows == [("sign", used.session_id, True), ("register", None, False)]
