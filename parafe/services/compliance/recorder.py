@@ -91,7 +91,7 @@ class Recorder:
             if gap is not None and gap < self.settings.compliance_poll_floor_seconds:
                 kinds.append("listing_fast")
                 self._add_example(fp, "polling", at, f"{describe_target(obs.listing_target or '')} : "
-                                                     f"{gap:.1f} s après la précédente")
+                                                     f"{gap:.1f} s après la précédente".replace(".", ","))
             for kind in kinds:
                 entry = self._counters.get((fp, hour, kind))
                 if entry is None:
