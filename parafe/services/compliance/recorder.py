@@ -90,8 +90,9 @@ class Recorder:
             kinds = list(obs.kinds)
             if gap is not None and gap < self.settings.compliance_poll_floor_seconds:
                 kinds.append("listing_fast")
+                seconds = f"{gap:.1f}".replace(".", ",")
                 self._add_example(fp, "polling", at, f"{describe_target(obs.listing_target or '')} : "
-                                                     f"{gap:.1f} s après la précédente".replace(".", ","))
+                                                     f"{seconds} s après la précédente")
             for kind in kinds:
                 entry = self._counters.get((fp, hour, kind))
                 if entry is None:
