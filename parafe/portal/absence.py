@@ -8,7 +8,7 @@ one, ``POST /absence/recapitulatif`` saves the digest choice. Plain forms, error
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -33,7 +33,7 @@ async def _page(request: Request, principal: Any, *, error: str | None = None, e
         "colleagues": await call(delegations.colleagues, ctx, principal),
         "may_delegate": await call(delegations.may_delegate, ctx, principal),
         "digest_on": await call(digest.preference, ctx, principal.user_ids),
-        "today": delegations.utcnow().astimezone(delegations.PARIS).date().isoformat(),
+        "today": delegations.utcnow().astimezone(delegations.PARIS).strftime("%d/%m/%Y"),
     }
     notice = NOTICES.get(request.query_params.get("fait", ""))
     if notice:
@@ -47,11 +47,15 @@ async def absence_page(request: Request, principal: Any) -> Response:
 
 
 def _date(value: str, field: str) -> date:
-    try:
-        return date.fromisoformat(value.strip())
-    except ValueError:
-        raise ParafeError(E.DELEGATION_PERIOD_INVALID, reason="date attendue au format JJ/MM/AAAA",
-                          detail=field) from None
+    """``JJ/MM/AAAA`` (or ``AAAA-MM-JJ``)."""
+    text = value.strip()
+    for fmt in ("%d/%m/%Y", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(text, fmt).date()
+        except ValueError:
+            continue
+    raise ParafeError(E.DELEGATION_PERIOD_INVALID, reason=f"« {text} » n'est pas une date au format JJ/MM/AAAA",
+                      detail=field)
 
 
 @page

@@ -491,6 +491,51 @@ def test_admin_pages(browsing: Browsing) -> None:
     assert problems == []
 
 
+# --- issue 20: bulk visa and the « Absence et récapitulatif » page ---------------------------------------------
+
+def test_bulk_visa_and_absence_pages(browsing: Browsing) -> None:
+    from datetime import datetime, timedelta
+
+    from parafe.domain.deposit import PARIS
+    from tests.portal.test_portal_rough_edges import give_role
+
+    server = browsing.server
+    problems: list[str] = []
+    ids = [rest_deposit(server, f"arrete-a11y-{n}.pdf", f"Arrêté {n}") for n in (1, 2)]
+    for doc_id in ids:
+        wait_history(server, doc_id, "Envoyé pour visa")
+    visa = browsing.page(VISA, bypass_csp=True, viewport=WIDE)
+    visa.goto(browsing.url("/tableau-de-bord?vue=a-traiter"))
+    for n in (1, 2):
+        visa.get_by_label(f"Sélectionner arrete-a11y-{n}.pdf pour le visa groupé").check()
+    problems += examine(visa, "valideur: tableau de bord avec sélection pour le visa groupé")
+    visa.get_by_role("button", name="Viser la sélection").click()
+    visa.wait_for_url(re.compile(r"/visa\?"))
+    problems += examine(visa, "valideur: visa groupé (confirmation)", shot="visa-groupe")
+    visa.get_by_role("button", name="Viser 2 documents").click()
+    visa.get_by_text("2 documents visés sur 2.").wait_for()
+    problems += examine(visa, "valideur: visa groupé (résultat)")
+
+    give_role(server, SIGNER, "valideur")
+    visa.goto(browsing.url("/absence"))
+    problems += examine(visa, "valideur: absence et récapitulatif", shot="absence")
+    today = datetime.now(PARIS).date()
+    visa.get_by_label("Collègue").select_option(SIGNER)
+    visa.get_by_label("Premier jour d'absence").fill(today.strftime("%d/%m/%Y"))
+    visa.get_by_label("Dernier jour d'absence").fill((today - timedelta(days=3)).strftime("%d/%m/%Y"))
+    visa.get_by_role("button", name="Enregistrer l'absence").click()
+    error_semantics(visa, "a-fin", "Dernier jour d'absence")
+    problems += examine(visa, "valideur: absence refusée (dates)")
+    visa.get_by_label("Dernier jour d'absence").fill((today + timedelta(days=1)).strftime("%d/%m/%Y"))
+    visa.get_by_role("button", name="Enregistrer l'absence").click()
+    visa.wait_for_url(re.compile(r"fait=absence$"))
+    problems += examine(visa, "valideur: absence enregistrée")
+    signer = browsing.page(SIGNER, bypass_csp=True, viewport=WIDE)
+    signer.goto(browsing.url("/absence"))
+    problems += examine(signer, "signataire: remplaçant d'un valideur absent")
+    assert problems == [], "\n".join(problems)
+
+
 def test_no_csp_bypass_outside_these_contexts(browsing: Browsing) -> None:
     """The relaxed CSP is a property of the test context only: the portal still sends its strict policy."""
     with browsing.server.client(AGENT) as client:

@@ -124,10 +124,6 @@ def test_cancel_in_the_helper_window_then_sign(browsing: Browsing, signer_helper
         signer.get_by_role("button", name="Signer 1 document", exact=True).click()
     helper_page = popup_info.value
     helper_page.wait_for_url(re.compile(rf"http://127\.0\.0\.1:{signer_helper.port}/confirmer/"))
-    # the helper window names the certificate in words, not « CN=…,O=…,C=FR » nor raw OIDs
-    helper_text = helper_page.inner_text("main")
-    assert "Sophie Signataire" in helper_text
-    assert "CN=" not in helper_text and not re.search(r"\d+(\.\d+){3,}=", helper_text), helper_text
     helper_page.get_by_role("button", name="Annuler").click()
     helper_page.get_by_text("Signature annulée : vous pouvez fermer cette fenêtre.").wait_for()
     # the helper's window stays open (another origin): the page tells the cancellation and can start again
@@ -145,6 +141,10 @@ def test_cancel_in_the_helper_window_then_sign(browsing: Browsing, signer_helper
     assert helper_page.is_closed()
     helper_page = popup_info.value
     helper_page.wait_for_url(re.compile(r"/confirmer/"))
+    # the helper window names the certificate in words, not « CN=…,O=…,C=FR » nor raw OIDs
+    helper_text = helper_page.inner_text("main")
+    assert "Sophie Signataire" in helper_text
+    assert "CN=" not in helper_text and not re.search(r"\d+(\.\d+){3,}=", helper_text), helper_text
     helper_page.get_by_role("button", name="Signer 1 document(s)").click()
     signer.get_by_text("1 document(s) signé(s) sur 1.").wait_for(timeout=60_000)
     # the page no longer says « 1 document à signer »
@@ -209,11 +209,14 @@ def test_catalogue_errors_are_not_prefixed_twice(browsing: Browsing) -> None:
 
 
 def test_deposit_link_only_for_those_who_may_deposit(browsing: Browsing) -> None:
-    for who, shown in ((AGENT, True), (VISA, False), (SIGNER, False)):
+    navs = {}
+    for who in (AGENT, VISA, SIGNER):
         page = browsing.page(who)
         page.goto(browsing.url("/tableau-de-bord"))
-        nav = page.get_by_role("navigation", name="Navigation principale")
-        assert (nav.get_by_role("link", name="Déposer un document").count() == 1) is shown, who
+        navs[who] = page.get_by_role("navigation", name="Navigation principale")
+    for who, shown in ((AGENT, True), (VISA, False), (SIGNER, False)):
+        assert (navs[who].get_by_role("link", name="Déposer un document").count() == 1) is shown, who
+    for nav in navs.values():  # the « Absence » page (delegation, daily digest) for everyone
         assert nav.get_by_role("link", name="Absence").count() == 1
 
 
@@ -255,7 +258,7 @@ def test_admin_circuit_form_and_wording(browsing: Browsing) -> None:
     assert admin.get_by_label("Signature des PES").is_visible()
     admin.get_by_label("Type", exact=True).select_option("BUREAUTIQUE_XML")
     assert not admin.get_by_label("Signature des PES").is_visible()
-    both_widths(admin, "admin-nouveau-circuit")
+    both_widths(admin, "admin-circuit-bureautique-xml")
     admin.goto(browsing.url("/admin/123456789/circuits/pes"))
     assert admin.get_by_label("Signature des PES").is_visible()
     assert admin.evaluate(NARROW_SELECTS) == []
@@ -313,12 +316,12 @@ def test_absence_delegation(browsing: Browsing) -> None:
     visa.goto(browsing.url("/absence"))
     today = datetime.now(PARIS).date()
     visa.get_by_label("Collègue").select_option(SIGNER)
-    visa.get_by_label("Premier jour d'absence").fill(today.isoformat())
-    visa.get_by_label("Dernier jour d'absence").fill((today - timedelta(days=1)).isoformat())
+    visa.get_by_label("Premier jour d'absence").fill(today.strftime("%d/%m/%Y"))
+    visa.get_by_label("Dernier jour d'absence").fill((today - timedelta(days=1)).strftime("%d/%m/%Y"))
     visa.get_by_role("button", name="Enregistrer l'absence").click()
     assert "la date de fin précède la date de début" in main_text(visa)
     assert visa.locator("#a-fin").get_attribute("aria-invalid") == "true"
-    visa.get_by_label("Dernier jour d'absence").fill((today + timedelta(days=2)).isoformat())
+    visa.get_by_label("Dernier jour d'absence").fill((today + timedelta(days=2)).strftime("%d/%m/%Y"))
     visa.get_by_role("button", name="Enregistrer l'absence").click()
     visa.wait_for_url(re.compile(r"/absence\?fait=absence$"))
     last = (today + timedelta(days=2)).strftime("%d/%m/%Y")
