@@ -50,7 +50,13 @@ def _pdf(size: int, seed: str) -> bytes:
     c.showPage()
     c.save()
     data = buf.getvalue()
-    return data.replace(b"%%EOF", b"%" + b"x" * max(0, size - len(data)) + b"\n%%EOF")
+    # pad with a comment before the cross-reference table and move startxref by as much: padding after
+    # startxref makes readers reconstruct the table (a damaged file, refused at deposit since issue 18)
+    xref = data.rindex(b"\nxref\n") + 1
+    pad = b"%" + b"x" * max(0, size - len(data) - 2) + b"\n"
+    head, _, rest = data[xref:].rpartition(b"startxref\n")
+    offset, _, tail = rest.partition(b"\n")
+    return data[:xref] + pad + head + b"startxref\n" + str(int(offset) + len(pad)).encode() + b"\n" + tail
 
 
 def _rate(ctx: object, circuit: str, n: int, make: callable) -> float:  # type: ignore[valid-type]
