@@ -34,6 +34,8 @@ UNKNOWN_OPERATION_CODES = frozenset({179, 180})  # REST: no such route / method
 SOAP_LISTINGS = frozenset({"listRemainingAcknowledgements", "listRemainingPesRetour", "listRemainingChorus",
                            "listRemainingSignedDocs", "history"})
 SOAP_DEPOSITS = frozenset({"upload", "uploadOnDemand", "otpUpload", "uploadBSMS"})
+# Operations the interface document marks DEPRECATED (§2.5.16: getSmsUrl, replaced by getMultiIdsSmsUrl).
+SOAP_DEPRECATED = frozenset({"getSmsUrl"})
 
 _REST_REMAINING = re.compile(r"^/documents/v2/([^/]+)/(ack|chorus|pes-retour|signed)/remaining$")
 _REST_HISTORY = re.compile(r"^/documents/v2/([^/]+)/history$")
@@ -132,6 +134,9 @@ def classify(method: str, path: str, status: int, error_code: int | None = None,
     elif connector == "soap":
         what = f"{operation or '?'}"
         if method == "POST":
+            if operation in SOAP_DEPRECATED:
+                obs.kinds.append("deprecated_operation")
+                obs.examples.append(("deprecated_operations", what))
             if failed:
                 obs.kinds.append("soap_fault")
                 obs.examples.append(("soap_faults", f"{what} → {error_code}"))

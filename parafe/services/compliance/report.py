@@ -324,6 +324,11 @@ def client_report(ctx: AppContext, fingerprint: str, *, now: datetime | None = N
         results.append(result("protocol", WATCH, f"{faults} faute(s) SOAP.", figures, ("soap_faults",)))
     else:
         results.append(result("protocol", CONFORME, "Aucune faute SOAP, aucune opération inconnue.", figures))
+    deprecated = counters.get("deprecated_operation", 0)
+    results.append(result("deprecated", BREACH if deprecated else CONFORME,
+                          f"{deprecated} appel(s) d'opérations dépréciées (getSmsUrl : utiliser getMultiIdsSmsUrl)."
+                          if deprecated else "Aucune opération dépréciée.", {"count": deprecated},
+                          ("deprecated_operations",)))
     tls = {k.split(":", 1)[1]: v for k, v in counters.items() if k.startswith("tls:")}
     figures = {"refused_connections": tls, "not_after": _iso(not_after)}
     if tls:

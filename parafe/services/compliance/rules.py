@@ -66,6 +66,10 @@ RULES: tuple[Rule, ...] = (
          "§2.5 (WSDL) et §2.4",
          "Prévoir les mécanismes de reprise nécessaires en cas d’erreur, qu’elles proviennent de la procédure de "
          "connexion ou du niveau applicatif"),
+    Rule("deprecated", "Opérations dépréciées",
+         "§2.5.16",
+         "cette méthode est en état DEPRECATED et ne doit plus être intégrée à compter du 01/11/2015. Merci de bien "
+         "vouloir utiliser la méthode « getMultiIdsSmsUrl »."),
     Rule("certificate", "Certificat client",
          "§4.4",
          "Tentative de connexion avec un certificat périmé"),

@@ -39,6 +39,10 @@ def test_classification() -> None:
     in_listing = classify("PROPFIND", f"{DAV}/in/bureautique/", 207)
     assert in_listing is not None and in_listing.listing_target is None  # only out/ is polled for returns
     assert classify("GET", "/tableau-de-bord", 200) is None  # the portal is no connector
+    deprecated = classify("POST", SOAP, 200, None, "getSmsUrl")  # §2.5.16
+    assert deprecated is not None and "deprecated_operation" in deprecated.kinds
+    current = classify("POST", SOAP, 200, None, "getMultiIdsSmsUrl")
+    assert current is not None and "deprecated_operation" not in current.kinds
 
 
 def test_recorder_batches_and_bounds(ctx: Any) -> None:
