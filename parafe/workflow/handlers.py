@@ -414,6 +414,10 @@ def _mail_next_actor(ctx: AppContext, item: OutboxItem) -> None:
         else:
             step = engine.current_step(session, document)
             to = actor_emails(session, step) if step is not None else []
+            if step is not None:  # colleagues replacing an absent actor (issue 20)
+                from parafe.services.delegations import delegate_emails
+
+                to += delegate_emails(session, step)
             action = "viser" if step is not None and step.kind == StepKind.VISA.value else "signer"
             circuit, label_name, uploader = _describe(session, document)
             subject = f"Document à {action} : {document.name}"

@@ -174,3 +174,14 @@ def test_daily_digest(ctx: Any, tmp_path: Path, smtp: Inbox) -> None:  # noqa: F
     to_signer = [m for m in smtp.messages if SIGNER in str(m["X-Envelope-To"]) and "Parafe :" in m["Subject"]]
     assert len(to_signer) == 1 and "À viser : budget-2027.pdf" in body(to_signer[0])
     assert ADMIN not in " ".join(str(m["X-Envelope-To"]) for m in smtp.messages[before:])
+
+
+def test_the_replacing_colleague_gets_the_next_actor_mail(ctx: Any, tmp_path: Path, smtp: Inbox) -> None:  # noqa: F811
+    _give_role(ctx, SIGNER, "valideur")
+    delegations.create(ctx, principal_for_email(ctx, VISA), SIGNER, TODAY, TODAY)
+    deposit_file(ctx, tmp_path, "arrete-mail-absence.pdf", pdf_bytes(), circuit="bureautique")
+    run_jobs(ctx)
+    smtp.wait(1)
+    alerts = [m for m in smtp.messages if m["Subject"] == "Document à viser : arrete-mail-absence.pdf"]
+    assert len(alerts) == 1
+    assert VISA in str(alerts[0]["X-Envelope-To"]) and SIGNER in str(alerts[0]["X-Envelope-To"])
