@@ -132,6 +132,7 @@ def test_enrol_a_passkey_and_sign_two_documents_from_a_phone(
     screenshot(page, "signature-cle-d-acces-avant")
     page.get_by_role("button", name="Signer 2 documents avec ma clé d'accès").click()
     page.get_by_text("2 document(s) signé(s) sur 2.").wait_for(timeout=60_000)
+    assert page.locator("#titre-lot").inner_text() == "2 documents signés"  # no longer « 2 documents à signer »
     assert page.locator("#titre-assistant").is_hidden()  # nothing left for the local helper
     screenshot(page, "signature-cle-d-acces")
     results = page.locator("#passkey-results").inner_text()

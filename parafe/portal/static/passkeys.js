@@ -169,6 +169,12 @@ if (signApp) {
       const ok = showResults(finished.results);
       say(status, `${ok} document(s) signé(s) sur ${finished.results.length}.`,
         ok === finished.results.length ? "ok" : "ko");
+      const title = document.getElementById("titre-lot");  // no longer « N documents à signer »
+      if (title) {
+        const left = finished.results.length - ok;
+        title.textContent = `${ok} document${ok > 1 ? "s" : ""} signé${ok > 1 ? "s" : ""}`
+          + (left ? `, ${left} non signé${left > 1 ? "s" : ""}` : "");
+      }
       done.hidden = false;
       if (ok === finished.results.length) {
         // nothing left to sign here: the local helper's section would only fail
