@@ -7,7 +7,8 @@
 - their open file descriptors;
 - the p99 of the answered requests' durations in that minute.
 
-Then one summary line: growth of RSS and descriptors after the warm-up (the first ``--warmup`` minutes, 2 by
+Then one summary line: growth of RSS and descriptors after the warm-up (median of the first five minutes after
+the warm-up against the median of the last five; the warm-up is the first ``--warmup`` minutes, 2 by
 default: caches, pools and imports fill up there), in %, p99 of the first and last minute, and the errors
 (requests not answered, or answered 5xx/401, and client exceptions).
 
@@ -29,6 +30,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -156,13 +158,19 @@ def main() -> int:
         load.stop.set()
         for thread in threads:
             thread.join(timeout=120)
-        warm = next((s for s in samples if s[0] >= args.warmup), samples[0])
+        # Growth compares the median of the first and of the last ``span`` minutes after the warm-up: one
+        # sample is an instant (descriptors count the connections in flight at that second), a median is a level.
+        steady = [s for s in samples if s[0] > args.warmup] or samples
+        span = max(1, min(5, len(steady) // 3))
+        warm_rss, end_rss = median(s[1] for s in steady[:span]), median(s[1] for s in steady[-span:])
+        warm_fds, end_fds = median(s[2] for s in steady[:span]), median(s[2] for s in steady[-span:])
         last = samples[-1]
-        growth = (last[1] - warm[1]) / warm[1] * 100 if warm[1] else 0.0
-        fd_growth = (last[2] - warm[2]) / warm[2] * 100 if warm[2] else 0.0
+        growth = (end_rss - warm_rss) / warm_rss * 100 if warm_rss else 0.0
+        fd_growth = (end_fds - warm_fds) / warm_fds * 100 if warm_fds else 0.0
         print(f"soak minutes={args.minutes:g} clients={args.clients} requests={report.requests} "
-              f"errors={report.request_errors} rss_warm={warm[1] / 2**20:.1f}MB rss_end={last[1] / 2**20:.1f}MB "
-              f"rss_growth={growth:+.1f}% fds_warm={warm[2]} fds_end={last[2]} fd_growth={fd_growth:+.1f}% "
+              f"errors={report.request_errors} rss_warm={warm_rss / 2**20:.1f}MB rss_end={end_rss / 2**20:.1f}MB "
+              f"rss_growth={growth:+.1f}% fds_warm={warm_fds:g} fds_end={end_fds:g} fd_growth={fd_growth:+.1f}% "
+              f"(medians of the first and last {span} min after warm-up) "
               f"p99_first={samples[0][3] * 1000:.0f}ms p99_last={last[3] * 1000:.0f}ms "
               f"(warm-up: {args.warmup:g} min; deposits {sum(report.acked.values())}, visas {report.visas}, "
               f"signatures {report.signatures_by_api}, OTP {report.otp_signatures})", flush=True)
