@@ -45,9 +45,11 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright_browser() -> Iterator[Any]:
-    """Debian's chromium under Playwright (session-wide)."""
+    """Debian's chromium under Playwright, per test module: Playwright's sync API keeps an asyncio loop running in
+    the thread while it is started, so a session-wide instance would make every later test of the same xdist
+    worker that calls ``asyncio.run`` (pyHanko's synchronous validation, for one) fail."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
