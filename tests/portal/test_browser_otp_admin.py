@@ -104,7 +104,8 @@ def test_otp_signature_with_the_sms_code_redirects_signed(browsing: Browsing) ->
     page = browsing.page()  # no certificate: the link and the code are the access rights
     business_site(page)
     page.goto(url)
-    assert "Jeanne Martin" in page.locator(".lead").inner_text()
+    # the signer's name shows once the workflow has reached the OTP step (the page updates itself until then)
+    page.locator(".lead").filter(has_text="Jeanne Martin").wait_for()
     page.wait_for_selector(".pdf-viewer[data-rendered]")
     both_widths(page, "otp", prepare=lambda: (page.wait_for_timeout(400),
                                              page.wait_for_selector(".pdf-viewer[data-rendered]")))
