@@ -1,0 +1,1 @@
+"""Administration of subscribers, users and sandbox subscribers."""

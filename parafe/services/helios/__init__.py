@@ -1,0 +1,1 @@
+"""Helios through S²LOW: accounts, PES_Retour fetching and the returns a client fetches."""

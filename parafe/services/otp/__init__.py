@@ -1,0 +1,1 @@
+"""One-time-code signature: codes, signing links, public pages and SMS deliveries."""

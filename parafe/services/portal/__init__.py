@@ -1,0 +1,1 @@
+"""The portal's read models and its subscriber administration."""

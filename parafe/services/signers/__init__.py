@@ -1,0 +1,1 @@
+"""A signer's means of signing: passkeys, server-held keys, remote signing, certificate ownership."""

@@ -1,0 +1,1 @@
+"""The WebDAV drop folders, independent of the WebDAV library."""
