@@ -32,7 +32,7 @@ def _setup(home: Path, url: str) -> object:
     os.environ["PARAFE_DATABASE_URL"] = url
     from parafe.cli import initialise
     from parafe.config import get_settings, reset_settings
-    from parafe.services.context import AppContext
+    from parafe.context import AppContext
 
     reset_settings()
     initialise(verbose=False)
@@ -60,8 +60,8 @@ def _pdf(size: int, seed: str) -> bytes:
 
 
 def _rate(ctx: object, circuit: str, n: int, make: callable) -> float:  # type: ignore[valid-type]
-    from parafe.services.auth import principal_for_email
-    from parafe.services.documents import DepositRequest, Upload, deposit
+    from parafe.services.access.auth import principal_for_email
+    from parafe.services.documents.deposit import DepositRequest, Upload, deposit
 
     principal = principal_for_email(ctx, "agent@demo.parafe.test")  # type: ignore[arg-type]
     tmp = Path(tempfile.mkdtemp())
@@ -115,9 +115,9 @@ home = Path(sys.argv[2]); big = Path(sys.argv[3])
 os.environ["PARAFE_HOME"] = str(home); os.environ["PARAFE_DATABASE_URL"] = f"sqlite:///{home/'parafe.db'}"
 from parafe.cli import initialise
 from parafe.config import get_settings
-from parafe.services.context import AppContext
-from parafe.services.auth import principal_for_email
-from parafe.services.documents import DepositRequest, Upload, deposit
+from parafe.context import AppContext
+from parafe.services.access.auth import principal_for_email
+from parafe.services.documents.deposit import DepositRequest, Upload, deposit
 from parafe.storage.spool import HashingSpool
 import pikepdf, lxml.etree
 initialise(verbose=False)

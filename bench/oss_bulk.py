@@ -40,8 +40,8 @@ def setup_home(home: Path) -> object:
     os.environ.pop("PARAFE_DATABASE_URL", None)
     from parafe.cli import initialise
     from parafe.config import get_settings, reset_settings
-    from parafe.services.context import AppContext
-    from parafe.services.oss import ensure_oss_demo
+    from parafe.context import AppContext
+    from parafe.services.oss.service import ensure_oss_demo
 
     reset_settings()
     initialise(verbose=False)
@@ -128,7 +128,7 @@ def bulk_rate(ctx: object, pdf: bytes, seconds: float) -> float:
     from sqlalchemy import select
 
     from parafe.db.models import OssWorkflow
-    from parafe.services import oss_signing
+    from parafe.services.oss import signing as oss_signing
 
     with ctx.db.read() as session:  # type: ignore[attr-defined]
         workflow = session.scalar(select(OssWorkflow).where(OssWorkflow.key == "oss-demo"))

@@ -18,7 +18,7 @@ demo set), then bulk-generates documents directly in SQL (PostgreSQL ``COPY``, S
   Blob hashes are fake (the search never reads blobs).
 
 It then runs every query kind ``--runs`` times with varied parameters, in random order, through
-``parafe.services.search.search(ctx, principal, SearchCriteria.from_wire({...}))`` as (a) the subscriber admin
+``parafe.services.documents.search.search(ctx, principal, SearchCriteria.from_wire({...}))`` as (a) the subscriber admin
 ``admin@demo.parafe.test`` and (b) generated agents of the demo subscriber restricted to their circuits, and
 prints ONE line per backend on stdout:
 
@@ -123,8 +123,8 @@ def _setup(home: Path, url: str, *, initialise_home: bool = True) -> Any:
     os.environ["PARAFE_DATABASE_URL"] = url
     from parafe.cli import initialise
     from parafe.config import get_settings, reset_settings
+    from parafe.context import AppContext
     from parafe.db.migrate import upgrade
-    from parafe.services.context import AppContext
 
     reset_settings()
     if initialise_home:
@@ -458,7 +458,7 @@ def _scenario(ctx: Any, rng: random.Random) -> tuple[list[Viewer], float, float]
     from sqlalchemy import func, select
 
     from parafe.db.models import Circuit, CircuitRole, Document, Label, MetadataValue, Subscriber, User
-    from parafe.services.auth import principal_for_email
+    from parafe.services.access.auth import principal_for_email
 
     with ctx.db.read() as s:
         sub_id = s.scalar(select(Subscriber.id).where(Subscriber.siren == DEMO_SIREN))
@@ -629,7 +629,7 @@ class Capture:
 
 
 def run_searches(ctx: Any, backend: str, docs: int, runs: int, explain: bool, seed: int) -> str:
-    from parafe.services.search import SearchCriteria, search
+    from parafe.services.documents.search import SearchCriteria, search
 
     rng = random.Random(seed)
     viewers, first, last = _scenario(ctx, rng)

@@ -85,8 +85,8 @@ class SingleNode:
 
     def __init__(self, home: Path, url: str, database_url: str) -> None:
         from parafe.config import Settings
+        from parafe.context import AppContext
         from parafe.devtools.chaos import Proc
-        from parafe.services.context import AppContext
 
         self.template = home
         self.nodes = [Proc("serve", [], {}, home / "serve.log", url=url)]
@@ -132,7 +132,7 @@ def main() -> int:
             server = subprocess.Popen([sys.executable, "-m", "parafe", "serve", "--port", str(port), "--log-level",
                                        "warning"], env=env, stdout=log, stderr=subprocess.STDOUT)
         node = SingleNode(home, f"https://127.0.0.1:{port}", url)
-        from parafe.services import oss
+        from parafe.services.oss import service as oss
 
         oss.ensure_oss_demo(node.ctx)
         _wait(node, server)

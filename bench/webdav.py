@@ -135,9 +135,9 @@ def _populate_out(home: Path, entries: int) -> str:
     from sqlalchemy import insert, select
 
     from parafe.config import Settings
+    from parafe.context import AppContext
     from parafe.db.models import Circuit, Document, Label, Subscriber, User, WebdavDeposit, utcnow
     from parafe.domain.states import State
-    from parafe.services.context import AppContext
 
     ctx = AppContext.from_settings(Settings(home=home, database_url=os.environ.get("PARAFE_DATABASE_URL")))
     label_name = f"out-{uuid.uuid4().hex[:8]}"

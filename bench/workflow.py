@@ -59,7 +59,7 @@ def _context(env: dict[str, str]) -> Any:
     os.environ.update({k: v for k, v in env.items() if k.startswith("PARAFE_")})
     from parafe.cli import initialise
     from parafe.config import get_settings, reset_settings
-    from parafe.services.context import AppContext
+    from parafe.context import AppContext
 
     reset_settings()
     initialise(verbose=False)
@@ -67,9 +67,9 @@ def _context(env: dict[str, str]) -> Any:
 
 
 def _deposit(ctx: Any, tmp: Path, i: int, data: bytes) -> int:
-    from parafe.services.auth import principal_for_email
+    from parafe.services.access.auth import principal_for_email
     from parafe.services.demo import AGENT
-    from parafe.services.documents import DepositRequest, Upload, deposit
+    from parafe.services.documents.deposit import DepositRequest, Upload, deposit
 
     path = tmp / f"d{i}.pdf"
     path.write_bytes(data)

@@ -19,7 +19,7 @@ from parafe.domain.errors import E, ParafeError
 def _ctx() -> Any:
     from parafe.cli import initialise
     from parafe.config import get_settings
-    from parafe.services.context import AppContext
+    from parafe.context import AppContext
 
     initialise(verbose=False)
     return AppContext.from_settings(get_settings())
@@ -47,7 +47,7 @@ def _password(args: argparse.Namespace) -> str | None:
 
 
 def _user_spec(args: argparse.Namespace) -> Any:
-    from parafe.services.admin import UserSpec
+    from parafe.services.admin.platform import UserSpec
 
     return UserSpec(email=args.email, firstname=args.firstname or "", lastname=args.lastname or "",
                     admin=args.admin, authentication_type="BASIC" if args.basic else "CERTIFICAT",
@@ -55,20 +55,20 @@ def _user_spec(args: argparse.Namespace) -> Any:
 
 
 def _subscriber_add(ctx: Any, args: argparse.Namespace) -> list[str]:
-    from parafe.services import admin
+    from parafe.services.admin import platform as admin
 
     admin.create_subscriber(ctx, args.siren, args.name)
     return [f"Abonné {args.siren} créé."]
 
 
 def _subscriber_list(ctx: Any, args: argparse.Namespace) -> list[str]:
-    from parafe.services import admin
+    from parafe.services.admin import platform as admin
 
     return [f"{s['siren']}  {s['name']}" for s in admin.list_subscribers(ctx)]
 
 
 def _user_add(ctx: Any, args: argparse.Namespace) -> list[str]:
-    from parafe.services import admin
+    from parafe.services.admin import platform as admin
 
     admin.create_user(ctx, args.siren, _user_spec(args))
     lines = [f"Utilisateur {args.email} créé."]
@@ -79,21 +79,21 @@ def _user_add(ctx: Any, args: argparse.Namespace) -> list[str]:
 
 
 def _user_update(ctx: Any, args: argparse.Namespace) -> list[str]:
-    from parafe.services import admin
+    from parafe.services.admin import platform as admin
 
     admin.update_user(ctx, args.siren, _user_spec(args))
     return [f"Utilisateur {args.email} mis à jour."]
 
 
 def _user_delete(ctx: Any, args: argparse.Namespace) -> list[str]:
-    from parafe.services import admin
+    from parafe.services.admin import platform as admin
 
     admin.delete_user(ctx, args.siren, args.email)
     return [f"Utilisateur {args.email} supprimé."]
 
 
 def _user_list(ctx: Any, args: argparse.Namespace) -> list[str]:
-    from parafe.services import admin
+    from parafe.services.admin import platform as admin
 
     return [json.dumps(u, ensure_ascii=False) for u in admin.list_users(ctx, args.siren)]
 
@@ -108,34 +108,34 @@ def _read(path: str) -> bytes:
 
 
 def _cert_add(ctx: Any, args: argparse.Namespace) -> list[str]:
-    from parafe.services import admin
+    from parafe.services.admin import platform as admin
 
     fp = admin.add_certificate(ctx, args.siren, args.email, _read(args.file))
     return [f"Certificat lié à {args.email} (SHA-256 {fp})."]
 
 
 def _cert_remove(ctx: Any, args: argparse.Namespace) -> list[str]:
-    from parafe.services import admin
+    from parafe.services.admin import platform as admin
 
     admin.remove_certificate(ctx, args.siren, args.email, args.fingerprint)
     return [f"Certificat {args.fingerprint} retiré de {args.email}."]
 
 
 def _group_add(ctx: Any, args: argparse.Namespace) -> list[str]:
-    from parafe.services import admin
+    from parafe.services.admin import platform as admin
 
     admin.create_group(ctx, args.siren, args.name, args.member or [])
     return [f"Groupe {args.name} à jour."]
 
 
 def _load(path: str) -> dict[str, Any]:
-    from parafe.services import admin
+    from parafe.services.admin import platform as admin
 
     return admin.load_config_file(Path(path))
 
 
 def _circuit_define(ctx: Any, args: argparse.Namespace) -> list[str]:
-    from parafe.services import admin
+    from parafe.services.admin import platform as admin
 
     data = _load(args.file)
     circuits = data.get("circuits") if "circuits" in data else [data]
@@ -143,20 +143,20 @@ def _circuit_define(ctx: Any, args: argparse.Namespace) -> list[str]:
 
 
 def _circuit_list(ctx: Any, args: argparse.Namespace) -> list[str]:
-    from parafe.services import admin
+    from parafe.services.admin import platform as admin
 
     return [f"{c['key']:20s} {c['type']:30s} {' → '.join(c['steps'])}" for c in admin.list_circuits(ctx, args.siren)]
 
 
 def _circuit_delete(ctx: Any, args: argparse.Namespace) -> list[str]:
-    from parafe.services import admin
+    from parafe.services.admin import platform as admin
 
     admin.delete_circuit(ctx, args.siren, args.key)
     return [f"Circuit {args.key} supprimé."]
 
 
 def _metadata_set(ctx: Any, args: argparse.Namespace) -> list[str]:
-    from parafe.services import admin
+    from parafe.services.admin import platform as admin
 
     fields = None
     if args.file:
@@ -167,7 +167,7 @@ def _metadata_set(ctx: Any, args: argparse.Namespace) -> list[str]:
 
 
 def _apply(ctx: Any, args: argparse.Namespace) -> list[str]:
-    from parafe.services import admin
+    from parafe.services.admin import platform as admin
 
     return admin.apply_config(ctx, _load(args.file)) or ["Rien à changer."]
 
@@ -297,7 +297,7 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("document_id", type=int, help="identifiant du document / document id")
     p.set_defaults(func=_run(_document_retry))
 
-    from parafe.services.server_keys import add_commands as add_server_key_commands
+    from parafe.services.signers.server_keys import add_commands as add_server_key_commands
     from parafe.transmission.admin_cli import add_commands as add_provider_commands
 
     add_provider_commands(sub, _run)

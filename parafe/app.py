@@ -16,9 +16,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
+from parafe.context import AppContext
 from parafe.security.certcheck import CertificateVerifier
 from parafe.security.identity import ClientIdentityMiddleware
-from parafe.services.context import AppContext
 
 log = logging.getLogger(__name__)
 

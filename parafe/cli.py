@@ -44,8 +44,8 @@ def _tidy_home(settings: Settings) -> None:
 
 def initialise(*, verbose: bool = True) -> int:
     """Create the home, migrate the database and, on an empty home, the dev PKI and the demo set."""
+    from parafe.context import AppContext
     from parafe.db.migrate import upgrade
-    from parafe.services.context import AppContext
     from parafe.services.demo import ensure_demo
 
     settings = get_settings()

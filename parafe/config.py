@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     pdf_max_depth: int = Field(default=64, ge=2)  # nesting of the page tree and of the form fields
     pdf_check_memory_mb: int = Field(default=768, ge=128)  # address-space limit of the checking process
     pdf_check_seconds: int = Field(default=60, ge=1)  # CPU-time limit of the checking process
-    # Basic authentication throttling (issue 18, parafe.services.login_throttle)
+    # Basic authentication throttling (issue 18, parafe.services.access.login_throttle)
     login_free_failures: int = Field(default=5, ge=1)
     login_address_free_failures: int = Field(default=30, ge=1)
     login_backoff_seconds: float = Field(default=1.0, gt=0)
@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     compliance_flush_seconds: float = Field(default=5.0, gt=0)  # batched writes of the recorder
     compliance_examples: int = Field(default=5, ge=1, le=50)  # last examples kept per client and rule
     compliance_days: int = Field(default=30, ge=1)  # hours of counters kept (and reported)
-    # sandbox mode (issue 21, parafe.services.sandbox): steps complete by themselves, answers are marked
+    # sandbox mode (issue 21, parafe.services.admin.sandbox): steps complete by themselves, answers are marked
     sandbox: bool = False  # the whole server (``parafe serve --sandbox``); else per subscriber
     sandbox_visa_seconds: float = Field(default=5.0, ge=0)
     sandbox_signature_seconds: float = Field(default=5.0, ge=0)

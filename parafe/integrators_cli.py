@@ -12,7 +12,7 @@ Runner = Callable[[Callable[[Any, argparse.Namespace], list[str] | None]], Calla
 
 
 def _subscriber_sandbox(ctx: Any, args: argparse.Namespace) -> list[str]:
-    from parafe.services.sandbox import set_subscriber_sandbox
+    from parafe.services.admin.sandbox import set_subscriber_sandbox
 
     set_subscriber_sandbox(ctx, args.siren, args.on)
     state = "en bac à sable" if args.on else "hors bac à sable"
@@ -38,7 +38,7 @@ def format_report(report: dict[str, Any]) -> list[str]:
 
 def _report_clients(ctx: Any, args: argparse.Namespace) -> list[str]:
     from parafe.domain.errors import E, ParafeError
-    from parafe.services.admin import _subscriber
+    from parafe.services.admin.platform import _subscriber
     from parafe.services.compliance import report
 
     subscriber_id = None

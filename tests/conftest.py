@@ -234,9 +234,9 @@ def home(backend: str, tmp_path: Path, pki_template: Path, home_templates: dict[
 
 @pytest.fixture
 def ctx(home: Home) -> Iterator[object]:
-    """An :class:`parafe.services.context.AppContext` on the fresh home."""
+    """An :class:`parafe.context.AppContext` on the fresh home."""
     from parafe.config import get_settings
-    from parafe.services.context import AppContext
+    from parafe.context import AppContext
 
     context = AppContext.from_settings(get_settings())
     yield context

@@ -16,9 +16,9 @@ import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from parafe.context import AppContext
 from parafe.services.compliance.classify import classify, connector_of
 from parafe.services.compliance.recorder import ClientCert, recorder
-from parafe.services.context import AppContext
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Provider callbacks: ``POST /hooks/sms/{provider}`` receives SMS delivery receipts (issue 16).
 
-Thin: the body and its signature header go to :func:`parafe.services.sms_deliveries.apply_receipt`, which checks
+Thin: the body and its signature header go to :func:`parafe.services.otp.sms_deliveries.apply_receipt`, which checks
 the HMAC-SHA256 of the raw body with ``PARAFE_SMS_HOOK_SECRET`` before reading anything. No client certificate:
 the gateway is not a Parafe client. Answers JSON with a French message.
 """
@@ -11,8 +11,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from parafe.services.context import AppContext
-from parafe.services.sms_deliveries import ReceiptRejected, apply_receipt
+from parafe.context import AppContext
+from parafe.services.otp.sms_deliveries import ReceiptRejected, apply_receipt
 from parafe.workflow.settings import sms_settings
 
 MAX_RECEIPT_BYTES = 64 * 1024

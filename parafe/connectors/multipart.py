@@ -16,7 +16,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from parafe.domain.errors import E, ParafeError
-from parafe.services.documents import Upload
+from parafe.services.documents.deposit import Upload
 from parafe.storage.spool import HashingSpool, SizeLimitExceeded
 
 FIELD_LIMIT = 64 * 1024

@@ -1,4 +1,4 @@
-"""``X-Parafe-Sandbox: 1`` on every answer given in sandbox mode (issue 21, :mod:`parafe.services.sandbox`).
+"""``X-Parafe-Sandbox: 1`` on every answer given in sandbox mode (issue 21, :mod:`parafe.services.admin.sandbox`).
 
 The whole server is a sandbox with ``parafe serve --sandbox`` (``PARAFE_SANDBOX``); otherwise the answers to a
 client certificate bound to an account of a sandbox subscriber (``parafe admin subscriber sandbox``) are marked.
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from parafe.services.context import AppContext
+from parafe.context import AppContext
 
 Scope = MutableMapping[str, Any]
 HEADER = (b"x-parafe-sandbox", b"1")
@@ -27,7 +27,7 @@ class SandboxMarker:
         fingerprint = getattr(getattr(identity, "verdict", None), "fingerprint", None)
         if not fingerprint:
             return False
-        from parafe.services.sandbox import certificate_in_sandbox
+        from parafe.services.admin.sandbox import certificate_in_sandbox
 
         return certificate_in_sandbox(self.ctx, fingerprint)
 

@@ -415,7 +415,7 @@ class OutboxItem(Base):
 class OtpLink(Base):
     """A public OTP signing link (DECISIONS D15): one random token for one or several documents.
 
-    Created by ``parafe.services.otp_links`` (REST ``otp/url``, ``otp/{siren}/{circuit}/upload``, SOAP
+    Created by ``parafe.services.otp.links`` (REST ``otp/url``, ``otp/{siren}/{circuit}/upload``, SOAP
     ``getMultiIdsSmsUrl`` / ``otpUpload``); the OTP pages look the token up. ``document_ids`` are in the order
     given; every document carries the same OTP identity (``signer_email`` / ``signer_phone``).
     """
@@ -678,8 +678,8 @@ class OssAuthLog(Base):
 
 
 class DocumentTombstone(Base):
-    """What stays of a deleted or purged document (``parafe.services.erasure``): who, what, when — for the audit
-    trail. ``blobs`` are the blobs still to erase (emptied once done); the NomFic stays in ``pes_nomfic``."""
+    """What stays of a deleted or purged document (``parafe.services.documents.erasure``): who, what, when — for the
+    audit trail. ``blobs`` are the blobs still to erase (emptied once done); the NomFic stays in ``pes_nomfic``."""
 
     __tablename__ = "document_tombstones"
     __table_args__ = (Index("ix_document_tombstones_pending", "erased_at"),)
@@ -857,7 +857,7 @@ class CompliancePending(Base):
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-# --- passkey-confirmed signature with a server-held key (issue 20, parafe.services.passkeys) --------------------
+# --- passkey-confirmed signature with a server-held key (issue 20, parafe.services.signers.passkeys) ---
 
 
 class ServerKey(Base):

@@ -270,7 +270,7 @@ class Cluster:
         if init.returncode != 0:
             raise RuntimeError(f"parafe init a échoué : {init.stdout}{init.stderr}")
         self.ctx = self._context(self.template)
-        from parafe.services import oss
+        from parafe.services.oss import service as oss
 
         oss.ensure_oss_demo(self.ctx)
         for index in range(self.options.nodes):
@@ -293,7 +293,7 @@ class Cluster:
 
     def _context(self, home: Path) -> Any:
         from parafe.config import Settings
-        from parafe.services.context import AppContext
+        from parafe.context import AppContext
 
         return AppContext.from_settings(Settings(
             home=home, database_url=self.db_url, storage="s3", s3_endpoint_url=self.s3_url, s3_bucket=BUCKET,

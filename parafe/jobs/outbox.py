@@ -24,8 +24,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from parafe.context import AppContext
 from parafe.db.models import OutboxItem, utcnow
-from parafe.services.context import AppContext
 from parafe.workflow.settings import workflow_settings
 
 log = logging.getLogger(__name__)
@@ -60,9 +60,9 @@ def default_give_up(kind: str, give_up: Callable[[AppContext, OutboxItem, str], 
 
 
 def handlers() -> dict[str, Handler]:
-    import parafe.services.erasure  # noqa: F401  (registers document.erase, document.deleted)
-    import parafe.services.oss  # noqa: F401  (registers oss.sign)
-    import parafe.services.sms_deliveries  # noqa: F401  (registers sms.send)
+    import parafe.services.documents.erasure  # noqa: F401  (registers document.erase, document.deleted)
+    import parafe.services.oss.service  # noqa: F401  (registers oss.sign)
+    import parafe.services.otp.sms_deliveries  # noqa: F401  (registers sms.send)
     import parafe.workflow.handlers  # noqa: F401  (registers every kind)
     import parafe.workflow.sandbox  # noqa: F401  (sandbox.act, sandbox.pes_retour: issue 21)
     from parafe.workflow import failures

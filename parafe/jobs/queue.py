@@ -16,7 +16,7 @@ import time
 
 from huey import Huey, MemoryHuey, PostgresHuey, RedisHuey, SqliteHuey
 
-from parafe.services.context import AppContext
+from parafe.context import AppContext
 from parafe.workflow.settings import workflow_settings
 
 _lock = threading.Lock()

@@ -19,10 +19,10 @@ from typing import Any
 
 from huey.consumer import Consumer
 
+from parafe.context import AppContext
 from parafe.jobs import outbox
 from parafe.jobs.queue import get_huey, shared_queue
 from parafe.jobs.tasks import enqueue_execute
-from parafe.services.context import AppContext
 from parafe.workflow.settings import workflow_settings
 
 log = logging.getLogger(__name__)

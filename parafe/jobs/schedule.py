@@ -4,7 +4,8 @@ digest of waiting documents (06:05 UTC, :func:`daily_digest`).
 Per spec §4.2 notes / DECISIONS D6, connector files live 15 days (``PARAFE_PURGE_DAYS``):
 
 - documents deposited through WebDAV, finished and unchanged for that long, leave ``out/`` for good: they are
-  buried like a delete (tombstone ``purge``, bytes erased from the blob store, :mod:`parafe.services.erasure`);
+  buried like a delete (tombstone ``purge``, bytes erased from the blob store,
+  :mod:`parafe.services.documents.erasure`);
 - PES_Retour and Chorus flows older than that and fetched (downloaded, or deleted from WebDAV) are removed,
   their bytes erased; an unfetched one stays in its remaining list (D11); acknowledgements of a live document
   stay with it (``downloadAcknowledgement``) but leave ``out/``;
@@ -22,9 +23,9 @@ from datetime import timedelta
 
 from sqlalchemy import delete, select, update
 
+from parafe.context import AppContext
 from parafe.db.models import DevMessage, Document, OtpChallenge, OutboxItem, utcnow
 from parafe.domain.states import State
-from parafe.services.context import AppContext
 from parafe.workflow.settings import workflow_settings
 
 FINISHED = frozenset({State.FILED.value, State.ARCHIVED.value, State.REFUSED.value, State.DISAPPROVED.value,
@@ -39,7 +40,7 @@ def purge(ctx: AppContext, days: int | None = None) -> dict[str, int]:
     report: dict[str, int] = {}
     # nothing purged stays stored (issue 15): documents deposited through WebDAV whose returns leave out/ are
     # buried (tombstone, bytes erased), and so are the PES_Retour / Chorus flows leaving out/
-    from parafe.services import erasure
+    from parafe.services.documents import erasure
 
     report["webdav_documents"] = erasure.purge_webdav_documents(ctx, cutoff, FINISHED)
     report["returns"] = erasure.purge_returns(ctx, cutoff)
@@ -67,11 +68,12 @@ def purge(ctx: AppContext, days: int | None = None) -> dict[str, int]:
             OtpChallenge.status == "pending", OtpChallenge.expires_at < cutoff).values(status="expired")
             .execution_options(synchronize_session=False))
         report["otp_expired"] = int(getattr(expired, "rowcount", 0) or 0)
-    from parafe.services import login_throttle
+    from parafe.services.access import login_throttle
 
     report["login_throttle"] = login_throttle.purge(ctx)  # failures older than their window (issue 18)
     # connector-specific retention: WebDAV out/ entries (15 days, spec §4.5), OSS documents (dateToPurge)
-    from parafe.services import oss, webdav
+    from parafe.services.oss import service as oss
+    from parafe.services.webdav import folders as webdav
 
     webdav_report = webdav.purge_webdav(ctx)
     report["webdav_signed"], report["webdav_refusals"] = webdav_report.signed, webdav_report.refusals

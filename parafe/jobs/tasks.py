@@ -1,6 +1,6 @@
 """Huey tasks of Parafe: execute one outbox row, the daily purge and the S²LOW PES_Retour fetch (periodic).
 
-The task bodies need the process's :class:`~parafe.services.context.AppContext`, installed by
+The task bodies need the process's :class:`~parafe.context.AppContext`, installed by
 :mod:`parafe.jobs.runtime` when a worker starts.
 """
 
@@ -57,7 +57,7 @@ def register(huey: Huey) -> None:
         if workflow_settings().helios_transport != "s2low":
             return
         from parafe.jobs.runtime import current_context
-        from parafe.services.s2low import poll_retours
+        from parafe.services.helios.s2low import poll_retours
 
         report = poll_retours(current_context())
         if report.accounts:
@@ -67,7 +67,7 @@ def register(huey: Huey) -> None:
     def sms_status() -> None:
         """Delivery status of the SMS sent through OVHcloud (``services.sms_deliveries.poll_deliveries``)."""
         from parafe.jobs.runtime import current_context
-        from parafe.services.sms_deliveries import poll_deliveries
+        from parafe.services.otp.sms_deliveries import poll_deliveries
 
         changed = poll_deliveries(current_context())
         if changed:

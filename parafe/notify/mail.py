@@ -15,8 +15,8 @@ from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
 from zoneinfo import ZoneInfo
 
+from parafe.context import AppContext
 from parafe.db.models import DevMessage
-from parafe.services.context import AppContext
 from parafe.workflow.settings import workflow_settings
 
 PARIS = ZoneInfo("Europe/Paris")

@@ -30,8 +30,8 @@ from urllib.parse import quote, urlsplit
 import httpx
 import requests
 
+from parafe.context import AppContext
 from parafe.db.models import DevMessage
-from parafe.services.context import AppContext
 from parafe.workflow.settings import SmsSettings, sms_settings
 
 log = logging.getLogger(__name__)

@@ -19,8 +19,8 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from parafe.context import AppContext
 from parafe.domain.errors import E, ParafeError
-from parafe.services.context import AppContext
 
 mimetypes.add_type("text/javascript", ".mjs")
 mimetypes.add_type("application/wasm", ".wasm")

@@ -1,6 +1,6 @@
 """Admin pages of a subscriber administrator: circuits and steps, users (certificates, roles), groups, metadata
-models, SMS history. Every page calls :mod:`parafe.services.portal_admin`, which checks that the caller
-administers that subscriber before delegating to :mod:`parafe.services.admin`.
+models, SMS history. Every page calls :mod:`parafe.services.portal.admin`, which checks that the caller
+administers that subscriber before delegating to :mod:`parafe.services.admin.platform`.
 
 Administrators sign in with their certificate or with Basic credentials: ``/connexion`` answers the Basic
 challenge (``WWW-Authenticate``) so that the browser asks for the login and password once.
@@ -32,9 +32,11 @@ from parafe.portal.web import (
     redirect,
     render,
 )
-from parafe.services import admin, passkeys, portal_admin
-from parafe.services.auth import Principal, authenticate_async
-from parafe.services.dashboard import STEP_LABELS
+from parafe.services.access.auth import Principal, authenticate_async
+from parafe.services.admin import platform as admin
+from parafe.services.portal import admin as portal_admin
+from parafe.services.portal.dashboard import STEP_LABELS
+from parafe.services.signers import passkeys
 
 CIRCUIT_TYPES = [
     (CircuitType.BUREAUTIQUE_PDF.value, "Bureautique (PDF)"),

@@ -3,7 +3,7 @@
 ``GET /tableau-de-bord`` lists the caller's documents by view (« À traiter », « En cours », « Mes dépôts »,
 « Classés ») with filters (circuit, label, state code, text); with htmx (``HX-Request``) only the list is sent
 back. ``GET/POST /deposer`` deposits a document with label, comment, annexes (and, for a circuit with an OTP
-step, the OTP signer, through :func:`parafe.services.otp_links.otp_upload`).
+step, the OTP signer, through :func:`parafe.services.otp.links.otp_upload`).
 """
 
 from __future__ import annotations
@@ -32,9 +32,10 @@ from parafe.portal.web import (
     redirect,
     render,
 )
-from parafe.services import dashboard, otp_links
-from parafe.services.auth import Principal
-from parafe.services.documents import DepositRequest, deposit
+from parafe.services.access.auth import Principal
+from parafe.services.documents.deposit import DepositRequest, deposit
+from parafe.services.otp import links as otp_links
+from parafe.services.portal import dashboard
 
 STATE_CHOICES = [
     ("Prepared", "Préparé"), ("SendForVisa", "Envoyé pour visa"), ("Approved", "Visa approuvé"),

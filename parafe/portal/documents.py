@@ -3,7 +3,7 @@
 ``GET /documents/{id}`` shows the document (pdf.js viewer for PDF; for a PES the readable summary of its
 bordereaux and pieces, loaded by htmx from ``/documents/{id}/resume``), annexes, metadata, circuit, history,
 signature validation report (``/documents/{id}/verification``). Actions are plain POST forms (they work without
-JavaScript) that call :mod:`parafe.services.workflow` / :mod:`parafe.services.lifecycle`: visa, rejection,
+JavaScript) that call :mod:`parafe.services.steps` / :mod:`parafe.services.documents.lifecycle`: visa, rejection,
 refusal, deletion. Unknown and foreign ids answer the same 404 page (DECISIONS D1).
 """
 
@@ -16,13 +16,15 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from parafe.context import AppContext
 from parafe.domain.errors import ParafeError
 from parafe.portal import forms
 from parafe.portal.web import call, ctx_of, page, read_form, redirect, render
-from parafe.services import dashboard, downloads, lifecycle, pes_summary, workflow
-from parafe.services.auth import Principal
-from parafe.services.context import AppContext
-from parafe.services.downloads import Content
+from parafe.services import steps as workflow
+from parafe.services.access.auth import Principal
+from parafe.services.documents import downloads, lifecycle
+from parafe.services.documents.downloads import Content
+from parafe.services.portal import dashboard, pes_summary
 from parafe.workflow import failures
 
 

@@ -1,4 +1,4 @@
-"""The recipients' download link (spec §2.6.3, :mod:`parafe.services.download_links`): ``GET
+"""The recipients' download link (spec §2.6.3, :mod:`parafe.services.documents.download_links`): ``GET
 /telechargement/<token>`` gives the signed document as an attachment, to anyone holding the link — no account,
 no certificate (the TLS layer asks for one but does not require it, as for the OTP pages).
 
@@ -15,7 +15,7 @@ from starlette.routing import Route
 from parafe.domain.errors import E, ParafeError
 from parafe.portal.documents import content_response
 from parafe.portal.web import call, ctx_of, render
-from parafe.services import download_links
+from parafe.services.documents import download_links
 
 HEADERS = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
 

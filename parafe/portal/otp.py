@@ -1,6 +1,6 @@
 """The public OTP signing page (spec §2.2, §2.5.17, §7; DECISIONS D15): ``/boucle-sms/documentView?id=<token>``.
 
-No certificate: the link token (≥ 128 random bits, made by :mod:`parafe.services.otp_links`) is the access
+No certificate: the link token (≥ 128 random bits, made by :mod:`parafe.services.otp.links`) is the access
 right, and the one-time code sent by SMS (or e-mail) proves the signer. One page covers every document of the
 link, signed with one code. The page posts to itself (``action`` = ``code`` | ``signer`` | ``refuser``), with a
 CSRF token bound to the link token. At the end the signer goes back to the business software with
@@ -20,7 +20,7 @@ from parafe.domain.errors import E, ParafeError
 from parafe.portal import forms, security
 from parafe.portal.documents import content_response
 from parafe.portal.web import call, check_post, csrf_for, ctx_of, error_page, redirect, render
-from parafe.services import otp_pages
+from parafe.services.otp import pages as otp_pages
 
 PATH = "/boucle-sms/documentView"
 

@@ -13,7 +13,7 @@
 
 JSON endpoints need the CSRF token in ``X-CSRF-Token``. The relying party is the portal's public address
 (``PARAFE_PUBLIC_URL``) when set, else the address the browser used. The work is done by
-:mod:`parafe.services.passkeys`.
+:mod:`parafe.services.signers.passkeys`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from starlette.routing import Route
 from parafe.domain.errors import E, ParafeError
 from parafe.portal.signing import _error, _json_body
 from parafe.portal.web import call, check_post, csrf_subject, ctx_of, page, principal_of, read_form, redirect, render
-from parafe.services import passkeys
+from parafe.services.signers import passkeys
 
 
 def relying_party(request: Request) -> passkeys.RelyingParty:

@@ -11,7 +11,7 @@ confirmation) and loads ``static/signer.js``, which talks to the helper on 127.0
   ``{"results": [{"id", "name", "ok", "message"}]}``.
 
 Both need the CSRF token in ``X-CSRF-Token`` and a JSON body; the work is done by
-:mod:`parafe.services.remote_signing`.
+:mod:`parafe.services.signers.remote_signing`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from starlette.routing import Route
 
 from parafe.domain.errors import E, ParafeError
 from parafe.portal.web import call, check_post, csrf_subject, ctx_of, page, principal_of, render
-from parafe.services import dashboard, passkeys, remote_signing
+from parafe.services.portal import dashboard
+from parafe.services.signers import passkeys, remote_signing
 
 BODY_LIMIT = 1024 * 1024
 DEFAULT_HELPER_PORT = 36123

@@ -2,7 +2,7 @@
 
 ``GET /visa?ids=…`` lists the selected documents waiting for the caller's visa (from the dashboard's selection;
 the others are counted as ignored) with one optional comment; ``POST /visa`` (``ids``, ``commentaire``) calls
-:func:`parafe.services.workflow.approve_visas` — each document in its own transaction — and shows the outcome
+:func:`parafe.services.steps.approve_visas` — each document in its own transaction — and shows the outcome
 of each. Plain forms: it works without JavaScript.
 """
 
@@ -17,7 +17,8 @@ from starlette.routing import Route
 from parafe.domain.errors import ParafeError
 from parafe.portal.signing import _ids
 from parafe.portal.web import call, ctx_of, page, read_form, render
-from parafe.services import dashboard, workflow
+from parafe.services import steps as workflow
+from parafe.services.portal import dashboard
 
 
 async def _rows(request: Request, principal: Any, wanted: list[int]) -> list[dashboard.DocumentRow]:

@@ -24,12 +24,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from parafe import __version__
+from parafe.context import AppContext
 from parafe.domain.deposit import PARIS
 from parafe.domain.errors import E, ParafeError
 from parafe.domain.states import ACTOR_AUTOMATIC, ACTOR_OTP, State
 from parafe.portal import forms, security
-from parafe.services.auth import Principal, RequestIdentity, authenticate_async
-from parafe.services.context import AppContext
+from parafe.services.access.auth import Principal, RequestIdentity, authenticate_async
 from parafe.signing.names import readable_rfc4514
 
 HERE = Path(__file__).resolve().parent
@@ -195,7 +195,7 @@ async def principal_of(request: Request) -> Principal:
         return cached
     principal = await authenticate_async(ctx_of(request), identity_of(request))
     request.scope["parafe.principal"] = principal
-    from parafe.services.dashboard import may_deposit
+    from parafe.services.portal.dashboard import may_deposit
 
     request.scope["parafe.may_deposit"] = await call(may_deposit, ctx_of(request), principal)
     return principal
@@ -245,7 +245,7 @@ def render(request: Request, template: str, context: dict[str, Any], *, status: 
     if notice in NOTICES:
         full["notice"] = NOTICES[notice]
     full["accessibility"] = accessibility_status(ctx_of(request).settings.accessibility_status)
-    from parafe.services.sandbox import shown_in_portal  # issue 21: the sandbox banner
+    from parafe.services.admin.sandbox import shown_in_portal  # issue 21: the sandbox banner
 
     full["sandbox"] = shown_in_portal(ctx_of(request), [a.subscriber_id for a in principal.accounts]
                                       if principal is not None else [])

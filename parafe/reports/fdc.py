@@ -21,12 +21,12 @@ from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, Tabl
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from parafe.context import AppContext
 from parafe.db.models import Circuit, CircuitStep, Document, StepMember, Subscriber, User
 from parafe.domain.circuits import StepKind
 from parafe.domain.errors import E, ParafeError
 from parafe.domain.states import State, label
 from parafe.notify.mail import paris
-from parafe.services.context import AppContext
 
 STEP_NAMES = {
     StepKind.VISA.value: "Visa", StepKind.SIGNATURE.value: "Signature",

@@ -9,7 +9,7 @@ Sources, in order:
 The certificate is verified (CA bundle, validity, CRL) by :class:`CertificateVerifier`; ``Authorization: Basic``
 credentials are parsed (verified later against the database); an empty user with an empty password counts as no
 Basic header at all. The result is stored as
-``scope["state"]["identity"]`` (a :class:`parafe.services.auth.RequestIdentity`); the connectors turn it into a
+``scope["state"]["identity"]`` (a :class:`parafe.services.access.auth.RequestIdentity`); the connectors turn it into a
 principal, or into a 401 in their own wire format.
 """
 
@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from parafe.security.certcheck import CertificateVerifier
-from parafe.services.auth import RequestIdentity
+from parafe.services.access.auth import RequestIdentity
 
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]

@@ -22,10 +22,10 @@ import uvicorn
 
 from parafe.app import create_app
 from parafe.config import Settings
+from parafe.context import AppContext
 from parafe.server.dispatch import Dispatcher, adopt_connections, install_signal_forwarding
 from parafe.server.protocol import TLSHttpToolsProtocol
 from parafe.server.tls import server_context
-from parafe.services.context import AppContext
 
 log = logging.getLogger(__name__)
 

@@ -24,9 +24,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from parafe.context import AppContext
 from parafe.db.models import Annex, Document, OutboxItem, ReturnItem, WebdavDeposit, utcnow
-from parafe.services import oss
-from parafe.services.context import AppContext
+from parafe.services.oss import service as oss
 
 DEFAULT_GRACE = timedelta(hours=24)
 MIN_GRACE = timedelta(hours=1)

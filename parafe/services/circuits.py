@@ -20,12 +20,12 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from parafe.context import AppContext
 from parafe.db.models import Circuit, CircuitRole, CircuitStep, GroupMember, OtpChallenge, SmsDelivery, User
 from parafe.domain.circuits import StepKind
 from parafe.domain.errors import E, ParafeError
-from parafe.services.auth import Principal
-from parafe.services.context import AppContext
-from parafe.services.rights import subscriber_account
+from parafe.services.access.auth import Principal
+from parafe.services.access.rights import subscriber_account
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ delegator's roles on a circuit. The history entry keeps the spec's state name an
 
 - :func:`create` / :func:`end` / :func:`listing` — the portal's « Absence » page (the caller's own delegations);
 - :func:`admin_create` / :func:`admin_list` — ``parafe admin delegation`` (any user of a subscriber);
-- :func:`behalf_of` — used by :mod:`parafe.services.workflow` when the actor is not a member of the step;
+- :func:`behalf_of` — used by :mod:`parafe.services.steps` when the actor is not a member of the step;
 - :func:`delegate_emails` — the replacing colleagues also get the « document à viser / à signer » mail;
-- :func:`delegated_clause` — the same rule in SQL for the dashboard lists (:mod:`parafe.services.dashboard`).
+- :func:`delegated_clause` — the same rule in SQL for the dashboard lists (:mod:`parafe.services.portal.dashboard`).
 
 The period is given as dates (Europe/Paris): from the start date at 00:00 to the end date at 24:00.
 """
@@ -25,11 +25,11 @@ from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
+from parafe.context import AppContext
 from parafe.db.models import CircuitRole, CircuitStep, Delegation, Document, GroupMember, StepMember, User, utcnow
 from parafe.domain.deposit import PARIS
 from parafe.domain.errors import E, ParafeError
-from parafe.services.auth import Account, Principal
-from parafe.services.context import AppContext
+from parafe.services.access.auth import Account, Principal
 from parafe.workflow.members import ROLE_FOR_STEP, actor_user_ids
 
 DELEGABLE_ROLES = ("valideur", "signataire")

@@ -16,11 +16,11 @@ from cryptography import x509
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from parafe.context import AppContext
 from parafe.db.models import Circuit, CircuitRole, CircuitStep, StepMember, Subscriber, User, UserCertificate
 from parafe.domain.circuits import CircuitType, StepKind
 from parafe.security import pki
-from parafe.services.auth import hash_password
-from parafe.services.context import AppContext
+from parafe.services.access.auth import hash_password
 
 DEMO_SIREN = "123456789"
 OTHER_SIREN = "987654321"
@@ -139,7 +139,7 @@ def ensure_demo(ctx: AppContext) -> Path:
         users = {u.email: _ensure_user(session, subs[u.siren], u, home, password) for u in DEMO_USERS}
         _ensure_circuits(session, subs[DEMO_SIREN], DEMO_CIRCUITS, users)
         _ensure_circuits(session, subs[OTHER_SIREN], OTHER_CIRCUITS, users)
-    from parafe.services.oss import ensure_oss_demo
+    from parafe.services.oss.service import ensure_oss_demo
 
     ensure_oss_demo(ctx)
     readme = home / "demo" / "README.txt"

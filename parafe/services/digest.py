@@ -15,13 +15,13 @@ from datetime import date
 
 from sqlalchemy import or_, select, update
 
+from parafe.context import AppContext
 from parafe.db.models import User, utcnow
 from parafe.domain.deposit import PARIS
 from parafe.domain.errors import ParafeError
 from parafe.notify import mail
-from parafe.services import dashboard
-from parafe.services.auth import principal_for_email
-from parafe.services.context import AppContext
+from parafe.services.access.auth import principal_for_email
+from parafe.services.portal import dashboard
 
 log = logging.getLogger(__name__)
 

@@ -27,15 +27,15 @@ from lxml import etree
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from parafe.context import AppContext
 from parafe.db.models import Circuit, CircuitRole, CircuitStep, StepMember, Subscriber, User
 from parafe.domain.circuits import CircuitType, StepKind, parse_circuit_type, parse_on_demand_step
 from parafe.domain.errors import E, ParafeError
 from parafe.formats.safexml import parse_untrusted
-from parafe.services import documents
-from parafe.services.auth import Account, Principal
-from parafe.services.context import AppContext
-from parafe.services.documents import Deposited, DepositRequest, Upload
-from parafe.services.rights import AGENT, SIGNATAIRE, VALIDEUR
+from parafe.services.access.auth import Account, Principal
+from parafe.services.access.rights import AGENT, SIGNATAIRE, VALIDEUR
+from parafe.services.documents import deposit as documents
+from parafe.services.documents.deposit import Deposited, DepositRequest, Upload
 
 log = logging.getLogger(__name__)
 

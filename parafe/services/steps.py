@@ -28,14 +28,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from parafe.context import AppContext
 from parafe.db.models import Circuit, Document, User
 from parafe.domain.circuits import StepKind
 from parafe.domain.errors import E, ParafeError
 from parafe.domain.states import State, label
 from parafe.services import delegations
-from parafe.services.auth import Account, Principal
-from parafe.services.context import AppContext
-from parafe.services.rights import visible_document
+from parafe.services.access.auth import Account, Principal
+from parafe.services.access.rights import visible_document
 from parafe.signing.keys import ServerSigner
 from parafe.workflow import engine, signatures, verification
 from parafe.workflow.engine import record, workflow_tx

@@ -8,7 +8,7 @@ Rules shared by every implementation (docs/spec/DESIGN.md, "Blobs are write-once
 - a blob is fully written (fsync + rename, or S3 conditional put) before ``put_*`` returns, i.e. before the
   transaction that references it commits; an orphan blob is harmless and swept by :meth:`BlobStore.delete`
   (only the sweeper deletes, and only blobs unreferenced and older than its grace period — and the definitive
-  delete/purge of ``parafe.services.erasure``, only blobs no row references any more);
+  delete/purge of ``parafe.services.documents.erasure``, only blobs no row references any more);
 - reads stream (:meth:`BlobStore.open`); nothing requires a whole blob in memory except :meth:`read_bytes`.
 """
 

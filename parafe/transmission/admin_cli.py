@@ -32,7 +32,7 @@ def _file(path: str | None) -> bytes | None:
 
 
 def _set(ctx: Any, args: argparse.Namespace) -> list[str]:
-    from parafe.services import s2low
+    from parafe.services.helios import s2low
 
     cert_password = sys.stdin.readline().rstrip("\n") if args.cert_password_stdin else None
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
@@ -45,26 +45,26 @@ def _set(ctx: Any, args: argparse.Namespace) -> list[str]:
 
 
 def _show(ctx: Any, args: argparse.Namespace) -> list[str]:
-    from parafe.services import s2low
+    from parafe.services.helios import s2low
 
     return s2low.describe_accounts(ctx, args.siren)
 
 
 def _remove(ctx: Any, args: argparse.Namespace) -> list[str]:
-    from parafe.services import s2low
+    from parafe.services.helios import s2low
 
     s2low.remove_account(ctx, args.siren)
     return [f"Compte S²LOW de l'abonné {args.siren} supprimé (le compte par défaut s'applique désormais)."]
 
 
 def _transaction(ctx: Any, args: argparse.Namespace) -> list[str]:
-    from parafe.services import s2low
+    from parafe.services.helios import s2low
 
     return [s2low.attach_transaction(ctx, args.document, args.number)]
 
 
 def _retours(ctx: Any, args: argparse.Namespace) -> list[str]:
-    from parafe.services import s2low
+    from parafe.services.helios import s2low
 
     report = s2low.poll_retours(ctx, force=True)
     lines = [f"{report.accounts} compte(s) S²LOW interrogé(s) : {report.fetched} PES_Retour reçu(s), "
@@ -75,7 +75,7 @@ def _retours(ctx: Any, args: argparse.Namespace) -> list[str]:
 
 
 def _check(ctx: Any, args: argparse.Namespace) -> list[str]:
-    from parafe.services import s2low
+    from parafe.services.helios import s2low
 
     verdicts = s2low.check_providers(ctx)
     for verdict in verdicts:

@@ -25,8 +25,8 @@ from typing import Literal, Protocol
 
 from lxml import etree
 
+from parafe.context import AppContext
 from parafe.formats.safexml import parse_untrusted
-from parafe.services.context import AppContext
 from parafe.transmission.simstore import SimStore
 from parafe.workflow.settings import workflow_settings
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from parafe.services.context import AppContext
+from parafe.context import AppContext
 from parafe.transmission.simstore import SimStore
 
 

@@ -44,9 +44,9 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from lxml import etree
 from sqlalchemy import select
 
+from parafe.context import AppContext
 from parafe.db.models import S2lowAccount, S2lowTransaction, utcnow
 from parafe.formats.safexml import parse_untrusted
-from parafe.services.context import AppContext
 from parafe.workflow.settings import workflow_settings
 
 if TYPE_CHECKING:

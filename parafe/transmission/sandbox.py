@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 
+from parafe.context import AppContext
 from parafe.db.models import Subscriber
-from parafe.services.context import AppContext
 from parafe.transmission.helios import HeliosSimulator
 
 

@@ -14,7 +14,7 @@ from parafe.config import get_settings
 
 
 def _ctx() -> Any:
-    from parafe.services.context import AppContext
+    from parafe.context import AppContext
 
     return AppContext.from_settings(get_settings())
 

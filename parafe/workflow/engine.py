@@ -29,11 +29,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from parafe.context import AppContext
 from parafe.db.models import Circuit, CircuitStep, Document, HistoryEntry, MetadataValue, utcnow
 from parafe.domain.circuits import CircuitType, StepKind
 from parafe.domain.states import ACTOR_AUTOMATIC, State
 from parafe.jobs import outbox
-from parafe.services.context import AppContext
 
 EnterFn = Callable[[AppContext, Session, Document, CircuitStep], None]
 

@@ -20,13 +20,13 @@ import logging
 
 from sqlalchemy.orm import Session
 
+from parafe.context import AppContext
 from parafe.db.models import Document, OutboxItem, utcnow
 from parafe.domain.errors import E, ParafeError
 from parafe.domain.states import ACTOR_AUTOMATIC, State
 from parafe.jobs import outbox
-from parafe.services.auth import Principal
-from parafe.services.context import AppContext
-from parafe.services.rights import visible_document
+from parafe.services.access.auth import Principal
+from parafe.services.access.rights import visible_document
 from parafe.workflow.engine import lock_document, record, workflow_tx
 
 log = logging.getLogger(__name__)

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from parafe.context import AppContext
 from parafe.db.models import Circuit, Document, OutboxItem, ReturnItem, User, utcnow
 from parafe.domain.circuits import StepKind
 from parafe.domain.errors import WEBDAV_CASE_OF, WEBDAV_CASES, catalogue
@@ -24,7 +25,6 @@ from parafe.domain.states import ACTOR_AUTOMATIC, ACTOR_OTP, State, label
 from parafe.jobs import outbox
 from parafe.jobs.outbox import handler
 from parafe.notify.mail import document_link, paris, send_mail, signature_block
-from parafe.services.context import AppContext
 from parafe.transmission import helios, postal
 from parafe.workflow import engine, signatures, verification
 from parafe.workflow.engine import lock_document, record, workflow_tx
@@ -476,9 +476,10 @@ def _mail_end(ctx: AppContext, item: OutboxItem) -> None:
 def _mail_receivers(ctx: AppContext, document_id: int, receivers: list[str]) -> None:
     """Spec §2.6.3: « une fois le document signé, un email sera envoyé à ces adresses avec un lien permettant de
     télécharger le document signé » — a capability link, no account or certificate needed
-    (:mod:`parafe.services.download_links`). A new link per sending (a job run twice mails two valid links)."""
+    (:mod:`parafe.services.documents.download_links`). A new link per sending (a job run twice mails two valid
+    links)."""
     from parafe.notify.mail import base_url, split_recipients
-    from parafe.services import download_links
+    from parafe.services.documents import download_links
 
     to = split_recipients(receivers)
     with ctx.db.write() as session:

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from parafe.db.models import CircuitRole, CircuitStep, Document, GroupMember, StepMember, User
 from parafe.domain.circuits import StepKind
-from parafe.services.auth import Account
+from parafe.services.access.auth import Account
 
 ROLE_FOR_STEP = {StepKind.VISA.value: "valideur", StepKind.SIGNATURE.value: "signataire"}
 

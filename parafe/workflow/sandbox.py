@@ -24,12 +24,12 @@ import hashlib
 
 from sqlalchemy.orm import Session
 
+from parafe.context import AppContext
 from parafe.db.models import CircuitStep, Document, OutboxItem, ReturnItem, Subscriber, utcnow
 from parafe.domain.circuits import StepKind
 from parafe.domain.states import State
 from parafe.jobs import outbox
 from parafe.jobs.outbox import handler
-from parafe.services.context import AppContext
 from parafe.workflow import engine, signatures
 from parafe.workflow.engine import record
 from parafe.workflow.settings import workflow_settings
@@ -39,7 +39,7 @@ VISA_COMMENT = "Visa automatique (bac à sable)"
 SIGN_COMMENT = ("Signature automatique par la clé du serveur Parafe (bac à sable) : ce n'est pas la signature "
                 "du signataire")
 REFUSAL = "Refus simulé (bac à sable)"
-RETURN_ID_START = 200_000_000  # the allocation of parafe.services.returns.RETURN_ID_START (a test checks it)
+RETURN_ID_START = 200_000_000  # the allocation of parafe.services.helios.returns.RETURN_ID_START (a test checks it)
 
 
 def in_sandbox(ctx: AppContext, session: Session, subscriber_id: int | None) -> bool:

@@ -20,9 +20,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from parafe.context import AppContext
 from parafe.domain.errors import E, ParafeError
 from parafe.formats.pictograms import PictogramPosition, signature_position
-from parafe.services.context import AppContext
 from parafe.signing.bulk import BulkPdfSigner
 from parafe.signing.keys import ServerSigner, load_signer
 from parafe.signing.stamp import StampSpec

@@ -10,14 +10,14 @@ import sys
 import pytest
 
 from parafe.config import Settings
-from parafe.services.context import AppContext
+from parafe.context import AppContext
 from tests.conftest import create_postgres_database, drop_postgres_database
 
 BUILD = """
 import os, sys, time
 from parafe.config import Settings
 from parafe.jobs.queue import build_huey
-from parafe.services.context import AppContext
+from parafe.context import AppContext
 ctx = AppContext.from_settings(Settings(home=sys.argv[1], database_url=sys.argv[2]))
 start = float(sys.argv[3])
 time.sleep(max(0.0, start - time.time()))  # every process builds at the same instant

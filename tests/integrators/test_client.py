@@ -21,8 +21,8 @@ from sqlalchemy import select
 
 from parafe.client import ParafeClient, ParafeClientError
 from parafe.config import Settings
+from parafe.context import AppContext
 from parafe.db.models import Document, HistoryEntry
-from parafe.services.context import AppContext
 from tests.conftest import ROOT, Home, ServedHome, init_home, start_server, stop_server
 from tests.fixtures.files import pdf_bytes
 

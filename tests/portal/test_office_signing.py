@@ -18,9 +18,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from parafe.config import Settings
+from parafe.context import AppContext
 from parafe.domain.errors import E
-from parafe.services import admin
-from parafe.services.context import AppContext
+from parafe.services.admin import platform as admin
 from parafe.services.demo import AGENT, SIGNER
 from parafe.signing.keys import ServerSigner, load_pem_signer, load_signer
 from tests.conftest import LiveServer

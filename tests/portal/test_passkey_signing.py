@@ -29,11 +29,12 @@ import pytest
 from sqlalchemy import select
 
 from parafe.config import Settings
+from parafe.context import AppContext
 from parafe.db.models import Document, HistoryEntry, Passkey, ServerKey
-from parafe.services import passkeys, workflow
-from parafe.services.auth import principal_for_email
-from parafe.services.context import AppContext
+from parafe.services import steps as workflow
+from parafe.services.access.auth import principal_for_email
 from parafe.services.demo import ADMIN, SIGNER, VISA
+from parafe.services.signers import passkeys
 from tests.conftest import ROOT, Home, LiveServer, start_server, stop_server
 from tests.portal.conftest import PHONE, PIN, SOFTHSM_LIB, TOKEN, Browsing, both_widths, screenshot
 from tests.portal.test_portal_security import deposit, wait_state

@@ -19,8 +19,8 @@ from cryptography import x509
 
 from parafe.domain.errors import E, ErrorDef, ParafeError
 from parafe.domain.states import State
-from parafe.services import workflow as wf
-from parafe.services.auth import principal_for_email
+from parafe.services import steps as wf
+from parafe.services.access.auth import principal_for_email
 from parafe.services.demo import SIGNER, VISA
 from parafe.signing.keys import ServerSigner, load_pem_signer, load_signer
 from parafe.signing.xades import sign_xades_detached, signature_filename

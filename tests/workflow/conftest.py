@@ -17,9 +17,9 @@ import pytest
 from sqlalchemy import select
 
 from parafe.db.models import Document, HistoryEntry
-from parafe.services.auth import principal_for_email
+from parafe.services.access.auth import principal_for_email
 from parafe.services.demo import AGENT
-from parafe.services.documents import DepositRequest, Upload, deposit
+from parafe.services.documents.deposit import DepositRequest, Upload, deposit
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,6 @@
 """End to end through the services, on SQLite and PostgreSQL: each demo circuit from deposit to its end.
 
-Deposits go through the deposit service, people act through ``parafe.services.workflow``, the jobs run with
+Deposits go through the deposit service, people act through ``parafe.services.steps``, the jobs run with
 the worker's code (``parafe.jobs.outbox.execute``); signed PDFs are checked by poppler's ``pdfsig``.
 """
 
@@ -16,8 +16,8 @@ from sqlalchemy import select
 from parafe.db.models import OutboxItem
 from parafe.domain.errors import E, ParafeError
 from parafe.domain.states import ACTOR_AUTOMATIC, State
-from parafe.services import workflow as wf
-from parafe.services.auth import principal_for_email
+from parafe.services import steps as wf
+from parafe.services.access.auth import principal_for_email
 from parafe.services.demo import AGENT, SIGNER, VISA
 from tests.fixtures.files import pdf_bytes
 from tests.workflow.conftest import deposit_file, document, history, run_jobs, state_of, states
@@ -115,7 +115,7 @@ def test_signature_produced_elsewhere(ctx: Any, tmp_path: Path) -> None:
 
 
 def test_rejection_and_refusal_store_the_message(ctx: Any, tmp_path: Path) -> None:
-    from parafe.services import lifecycle
+    from parafe.services.documents import lifecycle
 
     agent = principal_for_email(ctx, AGENT)
     rejected = deposit_file(ctx, tmp_path, "rejeté.pdf", pdf_bytes(text="r"), circuit="bureautique")

@@ -18,11 +18,12 @@ from sqlalchemy import select
 from parafe.db.models import Circuit, CircuitRole, HistoryEntry, User
 from parafe.domain.deposit import PARIS
 from parafe.domain.errors import E, ParafeError
-from parafe.services import dashboard, delegations, digest
-from parafe.services import workflow as wf
-from parafe.services.auth import principal_for_email
+from parafe.services import delegations, digest
+from parafe.services import steps as wf
+from parafe.services.access.auth import principal_for_email
 from parafe.services.demo import ADMIN, AGENT, SIGNER, VISA
-from parafe.services.history import history
+from parafe.services.documents.history import history
+from parafe.services.portal import dashboard
 from tests.conftest import ROOT
 from tests.fixtures.files import pdf_bytes
 from tests.workflow.conftest import deposit_file, run_jobs

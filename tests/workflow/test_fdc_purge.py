@@ -12,8 +12,8 @@ from sqlalchemy import select, update
 from parafe.db.models import Document, OutboxItem, ReturnItem, utcnow
 from parafe.jobs.schedule import purge
 from parafe.reports.fdc import fdc_pdf
-from parafe.services import workflow as wf
-from parafe.services.auth import principal_for_email
+from parafe.services import steps as wf
+from parafe.services.access.auth import principal_for_email
 from parafe.services.demo import SIGNER, VISA
 from parafe.signing.keys import load_signer
 from tests.fixtures.files import pdf_bytes
@@ -48,7 +48,7 @@ def test_fdc_lists_history_comments_and_signatures(ctx: Any, tmp_path: Path) -> 
 def test_purge(ctx: Any, tmp_path: Path) -> None:
     doc_id = deposit_file(ctx, tmp_path, "vieux.pdf", pdf_bytes(), circuit="serveur")
     run_jobs(ctx)
-    from parafe.services.returns import add_return
+    from parafe.services.helios.returns import add_return
     from parafe.transmission.helios import HeliosSimulator
 
     ret_id = add_return(ctx, kind="pes_retour", data=HeliosSimulator.pes_retour(), name="r.xml", siren="123456789")
@@ -66,8 +66,8 @@ def test_purge(ctx: Any, tmp_path: Path) -> None:
         # the 15-day WebDAV purge hides old files from out/ (by date) but never takes a return out of the web
         # services' remaining lists: only a download or a WebDAV DELETE does (DECISIONS D11)
         assert s.scalars(select(ReturnItem.webdav_deleted_at)).one() is None
-    from parafe.services import returns
-    from parafe.services.auth import principal_for_email
+    from parafe.services.access.auth import principal_for_email
+    from parafe.services.helios import returns
 
     assert ret_id in returns.remaining(ctx, principal_for_email(ctx, "agent@demo.parafe.test"), "123456789",
                                        "pes_retour")

@@ -12,10 +12,10 @@ import pytest
 
 from parafe.domain.states import State
 from parafe.formats.pes import validate_acquit
-from parafe.services import returns
-from parafe.services import workflow as wf
-from parafe.services.auth import principal_for_email
+from parafe.services import steps as wf
+from parafe.services.access.auth import principal_for_email
 from parafe.services.demo import ADMIN, AGENT, SIGNER
+from parafe.services.helios import returns
 from parafe.signing.keys import load_signer
 from parafe.transmission.helios import HeliosSimulator, etat_ack
 from tests.conftest import TESTDATA

@@ -15,8 +15,8 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from parafe.domain.errors import ParafeError
-from parafe.services import workflow as wf
-from parafe.services.auth import principal_for_email
+from parafe.services import steps as wf
+from parafe.services.access.auth import principal_for_email
 from parafe.services.demo import AGENT, SIGNER, VISA
 from tests.conftest import free_port
 from tests.fixtures.files import pdf_bytes

@@ -12,9 +12,9 @@ from parafe.db.models import Circuit, CircuitRole, CircuitStep, Subscriber, User
 from parafe.domain.circuits import CircuitType, StepKind
 from parafe.domain.errors import E, ParafeError
 from parafe.domain.states import State
-from parafe.services.auth import principal_for_email
+from parafe.services.access.auth import principal_for_email
 from parafe.services.demo import AGENT
-from parafe.services.metadata import upload_meta
+from parafe.services.documents.metadata import upload_meta
 from parafe.transmission.simstore import SimStore
 from tests.fixtures.files import pdf_bytes
 from tests.workflow.conftest import deposit_file, history, run_jobs, state_of, states

@@ -11,11 +11,11 @@ import pytest
 
 from parafe.domain.errors import E, ParafeError
 from parafe.domain.states import State
-from parafe.services import otp
-from parafe.services import workflow as wf
-from parafe.services.auth import principal_for_email
+from parafe.services import steps as wf
+from parafe.services.access.auth import principal_for_email
 from parafe.services.demo import ADMIN, AGENT, SIGNER, VISA
 from parafe.services.ondemand import OnDemandRequest, deposit_on_demand
+from parafe.services.otp import codes as otp
 from parafe.signing.keys import load_signer
 from tests.fixtures.files import pdf_bytes
 from tests.workflow.conftest import make_upload, run_jobs, state_of, states

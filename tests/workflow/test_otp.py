@@ -15,10 +15,10 @@ from sqlalchemy import select
 from parafe.db.models import DevMessage, MetadataValue
 from parafe.domain.errors import E, ParafeError
 from parafe.domain.states import ACTOR_OTP, State
-from parafe.services import otp
-from parafe.services.auth import principal_for_email
+from parafe.services.access.auth import principal_for_email
 from parafe.services.demo import AGENT
-from parafe.services.metadata import upload_otp_information
+from parafe.services.documents.metadata import upload_otp_information
+from parafe.services.otp import codes as otp
 from tests.fixtures.files import pdf_bytes
 from tests.workflow.conftest import deposit_file, document, history, run_jobs, state_of, states
 
@@ -128,7 +128,7 @@ def test_code_by_email_and_several_documents(ctx: Any, tmp_path: Path) -> None:
 
 
 def test_otp_refusal(ctx: Any, tmp_path: Path) -> None:
-    from parafe.services import lifecycle
+    from parafe.services.documents import lifecycle
 
     doc_id = otp_document(ctx, tmp_path, "d.pdf")
     otp.refuse(ctx, [doc_id], "Je ne suis pas d'accord")

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from parafe.db.models import DevMessage
 from parafe.domain.errors import E, ParafeError
 from parafe.domain.states import State
-from parafe.services import otp
+from parafe.services.otp import codes as otp
 from tests.workflow.conftest import run_jobs, state_of
 from tests.workflow.test_otp import code_in, last_message, otp_document
 

@@ -31,9 +31,9 @@ from sqlalchemy import select
 from parafe.db.models import Document, HistoryEntry
 from parafe.domain.errors import E, ParafeError
 from parafe.domain.states import State
-from parafe.services import passkeys, server_keys
-from parafe.services.auth import principal_for_email
+from parafe.services.access.auth import principal_for_email
 from parafe.services.demo import SIGNER
+from parafe.services.signers import passkeys, server_keys
 from tests.conftest import TESTDATA
 from tests.workflow.conftest import deposit_file, run_jobs
 

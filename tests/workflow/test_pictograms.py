@@ -20,11 +20,12 @@ from parafe.db.models import Document
 from parafe.domain.errors import E, ParafeError
 from parafe.domain.states import State
 from parafe.formats.pictograms import MM
-from parafe.services import otp, remote_signing
-from parafe.services import workflow as wf
-from parafe.services.auth import principal_for_email
+from parafe.services import steps as wf
+from parafe.services.access.auth import principal_for_email
 from parafe.services.demo import AGENT, SIGNER, VISA
-from parafe.services.metadata import upload_otp_information
+from parafe.services.documents.metadata import upload_otp_information
+from parafe.services.otp import codes as otp
+from parafe.services.signers import remote_signing
 from parafe.signing.keys import load_signer
 from tests.fixtures.files import pdf_bytes
 from tests.workflow.conftest import deposit_file, document, run_jobs, state_of

@@ -22,10 +22,10 @@ from parafe.db.models import Document, OutboxItem, S2lowTransaction
 from parafe.domain.states import State
 from parafe.formats.pes import validate_acquit
 from parafe.security import pki
-from parafe.services import returns, s2low
-from parafe.services import workflow as wf
-from parafe.services.auth import principal_for_email
+from parafe.services import steps as wf
+from parafe.services.access.auth import principal_for_email
 from parafe.services.demo import AGENT, SIGNER
+from parafe.services.helios import returns, s2low
 from parafe.signing.keys import load_signer
 from parafe.transmission.helios import etat_ack
 from parafe.transmission.s2low import S2lowClient, S2lowCredentials, S2lowError, load_client_certificate

@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from parafe.db.models import ReturnItem, S2lowTransaction
 from parafe.domain.states import State
-from parafe.services import s2low
+from parafe.services.helios import s2low
 from tests.conftest import ROOT, TESTDATA, Home
 from tests.doubles.s2low import S2lowDouble
 from tests.workflow.conftest import deposit_file, history, state_of, states

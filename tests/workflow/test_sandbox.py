@@ -16,10 +16,10 @@ from pyhanko.sign.validation import validate_pdf_signature
 from parafe.config import reset_settings
 from parafe.domain.states import State
 from parafe.formats.pes import validate_acquit
-from parafe.services import returns
-from parafe.services.auth import principal_for_email
+from parafe.services.access.auth import principal_for_email
+from parafe.services.admin.sandbox import set_subscriber_sandbox
 from parafe.services.demo import AGENT
-from parafe.services.sandbox import set_subscriber_sandbox
+from parafe.services.helios import returns
 from parafe.transmission.helios import etat_ack
 from parafe.workflow import sandbox
 from tests.fixtures.files import pdf_bytes

@@ -24,10 +24,11 @@ from parafe.db.models import DevMessage, SmsDelivery
 from parafe.domain.errors import E, ParafeError
 from parafe.domain.states import ACTOR_OTP, State
 from parafe.notify.sms import check_sms_provider
-from parafe.services import otp, sms_deliveries
-from parafe.services.auth import principal_for_email
+from parafe.services.access.auth import principal_for_email
 from parafe.services.circuits import SmsEntry, sms_history
 from parafe.services.demo import ADMIN
+from parafe.services.otp import codes as otp
+from parafe.services.otp import sms_deliveries
 from tests.conftest import Home, start_server, stop_server
 from tests.fixtures.sms_doubles import GatewayDouble, OvhDouble, make_tls
 from tests.workflow.conftest import history, run_jobs, state_of

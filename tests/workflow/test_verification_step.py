@@ -18,8 +18,8 @@ from parafe.db.models import Circuit, CircuitRole, CircuitStep, Document, StepMe
 from parafe.domain.circuits import CircuitType, StepKind
 from parafe.domain.errors import E
 from parafe.domain.states import State
-from parafe.services import workflow as wf
-from parafe.services.auth import principal_for_email
+from parafe.services import steps as wf
+from parafe.services.access.auth import principal_for_email
 from parafe.services.demo import AGENT, SIGNER
 from parafe.signing.keys import ServerSigner, load_pem_signer, load_signer
 from tests.conftest import TESTDATA

@@ -1,7 +1,7 @@
 """OSS connector (spec §3, DECISIONS D7) under ``/oss``: the eight web-service methods of the server-signature
 service (:mod:`.api`, JSON errors of DECISIONS D2) and the public signing pages of the signers (:mod:`.pages`,
-server-rendered French HTML, no JavaScript). The logic lives in :mod:`parafe.services.oss` and
-:mod:`parafe.services.oss_pages`.
+server-rendered French HTML, no JavaScript). The logic lives in :mod:`parafe.services.oss.service` and
+:mod:`parafe.services.oss.pages`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from parafe.connectors.rest import errors
+from parafe.context import AppContext
 from parafe.domain.errors import ParafeError
-from parafe.services.context import AppContext
 
 from . import api, pages
 

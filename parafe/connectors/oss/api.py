@@ -1,5 +1,5 @@
 """The eight OSS web-service methods (spec §3.5, API-REFERENCE §8.3, DECISIONS D7), thin adapters to
-:mod:`parafe.services.oss`.
+:mod:`parafe.services.oss.service`.
 
 POST methods take ``multipart/form-data`` with the document's field names (matched case-insensitively);
 ``generateSAUrl`` / ``generateSMSUrl`` also accept ``application/x-www-form-urlencoded``, a JSON body or the
@@ -27,10 +27,10 @@ from parafe.connectors.rest.deps import (
     read_form,
 )
 from parafe.connectors.rest.downloads import content_disposition
+from parafe.context import AppContext
 from parafe.domain.errors import E, ParafeError
-from parafe.services import oss
-from parafe.services.auth import Principal
-from parafe.services.context import AppContext
+from parafe.services.access.auth import Principal
+from parafe.services.oss import service as oss
 from parafe.storage.spool import CHUNK_SIZE
 
 router = APIRouter(tags=["OSS"])

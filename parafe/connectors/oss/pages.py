@@ -1,5 +1,5 @@
 """The public OSS signing pages (``/oss/signature/{token}``): server-rendered French HTML (Jinja2 templates of
-``templates/``), usable with the keyboard and without JavaScript; the logic is in :mod:`parafe.services.oss_pages`.
+``templates/``), usable with the keyboard and without JavaScript; the logic is in :mod:`parafe.services.oss.pages`.
 
 - ``GET  /signature/{token}`` — the page: the documents, then (``sa``) the visitor's certificate or (``sms``,
   ``sgc``) the code form; the first display of a code page sends the code;
@@ -24,11 +24,12 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from parafe.connectors.rest.deps import call
 from parafe.connectors.rest.downloads import content_disposition
+from parafe.context import AppContext
 from parafe.domain.errors import E, ParafeError
 from parafe.notify.mail import paris
-from parafe.services import oss, oss_pages
-from parafe.services.auth import RequestIdentity
-from parafe.services.context import AppContext
+from parafe.services.access.auth import RequestIdentity
+from parafe.services.oss import pages as oss_pages
+from parafe.services.oss import service as oss
 from parafe.storage.spool import CHUNK_SIZE
 
 router = APIRouter(include_in_schema=False)

@@ -19,8 +19,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from parafe.context import AppContext
 from parafe.domain.errors import ParafeError
-from parafe.services.context import AppContext
 
 from . import documents, downloads, errors, integrators, metadata, otp, returns, search, uploads, users
 

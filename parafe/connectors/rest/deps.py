@@ -17,10 +17,10 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from parafe.connectors.multipart import FormData, parse_form
+from parafe.context import AppContext
 from parafe.domain.errors import E, ParafeError
-from parafe.services.auth import Principal, RequestIdentity, authenticate_async
-from parafe.services.context import AppContext
-from parafe.services.documents import Upload
+from parafe.services.access.auth import Principal, RequestIdentity, authenticate_async
+from parafe.services.documents.deposit import Upload
 
 T = TypeVar("T")
 

@@ -8,9 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
 
-from parafe.services import history as history_service
-from parafe.services import lifecycle
-from parafe.services.auth import Principal
+from parafe.services.access.auth import Principal
+from parafe.services.documents import history as history_service
+from parafe.services.documents import lifecycle
 
 from .deps import call, error_responses, get_principal
 

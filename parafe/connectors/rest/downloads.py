@@ -10,9 +10,9 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
-from parafe.services import downloads
-from parafe.services.auth import Principal
-from parafe.services.context import AppContext
+from parafe.context import AppContext
+from parafe.services.access.auth import Principal
+from parafe.services.documents import downloads
 
 from .deps import call, error_responses, get_principal, parse_bool, query_value
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Request
 
 from parafe.domain.errors import E, ParafeError
 from parafe.services import circuits as circuit_service
-from parafe.services.auth import Principal
+from parafe.services.access.auth import Principal
 from parafe.services.compliance import report as compliance_report
 
 from .deps import call, error_responses, get_principal

@@ -9,8 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
 
-from parafe.services import metadata
-from parafe.services.auth import Principal
+from parafe.services.access.auth import Principal
+from parafe.services.documents import metadata
 
 from .deps import call, error_responses, get_principal, multipart_body, read_form, small_part
 

@@ -9,9 +9,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 
 from parafe.domain.errors import E, ParafeError
-from parafe.services import otp_links
-from parafe.services.auth import Principal
-from parafe.services.documents import DepositRequest
+from parafe.services.access.auth import Principal
+from parafe.services.documents.deposit import DepositRequest
+from parafe.services.otp import links as otp_links
 
 from .deps import (
     base_url,
@@ -111,7 +111,7 @@ async def sms_history(
     limit: Annotated[str | None, Query(description="Nombre maximal d'entrées, 0 = tout.")] = None,
 ) -> list[dict[str, Any]]:
     from parafe.services import circuits
-    from parafe.services.history import iso_ms
+    from parafe.services.documents.history import iso_ms
 
     entries = await call(circuits.sms_history, request.app.state.ctx, principal, siren, circuitId, date,
                          status=status, limit=limit)

@@ -8,8 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
-from parafe.services import returns, signed_fetches
-from parafe.services.auth import Principal
+from parafe.services.access.auth import Principal
+from parafe.services.documents import signed_fetches
+from parafe.services.helios import returns
 
 from .deps import call, error_responses, get_principal
 from .downloads import content_disposition

@@ -9,8 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 
 from parafe.domain.errors import E, ParafeError
-from parafe.services import search as search_service
-from parafe.services.auth import Principal
+from parafe.services.access.auth import Principal
+from parafe.services.documents import search as search_service
 
 from .deps import call, error_responses, get_principal
 

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import PlainTextResponse
 
 from parafe.domain.errors import E, ParafeError
-from parafe.services.auth import Principal
-from parafe.services.documents import DepositRequest, deposit
+from parafe.services.access.auth import Principal
+from parafe.services.documents.deposit import DepositRequest, deposit
 from parafe.services.ondemand import OnDemandRequest, deposit_on_demand
 
 from .deps import (

@@ -10,8 +10,8 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from parafe.domain.errors import E, ParafeError
-from parafe.services import users
-from parafe.services.auth import Principal
+from parafe.services.access.auth import Principal
+from parafe.services.admin import users
 
 from .deps import call, error_responses, get_principal
 

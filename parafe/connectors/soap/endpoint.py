@@ -35,9 +35,9 @@ from parafe.connectors.soap import codec, faults, mtom, wsdl
 from parafe.connectors.soap.contract import INNER_WSDL, Operation
 from parafe.connectors.soap.envelope import ParsedRequest, SoapVersionMismatch, parse_envelope
 from parafe.connectors.soap.ops import Call, load_all
+from parafe.context import AppContext
 from parafe.domain.errors import E, ParafeError
-from parafe.services.auth import Principal, RequestIdentity, authenticate_async
-from parafe.services.context import AppContext
+from parafe.services.access.auth import Principal, RequestIdentity, authenticate_async
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ Request path: ASGI (identity middleware: ``scope["state"]["identity"]``) → a2w
 (:class:`WebDavGate`: raw path checks, then the caller's principal from the client certificate, or Basic for
 admins) → WsgiDAV (no authenticator, lock or property manager of its own) → our provider's
 ``custom_request_handler`` (:mod:`.handlers`) and resources (:mod:`.provider`). The logic lives in
-:mod:`parafe.services.webdav` and :mod:`parafe.services.documents`.
+:mod:`parafe.services.webdav.folders` and :mod:`parafe.services.documents.deposit`.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from wsgidav.error_printer import ErrorPrinter
 from wsgidav.request_resolver import RequestResolver
 from wsgidav.wsgidav_app import WsgiDAVApp
 
+from parafe.context import AppContext
 from parafe.domain.errors import E, ParafeError
-from parafe.services.auth import RequestIdentity, authenticate
-from parafe.services.context import AppContext
+from parafe.services.access.auth import RequestIdentity, authenticate
 
 from . import errors
 from .handlers import ALLOW_ANY, UNSUPPORTED

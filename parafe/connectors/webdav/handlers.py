@@ -26,7 +26,7 @@ from wsgidav.dav_error import DAVError
 from wsgidav.dav_provider import _DAVResource
 
 from parafe.domain.errors import E, ParafeError
-from parafe.services import webdav as svc
+from parafe.services.webdav import folders as svc
 
 from . import errors, propfind
 from .provider import InCircuit, InLabel, OutFile, ParafeDAVProvider, Receipt, _Collection, _File, principal_of

@@ -21,7 +21,7 @@ from wsgidav import util
 from wsgidav.dav_error import DAVError
 
 from parafe.domain.errors import E, ParafeError
-from parafe.services import webdav as svc
+from parafe.services.webdav import folders as svc
 
 DAV = "DAV:"
 HREF_SAFE = "/!*'(),$-_|.~"

@@ -1,4 +1,4 @@
-"""The WsgiDAV provider of the drop folders: a virtual tree over :mod:`parafe.services.webdav`.
+"""The WsgiDAV provider of the drop folders: a virtual tree over :mod:`parafe.services.webdav.folders`.
 
 Resources are built from the caller's principal (``environ["parafe.principal"]``, set by the gate) and the rows
 of one listing query per folder; no resource does a query of its own when listed. PUT is WsgiDAV's: the body
@@ -16,12 +16,12 @@ from typing import Any, BinaryIO
 from wsgidav import util
 from wsgidav.dav_provider import DAVCollection, DAVNonCollection, DAVProvider, _DAVResource
 
+from parafe.context import AppContext
 from parafe.domain.errors import E, ParafeError
-from parafe.services import signed_fetches
-from parafe.services import webdav as svc
-from parafe.services.auth import Account, Principal
-from parafe.services.context import AppContext
-from parafe.services.documents import DepositRequest, Upload, deposit
+from parafe.services.access.auth import Account, Principal
+from parafe.services.documents import signed_fetches
+from parafe.services.documents.deposit import DepositRequest, Upload, deposit
+from parafe.services.webdav import folders as svc
 from parafe.storage.spool import HashingSpool, SizeLimitExceeded
 
 log = logging.getLogger(__name__)

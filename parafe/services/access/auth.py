@@ -19,10 +19,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from parafe.context import AppContext
 from parafe.db.models import Subscriber, User, UserCertificate
 from parafe.domain.errors import E, ErrorDef, ParafeError
 from parafe.security.certcheck import CertVerdict
-from parafe.services.context import AppContext
 
 # Certificate → accounts, kept a few seconds per process: every request needs it, and a binding removed by an
 # administrator takes effect within that delay (the certificate itself is verified on every request).
@@ -109,11 +109,11 @@ def _dummy_hash() -> str:
 
 
 def _basic(ctx: AppContext, session: Session, login: str, password: str, client: str | None) -> Principal:
-    """Basic credentials: throttled per account and per address (:mod:`parafe.services.login_throttle`), and
+    """Basic credentials: throttled per account and per address (:mod:`parafe.services.access.login_throttle`), and
     the same work whether the account exists or not — an unknown login, a certificate-only account or an
     account without a password is verified against a dummy argon2 hash, so that the answer time does not tell
     which accounts exist."""
-    from parafe.services import login_throttle
+    from parafe.services.access import login_throttle
 
     had_failures = login_throttle.check(ctx, login, client)
     users = list(session.scalars(select(User).where(

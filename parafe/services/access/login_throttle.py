@@ -20,10 +20,10 @@ from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from parafe.context import AppContext
 from parafe.db.models import LoginThrottle, utcnow
 from parafe.domain.errors import E, ParafeError
 from parafe.notify.mail import aware
-from parafe.services.context import AppContext
 
 ACCOUNT = "account"
 ADDRESS = "address"

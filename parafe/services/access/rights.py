@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from parafe.db.models import Circuit, CircuitRole, Document, Label, Subscriber
 from parafe.domain.errors import E, ErrorDef, ParafeError
-from parafe.services.auth import Account, Principal
+from parafe.services.access.auth import Account, Principal
 
 AGENT = "agent"
 VALIDEUR = "valideur"

@@ -20,6 +20,7 @@ from cryptography import x509
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from parafe.context import AppContext
 from parafe.db.models import (
     Circuit,
     CircuitRole,
@@ -36,8 +37,7 @@ from parafe.domain.circuits import StepKind, parse_circuit_type
 from parafe.domain.errors import E, ParafeError
 from parafe.formats.metadata import MetadataField
 from parafe.security.pki import fingerprint_sha256
-from parafe.services.auth import hash_password
-from parafe.services.context import AppContext
+from parafe.services.access.auth import hash_password
 
 _SIREN = re.compile(r"^\d{9}$")
 _EMAIL = re.compile(r"^[^@\s;,]+@[^@\s;,]+\.[^@\s;,]+$")

@@ -14,9 +14,9 @@ import time
 
 from sqlalchemy import select
 
+from parafe.context import AppContext
 from parafe.db.models import Subscriber, User, UserCertificate
-from parafe.services.admin import _subscriber
-from parafe.services.context import AppContext
+from parafe.services.admin.platform import _subscriber
 
 CACHE_SECONDS = 5.0
 _lock = threading.Lock()

@@ -24,11 +24,11 @@ from sqlalchemy import delete as sql_delete
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from parafe.context import AppContext
 from parafe.db.models import Circuit, CircuitRole, Group, GroupMember, User
 from parafe.domain.errors import E, ParafeError
-from parafe.services.auth import Account, Principal
-from parafe.services.context import AppContext
-from parafe.services.rights import AGENT, subscriber_account
+from parafe.services.access.auth import Account, Principal
+from parafe.services.access.rights import AGENT, subscriber_account
 
 AUTH_TYPES = ("CERTIFICAT", "BASIC")
 FIELDS = ("authenticationType", "email", "firstName", "lastName", "groups")

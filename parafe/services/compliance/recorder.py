@@ -28,9 +28,9 @@ from typing import Any
 from sqlalchemy import and_, case, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from parafe.context import AppContext
 from parafe.db.models import ComplianceClient, ComplianceCounter, ComplianceExample, CompliancePending
 from parafe.services.compliance.classify import Observation, describe_target
-from parafe.services.context import AppContext
 
 log = logging.getLogger(__name__)
 

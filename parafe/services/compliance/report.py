@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, or_, select
 
+from parafe.context import AppContext
 from parafe.db.models import (
     ComplianceClient,
     ComplianceCounter,
@@ -36,7 +37,6 @@ from parafe.db.models import (
 from parafe.domain.states import State
 from parafe.services.compliance import recorder
 from parafe.services.compliance.rules import BREACH, CONFORME, NOT_APPLICABLE, RULES, WATCH
-from parafe.services.context import AppContext
 
 EXPIRY_WARNING = timedelta(days=30)
 TLS_LABELS = {"expired": "certificat périmé", "revoked": "certificat révoqué", "unknown_ca": "AC non référencée",

@@ -4,11 +4,11 @@ unknown client."""
 
 from __future__ import annotations
 
+from parafe.context import AppContext
 from parafe.domain.errors import E, ParafeError
-from parafe.services.auth import Principal
+from parafe.services.access.auth import Principal
 from parafe.services.compliance import report
-from parafe.services.context import AppContext
-from parafe.services.portal_admin import require_admin
+from parafe.services.portal.admin import require_admin
 
 
 def clients_for_admin(ctx: AppContext, principal: Principal, siren: str) -> list[report.ClientSummary]:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from parafe.context import AppContext
 from parafe.db.models import Annex
 from parafe.domain import deposit as rules
 from parafe.domain.errors import E, ParafeError
 from parafe.domain.states import State
-from parafe.services.auth import Principal
-from parafe.services.context import AppContext
-from parafe.services.documents import Upload
-from parafe.services.rights import AGENT, roles_on, visible_document
+from parafe.services.access.auth import Principal
+from parafe.services.access.rights import AGENT, roles_on, visible_document
+from parafe.services.documents.deposit import Upload
 
 _FINISHED = frozenset({State.FILED.value, State.ARCHIVED.value, State.REPLACED.value})
 

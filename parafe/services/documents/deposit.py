@@ -25,6 +25,7 @@ from sqlalchemy import Connection, CursorResult, bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from parafe.context import AppContext
 from parafe.db.models import (
     Annex,
     Circuit,
@@ -45,9 +46,8 @@ from parafe.formats import metadata as metaformat
 from parafe.formats import pdf as pdfformat
 from parafe.formats import pes as pesformat
 from parafe.formats.pictograms import check_pictograms
-from parafe.services.auth import Account, Principal
-from parafe.services.context import AppContext
-from parafe.services.rights import LIVE_TRIPLET_TAKEN, DepositCircuit, deposit_target
+from parafe.services.access.auth import Account, Principal
+from parafe.services.access.rights import LIVE_TRIPLET_TAKEN, DepositCircuit, deposit_target
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ A link is a capability URL ``<public URL>/telechargement/<token>``: the token ca
 usable link. Whoever holds the URL downloads the document (its signed version; the original when the circuit
 signed nothing) without an account or a certificate, until ``expires_at`` (``PARAFE_DOWNLOAD_LINK_DAYS``, 30 days
 by default). Each use writes a history entry of the document. Deleting or purging the document revokes the link
-(:mod:`parafe.services.erasure`); an unknown, expired or revoked link answers a French error (404 / 410).
+(:mod:`parafe.services.documents.erasure`); an unknown, expired or revoked link answers a French error (404 / 410).
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from parafe.context import AppContext
 from parafe.db.models import Document, DownloadLink, HistoryEntry, utcnow
 from parafe.domain.errors import E, ParafeError
-from parafe.services.context import AppContext
-from parafe.services.downloads import Content, media_type_for
+from parafe.services.documents.downloads import Content, media_type_for
 from parafe.storage.base import BlobNotFound
 
 PATH = "/telechargement/{token}"

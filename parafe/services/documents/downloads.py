@@ -23,15 +23,15 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from parafe.context import AppContext
 from parafe.db.models import Document, MetadataValue
 from parafe.domain.deposit import PARIS
 from parafe.domain.errors import E, ParafeError
 from parafe.formats.metadata import render_meta_data_list
-from parafe.services import signed_fetches
-from parafe.services.auth import Principal
-from parafe.services.context import AppContext
-from parafe.services.returns import latest_ack
-from parafe.services.rights import visible_document
+from parafe.services.access.auth import Principal
+from parafe.services.access.rights import visible_document
+from parafe.services.documents import signed_fetches
+from parafe.services.helios.returns import latest_ack
 from parafe.storage.base import BlobNotFound
 
 CHUNK = 256 * 1024
@@ -131,7 +131,7 @@ def download(
     """The document (signed version if any, else the original), or a ZIP when ``acquit`` or ``fdc`` is true.
 
     ``client`` names the connector of a business-software client (``soap``, ``rest``): its download of a signed
-    document takes it out of ``listRemainingSignedDocs`` (:mod:`parafe.services.signed_fetches`).
+    document takes it out of ``listRemainingSignedDocs`` (:mod:`parafe.services.documents.signed_fetches`).
 
     Raises ``NODE_NOT_FOUND`` (S02) for an unknown or foreign id and ``CONTENT_RETRIEVAL`` (S01) when the
     stored bytes cannot be read.

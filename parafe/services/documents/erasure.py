@@ -36,6 +36,7 @@ from typing import Any
 from sqlalchemy import Column, Table, Text, and_, cast, delete, or_, select, update
 from sqlalchemy.orm import Session
 
+from parafe.context import AppContext
 from parafe.db.models import (
     Base,
     Circuit,
@@ -49,7 +50,6 @@ from parafe.db.models import (
 )
 from parafe.jobs import outbox
 from parafe.jobs.outbox import handler
-from parafe.services.context import AppContext
 from parafe.storage.base import BlobNotFound
 
 log = logging.getLogger(__name__)

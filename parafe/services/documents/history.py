@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from parafe.context import AppContext
 from parafe.domain.states import State, label
-from parafe.services.auth import Principal
-from parafe.services.context import AppContext
-from parafe.services.rights import visible_document
+from parafe.services.access.auth import Principal
+from parafe.services.access.rights import visible_document
 
 
 def iso_ms(moment: datetime) -> str:

@@ -4,7 +4,7 @@ the refusal message (spec §2.5.15 / §2.6.16, DECISIONS D20).
 - :func:`delete` is definitive (spec §2.5.8 « la suppression est irréversible », issue 15): in one transaction
   the document and its context (metadata, history, annexes…) give way to a tombstone, which frees the (circuit,
   label, name) triplet while the NomFic stays reserved forever (``pes_nomfic``); its bytes are erased from the
-  blob store right after the commit (:mod:`parafe.services.erasure`).
+  blob store right after the commit (:mod:`parafe.services.documents.erasure`).
 - :func:`refusal_message` answers ``None`` when the document was neither refused nor rejected (REST answers
   ``{"comment": null}``); :func:`require_refusal_message` raises « Le document n'a pas été rejeté ou refusé »
   instead (SOAP ``getRefusalMessage`` faults).
@@ -18,12 +18,12 @@ from __future__ import annotations
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
+from parafe.context import AppContext
 from parafe.db.models import CircuitRole, Document, HistoryEntry
 from parafe.domain.errors import E, ParafeError
 from parafe.domain.states import DELETABLE, State
-from parafe.services.auth import Account, Principal
-from parafe.services.context import AppContext
-from parafe.services.rights import AGENT, visible_document
+from parafe.services.access.auth import Account, Principal
+from parafe.services.access.rights import AGENT, visible_document
 
 # States that mean "refused" (signature) or "rejected" (visa).
 REFUSAL_STATES = frozenset({State.REFUSED.value, State.DISAPPROVED.value})
@@ -42,13 +42,13 @@ def may_act(session: Session, account: Account, document: Document) -> bool:
 
 
 def delete(ctx: AppContext, principal: Principal, document_id: int | str) -> None:
-    """Delete a document, definitively (DECISIONS D14, :mod:`parafe.services.erasure`).
+    """Delete a document, definitively (DECISIONS D14, :mod:`parafe.services.documents.erasure`).
 
     Raises ``DOCUMENT_NOT_FOUND`` (unknown, foreign or already deleted), ``AUTH_ACCESS_DENIED`` (visible but
     the caller may not act on it) and ``DELETE_NOT_ALLOWED`` (not in Préparé, Refusé, Rejeté / Visa
     désapprouvé).
     """
-    from parafe.services.erasure import bury
+    from parafe.services.documents.erasure import bury
     from parafe.workflow.engine import workflow_tx
 
     with workflow_tx(ctx) as session:

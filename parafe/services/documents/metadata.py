@@ -23,6 +23,7 @@ from typing import Literal
 from sqlalchemy import delete as sql_delete
 from sqlalchemy.orm import Session
 
+from parafe.context import AppContext
 from parafe.db.models import Circuit, Document, HistoryEntry, MetadataValue, OutboxItem, utcnow
 from parafe.domain.circuits import StepKind
 from parafe.domain.errors import E, ParafeError
@@ -35,10 +36,9 @@ from parafe.formats.metadata import (
     parse_otp_info,
     validate_metadata,
 )
-from parafe.services.auth import Account, Principal
-from parafe.services.context import AppContext
-from parafe.services.lifecycle import may_act
-from parafe.services.rights import visible_document
+from parafe.services.access.auth import Account, Principal
+from parafe.services.access.rights import visible_document
+from parafe.services.documents.lifecycle import may_act
 
 NameRule = Literal["any", "metas"]
 

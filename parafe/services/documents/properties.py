@@ -27,12 +27,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from parafe.context import AppContext
 from parafe.db.models import Subscriber, User
 from parafe.domain.states import SEARCH_CODES, State, label
-from parafe.services.auth import Principal
-from parafe.services.context import AppContext
-from parafe.services.history import iso_ms
-from parafe.services.rights import visible_document
+from parafe.services.access.auth import Principal
+from parafe.services.access.rights import visible_document
+from parafe.services.documents.history import iso_ms
 
 
 @dataclass(frozen=True)

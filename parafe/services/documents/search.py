@@ -25,14 +25,14 @@ from typing import Any
 from sqlalchemy import BindParameter, ColumnElement, Select, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
+from parafe.context import AppContext
 from parafe.db.models import Circuit, CircuitRole, Document, HistoryEntry, Label, MetadataValue, Subscriber, User
 from parafe.domain.deposit import PARIS
 from parafe.domain.errors import E, ParafeError
 from parafe.domain.states import State, states_for_search_code
-from parafe.services.auth import Principal
-from parafe.services.context import AppContext
+from parafe.services.access.auth import Principal
+from parafe.services.access.rights import subscriber_account
 from parafe.services.ondemand import ON_DEMAND_SEARCH_KEY
-from parafe.services.rights import subscriber_account
 
 MAX_RESULTS = 10_000
 TEXT_LIMIT = 255
@@ -257,7 +257,7 @@ def _conditions(session: Session, principal: Principal, c: SearchCriteria) -> li
 
 def document_conditions(session: Session, principal: Principal, c: SearchCriteria) -> list[ColumnElement[bool]]:
     """The WHERE of a search (the caller's rights and the criteria), for the other lists of documents
-    (``listRemainingSignedDocs``, :mod:`parafe.services.signed_fetches`); raises the search's errors."""
+    (``listRemainingSignedDocs``, :mod:`parafe.services.documents.signed_fetches`); raises the search's errors."""
     return _conditions(session, principal, c)
 
 

@@ -16,11 +16,11 @@ from sqlalchemy import ColumnElement, Exists, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from parafe.context import AppContext
 from parafe.db.models import Document, HistoryEntry, SignedFetch, utcnow
 from parafe.domain.states import State
-from parafe.services.auth import Principal
-from parafe.services.context import AppContext
-from parafe.services.search import MAX_RESULTS, SIGN_STATES, SearchCriteria, document_conditions
+from parafe.services.access.auth import Principal
+from parafe.services.documents.search import MAX_RESULTS, SIGN_STATES, SearchCriteria, document_conditions
 
 NOT_LISTED = (State.REFUSED.value, State.DISAPPROVED.value, State.SIGNATURE_REJECTED.value)
 

@@ -23,11 +23,11 @@ from typing import Literal
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from parafe.context import AppContext
 from parafe.db.models import CircuitRole, Document, ReturnItem, Subscriber, utcnow
 from parafe.domain.errors import E, ParafeError
-from parafe.services.auth import Account, Principal
-from parafe.services.context import AppContext
-from parafe.services.rights import AGENT, subscriber_account, visible_document
+from parafe.services.access.auth import Account, Principal
+from parafe.services.access.rights import AGENT, subscriber_account, visible_document
 from parafe.storage.base import BlobNotFound
 
 ReturnKind = Literal["ack", "pes_retour", "chorus"]

@@ -23,12 +23,12 @@ from urllib.parse import urlsplit
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from parafe.context import AppContext
 from parafe.db.models import Document, ReturnItem, S2lowAccount, S2lowRetour, S2lowTransaction, Subscriber, utcnow
 from parafe.domain.errors import E, ParafeError
 from parafe.domain.states import State
 from parafe.formats.safexml import parse_untrusted
-from parafe.services.context import AppContext
-from parafe.services.returns import RETURN_ID_START
+from parafe.services.helios.returns import RETURN_ID_START
 from parafe.transmission.s2low import (
     DEFAULT_ACCOUNT,
     S2lowClient,

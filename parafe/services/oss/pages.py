@@ -10,7 +10,7 @@
   the internal CA signs every document of the batch.
 
 Codes are kept hashed (salted SHA-256) in ``oss_codes``; at most ``MAX_CODES`` codes per page. The signature
-itself is the ``oss.sign`` job of :mod:`parafe.services.oss`, run at once in the caller's thread.
+itself is the ``oss.sign`` job of :mod:`parafe.services.oss.service`, run at once in the caller's thread.
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ from cryptography import x509
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from parafe.context import AppContext
 from parafe.db.models import OssAuthLog, OssCode, OssDocument, OssLink, OssLinkDocument, OssWorkflow, utcnow
 from parafe.domain.errors import E, ErrorDef, ParafeError
 from parafe.notify import sms
 from parafe.notify.mail import aware, send_mail, signature_block
 from parafe.security.certcheck import CertVerdict
-from parafe.services import oss
-from parafe.services.context import AppContext
+from parafe.services.oss import service as oss
 from parafe.signing.keys import certificate_display_name
 from parafe.workflow.settings import workflow_settings
 

@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
+from parafe.context import AppContext
 from parafe.db.models import (
     OssCode,
     OssDocument,
@@ -56,11 +57,10 @@ from parafe.formats import pdf as pdfformat
 from parafe.jobs import outbox
 from parafe.notify.mail import aware
 from parafe.notify.sms import normalise_phone
-from parafe.services import oss_signing as signing
-from parafe.services.auth import Account, Principal
-from parafe.services.context import AppContext
-from parafe.services.documents import Upload
-from parafe.services.history import iso_ms
+from parafe.services.access.auth import Account, Principal
+from parafe.services.documents.deposit import Upload
+from parafe.services.documents.history import iso_ms
+from parafe.services.oss import signing
 from parafe.signing.tsa import normalize_level
 
 MODES = ("server", "sa", "sms", "sgc")
@@ -815,9 +815,10 @@ outbox.handler(JOB_KIND, give_up=_give_up)(run_sign_job)
 # --- purge --------------------------------------------------------------------------------------------------------
 def purge(ctx: AppContext, now: datetime | None = None) -> int:
     """Purge the documents whose ``dateToPurge`` has come: the rows no longer reference the blobs, which are
-    erased from the store at once unless another row references them (:func:`parafe.services.erasure.erase_blobs`);
+    erased from the store at once unless another row references them
+    (:func:`parafe.services.documents.erasure.erase_blobs`);
     ``purgeDate`` is set. Idempotent."""
-    from parafe.services.erasure import erase_blobs
+    from parafe.services.documents.erasure import erase_blobs
 
     moment = now or utcnow()
     count = 0

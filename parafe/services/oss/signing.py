@@ -30,9 +30,9 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from parafe.context import AppContext
 from parafe.domain.errors import E, ParafeError
 from parafe.security import pki
-from parafe.services.context import AppContext
 from parafe.signing.bulk import BulkPdfSigner
 from parafe.signing.errors import KeyLoadError, PdfProtectedError, SigningError
 from parafe.signing.keys import ServerSigner, load_pem_signer, load_signer

@@ -28,6 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from parafe.context import AppContext
 from parafe.db.models import CircuitStep, Document, MetadataValue, OtpChallenge, OtpUsage, StepMember, User, utcnow
 from parafe.domain.circuits import StepKind
 from parafe.domain.errors import E, ParafeError
@@ -35,8 +36,7 @@ from parafe.domain.states import ACTOR_OTP, State
 from parafe.jobs import outbox
 from parafe.notify import sms
 from parafe.notify.mail import aware, send_mail, signature_block
-from parafe.services import sms_deliveries
-from parafe.services.context import AppContext
+from parafe.services.otp import sms_deliveries
 from parafe.workflow import engine
 from parafe.workflow.engine import lock_document, record, workflow_tx
 from parafe.workflow.settings import workflow_settings

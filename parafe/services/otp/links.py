@@ -19,21 +19,21 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from parafe.context import AppContext
 from parafe.db.models import Circuit, Document, MetadataValue, OtpLink
 from parafe.domain.circuits import StepKind
 from parafe.domain.errors import E, ParafeError
-from parafe.services.auth import Principal
-from parafe.services.context import AppContext
-from parafe.services.documents import DepositRequest, deposit
-from parafe.services.lifecycle import may_act
-from parafe.services.metadata import (
+from parafe.services.access.auth import Principal
+from parafe.services.access.rights import circuit_for_deposit, subscriber_account, visible_document
+from parafe.services.documents.deposit import DepositRequest, deposit
+from parafe.services.documents.lifecycle import may_act
+from parafe.services.documents.metadata import (
     OTP_CLOSED_STATES,
     NameRule,
     check_otp_information,
     otp_step_count,
     store_otp_information,
 )
-from parafe.services.rights import circuit_for_deposit, subscriber_account, visible_document
 
 OTP_PAGE_PATH = "/boucle-sms/documentView"
 TOKEN_BYTES = 32  # 256 bits (D15: at least 128)
@@ -159,8 +159,8 @@ def otp_upload(
     signing URL (spec §2.5.19 / §2.6.18).
 
     The OTP information is checked before anything is stored (so a bad ``meta`` stores no document); the
-    errors are those of :func:`parafe.services.documents.deposit`, of
-    :func:`parafe.services.metadata.check_otp_information` and of :func:`otp_url`.
+    errors are those of :func:`parafe.services.documents.deposit.deposit`, of
+    :func:`parafe.services.documents.metadata.check_otp_information` and of :func:`otp_url`.
     """
     with ctx.db.read() as session:
         subscriber, account = subscriber_account(session, principal, req.siren)

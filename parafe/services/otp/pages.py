@@ -1,9 +1,9 @@
 """The public OTP signing pages (spec §2.2, §2.5.17, §7; DECISIONS D15, D19): what a link token gives access to.
 
-A link (``otp_links`` row, created by :mod:`parafe.services.otp_links`) names one or several documents and the
+A link (``otp_links`` row, created by :mod:`parafe.services.otp.links`) names one or several documents and the
 redirect URL of the business software. Whoever holds the token (≥ 128 random bits) may see those documents —
 and only those —, ask for a code, sign with it or refuse. The code itself (6 digits, 10 minutes, 3 tries) is the
-business of :mod:`parafe.services.otp`; this module resolves the token and hands it the documents that still
+business of :mod:`parafe.services.otp.codes`; this module resolves the token and hands it the documents that still
 wait for their OTP signature.
 """
 
@@ -16,14 +16,14 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from parafe.context import AppContext
 from parafe.db.models import Document, OtpLink, Subscriber
 from parafe.domain.circuits import StepKind
 from parafe.domain.errors import E, ParafeError
 from parafe.domain.states import State, label
 from parafe.notify import sms
-from parafe.services import otp
-from parafe.services.context import AppContext
-from parafe.services.downloads import Content, media_type_for
+from parafe.services.documents.downloads import Content, media_type_for
+from parafe.services.otp import codes as otp
 from parafe.workflow import engine
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
@@ -149,7 +149,7 @@ def send_code(ctx: AppContext, token: str) -> otp.SentCode:
 
 
 def sign(ctx: AppContext, token: str, code: str) -> list[int]:
-    """Check the code and sign (see :func:`parafe.services.otp.check_code`)."""
+    """Check the code and sign (see :func:`parafe.services.otp.codes.check_code`)."""
     return otp.check_code(ctx, _waiting(ctx, token), code)
 
 

@@ -26,12 +26,12 @@ from urllib.parse import parse_qsl
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from parafe.context import AppContext
 from parafe.db.models import OtpChallenge, OutboxItem, SmsDelivery, utcnow
 from parafe.domain.states import ACTOR_OTP
 from parafe.jobs import outbox
 from parafe.notify import sms
 from parafe.notify.mail import aware
-from parafe.services.context import AppContext
 from parafe.workflow.engine import lock_document, record
 from parafe.workflow.settings import sms_settings
 

@@ -1,9 +1,9 @@
 """Administration of one subscriber by its own administrator (the portal's admin pages).
 
-:mod:`parafe.services.admin` is the operators' API (no caller check: the command line runs as the operator).
+:mod:`parafe.services.admin.platform` is the operators' API (no caller check: the command line runs as the operator).
 Here every function first checks that the caller is an administrator *of that subscriber* (``is_admin`` on
 their account there; ``AUTH_ACCESS_DENIED`` otherwise — a subscriber the caller has no account in looks the same
-as an unknown one) and then delegates to :mod:`parafe.services.admin`, plus the few read queries the pages
+as an unknown one) and then delegates to :mod:`parafe.services.admin.platform`, plus the few read queries the pages
 need (a circuit as an editable definition, users with their roles and certificates, groups).
 """
 
@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from parafe.context import AppContext
 from parafe.db.models import (
     Circuit,
     CircuitRole,
@@ -27,9 +28,9 @@ from parafe.db.models import (
     UserCertificate,
 )
 from parafe.domain.errors import E, ParafeError
-from parafe.services import admin, circuits
-from parafe.services.auth import Account, Principal
-from parafe.services.context import AppContext
+from parafe.services import circuits
+from parafe.services.access.auth import Account, Principal
+from parafe.services.admin import platform as admin
 
 
 def admin_accounts(principal: Principal) -> list[Account]:
@@ -151,7 +152,7 @@ def circuit_list(ctx: AppContext, principal: Principal, siren: str) -> list[dict
 
 
 def circuit_spec(ctx: AppContext, principal: Principal, siren: str, key: str) -> dict[str, Any]:
-    """A circuit as the definition :func:`parafe.services.admin.define_circuit` takes (members as e-mails or
+    """A circuit as the definition :func:`parafe.services.admin.platform.define_circuit` takes (members as e-mails or
     ``group:<name>``), for the edit form."""
     account = require_admin(principal, siren)
     with ctx.db.read() as session:

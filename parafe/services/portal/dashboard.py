@@ -1,7 +1,7 @@
 """What the portal shows: the dashboard lists (spec §1.2.6) and the document page, read-only.
 
 Every list is ONE query (no N+1), whatever the number of documents; visibility is the rule of
-:mod:`parafe.services.rights` written in SQL (same subscriber, and admin, depositor or a role on the circuit).
+:mod:`parafe.services.access.rights` written in SQL (same subscriber, and admin, depositor or a role on the circuit).
 
 - :func:`pending` — the documents waiting for the caller's visa or signature (the « À traiter » list), with the
   membership rule of :mod:`parafe.workflow.members` (step members, group members, e-mail members; a step without
@@ -25,6 +25,7 @@ from sqlalchemy import and_, case, exists, false, func, literal, or_, select
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
+from parafe.context import AppContext
 from parafe.db.models import (
     Annex,
     Circuit,
@@ -44,11 +45,10 @@ from parafe.domain.circuits import StepKind
 from parafe.domain.errors import E, ParafeError
 from parafe.domain.states import DELETABLE, State, label, states_for_search_code
 from parafe.services import delegations
-from parafe.services.auth import Account, Principal
-from parafe.services.context import AppContext
-from parafe.services.downloads import Content, media_type_for
-from parafe.services.lifecycle import may_act as may_act_as_depositor
-from parafe.services.rights import AGENT, visible_document
+from parafe.services.access.auth import Account, Principal
+from parafe.services.access.rights import AGENT, visible_document
+from parafe.services.documents.downloads import Content, media_type_for
+from parafe.services.documents.lifecycle import may_act as may_act_as_depositor
 from parafe.workflow.members import ROLE_FOR_STEP, actor_user_ids
 
 # States that have left the dashboard (spec §2.1 H20: « n'apparaît plus sur le tableau de bord »).

@@ -16,10 +16,10 @@ from pathlib import Path
 
 from lxml import etree
 
+from parafe.context import AppContext
 from parafe.formats.safexml import iterparse_untrusted, release
-from parafe.services.auth import Principal
-from parafe.services.context import AppContext
-from parafe.services.rights import visible_document
+from parafe.services.access.auth import Principal
+from parafe.services.access.rights import visible_document
 
 MAX_PIECES = 200
 DOMAINS = {"PES_DepenseAller": "Dépense", "PES_RecetteAller": "Recette", "PES_PJ": "Pièces justificatives"}

@@ -10,7 +10,7 @@ so that a stolen password alone never leads to a signature. An administrator rev
 
 Signature — :func:`prepare_signature` / :func:`finish_signature`:
 
-1. the documents are prepared exactly as for the local helper (:func:`parafe.services.remote_signing.prepare`,
+1. the documents are prepared exactly as for the local helper (:func:`parafe.services.signers.remote_signing.prepare`,
    with the certificate of the account's server-held key), which fixes the bytes to sign;
 2. a nonce is drawn and stored once (:class:`~parafe.db.models.PasskeyChallenge`), and the WebAuthn challenge is
    :func:`binding_challenge`: SHA-256 over a label, the nonce, and for each document its id and the SHA-256
@@ -18,8 +18,8 @@ Signature — :func:`prepare_signature` / :func:`finish_signature`:
 3. the assertion must verify (origin, RP id, user presence and verification, signature counter) against a
    non-revoked passkey of the caller, for the challenge recomputed from the server-side session; the nonce is
    then marked used in the same transaction that checks it was not (a replay is refused), and only then is the
-   server-held key opened (:func:`parafe.services.server_keys.signer_for`) to sign those bytes;
-4. the signed documents go through :func:`parafe.services.remote_signing.finish` (the same PAdES / XAdES / PES
+   server-held key opened (:func:`parafe.services.signers.server_keys.signer_for`) to sign those bytes;
+4. the signed documents go through :func:`parafe.services.signers.remote_signing.finish` (the same PAdES / XAdES / PES
    and the same checks as with the helper), and each signed document gets a history entry naming the passkey
    and its credential id.
 """
@@ -44,11 +44,11 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
+from parafe.context import AppContext
 from parafe.db.models import HistoryEntry, Passkey, PasskeyChallenge, User
 from parafe.domain.errors import E, ParafeError
-from parafe.services import remote_signing, server_keys
-from parafe.services.auth import Account, Principal
-from parafe.services.context import AppContext
+from parafe.services.access.auth import Account, Principal
+from parafe.services.signers import remote_signing, server_keys
 
 CHALLENGE_TTL = timedelta(minutes=5)
 CHALLENGE_LABEL = b"parafe-passkey-signature-v1"

@@ -4,13 +4,13 @@ The Signature engine's remote protocol (:mod:`parafe.signing.remote`) in two cal
 documents at once (bulk signature, one confirmation on the helper):
 
 - :func:`prepare` — the caller must be able to sign every document now (a signature step they are a member of,
-  as :func:`parafe.services.workflow.sign` requires) and the signing certificate must be theirs (bound to their
+  as :func:`parafe.services.steps.sign` requires) and the signing certificate must be theirs (bound to their
   account, or issued to their e-mail address). Each document is prepared (PAdES with a visible pictogram naming
   the signer and their quality; PES XAdES-EPES per bordereau or global as the circuit says; detached XAdES for
   office documents) and the server-side state is written to the blob store (shared by every Parafe process: no
   in-memory session). The session id is that blob's SHA-256: unguessable, and checked against the caller.
 - :func:`finish` — the helper's raw signature values are checked and embedded by the Signature engine, then the
-  signed document is handed to :func:`parafe.services.workflow.sign`, which verifies it again and moves the
+  signed document is handed to :func:`parafe.services.steps.sign`, which verifies it again and moves the
   document on (``Signé``). Each document succeeds or fails on its own.
 
 Sessions expire after 15 minutes (the engine's own limit).
@@ -26,16 +26,16 @@ from typing import Any
 
 from cryptography import x509
 
+from parafe.context import AppContext
 from parafe.db.models import Circuit, User
 from parafe.domain.circuits import StepKind
 from parafe.domain.errors import E, ParafeError
 from parafe.domain.states import State
 from parafe.security.pki import fingerprint_sha256
-from parafe.services import workflow
-from parafe.services.auth import Account, Principal
-from parafe.services.context import AppContext
-from parafe.services.rights import visible_document
-from parafe.services.signer_certificates import owned_by
+from parafe.services import steps as workflow
+from parafe.services.access.auth import Account, Principal
+from parafe.services.access.rights import visible_document
+from parafe.services.signers.certificates import owned_by
 from parafe.signing import remote
 from parafe.signing.errors import SigningError
 from parafe.storage.base import BlobError, is_sha256

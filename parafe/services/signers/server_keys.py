@@ -12,8 +12,8 @@ Two places for the private key, chosen by the operator's settings:
 The certificate is issued by the subscriber's CA (``PARAFE_SERVER_KEYS_CA_DIR``, default the dev PKI of
 ``$home/pki``): subject CN = the signer's full name, emailAddress and rfc822Name = their e-mail; it is bound to
 the account (a :class:`~parafe.db.models.UserCertificate` row) so that the signature checks of
-:mod:`parafe.services.workflow` recognise it as theirs. Nothing here signs on its own: the only caller of
-:func:`signer_for` is :func:`parafe.services.passkeys.finish_signature`, after the assertion was verified.
+:mod:`parafe.services.steps` recognise it as theirs. Nothing here signs on its own: the only caller of
+:func:`signer_for` is :func:`parafe.services.signers.passkeys.finish_signature`, after the assertion was verified.
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from sqlalchemy import select
 
+from parafe.context import AppContext
 from parafe.db.models import ServerKey, User, UserCertificate
 from parafe.domain.errors import E, ParafeError
 from parafe.security import pki
-from parafe.services.context import AppContext
 from parafe.signing.errors import KeyLoadError
 from parafe.signing.keys import ServerSigner, _order_chain, _Pkcs11Key, _SoftwareKey
 
@@ -219,7 +219,8 @@ def active_key(ctx: AppContext, user_id: int) -> ServerKey | None:
 
 
 def certificates(key: ServerKey) -> list[bytes | str]:
-    """The signer's certificate then its chain, PEM (what :func:`parafe.services.remote_signing.prepare` takes)."""
+    """The signer's certificate then its chain, PEM (what :func:`parafe.services.signers.remote_signing.prepare`
+    takes)."""
     return [key.certificate_pem, *([key.chain_pem] if key.chain_pem else [])]
 
 

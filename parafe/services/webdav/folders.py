@@ -9,7 +9,7 @@ Tree under ``/partage/webdav/clients/``::
 
 Visibility: a caller sees the subscribers it has an account in, and in them the circuits it has a role on (all of
 them for the subscriber's admin); PES_Retour and chorus-pivot are for the subscriber's admins and agents (the
-rule of :mod:`parafe.services.returns`). An unknown and a foreign name look the same (not found).
+rule of :mod:`parafe.services.helios.returns`). An unknown and a foreign name look the same (not found).
 
 Every folder listing is ONE query whatever the number of entries (plus a blob size lookup, cached per process
 because blobs are immutable); names, sizes, ETags and dates come from the rows.
@@ -55,6 +55,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from parafe.context import AppContext
 from parafe.db.models import (
     Circuit,
     CircuitRole,
@@ -68,10 +69,9 @@ from parafe.db.models import (
 from parafe.domain import deposit as rules
 from parafe.domain.errors import E, ParafeError
 from parafe.domain.states import State, label
-from parafe.services.auth import Account, Principal
-from parafe.services.context import AppContext
-from parafe.services.lifecycle import REFUSAL_STATES
-from parafe.services.rights import AGENT, circuit_for_deposit, subscriber_account
+from parafe.services.access.auth import Account, Principal
+from parafe.services.access.rights import AGENT, circuit_for_deposit, subscriber_account
+from parafe.services.documents.lifecycle import REFUSAL_STATES
 from parafe.storage.base import BlobNotFound
 
 log = logging.getLogger(__name__)
@@ -184,7 +184,7 @@ def circuit_view(ctx: AppContext, account: Account, key: str) -> CircuitView | N
 
 def may_fetch_flows(ctx: AppContext, account: Account) -> bool:
     """PES_Retour and Chorus flows belong to the subscriber: its admins and agents fetch them (as
-    :mod:`parafe.services.returns` decides for ``listRemainingPesRetour`` / ``…Chorus``)."""
+    :mod:`parafe.services.helios.returns` decides for ``listRemainingPesRetour`` / ``…Chorus``)."""
     if account.is_admin:
         return True
     with ctx.db.read() as session:

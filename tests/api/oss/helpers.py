@@ -18,10 +18,10 @@ import pytest
 from sqlalchemy import select
 
 from parafe.config import Settings
+from parafe.context import AppContext
 from parafe.db.models import DevMessage
 from parafe.domain.errors import ErrorDef
-from parafe.services import oss as oss_service
-from parafe.services.context import AppContext
+from parafe.services.oss import service as oss_service
 from tests.conftest import (
     IN_CI,
     Home,

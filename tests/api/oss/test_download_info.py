@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from parafe.domain.errors import E
-from parafe.services import oss as oss_service
+from parafe.services.oss import service as oss_service
 from tests.api.oss.helpers import (
     ADMIN,
     AGENT,
@@ -145,7 +145,7 @@ def test_admin_statistics(oss: Oss) -> None:
 
 def test_workflow_configuration_by_the_admin_profile(oss: Oss) -> None:
     from parafe.domain.errors import ParafeError
-    from parafe.services.auth import principal_for_email
+    from parafe.services.access.auth import principal_for_email
 
     spec = oss_service.WorkflowSpec(key="oss-config", name="Configuré", siren="123456789", agents=[AGENT],
                                     certificate_p12=oss_service.DEMO_P12, modes=("server",))

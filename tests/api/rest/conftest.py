@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from parafe.config import Settings
-from parafe.services.context import AppContext
+from parafe.context import AppContext
 from tests.conftest import (
     Home,
     ServedHome,

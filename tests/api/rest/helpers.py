@@ -8,10 +8,10 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
+from parafe.context import AppContext
 from parafe.db.models import Circuit, CircuitStep, Document, HistoryEntry, utcnow
 from parafe.domain.errors import ErrorDef
 from parafe.domain.states import State
-from parafe.services.context import AppContext
 from tests.fixtures.files import pdf_bytes
 
 V1 = "/parapheur-ws/rest/v1"

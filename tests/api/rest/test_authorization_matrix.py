@@ -25,7 +25,7 @@ from sqlalchemy import select
 from parafe.db.models import User
 from parafe.domain.errors import E, ErrorDef
 from parafe.domain.states import State
-from parafe.services import returns
+from parafe.services.helios import returns
 from tests.api.rest.conftest import Rest
 from tests.api.rest.helpers import (
     ADMIN,

@@ -12,7 +12,7 @@ import pikepdf
 
 from parafe.domain.errors import E
 from parafe.domain.states import State
-from parafe.services import returns
+from parafe.services.helios import returns
 from tests.api.rest.conftest import Rest
 from tests.api.rest.helpers import (
     ADMIN,

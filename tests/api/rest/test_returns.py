@@ -1,11 +1,11 @@
 """REST returns against the real server: acknowledgement / PES Retour / Chorus downloads (R10–R12) and the
 remaining lists (R13–R15); an id leaves its list once downloaded (D11). The returns are created with
-``parafe.services.returns.add_return``, what the Helios simulator and the Chorus poller call."""
+``parafe.services.helios.returns.add_return``, what the Helios simulator and the Chorus poller call."""
 
 from __future__ import annotations
 
 from parafe.domain.errors import E
-from parafe.services import returns
+from parafe.services.helios import returns
 from tests.api.rest.conftest import Rest
 from tests.api.rest.helpers import ADMIN, AGENT, OTHER, OTHER_SIREN, SIGNER, SIREN, V1, VISA, deposit, error
 

@@ -29,10 +29,10 @@ from parafe.config import Settings
 from parafe.connectors.soap import faults
 from parafe.connectors.soap.contract import CONTRACT, NS
 from parafe.connectors.soap.ops import load_all
+from parafe.context import AppContext
 from parafe.domain.errors import E, ErrorDef, ParafeError
 from parafe.domain.states import State
-from parafe.services import returns
-from parafe.services.context import AppContext
+from parafe.services.helios import returns
 from tests.api.rest.helpers import deposit, make_circuit, meta_xml, otp_xml, set_state
 from tests.api.soap.soaputil import ADMIN, AGENT, OTHER, SIREN, body_of, envelope, fault, post
 from tests.conftest import LiveServer

@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import func, select
 
 from parafe.config import Settings
+from parafe.context import AppContext
 from parafe.db.models import Document
 from parafe.domain.errors import E
 from parafe.formats.pictograms import signature_position
-from parafe.services.context import AppContext
 from tests.api.soap.soaputil import AGENT, SIREN, envelope, fault, post, returns
 from tests.conftest import LiveServer
 from tests.fixtures.files import pdf_bytes

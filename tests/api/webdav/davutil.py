@@ -24,10 +24,10 @@ from lxml import etree
 from sqlalchemy import func, select
 
 from parafe.config import Settings
+from parafe.context import AppContext
 from parafe.db.models import Document, HistoryEntry, ReturnItem, WebdavDeposit, utcnow
 from parafe.domain.errors import ErrorDef
 from parafe.domain.states import State
-from parafe.services.context import AppContext
 from tests.conftest import (
     IN_CI,
     Home,

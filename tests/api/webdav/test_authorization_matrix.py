@@ -81,7 +81,7 @@ def _out_label(dav: Dav) -> list[str]:
 
 
 def _flow(dav: Dav) -> list[str]:
-    from parafe.services import returns
+    from parafe.services.helios import returns
 
     returns.add_return(dav.ctx, kind="pes_retour", data=b"<flux/>", name=unique(".xml", "PES_Retour"), siren=SIREN)
     return [SIREN, "out", "PES_Retour"]

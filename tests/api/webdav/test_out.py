@@ -13,9 +13,9 @@ from sqlalchemy import select
 from parafe.db.models import Document, Label, utcnow
 from parafe.domain.errors import E
 from parafe.domain.states import State
-from parafe.services import returns
-from parafe.services import webdav as svc
-from parafe.services.auth import principal_for_email
+from parafe.services.access.auth import principal_for_email
+from parafe.services.helios import returns
+from parafe.services.webdav import folders as svc
 from tests.api.webdav.davutil import (
     AGENT,
     OTHER,

@@ -12,7 +12,7 @@ from parafe.connectors.webdav import propfind
 from parafe.connectors.webdav.handlers import accepts_gzip
 from parafe.connectors.webdav.paths import check_raw_path
 from parafe.domain.errors import E, ParafeError
-from parafe.services import webdav as svc
+from parafe.services.webdav import folders as svc
 
 
 @pytest.mark.parametrize(("raw", "error"), [

@@ -19,11 +19,12 @@ from zeep import xsd
 from zeep.plugins import Plugin
 
 from parafe.connectors.soap.contract import CONTRACT, NS, SOAP_ENV
+from parafe.context import AppContext
 from parafe.db.models import Circuit, Document, HistoryEntry, Subscriber, utcnow
 from parafe.domain.errors import E
 from parafe.domain.states import State
-from parafe.services import otp, returns
-from parafe.services.context import AppContext
+from parafe.services.helios import returns
+from parafe.services.otp import codes as otp
 from tests.api.soap.soaputil import ADMIN, AGENT, NO_WORKER, SIGNER, SIREN, zeep_client
 from tests.conftest import TESTDATA, Home, LiveServer, start_server, stop_server
 from tests.fixtures.files import pdf_bytes

@@ -14,9 +14,11 @@ import pytest
 from sqlalchemy import event
 
 from parafe.domain.errors import E, ParafeError
-from parafe.services import dashboard, remote_signing, workflow
-from parafe.services.auth import principal_for_email
+from parafe.services import steps as workflow
+from parafe.services.access.auth import principal_for_email
 from parafe.services.demo import AGENT, OTHER_AGENT, SIGNER, VISA
+from parafe.services.portal import dashboard
+from parafe.services.signers import remote_signing
 from parafe.signing.keys import load_signer
 from tests.fixtures.files import pdf_bytes
 from tests.workflow.conftest import deposit_file, run_jobs

@@ -7,7 +7,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from parafe.portal.web import actor, breakable, paris
-from parafe.services.downloads import fdc_filename, signed_filename
+from parafe.services.documents.downloads import fdc_filename, signed_filename
 from parafe.signing.names import readable_name, readable_rfc4514
 
 

@@ -14,8 +14,8 @@ import pytest
 from parafe.domain.errors import E, ParafeError
 from parafe.portal import security
 from parafe.portal.web import paris, size
-from parafe.services.otp_pages import redirect_url
-from parafe.services.pes_summary import summarise
+from parafe.services.otp.pages import redirect_url
+from parafe.services.portal.pes_summary import summarise
 from tests.conftest import TESTDATA
 
 SECRET = b"k" * 48

@@ -7,8 +7,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from parafe.services.auth import principal_for_email
-from parafe.services.documents import DepositRequest, Upload, deposit
+from parafe.services.access.auth import principal_for_email
+from parafe.services.documents.deposit import DepositRequest, Upload, deposit
 from tests.fixtures.files import pdf_bytes
 
 AGENT = "agent@demo.parafe.test"

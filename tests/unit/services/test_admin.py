@@ -13,9 +13,9 @@ from sqlalchemy import select
 
 from parafe.db.models import Circuit, CircuitRole, StepMember, User
 from parafe.domain.errors import E, ParafeError
-from parafe.services import admin
-from parafe.services.auth import principal_for_email
-from parafe.services.documents import DepositRequest, Upload, deposit
+from parafe.services.access.auth import principal_for_email
+from parafe.services.admin import platform as admin
+from parafe.services.documents.deposit import DepositRequest, Upload, deposit
 from tests.conftest import ROOT, Home
 from tests.fixtures.files import pdf_bytes
 

@@ -17,9 +17,9 @@ from sqlalchemy import func, select
 from parafe.db.models import Annex, Document, HistoryEntry, Label, MetadataValue, OutboxItem
 from parafe.domain.errors import E, ErrorDef, ParafeError
 from parafe.domain.states import State
-from parafe.services.auth import principal_for_email
+from parafe.services.access.auth import principal_for_email
 from parafe.services.demo import AGENT, OTHER_AGENT, VISA
-from parafe.services.documents import DepositRequest, Upload, deposit
+from parafe.services.documents.deposit import DepositRequest, Upload, deposit
 from tests.fixtures.files import PES_SAMPLES, encrypted_pdf, pdf_bytes, zip_bytes
 
 

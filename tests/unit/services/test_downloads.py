@@ -10,8 +10,9 @@ from typing import Any
 import pikepdf
 
 from parafe.db.models import Document, MetadataValue
-from parafe.services import downloads, returns
-from parafe.services.auth import principal_for_email
+from parafe.services.access.auth import principal_for_email
+from parafe.services.documents import downloads
+from parafe.services.helios import returns
 from tests.unit.services._helpers import AGENT, deposit_pdf
 
 

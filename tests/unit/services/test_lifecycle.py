@@ -11,9 +11,9 @@ from sqlalchemy import select
 from parafe.db.models import Document, DocumentTombstone, HistoryEntry, OutboxItem, PesNomFic
 from parafe.domain.errors import E, ParafeError
 from parafe.domain.states import DELETABLE, State
-from parafe.services import lifecycle
-from parafe.services.auth import principal_for_email
-from parafe.services.documents import DepositRequest, deposit
+from parafe.services.access.auth import principal_for_email
+from parafe.services.documents import lifecycle
+from parafe.services.documents.deposit import DepositRequest, deposit
 from tests.fixtures.files import PES_SAMPLES
 from tests.unit.services._helpers import AGENT, deposit_pdf, upload
 

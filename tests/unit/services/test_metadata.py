@@ -12,8 +12,8 @@ from sqlalchemy import select
 from parafe.db.models import Circuit, CircuitStep, Document, HistoryEntry
 from parafe.domain.errors import E, ParafeError
 from parafe.domain.states import State
-from parafe.services.auth import principal_for_email
-from parafe.services.metadata import (
+from parafe.services.access.auth import principal_for_email
+from parafe.services.documents.metadata import (
     MAILEVA_NAMES,
     check_otp_information,
     metadata_model,

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from parafe.db.models import Circuit, Document
 from parafe.domain.circuits import CircuitType, StepKind
 from parafe.domain.errors import E, ParafeError
-from parafe.services.auth import principal_for_email
+from parafe.services.access.auth import principal_for_email
 from parafe.services.ondemand import (
     OnDemandRequest,
     circuit_from_mapping,

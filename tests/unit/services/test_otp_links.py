@@ -10,9 +10,9 @@ from sqlalchemy import select
 
 from parafe.db.models import Circuit, CircuitStep, OtpLink
 from parafe.domain.errors import E, ParafeError
-from parafe.services.auth import principal_for_email
-from parafe.services.metadata import upload_otp_information
-from parafe.services.otp_links import current_otp_index, otp_url
+from parafe.services.access.auth import principal_for_email
+from parafe.services.documents.metadata import upload_otp_information
+from parafe.services.otp.links import current_otp_index, otp_url
 from tests.unit.services._helpers import AGENT, deposit_pdf
 
 

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from parafe.domain.errors import E, ParafeError
-from parafe.services.auth import principal_for_email
+from parafe.services.access.auth import principal_for_email
 from parafe.services.demo import AGENT, SIGNER
-from parafe.services.documents import DepositRequest, deposit
+from parafe.services.documents.deposit import DepositRequest, deposit
 from parafe.signing.keys import ServerSigner, load_pem_signer, load_signer
 from parafe.signing.pes import sign_pes
 from tests.api.rest.helpers import V1, error

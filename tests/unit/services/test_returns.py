@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from parafe.domain.errors import E, ParafeError
-from parafe.services import returns
-from parafe.services.auth import principal_for_email
+from parafe.services.access.auth import principal_for_email
+from parafe.services.helios import returns
 from tests.unit.services._helpers import AGENT, deposit_pdf
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from parafe.db.models import Document
 from parafe.domain.errors import E, ParafeError
-from parafe.services.auth import principal_for_email
-from parafe.services.search import SearchCriteria, search, search_details
+from parafe.services.access.auth import principal_for_email
+from parafe.services.documents.search import SearchCriteria, search, search_details
 from tests.unit.services._helpers import AGENT, deposit_pdf
 
 

@@ -1,5 +1,5 @@
-"""Server-held signing keys encrypted at rest (issue 20, :mod:`parafe.services.server_keys`) and the challenge
-that binds a passkey assertion to the digests being signed (:func:`parafe.services.passkeys.binding_challenge`).
+"""Server-held signing keys encrypted at rest (issue 20, :mod:`parafe.services.signers.server_keys`) and the challenge
+that binds a passkey assertion to the digests being signed (:func:`parafe.services.signers.passkeys.binding_challenge`).
 The PKCS#11 variant and the whole passkey flow run in tests/portal/test_passkey_signing.py."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from sqlalchemy import select
 from parafe.db.models import ServerKey, UserCertificate
 from parafe.domain.errors import E, ParafeError
 from parafe.security import pki
-from parafe.services import passkeys, server_keys
-from parafe.services.auth import principal_for_email
+from parafe.services.access.auth import principal_for_email
+from parafe.services.signers import passkeys, server_keys
 from parafe.signing.keys import verify_raw
 
 SIGNER = "signataire@demo.parafe.test"

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from parafe.db.models import Circuit, OtpChallenge, Subscriber
 from parafe.domain.errors import E, ParafeError
-from parafe.services.auth import principal_for_email
+from parafe.services.access.auth import principal_for_email
 from parafe.services.circuits import sms_history
 from parafe.services.demo import ADMIN, AGENT, OTHER_AGENT, VISA
 

@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from parafe.db.models import User
 from parafe.domain.errors import E, ParafeError
-from parafe.services.auth import principal_for_email
-from parafe.services.users import export_users, synchronize_users
+from parafe.services.access.auth import principal_for_email
+from parafe.services.admin.users import export_users, synchronize_users
 
 ADMIN = "admin@demo.parafe.test"
 

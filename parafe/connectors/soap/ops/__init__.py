@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from parafe.connectors.soap.envelope import Binary, bad_request
+from parafe.context import AppContext
 from parafe.domain.errors import E, ParafeError
-from parafe.services.auth import Principal
-from parafe.services.context import AppContext
-from parafe.services.documents import Upload
+from parafe.services.access.auth import Principal
+from parafe.services.documents.deposit import Upload
 
 
 @dataclass

@@ -10,7 +10,8 @@ from lxml import etree
 from parafe.connectors.soap.envelope import bad_request
 from parafe.connectors.soap.ops import Call, data_file_upload, operation
 from parafe.domain.errors import E, ParafeError
-from parafe.services import circuits, ondemand, users
+from parafe.services import circuits, ondemand
+from parafe.services.admin import users
 
 
 @operation("getCircuits")

@@ -8,12 +8,13 @@ from typing import Any
 from parafe.connectors.soap.codec import BinaryOut
 from parafe.connectors.soap.envelope import bad_request
 from parafe.connectors.soap.ops import Call, operation
-from parafe.services import annexes, documents, downloads, history, lifecycle, properties
-from parafe.services.context import AppContext
+from parafe.context import AppContext
+from parafe.services.documents import annexes, downloads, history, lifecycle, properties
+from parafe.services.documents import deposit as documents
 
 
 def content_value(call: Call, content: downloads.Content) -> bytes | BinaryOut:
-    """A downloaded :class:`~parafe.services.downloads.Content` as a base64 value, streamed when large."""
+    """A downloaded :class:`~parafe.services.documents.downloads.Content` as a base64 value, streamed when large."""
     ctx: AppContext = call.ctx
     if content.data is not None:
         return content.data

@@ -7,7 +7,7 @@ from typing import Any
 from parafe.connectors.soap.envelope import Binary
 from parafe.connectors.soap.ops import Call, operation
 from parafe.domain.errors import E, ParafeError
-from parafe.services import downloads, metadata
+from parafe.services.documents import downloads, metadata
 
 
 def binary_bytes(call: Call, name: str) -> bytes:

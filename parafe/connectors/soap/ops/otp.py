@@ -8,7 +8,10 @@ from parafe.connectors.soap.envelope import bad_request
 from parafe.connectors.soap.ops import Call, data_file_upload, operation
 from parafe.domain.errors import E, ParafeError
 from parafe.formats.metadata import parse_meta_data_list, render_meta_data_list
-from parafe.services import circuits, documents, otp_links, sms_deliveries
+from parafe.services import circuits
+from parafe.services.documents import deposit as documents
+from parafe.services.otp import links as otp_links
+from parafe.services.otp import sms_deliveries
 
 
 def _redirect(value: str | None) -> str | None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from parafe.connectors.soap.ops import Call, operation
-from parafe.services import returns
-from parafe.services.returns import ReturnKind
+from parafe.services.helios import returns
+from parafe.services.helios.returns import ReturnKind
 
 
 def _list(call: Call, kind: ReturnKind) -> dict[str, Any]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from parafe.connectors.soap.ops import Call, operation
-from parafe.services import search as search_service
-from parafe.services import signed_fetches
+from parafe.services.documents import search as search_service
+from parafe.services.documents import signed_fetches
 
 CRITERIA = ("siren", "circuitId", "label", "filename", "state", "uploadBy", "uploadAfter", "uploadBefore",
             "validateBy", "validateAfter", "validateBefore", "signBy", "signAfter", "signBefore")
@@ -38,6 +38,6 @@ def search_details(call: Call) -> dict[str, Any]:
 @operation("listRemainingSignedDocs")
 def list_remaining_signed_docs(call: Call) -> dict[str, Any]:
     """Undocumented on the live service: the signed documents of the subscriber (of ``circuitId`` when given)
-    that no client has downloaded yet, whatever their state now (:mod:`parafe.services.signed_fetches`)."""
+    that no client has downloaded yet, whatever their state now (:mod:`parafe.services.documents.signed_fetches`)."""
     ids = signed_fetches.remaining(call.ctx, call.principal, call.text("siren"), call.text("circuitId") or None)
     return {"return": [str(i) for i in ids]}
