@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -141,18 +140,3 @@ def run_worker(ctx: AppContext, threads: int | None = None) -> int:
         stop.wait(0.5)
     runtime.stop(graceful=True)
     return 0
-
-
-def wait_idle(ctx: AppContext, timeout: float = 30.0, *, settle: float = 0.0) -> bool:
-    """Wait until no outbox row is pending (tools and tests); False on timeout."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if outbox.next_due(ctx) is None:
-            if settle:
-                time.sleep(settle)
-                if outbox.next_due(ctx) is None:
-                    return True
-                continue
-            return True
-        time.sleep(0.05)
-    return False

@@ -81,11 +81,6 @@ def current_step(session: Session, document: Document) -> CircuitStep | None:
     return steps[document.current_step] if 0 <= document.current_step < len(steps) else None
 
 
-def step_at(session: Session, document: Document, position: int) -> CircuitStep | None:
-    steps = steps_of(session, document)
-    return steps[position] if 0 <= position < len(steps) else None
-
-
 def start(ctx: AppContext, session: Session, document: Document) -> None:
     """Hand a deposited document to its first step (idempotent: a started document is left alone)."""
     if document.current_step is not None:
