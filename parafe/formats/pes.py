@@ -29,7 +29,6 @@ XSD_ROOT = Path(__file__).resolve().parent / "xsd" / "pes" / "v5.17"
 PES_ALLER_XSD = "PES_V2/Rev0/PES_Aller.xsd"
 PES_ACQUIT_XSD = "PES_V2/Rev0/PES_V2_Acquit_Autonome_V2.xsd"
 PES_RETOUR_XSD = "PES_V2/RETOUR/Rev0/PES_Retour.xsd"
-PES_ACQUIT_RETOUR_XSD = "PES_V2/RETOUR/Rev0/PES_V2_Acquit_Retour.xsd"
 
 NS_ALLER = "http://www.minefi.gouv.fr/cp/helios/pes_v2/Rev0/aller"
 NS_DS = "http://www.w3.org/2000/09/xmldsig#"
@@ -74,21 +73,6 @@ def pes_aller_schema() -> etree.XMLSchema:
     return _schema(PES_ALLER_XSD)
 
 
-def pes_acquit_schema() -> etree.XMLSchema:
-    """``PES_ACQUIT`` (Helios acknowledgements)."""
-    return _schema(PES_ACQUIT_XSD)
-
-
-def pes_retour_schema() -> etree.XMLSchema:
-    """``PES_Retour`` (flows from the treasury)."""
-    return _schema(PES_RETOUR_XSD)
-
-
-def pes_acquit_retour_schema() -> etree.XMLSchema:
-    """``PES_ACQUIT_RETOUR``."""
-    return _schema(PES_ACQUIT_RETOUR_XSD)
-
-
 def _schema_errors(relative: str, tree: etree._ElementTree) -> list[str]:
     schema = _schema(relative)
     with _validate_locks[relative]:
@@ -116,11 +100,6 @@ def validate_acquit(data: Source) -> list[str]:
 def validate_pes_retour(data: Source) -> list[str]:
     """Schema errors of a ``PES_Retour``; empty when valid. ``XML_UNSAFE`` / ``XML_MALFORMED`` propagate."""
     return _validate(PES_RETOUR_XSD, data)
-
-
-def validate_acquit_retour(data: Source) -> list[str]:
-    """Schema errors of a ``PES_ACQUIT_RETOUR``; empty when valid."""
-    return _validate(PES_ACQUIT_RETOUR_XSD, data)
 
 
 # --------------------------------------------------------------------------------------------------- inspect

@@ -12,7 +12,7 @@ import ssl
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import formataddr, make_msgid
+from email.utils import make_msgid
 from zoneinfo import ZoneInfo
 
 from parafe.context import AppContext
@@ -88,7 +88,3 @@ def send_mail(ctx: AppContext, to: Iterable[str], subject: str, body: str, *, do
 def signature_block() -> str:
     return ("\n\n--\nParafe, parapheur électronique\n"
             "Ce message est envoyé automatiquement, merci de ne pas y répondre.\n")
-
-
-def sender_name() -> str:
-    return formataddr(("Parafe", "parapheur@parafe.invalid"))

@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import pikepdf
-from asn1crypto import cms, core
+from asn1crypto import core
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -501,8 +501,3 @@ def _subsections(nums: list[int]) -> list[tuple[int, int]]:
         else:
             out.append((n, 1))
     return out
-
-
-def cms_from_der(der: bytes) -> cms.ContentInfo:
-    """Parse a CMS ContentInfo (helper for tests and remote signing)."""
-    return cms.ContentInfo.load(der)

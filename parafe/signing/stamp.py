@@ -21,7 +21,7 @@ import io
 import json
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -113,16 +113,6 @@ class StampSpec:
             raise PdfSigningError("Pictogramme JSON invalide (x, y, width, height, page).") from None
         args.update(kw)
         return cls(**args)
-
-    def with_text(self, *, signer_name: str | None = None, quality: str | None = None,
-                  extra_lines: Sequence[str] | None = None) -> StampSpec:
-        """A copy with other text fields."""
-        return replace(
-            self,
-            signer_name=signer_name if signer_name is not None else self.signer_name,
-            quality=quality if quality is not None else self.quality,
-            extra_lines=tuple(extra_lines) if extra_lines is not None else self.extra_lines,
-        )
 
 
 # --- geometry ------------------------------------------------------------------------------------------------

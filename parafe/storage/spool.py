@@ -28,7 +28,6 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, NamedTuple
@@ -99,9 +98,6 @@ class HashingSpool:
             if not chunk:
                 return total
             total += self.write(chunk)
-
-    def write_all(self, chunks: Iterable[bytes]) -> int:
-        return sum(self.write(c) for c in chunks)
 
     @property
     def sha256(self) -> str:

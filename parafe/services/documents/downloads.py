@@ -18,14 +18,12 @@ import tempfile
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import select
 
 from parafe.context import AppContext
 from parafe.db.models import Document, MetadataValue
-from parafe.domain.deposit import PARIS
 from parafe.domain.errors import E, ParafeError
 from parafe.formats.metadata import render_meta_data_list
 from parafe.services.access.auth import Principal
@@ -86,26 +84,6 @@ class Content:
         """Remove the temporary file, if any."""
         if self.path is not None:
             self.path.unlink(missing_ok=True)
-
-
-def _paris(moment: datetime) -> str:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(PARIS).strftime("%d/%m/%Y %H:%M:%S")
-
-
-def _wrap(text: str, width: int) -> list[str]:
-    lines: list[str] = []
-    for raw in text.splitlines() or [""]:
-        line = ""
-        for word in raw.split(" "):
-            if len(line) + len(word) + 1 > width and line:
-                lines.append(line)
-                line = word
-            else:
-                line = f"{line} {word}" if line else word
-        lines.append(line)
-    return lines
 
 
 def fdc_pdf(ctx: AppContext, document: Document | int) -> bytes:

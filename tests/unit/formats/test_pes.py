@@ -15,9 +15,7 @@ from parafe.domain.errors import E, ParafeError
 from parafe.formats import pes
 from parafe.formats.pes import (
     inspect_pes,
-    pes_acquit_schema,
     pes_aller_schema,
-    pes_retour_schema,
     pj_content_problem,
     validate_acquit,
     validate_pes_aller,
@@ -360,9 +358,9 @@ def test_acquit_validation_refuses_dtd(data: bytes) -> None:
 
 def test_schemas_are_compiled_once() -> None:
     assert pes_aller_schema() is pes_aller_schema()
-    assert pes_acquit_schema() is pes_acquit_schema()
-    assert pes_retour_schema() is pes_retour_schema()
-    assert pes_aller_schema() is not pes_acquit_schema()
+    assert pes._schema(pes.PES_ACQUIT_XSD) is pes._schema(pes.PES_ACQUIT_XSD)
+    assert pes._schema(pes.PES_RETOUR_XSD) is pes._schema(pes.PES_RETOUR_XSD)
+    assert pes_aller_schema() is not pes._schema(pes.PES_ACQUIT_XSD)
 
 
 def test_schemas_ship_inside_the_package() -> None:
