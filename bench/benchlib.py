@@ -12,6 +12,9 @@ from __future__ import annotations
 import io
 import os
 import socket
+import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -54,6 +57,31 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def serve(home: Path, env: dict[str, str], root: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """Start ``parafe serve`` on a free port with ``env`` (its log in ``home/server.log``) and wait for
+    ``/healthz``: the process and the base URL. The caller terminates the process."""
+    import httpx
+
+    port = free_port()
+    url = f"https://127.0.0.1:{port}"
+    with open(home / "server.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "parafe", "serve", "--host", "127.0.0.1", "--port", str(port),
+                                 "--log-level", "warning"], cwd=str(root), env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
+    ca = str(home / "pki" / "ca.pem")
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", verify=ca, timeout=2).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.terminate()
+            raise RuntimeError("the server did not start (see server.log)")
+        time.sleep(0.2)
 
 
 def cpu_seconds(pid: int) -> float:

@@ -32,7 +32,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from benchlib import free_port  # noqa: E402  (bench/ is the script's folder)
+from benchlib import serve  # noqa: E402  (bench/ is the script's folder)
 
 from parafe.devtools.hostile_pdf import write_many_pages  # noqa: E402
 
@@ -96,24 +96,9 @@ def main() -> int:
         env = _env(home, extra)
         subprocess.run([sys.executable, "-m", "parafe", "init"], cwd=str(ROOT), env=env, check=True,
                        stdout=subprocess.DEVNULL)
-        port = free_port()
-        url = f"https://127.0.0.1:{port}"
-        with open(home / "server.log", "wb") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "parafe", "serve", "--host", "127.0.0.1", "--port",
-                                     str(port), "--log-level", "warning"], cwd=str(ROOT), env=env, stdout=log,
-                                    stderr=subprocess.STDOUT)
+        proc, url = serve(home, env, ROOT)
         ca = str(home / "pki" / "ca.pem")
         cert = (str(home / "demo" / f"{AGENT}.pem"), str(home / "demo" / f"{AGENT}.key"))
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", verify=ca, timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("the server did not start (see server.log)")
-            time.sleep(0.2)
         import ssl
 
         tls = ssl.create_default_context(cafile=ca)

@@ -28,7 +28,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from benchlib import free_port  # noqa: E402  (bench/ is the script's folder)
+from benchlib import serve  # noqa: E402  (bench/ is the script's folder)
 
 PATH = "/parapheur-ws/rest/v1/documents/v2/123456789/history"
 KINDS = {
@@ -51,23 +51,8 @@ def main() -> int:
                    PARAFE_LOGIN_ADDRESS_FREE_FAILURES="1000000")
         subprocess.run([sys.executable, "-m", "parafe", "init"], cwd=str(ROOT), env=env, check=True,
                        stdout=subprocess.DEVNULL)
-        port = free_port()
-        url = f"https://127.0.0.1:{port}"
-        with open(home / "server.log", "wb") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "parafe", "serve", "--host", "127.0.0.1", "--port",
-                                     str(port), "--log-level", "warning"], cwd=str(ROOT), env=env, stdout=log,
-                                    stderr=subprocess.STDOUT)
+        proc, url = serve(home, env, ROOT)
         ca = str(home / "pki" / "ca.pem")
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", verify=ca, timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("the server did not start (see server.log)")
-            time.sleep(0.2)
         times: dict[str, list[float]] = {kind: [] for kind in KINDS}
         with httpx.Client(base_url=url, verify=ca, timeout=60) as client:
             for login in KINDS.values():  # warm-up (the dummy hash is made on first use)

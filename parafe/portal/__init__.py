@@ -27,12 +27,14 @@ mimetypes.add_type("application/wasm", ".wasm")
 
 
 class _Static(StaticFiles):
-    """Static files, cached for a year (URLs carry a content hash, see ``web.static_url``)."""
+    """Static files: cached for a year when the URL carries a content hash (``?v=``, see ``web.static_url``);
+    revalidated otherwise (a module imported by another one, ``import … from "./results.js"``, has no hash)."""
 
     async def get_response(self, path: str, scope: Any) -> Response:
         response = await super().get_response(path, scope)
         if response.status_code == 200:
-            response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+            hashed = b"v=" in scope.get("query_string", b"")
+            response.headers["Cache-Control"] = "public, max-age=31536000, immutable" if hashed else "no-cache"
         return response
 
 

@@ -2,6 +2,8 @@
 // signing page. The key that signs is held by the parapheur; each use needs a fresh assertion of the signer whose
 // challenge binds the exact digests being signed (recomputed here from the listed digests before asking).
 
+import { showResults } from "./results.js";
+
 const b64url = {
   encode(buffer) {
     const bytes = new Uint8Array(buffer);
@@ -112,22 +114,6 @@ if (signApp) {
   const results = document.getElementById("passkey-results");
   const done = document.getElementById("passkey-done");
 
-  function showResults(list) {
-    results.replaceChildren();
-    let ok = 0;
-    for (const item of list) {
-      const li = document.createElement("li");
-      li.className = item.ok ? "result-ok" : "result-ko";
-      const link = document.createElement("a");
-      link.href = `/documents/${item.id}`;
-      link.textContent = item.name;
-      li.append(link, document.createTextNode(item.ok ? " : signé." : ` : non signé — ${item.message}`));
-      results.append(li);
-      if (item.ok) ok += 1;
-    }
-    return ok;
-  }
-
   button.addEventListener("click", async () => {
     if (!window.PublicKeyCredential || !navigator.credentials) { say(status, webauthnMissing, "ko"); return; }
     button.disabled = true;
@@ -166,7 +152,7 @@ if (signApp) {
           },
         },
       });
-      const ok = showResults(finished.results);
+      const ok = showResults(results, finished.results);
       say(status, `${ok} document(s) signé(s) sur ${finished.results.length}.`,
         ok === finished.results.length ? "ok" : "ko");
       const title = document.getElementById("titre-lot");  // no longer « N documents à signer »

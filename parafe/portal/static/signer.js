@@ -3,6 +3,8 @@
 // 3. the helper shows what is signed and asks for confirmation in its own window; 4. the portal embeds the
 // signature values and moves the documents on. The private key never leaves the signer's machine.
 
+import { showResults } from "./results.js";
+
 const app = document.getElementById("signer-app");
 if (app) {
   const csrf = app.dataset.csrf;
@@ -84,22 +86,6 @@ if (app) {
     }
   }
 
-  function showResults(list) {
-    results.replaceChildren();
-    let ok = 0;
-    for (const item of list) {
-      const li = document.createElement("li");
-      li.className = item.ok ? "result-ok" : "result-ko";
-      const link = document.createElement("a");
-      link.href = `/documents/${item.id}`;
-      link.textContent = item.name;
-      li.append(link, document.createTextNode(item.ok ? " : signé." : ` : non signé — ${item.message}`));
-      results.append(li);
-      if (item.ok) ok += 1;
-    }
-    return ok;
-  }
-
   let helperWindow = null;
   button.addEventListener("click", async () => {
     const port = Number(portInput.value || 36123);
@@ -139,7 +125,7 @@ if (app) {
       }
       say("Enregistrement des signatures…");
       const finished = await portal("/signature/finaliser", { session: prepared.session, signatures: answer.signatures });
-      const ok = showResults(finished.results);
+      const ok = showResults(results, finished.results);
       say(`${ok} document(s) signé(s) sur ${finished.results.length}.`, ok === finished.results.length ? "ok" : "ko");
       const title = document.getElementById("titre-lot");
       if (title) {
