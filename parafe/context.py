@@ -8,11 +8,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from parafe.config import Settings, get_settings
 from parafe.db.session import Database
 from parafe.storage import open_store
 from parafe.storage.base import BlobStore
+
+if TYPE_CHECKING:
+    from parafe.services.compliance.recorder import Recorder
 
 
 @dataclass
@@ -20,7 +24,8 @@ class AppContext:
     settings: Settings
     db: Database
     store: BlobStore
-    extras: dict[str, object] = field(default_factory=dict)
+    # The process's compliance recorder, made on first use (parafe.services.compliance.recorder.recorder).
+    compliance_recorder: Recorder | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> AppContext:

@@ -11,9 +11,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from parafe.config import sms_settings
 from parafe.context import AppContext
 from parafe.services.otp.sms_deliveries import ReceiptRejected, apply_receipt
-from parafe.workflow.settings import sms_settings
 
 MAX_RECEIPT_BYTES = 64 * 1024
 

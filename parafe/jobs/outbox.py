@@ -24,9 +24,9 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from parafe.config import workflow_settings
 from parafe.context import AppContext
 from parafe.db.models import OutboxItem, utcnow
-from parafe.workflow.settings import workflow_settings
 
 log = logging.getLogger(__name__)
 

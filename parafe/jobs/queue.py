@@ -16,8 +16,8 @@ import time
 
 from huey import Huey, MemoryHuey, PostgresHuey, RedisHuey, SqliteHuey
 
+from parafe.config import workflow_settings
 from parafe.context import AppContext
-from parafe.workflow.settings import workflow_settings
 
 _lock = threading.Lock()
 _instances: dict[str, Huey] = {}

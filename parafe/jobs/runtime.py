@@ -18,11 +18,11 @@ from typing import Any
 
 from huey.consumer import Consumer
 
+from parafe.config import workflow_settings
 from parafe.context import AppContext
 from parafe.jobs import outbox
 from parafe.jobs.queue import get_huey, shared_queue
 from parafe.jobs.tasks import enqueue_execute
-from parafe.workflow.settings import workflow_settings
 
 log = logging.getLogger(__name__)
 

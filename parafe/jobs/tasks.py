@@ -52,7 +52,7 @@ def register(huey: Huey) -> None:
     def s2low_retours() -> None:
         """PES_Retour from S²LOW: each account is polled every ``PARAFE_S2LOW_POLL_SECONDS`` (checked each
         minute; one process polls an account per period)."""
-        from parafe.workflow.settings import workflow_settings
+        from parafe.config import workflow_settings
 
         if workflow_settings().helios_transport != "s2low":
             return

@@ -15,9 +15,9 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 from zoneinfo import ZoneInfo
 
+from parafe.config import workflow_settings
 from parafe.context import AppContext
 from parafe.db.models import DevMessage
-from parafe.workflow.settings import workflow_settings
 
 PARIS = ZoneInfo("Europe/Paris")
 DOCUMENT_PATH = "/documents/{id}"  # the portal's document page

@@ -1,6 +1,6 @@
 """SMS: phone numbers (E.164), length and segments (GSM-7 / UCS-2), the providers, and the operator check.
 
-Providers (``PARAFE_SMS_PROVIDER``, settings in :func:`parafe.workflow.settings.sms_settings`, docs/sms.md):
+Providers (``PARAFE_SMS_PROVIDER``, settings in :func:`parafe.config.sms_settings`, docs/sms.md):
 
 - ``outbox`` (default, DECISIONS D15) sends nothing: the message is kept in the development outbox (table
   ``dev_messages``), where ``parafe dev outbox`` and the tests read it.
@@ -30,9 +30,9 @@ from urllib.parse import quote, urlsplit
 import httpx
 import requests
 
+from parafe.config import SmsSettings, sms_settings
 from parafe.context import AppContext
 from parafe.db.models import DevMessage
-from parafe.workflow.settings import SmsSettings, sms_settings
 
 log = logging.getLogger(__name__)
 

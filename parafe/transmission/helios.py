@@ -25,10 +25,10 @@ from typing import Literal, Protocol
 
 from lxml import etree
 
+from parafe.config import workflow_settings
 from parafe.context import AppContext
 from parafe.formats.safexml import parse_untrusted
 from parafe.transmission.simstore import SimStore
-from parafe.workflow.settings import workflow_settings
 
 Stage = Literal["received", "transmitted", "acknowledged", "fast_failed", "helios_failed"]
 

@@ -44,10 +44,10 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from lxml import etree
 from sqlalchemy import select
 
+from parafe.config import workflow_settings
 from parafe.context import AppContext
 from parafe.db.models import S2lowAccount, S2lowTransaction, utcnow
 from parafe.formats.safexml import parse_untrusted
-from parafe.workflow.settings import workflow_settings
 
 if TYPE_CHECKING:
     from parafe.transmission.helios import HeliosStatus

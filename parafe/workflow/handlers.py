@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from parafe.config import fault_pause_for
 from parafe.context import AppContext
 from parafe.db.models import Circuit, Document, OutboxItem, ReturnItem, User, utcnow
 from parafe.domain.circuits import StepKind
@@ -29,7 +30,6 @@ from parafe.transmission import helios, postal
 from parafe.workflow import engine, signatures, verification
 from parafe.workflow.engine import lock_document, record, workflow_tx
 from parafe.workflow.members import actor_emails
-from parafe.workflow.settings import fault_pause_for
 
 log = logging.getLogger(__name__)
 

@@ -24,6 +24,7 @@ import hashlib
 
 from sqlalchemy.orm import Session
 
+from parafe.config import workflow_settings
 from parafe.context import AppContext
 from parafe.db.models import CircuitStep, Document, OutboxItem, ReturnItem, Subscriber, utcnow
 from parafe.domain.circuits import StepKind
@@ -32,7 +33,6 @@ from parafe.jobs import outbox
 from parafe.jobs.outbox import handler
 from parafe.workflow import engine, signatures
 from parafe.workflow.engine import record
-from parafe.workflow.settings import workflow_settings
 
 ACTOR = "Parafe (bac à sable)"
 VISA_COMMENT = "Visa automatique (bac à sable)"

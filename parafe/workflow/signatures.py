@@ -20,13 +20,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from parafe.config import workflow_settings
 from parafe.context import AppContext
 from parafe.domain.errors import E, ParafeError
 from parafe.formats.pictograms import PictogramPosition, signature_position
 from parafe.signing.bulk import BulkPdfSigner
 from parafe.signing.keys import ServerSigner, load_signer
 from parafe.signing.stamp import StampSpec
-from parafe.workflow.settings import workflow_settings
 
 SERVER_SIGNER_EMAIL = "parapheur@parafe.invalid"
 SERVER_SIGNER_NAME = "Parapheur électronique Parafe"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from parafe.workflow.settings import workflow_settings
+from parafe.config import workflow_settings
 
 
 def test_toml_file_then_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -243,19 +243,16 @@ _LOCK = threading.Lock()
 
 def recorder(ctx: AppContext) -> Recorder:
     """The process's recorder for ``ctx`` (one per application context)."""
-    found = ctx.extras.get("compliance_recorder")
-    if isinstance(found, Recorder):
+    found = ctx.compliance_recorder
+    if found is not None:
         return found
     with _LOCK:
-        found = ctx.extras.get("compliance_recorder")
-        if not isinstance(found, Recorder):
-            found = Recorder(ctx)
-            ctx.extras["compliance_recorder"] = found
-        return found
+        if ctx.compliance_recorder is None:
+            ctx.compliance_recorder = Recorder(ctx)
+        return ctx.compliance_recorder
 
 
 def flush(ctx: AppContext) -> None:
     """Write this process's buffered observations now (reports call it before reading)."""
-    found = ctx.extras.get("compliance_recorder")
-    if isinstance(found, Recorder):
-        found.flush()
+    if ctx.compliance_recorder is not None:
+        ctx.compliance_recorder.flush()

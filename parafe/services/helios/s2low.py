@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from parafe.config import workflow_settings
 from parafe.context import AppContext
 from parafe.db.models import Document, ReturnItem, S2lowAccount, S2lowRetour, S2lowTransaction, Subscriber, utcnow
 from parafe.domain.errors import E, ParafeError
@@ -38,7 +39,6 @@ from parafe.transmission.s2low import (
     load_client_certificate,
     subscriber_credentials,
 )
-from parafe.workflow.settings import workflow_settings
 
 log = logging.getLogger(__name__)
 

@@ -26,6 +26,7 @@ from cryptography import x509
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from parafe.config import workflow_settings
 from parafe.context import AppContext
 from parafe.db.models import OssAuthLog, OssCode, OssDocument, OssLink, OssLinkDocument, OssWorkflow, utcnow
 from parafe.domain.errors import E, ErrorDef, ParafeError
@@ -34,7 +35,6 @@ from parafe.notify.mail import aware, send_mail, signature_block
 from parafe.security.certcheck import CertVerdict
 from parafe.services.oss import service as oss
 from parafe.signing.keys import certificate_display_name
-from parafe.workflow.settings import workflow_settings
 
 MAX_CODES = 5
 OUTCOMES = ("SIGNED", "REFUSED", "ERROR", "NONE")

@@ -28,6 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from parafe.config import workflow_settings
 from parafe.context import AppContext
 from parafe.db.models import CircuitStep, Document, MetadataValue, OtpChallenge, OtpUsage, StepMember, User, utcnow
 from parafe.domain.circuits import StepKind
@@ -39,7 +40,6 @@ from parafe.notify.mail import aware, send_mail, signature_block
 from parafe.services.otp import sms_deliveries
 from parafe.workflow import engine
 from parafe.workflow.engine import lock_document, record, workflow_tx
-from parafe.workflow.settings import workflow_settings
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from parafe.config import sms_settings
 from parafe.context import AppContext
 from parafe.db.models import OtpChallenge, OutboxItem, SmsDelivery, utcnow
 from parafe.domain.states import ACTOR_OTP
@@ -33,7 +34,6 @@ from parafe.jobs import outbox
 from parafe.notify import sms
 from parafe.notify.mail import aware
 from parafe.workflow.engine import lock_document, record
-from parafe.workflow.settings import sms_settings
 
 log = logging.getLogger(__name__)
 
