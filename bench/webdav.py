@@ -151,7 +151,8 @@ def _populate_out(home: Path, entries: int) -> str:
         assert sub is not None
         circuit = session.scalar(select(Circuit).where(Circuit.subscriber_id == sub.id, Circuit.key == "bureautique"))
         user = session.scalar(select(User).where(User.email == AGENT))
-        assert circuit is not None and user is not None
+        assert circuit is not None
+        assert user is not None
         label = Label(circuit_id=circuit.id, name=label_name)
         session.add(label)
         session.flush()

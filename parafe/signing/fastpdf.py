@@ -229,7 +229,8 @@ class FastPdfSigner:
 
     def sign(self, data: bytes, *, when: datetime | None = None, field_name: str | None = None) -> bytes:
         """Sign one PDF; raises :class:`FastPathUnsupported` for documents the fast writer leaves to pyHanko."""
-        assert self.cms is not None and self.signer is not None
+        assert self.cms is not None
+        assert self.signer is not None
         prepared = self.prepare(data, self.contents_reserve(), when=when, field_name=field_name)
         signed_attrs = self.cms.signed_attrs(prepared.digest)
         signature = self.signer.sign_raw(signed_attrs, "sha256")

@@ -192,14 +192,19 @@ def test_delete_erases_the_bytes_and_leaves_a_tombstone(stack: Stack, tmp_path: 
 
     with ctx.db.read() as s:
         a = s.get(Document, gone)
-        assert a is not None and a.state == State.DISAPPROVED.value and a.signed_blob_sha256
+        assert a is not None
+        assert a.state == State.DISAPPROVED.value
+        assert a.signed_blob_sha256
         annexes = {n: sha for n, sha in s.execute(select(Annex.name, Annex.blob_sha256)
                                                   .where(Annex.document_id == gone))}
         own = {a.blob_sha256, first_signed, a.signed_blob_sha256, annexes["propre.pdf"]}
-        assert len(own) == 4 and None not in own  # original, first signed version, second, own annex
+        assert len(own) == 4  # original, first signed version, second, own annex
+        assert None not in own
         b = s.get(Document, keep)
         c = s.get(Document, pes_doc)
-        assert b is not None and c is not None and c.state == State.REFUSED.value
+        assert b is not None
+        assert c is not None
+        assert c.state == State.REFUSED.value
         kept = {b.blob_sha256, annexes["commune.pdf"]}
         pes_blob, nom_fic = c.blob_sha256, c.nom_fic
     assert own | kept | {pes_blob} <= stack.stored()
@@ -219,18 +224,25 @@ def test_delete_erases_the_bytes_and_leaves_a_tombstone(stack: Stack, tmp_path: 
             for doc_id, name in ((gone, "supprimé.pdf"), (pes_doc, "flux.xml")):
                 assert s.get(Document, doc_id) is None
                 tombstone = s.get(DocumentTombstone, doc_id)
-                assert tombstone is not None and tombstone.name == name and tombstone.reason == "delete"
-                assert tombstone.deleted_by_name == "Alice Agent" and tombstone.subscriber_id is not None
-                assert tombstone.erased_at is not None and tombstone.blobs == []
+                assert tombstone is not None
+                assert tombstone.name == name
+                assert tombstone.reason == "delete"
+                assert tombstone.deleted_by_name == "Alice Agent"
+                assert tombstone.subscriber_id is not None
+                assert tombstone.erased_at is not None
+                assert tombstone.blobs == []
                 for model in (Annex, MetadataValue, HistoryEntry, DocumentBlobVersion):
                     assert s.scalar(select(model.id).where(model.document_id == doc_id)) is None, model
             tomb_c = s.get(DocumentTombstone, pes_doc)
-            assert tomb_c is not None and tomb_c.nom_fic == nom_fic and tomb_c.circuit_key == "pes"
+            assert tomb_c is not None
+            assert tomb_c.nom_fic == nom_fic
+            assert tomb_c.circuit_key == "pes"
             assert s.get(PesNomFic, nom_fic) is not None
         with server.client(AGENT) as client:  # the NomFic stays taken
             again = client.post(f"{REST}/documents/v2/123456789/pes/upload",
                                 files={"content": ("flux.xml", pes, "text/xml")})
-            assert again.status_code >= 400 and again.json()["errorCode"] == E.PES_DUPLICATE_NOMFIC.code
+            assert again.status_code >= 400
+            assert again.json()["errorCode"] == E.PES_DUPLICATE_NOMFIC.code
         _answers_as_unknown(server, gone)
         _answers_as_unknown(server, pes_doc)
     finally:
@@ -262,7 +274,8 @@ def test_purge_erases_what_leaves_webdav(stack: Stack, tmp_path: Path) -> None:
             assert client.get(f"{REST}/documents/v2/{flow}/pes-retour/download").status_code == 200
         with ctx.db.read() as s:
             doc = s.get(Document, webdav_doc)
-            assert doc is not None and doc.signed_blob_sha256
+            assert doc is not None
+            assert doc.signed_blob_sha256
             original, signed = doc.blob_sha256, doc.signed_blob_sha256
             flow_blob = s.scalar(select(ReturnItem.blob_sha256).where(ReturnItem.public_id == flow))
             waiting_blob = s.scalar(select(ReturnItem.blob_sha256).where(ReturnItem.public_id == waiting))
@@ -274,25 +287,31 @@ def test_purge_erases_what_leaves_webdav(stack: Stack, tmp_path: Path) -> None:
 
         report = purge(ctx)  # the daily job's function
         left = stack.stored()
-        assert signed not in left and flow_blob not in left
+        assert signed not in left
+        assert flow_blob not in left
         assert original in left  # the live REST deposit holds the same bytes
         assert waiting_blob in left  # not fetched yet: still in listRemainingPesRetour (D11)
-        assert report["webdav_documents"] == 1 and report["returns"] == 1
+        assert report["webdav_documents"] == 1
+        assert report["returns"] == 1
         from parafe.db.models import DocumentTombstone
 
         with ctx.db.read() as s:
             assert s.get(Document, webdav_doc) is None
             tombstone = s.get(DocumentTombstone, webdav_doc)
-            assert tombstone is not None and tombstone.reason == "purge" and tombstone.name == name
+            assert tombstone is not None
+            assert tombstone.reason == "purge"
+            assert tombstone.name == name
             assert s.scalar(select(ReturnItem.id).where(ReturnItem.public_id == flow)) is None
         with server.client(AGENT) as client:
             out = client.get(f"{DAV}/out/serveur/{name}")
             never = client.get(f"{DAV}/out/serveur/jamais-{name}")
             assert out.status_code == never.status_code == 404
             listing = client.request("PROPFIND", f"{DAV}/out/serveur/", headers={"Depth": "1"})
-            assert listing.status_code == 207 and name not in listing.text
+            assert listing.status_code == 207
+            assert name not in listing.text
             remaining = client.get(f"{REST}/documents/v2/123456789/pes-retour/remaining").json()
-            assert flow not in remaining and waiting in remaining
+            assert flow not in remaining
+            assert waiting in remaining
             pes_retour = client.get(f"{REST}/documents/v2/{flow}/pes-retour/download")
             assert pes_retour.status_code == 404
         _answers_as_unknown(server, webdav_doc)

@@ -160,7 +160,8 @@ def test_home_is_owner_only_after_init_and_a_first_deposit(tmp_path: Path) -> No
     done = subprocess.run([sys.executable, "-m", "parafe", "init"], env=home.env(), capture_output=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr
-    assert (path / "demo" / "README.txt").exists() and (path / "parafe.db").exists()
+    assert (path / "demo" / "README.txt").exists()
+    assert (path / "parafe.db").exists()
     assert _readable_by_others(path) == []
     server = start_server(home)
     try:
@@ -205,11 +206,14 @@ def test_spool_leftovers_cleaned_at_start_except_live_ones(home: Home) -> None:
          "fcntl.flock(f, fcntl.LOCK_EX); print('ok', flush=True); time.sleep(600)", str(held)],
         stdout=subprocess.PIPE)
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == b"ok"
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == b"ok"
         server = start_server(home)
         stop_server(server)
     finally:
         holder.kill()
         holder.wait()
     assert [p.name for p in dead if p.exists()] == []
-    assert fresh.exists() and other.exists() and held.exists()
+    assert fresh.exists()
+    assert other.exists()
+    assert held.exists()

@@ -123,4 +123,6 @@ def test_basic_auth_for_admin_accounts(live_server: LiveServer) -> None:
         stored = conn.execute(sa.text(
             "SELECT password_hash FROM users WHERE email = 'admin@demo.parafe.test'")).scalar()
     engine.dispose()
-    assert stored and stored.startswith("$argon2id$") and password not in stored
+    assert stored
+    assert stored.startswith("$argon2id$")
+    assert password not in stored

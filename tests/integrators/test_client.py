@@ -79,7 +79,8 @@ def test_cli_deposits_90_mib_waits_for_the_sandbox_signature_and_downloads(sandb
     result = _cli(sandbox, "upload", SIREN, "bureautique", str(big), "--wait", "Signed", "--download", str(out),
                   "--json")
     assert result.returncode == 0, result.stderr
-    assert "[##############################] 100 %" in result.stderr and "90,0 / 90,0 Mio" in result.stderr
+    assert "[##############################] 100 %" in result.stderr
+    assert "90,0 / 90,0 Mio" in result.stderr
     assert "bac à sable" in result.stderr
     answer = json.loads(result.stdout)
     doc_id = answer["id"]
@@ -87,16 +88,19 @@ def test_cli_deposits_90_mib_waits_for_the_sandbox_signature_and_downloads(sandb
     assert states[:4] == ["Préparé", "Envoyé pour visa", "Visa approuvé", "Envoyé pour signature"]
     assert "Signé" in states
     signed = Path(answer["file"])
-    assert signed.parent == out and signed.stat().st_size > big.stat().st_size
+    assert signed.parent == out
+    assert signed.stat().st_size > big.stat().st_size
     with open(signed, "rb") as fh:  # a real signature by the server key, which the history names as such
         sig = PdfFileReader(fh).embedded_signatures[0]
         status = validate_pdf_signature(sig)
-        assert status.intact and status.valid
+        assert status.intact
+        assert status.valid
         assert "Parafe" in sig.signer_cert.subject.human_friendly
     with sandbox.ctx.db.read() as session:
         entry = session.scalar(select(HistoryEntry).where(HistoryEntry.document_id == doc_id,
                                                           HistoryEntry.state == "signed"))
-        assert entry is not None and entry.user_fullname == "Parafe (bac à sable)"
+        assert entry is not None
+        assert entry.user_fullname == "Parafe (bac à sable)"
         assert "pas la signature du signataire" in (entry.comment or "")
 
 
@@ -113,19 +117,24 @@ def test_every_answer_is_marked_and_the_cli_reads_state(sandbox: ServedHome, tmp
     with _client(sandbox) as client:
         doc = client.upload(SIREN, "serveur", small)
         status = client.wait_until(doc, "Filed", first_delay=0.2)
-        assert status.state == "Classé" and client.sandbox
+        assert status.state == "Classé"
+        assert client.sandbox
     listed = _cli(sandbox, "returns", "list", SIREN, "--kind", "signed", "--json")
-    assert listed.returncode == 0 and doc in json.loads(listed.stdout)
+    assert listed.returncode == 0
+    assert doc in json.loads(listed.stdout)
     fetched = _cli(sandbox, "returns", "fetch", "--kind", "signed", str(doc), "-o", str(tmp_path))
     assert fetched.returncode == 0, fetched.stderr
     assert (tmp_path / "petit.pdf").read_bytes().startswith(b"%PDF")
     status_text = _cli(sandbox, "status", str(doc))
-    assert status_text.returncode == 0 and f"Document {doc} : « Classé »" in status_text.stdout
+    assert status_text.returncode == 0
+    assert f"Document {doc} : « Classé »" in status_text.stdout
     ended = _cli(sandbox, "wait", str(doc), "Refused", "--json")
-    assert ended.returncode == 1 and json.loads(ended.stdout)["errorCode"] == 272
+    assert ended.returncode == 1
+    assert json.loads(ended.stdout)["errorCode"] == 272
     assert "n'atteindra plus l'état « Refused »" in ended.stderr
     unknown = _cli(sandbox, "status", "999999999")
-    assert unknown.returncode == 1 and "Erreur 149" in unknown.stderr
+    assert unknown.returncode == 1
+    assert "Erreur 149" in unknown.stderr
 
 
 class _LoseFirstUploadAnswer:
@@ -200,11 +209,13 @@ def test_client_errors_are_french(sandbox: ServedHome, tmp_path: Path) -> None:
     with _client(sandbox) as client:
         with pytest.raises(ParafeClientError) as err:
             client.upload(SIREN, "inconnu", tmp_path / "absent.pdf")
-        assert err.value.code == 268 and "absent.pdf est illisible" in err.value.message
+        assert err.value.code == 268
+        assert "absent.pdf est illisible" in err.value.message
         with pytest.raises(ParafeClientError) as err:
             client.wait_until(1, "Signéé")
         assert err.value.code == 270
     with _client(sandbox, "https://127.0.0.1:9", retries=0) as client:
         with pytest.raises(ParafeClientError) as err:
             client.circuits(SIREN)
-        assert err.value.code == 267 and "injoignable" in err.value.message
+        assert err.value.code == 267
+        assert "injoignable" in err.value.message

@@ -88,21 +88,25 @@ def test_misbehaving_and_well_behaved_clients(dav: Dav) -> None:
     assert set(bad_verdicts) == set(good_verdicts) == {rule.id for rule in RULES}
     assert {k for k, v in bad_verdicts.items() if v == BREACH} == {"polling", "returns_deleted", "blocked_in"}
     assert {k for k, v in good_verdicts.items() if v == BREACH} == set()
-    assert bad["verdict"] == BREACH and good["verdict"] == CONFORME
+    assert bad["verdict"] == BREACH
+    assert good["verdict"] == CONFORME
     rules = {rule["id"]: rule for rule in bad["rules"]}  # type: ignore[attr-defined]
-    assert rules["polling"]["figures"]["too_frequent"] == 3 and rules["polling"]["figures"]["listings"] == 4
+    assert rules["polling"]["figures"]["too_frequent"] == 3
+    assert rules["polling"]["figures"]["listings"] == 4
     assert rules["polling"]["reference"] == "§2.3, §2.4 et §4.3"
     assert [e["detail"] for e in rules["returns_deleted"]["examples"]] == [f"{bad_siren}/out/bureautique/{signed_bad}"]
     assert [e["detail"] for e in rules["blocked_in"]["examples"]] == [f"{bad_siren}/in/bureautique/{refused_bad}"]
     assert rules["deposit_refusals"]["figures"]["by_connector_and_code"] == {"webdav:139": 1}
-    assert bad["accounts"] == [{"siren": bad_siren, "email": BAD}] and bad["calls"]["webdav"] >= 7
+    assert bad["accounts"] == [{"siren": bad_siren, "email": BAD}]
+    assert bad["calls"]["webdav"] >= 7
     # the operator's view: every client, in JSON and in French text
     env = {**dav.home.env(), **ENV}
     out = subprocess.run([sys.executable, "-m", "parafe", "admin", "report", "clients", "--json"], cwd=str(ROOT),
                          env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     by_email = {r["email"]: _verdicts(r) for r in json.loads(out.stdout)}
-    assert by_email[BAD] == bad_verdicts and by_email[GOOD] == good_verdicts
+    assert by_email[BAD] == bad_verdicts
+    assert by_email[GOOD] == good_verdicts
     text = subprocess.run([sys.executable, "-m", "parafe", "admin", "report", "clients", "--siren", bad_siren],
                           cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=120)
     assert text.returncode == 0, text.stderr
@@ -113,7 +117,8 @@ def test_misbehaving_and_well_behaved_clients(dav: Dav) -> None:
 def test_report_needs_a_certificate(dav: Dav) -> None:
     with dav.basic() as c:
         r = c.get(f"{V1}/compliance")
-    assert r.status_code == 403 and r.json()["errorCode"] == 265
+    assert r.status_code == 403
+    assert r.json()["errorCode"] == 265
 
 
 def test_rule_quotes_are_verbatim() -> None:
@@ -137,14 +142,16 @@ def test_refused_certificates_are_reported(dav: Dav) -> None:
     pem, key = dav.home.bad("expired")
     with httpx.Client(base_url=dav.url, verify=dav.home.ssl_context((pem, key)), timeout=60) as c:
         r = c.get(f"{V1}/documents/v2/123456789/ack/remaining")
-    assert r.status_code == 401 and r.json()["errorCode"] == 162
+    assert r.status_code == 401
+    assert r.json()["errorCode"] == 162
     with dav.client(GOOD) as c:  # asking for a report flushes the server's recorder (whatever the answer)
         c.get(f"{V1}/compliance")
     fingerprint = hashlib.sha256(ssl.PEM_cert_to_DER_cert(Path(pem).read_text())).hexdigest()
     report = client_report(dav.ctx, fingerprint)
     assert report is not None
     rule = next(r for r in report.rules if r.id == "certificate")
-    assert rule.verdict == BREACH and rule.figures["refused_connections"] == {"expired": 1}
+    assert rule.verdict == BREACH
+    assert rule.figures["refused_connections"] == {"expired": 1}
     assert "certificat périmé × 1" in rule.summary
 
 

@@ -88,7 +88,8 @@ def test_deposit_visa_bulk_signature_download(browsing: Browsing, signer_helper:
     agent.locator("#result-count", has_text="1 document").wait_for()
     assert agent.get_by_role("link", name="arrete-voirie-2026-17.pdf", exact=True).is_visible()
     assert agent.get_by_role("link", name="deliberation-2026-041.pdf", exact=True).count() == 0
-    assert marker is not None and marker.evaluate("e => e.isConnected")  # same page: no full reload
+    assert marker is not None
+    assert marker.evaluate("e => e.isConnected")  # same page: no full reload
 
     # --- the validator sees them to visa, opens one (pdf.js renders it) and approves both ---
     visa = browsing.page(VISA)
@@ -198,4 +199,5 @@ def test_refusal_then_delete(browsing: Browsing, tmp_path: Path) -> None:
     agent.wait_for_url(re.compile(r"/tableau-de-bord\?ok=supprime$"))
     assert agent.get_by_role("status").first.inner_text() == "Document supprimé."
     response = agent.goto(browsing.url(f"/documents/{doc}"))
-    assert response is not None and response.status == 404
+    assert response is not None
+    assert response.status == 404

@@ -90,7 +90,8 @@ def test_refusals_come_back_in_the_portal_json(portal_server: LiveServer, ctx: A
         assert result["message"] == E.SIGNATURE_CERTIFICATE_EXPIRED.format(
             start=f"{cert.not_valid_before_utc:%d/%m/%Y}", end=f"{cert.not_valid_after_utc:%d/%m/%Y}")
         result = portal_sign(signer, doc_id, stranger)
-        assert result["ok"] is False and result["message"] == E.SIGNATURE_UNKNOWN_CA.message
+        assert result["ok"] is False
+        assert result["message"] == E.SIGNATURE_UNKNOWN_CA.message
     wait_state(portal_server, doc_id, "Envoyé pour signature")  # still waiting: nothing was stored
 
 

@@ -114,7 +114,8 @@ def enrol(page: Any, browsing: Browsing, name: str) -> None:
 def signed_pdf(ctx: AppContext, doc_id: int) -> bytes:
     with ctx.db.read() as session:
         document = session.get(Document, doc_id)
-        assert document is not None and document.signed_blob_sha256
+        assert document is not None
+        assert document.signed_blob_sha256
         return ctx.store.read_bytes(document.signed_blob_sha256)
 
 
@@ -137,7 +138,8 @@ def test_enrol_a_passkey_and_sign_two_documents_from_a_phone(
     assert page.locator("#titre-assistant").is_hidden()  # nothing left for the local helper
     screenshot(page, "signature-cle-d-acces")
     results = page.locator("#passkey-results").inner_text()
-    assert "deliberation-passkey-1.pdf : signé." in results and "deliberation-passkey-2.pdf : signé." in results
+    assert "deliberation-passkey-1.pdf : signé." in results
+    assert "deliberation-passkey-2.pdf : signé." in results
 
     if shutil.which("pdfsig") is None:
         pytest.fail("pdfsig (poppler-utils) is required to check the signed PDFs")

@@ -22,10 +22,13 @@ def test_pes_summary_and_downloads(portal_server: LiveServer) -> None:
         page = agent.get(f"/documents/{pes_id}").text
         assert f'hx-get="/documents/{pes_id}/resume"' in page
         summary = agent.get(f"/documents/{pes_id}/resume").text
-        assert "SICOVAL201512104" in summary and "Bordereau 2372" in summary
-        assert "55,22 €" in summary and "CELLULOSES DE BROCELIANDE" in summary
+        assert "SICOVAL201512104" in summary
+        assert "Bordereau 2372" in summary
+        assert "55,22 €" in summary
+        assert "CELLULOSES DE BROCELIANDE" in summary
         fdc = agent.get(f"/documents/{pes_id}/fdc")
-        assert fdc.headers["content-type"] == "application/pdf" and fdc.content.startswith(b"%PDF")
+        assert fdc.headers["content-type"] == "application/pdf"
+        assert fdc.content.startswith(b"%PDF")
         assert "attachment" in fdc.headers["content-disposition"]
 
         bundle = zip_bytes({"note.pdf": pdf_bytes(1, "Note"), "annexe-1.pdf": pdf_bytes(1, "Annexe")})
@@ -37,7 +40,8 @@ def test_pes_summary_and_downloads(portal_server: LiveServer) -> None:
         page = agent.get(f"/documents/{note_id}").text
         assert "annexe-1.pdf" in page
         annex = agent.get(f"/documents/{note_id}/annexes/0")
-        assert annex.status_code == 200 and annex.content.startswith(b"%PDF")
+        assert annex.status_code == 200
+        assert annex.content.startswith(b"%PDF")
         assert agent.get(f"/documents/{note_id}/annexes/7").status_code == 404
         wait_state(portal_server, note_id, "Envoyé pour visa")
 
@@ -55,7 +59,8 @@ def test_errors_are_shown_in_the_page(portal_server: LiveServer) -> None:
         assert "Le fichier envoyé est vide." in empty.text
         wrong = agent.post("/deposer", files={"fichier": ("note.txt", b"texte", "text/plain")},
                            data={"csrf": token, "circuit": "123456789/bureautique"})
-        assert wrong.status_code == 415 and "Extension du fichier non autorisée." in wrong.text
+        assert wrong.status_code == 415
+        assert "Extension du fichier non autorisée." in wrong.text
     with portal_server.client(SIGNER) as signer:
         token = csrf_of(signer)
         # nothing waits for this signer's action on an unknown document: same message as every connector
@@ -71,7 +76,8 @@ def test_accessibility_statement_is_public_and_non_compliant_without_audit(porta
         page = anonymous.get("/accessibilite")
     assert page.status_code == 200
     text = html.unescape(page.text)
-    assert "Déclaration d'accessibilité" in text and "<strong>non conforme</strong>" in text
+    assert "Déclaration d'accessibilité" in text
+    assert "<strong>non conforme</strong>" in text
     assert re.search(r"faute d'audit de\s+conformité réalisé à ce jour", text)
     assert "Défenseur des droits" in text
     with portal_server.client(AGENT) as agent:

@@ -72,10 +72,13 @@ def test_install_open_url_and_uninstall(user_env: dict[str, str], tmp_path: Path
     config = home / ".config" / "parafe-signer" / "config.json"
     entry = desktop.read_text()
     assert "MimeType=x-scheme-handler/parafe-signer;\n" in entry
-    assert entry.splitlines()[4].endswith(" open-url %u") and "Terminal=false" in entry
+    assert entry.splitlines()[4].endswith(" open-url %u")
+    assert "Terminal=false" in entry
     assert autostart.read_text().splitlines()[4].endswith(" start")
     settings = json.loads(config.read_text())
-    assert settings["origins"] == [ORIGIN] and settings["port"] == port and settings["p12"] == str(p12)
+    assert settings["origins"] == [ORIGIN]
+    assert settings["port"] == port
+    assert settings["p12"] == str(p12)
     assert "demo" not in config.read_text().replace(str(p12), "")  # the password itself is not stored
     assert (config.stat().st_mode & 0o777) == 0o600
     if shutil.which("desktop-file-validate") is None:
@@ -90,7 +93,8 @@ def test_install_open_url_and_uninstall(user_env: dict[str, str], tmp_path: Path
 
     # a link for another site starts nothing
     foreign = run(user_env, "open-url", f"parafe-signer://start?origin={quote('https://evil.example', safe='')}")
-    assert foreign.returncode != 0 and "n'est pas autorisé sur ce poste" in foreign.stderr
+    assert foreign.returncode != 0
+    assert "n'est pas autorisé sur ce poste" in foreign.stderr
     with pytest.raises(AssertionError):
         wait_for_helper(port, seconds=1)
 
@@ -106,12 +110,15 @@ def test_install_open_url_and_uninstall(user_env: dict[str, str], tmp_path: Path
         assert answer["body"]["name"] == "Sophie Signataire"  # type: ignore[index]
         # a second click while it runs: the helper already answers, nothing else starts
         again = run(user_env, "open-url", url)
-        assert again.returncode == 0 and "répond déjà" in again.stdout
+        assert again.returncode == 0
+        assert "répond déjà" in again.stdout
     finally:
         os.killpg(opener.pid, 15)
         opener.wait(timeout=10)
 
     gone = run(user_env, "uninstall")
     assert gone.returncode == 0, gone.stderr
-    assert not desktop.exists() and not autostart.exists() and not config.exists()
+    assert not desktop.exists()
+    assert not autostart.exists()
+    assert not config.exists()
     assert "parafe-signer" not in (home / ".config" / "mimeapps.list").read_text()

@@ -58,10 +58,12 @@ def test_sign_and_verify_pdf(tmp_path: Path, pki: Pki, pdf5: bytes) -> None:
     proc = run("verify", str(out), "--trust", str(pki.ca_pem), "--json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads(proc.stdout)
-    assert report["valid"] is True and report["signatures"][0]["level"] == "B-B"
+    assert report["valid"] is True
+    assert report["signatures"][0]["level"] == "B-B"
     assert report["signatures"][0]["signer"] == "Jean Dupont"
     proc = run("verify", str(out))  # no trust anchor: integrity fine, chain unknown -> rejected
-    assert proc.returncode == 1 and "NON VALIDE" in proc.stdout
+    assert proc.returncode == 1
+    assert "NON VALIDE" in proc.stdout
     tampered = bytearray(out.read_bytes())
     tampered[100] ^= 1
     (tmp_path / "t.pdf").write_bytes(bytes(tampered))
@@ -82,7 +84,8 @@ def test_sign_and_verify_pes_per_bordereau(tmp_path: Path, pki: Pki) -> None:
     assert all(ok for ok, _ in results), results
     proc = run("verify", str(out), env={"PARAFE_TRUST_ROOTS": str(pki.ca_pem)})
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "per_bordereau" in proc.stdout and "Maire" in proc.stdout
+    assert "per_bordereau" in proc.stdout
+    assert "Maire" in proc.stdout
 
 
 def test_sign_xades_zip_and_verify(tmp_path: Path, pki: Pki) -> None:
@@ -106,11 +109,13 @@ def test_errors_and_exit_codes(tmp_path: Path, pki: Pki, pdf5: bytes) -> None:
     src.write_bytes(pdf5)
     bad_pw = run("sign", "pdf", str(src), str(tmp_path / "b.pdf"), "--p12", str(pki.signer.p12),
                  env={"PARAFE_SIGN_PASSWORD": "faux"})
-    assert bad_pw.returncode == 2 and "mot de passe" in bad_pw.stderr
+    assert bad_pw.returncode == 2
+    assert "mot de passe" in bad_pw.stderr
     no_key = run("sign", "pdf", str(src), str(tmp_path / "b.pdf"))
     assert no_key.returncode == 2
     no_tsa = run("sign", "pdf", str(src), str(tmp_path / "b.pdf"), "--p12", str(pki.signer.p12), "--level", "B-T")
-    assert no_tsa.returncode == 1 and "horodatage" in no_tsa.stderr
+    assert no_tsa.returncode == 1
+    assert "horodatage" in no_tsa.stderr
     garbage = tmp_path / "x.bin"
     garbage.write_bytes(b"\x00\x01 rien")
     assert run("verify", str(garbage)).returncode == 2

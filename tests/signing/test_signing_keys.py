@@ -25,7 +25,9 @@ SOFTHSM_LIB = "/usr/lib/softhsm/libsofthsm2.so"
 
 def test_pkcs12_loading(pki: Pki) -> None:
     s = load_signer(pki.signer.p12, P12_PASSWORD)
-    assert s.common_name == "Jean Dupont" and s.key_type == "rsa" and s.signature_size == 256
+    assert s.common_name == "Jean Dupont"
+    assert s.key_type == "rsa"
+    assert s.signature_size == 256
     assert [c.subject for c in s.chain] == [pki.ca.cert.subject]
     sig = s.sign_raw(b"data", "sha256")
     assert verify_raw(pki.signer.cert, sig, b"data", "sha256")
@@ -98,7 +100,8 @@ def softhsm_token(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> dict[st
 def test_pkcs11_signer_signs_pdf_and_pes(tmp_path: Path, pki: Pki, pdf5: bytes, softhsm_token: dict[str, str]) -> None:
     hsm = load_pkcs11_signer(softhsm_token["lib"], softhsm_token["token"], softhsm_token["pin"],
                              softhsm_token["key"])
-    assert hsm.common_name == "Jean Dupont" and hsm.label == "pkcs11:parafe"
+    assert hsm.common_name == "Jean Dupont"
+    assert hsm.label == "pkcs11:parafe"
     assert [c.subject for c in hsm.chain] == [pki.ca.cert.subject]  # chain read from the token
     for out in (sign_pdf(pdf5, hsm), BulkPdfSigner(hsm).sign_one(pdf5)):
         path = tmp_path / "hsm.pdf"

@@ -89,7 +89,8 @@ def test_bb_visible_stamp_position_and_render(
         widgets = [a for a in last.get("/Annots", []) if a.get("/FT") == "/Sig"]
         assert len(widgets) == 1
         rect = [float(v) for v in widgets[0].Rect]
-        assert rect[0] == pytest.approx(2 * CM, abs=0.01) and rect[1] == pytest.approx(3 * CM, abs=0.01)
+        assert rect[0] == pytest.approx(2 * CM, abs=0.01)
+        assert rect[1] == pytest.approx(3 * CM, abs=0.01)
         assert rect[2] - rect[0] == pytest.approx(spec.width, abs=0.01)
         assert not pdf.pages[0].get("/Annots")
     assert_ink_at(tmp_path, out, pdf5, page=5, x=2 * CM, y=3 * CM, w=spec.width, h=spec.height)
@@ -156,10 +157,12 @@ def test_tampered_copy_fails_both_validators(
     _, sigs, text = pdfsig(path_, pki)
     assert sigs and not sigs[0].valid, text
     statuses = pyhanko_statuses(tampered, pki)
-    assert not statuses[0].intact and not statuses[0].bottom_line
+    assert not statuses[0].intact
+    assert not statuses[0].bottom_line
     assert not openssl_cms_verify(tampered, pki, tmp_path)[0][0]
     report = verify_pdf(tampered, [pki.ca_pem])
-    assert not report.valid and report.history_label == "signature rejetée"
+    assert not report.valid
+    assert report.history_label == "signature rejetée"
 
 
 @pytest.mark.parametrize("path", ["pyhanko", "bulk"])
@@ -178,7 +181,9 @@ def test_bt_through_http_tsa(
     out = sign_with(path, pdf5, signer, level="B-T", tsa_url=tsa_url)
     check_both(tmp_path, out, pki, level="B-T")
     st = pyhanko_statuses(out, pki)[0]
-    assert st.timestamp_validity is not None and st.timestamp_validity.valid and st.timestamp_validity.trusted
+    assert st.timestamp_validity is not None
+    assert st.timestamp_validity.valid
+    assert st.timestamp_validity.trusted
 
 
 @pytest.mark.parametrize("path", ["pyhanko", "bulk"])
@@ -247,12 +252,15 @@ def test_revoked_signer_is_rejected(tmp_path: Path, pki: Pki, pdf5: bytes) -> No
 def test_untrusted_chain_is_rejected(pki: Pki, signer: ServerSigner, pdf5: bytes) -> None:
     out = sign_pdf(pdf5, signer)
     report = verify_pdf(out, [pki.other_ca.cert_pem])
-    assert not report.valid and report.signatures[0].intact and not report.signatures[0].trusted
+    assert not report.valid
+    assert report.signatures[0].intact
+    assert not report.signatures[0].trusted
 
 
 def test_unsigned_pdf_is_not_valid(pki: Pki, pdf5: bytes) -> None:
     report = verify_pdf(pdf5, [pki.ca_pem])
-    assert not report.valid and report.errors
+    assert not report.valid
+    assert report.errors
     assert report.to_dict()["valid"] is False
 
 
@@ -271,7 +279,8 @@ def test_encrypted_pdfs(tmp_path: Path, pki: Pki, signer: ServerSigner, pdf5: by
         bulk.sign_one(locked)
     open_doc = encrypt(pikepdf.Permissions())
     out = bulk.sign_one(open_doc)  # falls back to pyHanko, which handles the encryption
-    assert bulk.fast_count == 0 and bulk.fallback_count == 1
+    assert bulk.fast_count == 0
+    assert bulk.fallback_count == 1
     statuses = pyhanko_statuses(out, pki)
     assert statuses[0].bottom_line
 
@@ -315,10 +324,13 @@ def test_bulk_sign_many_reports_each_document(tmp_path: Path, pki: Pki, signer: 
     docs = [("a", pdf5), ("b", b"%PDF-1.4 this is not a pdf"), ("c", make_pdf(1))]
     results = list(bulk.sign_many(docs))
     assert [r.key for r in results] == ["a", "b", "c"]
-    assert results[0].ok and results[2].ok and not results[1].ok
+    assert results[0].ok
+    assert results[2].ok
+    assert not results[1].ok
     assert isinstance(results[1].error, PdfSigningError)
     for r in (results[0], results[2]):
-        assert r.fast_path and r.pdf is not None
+        assert r.fast_path
+        assert r.pdf is not None
         check_both(tmp_path, r.pdf, pki)
 
 

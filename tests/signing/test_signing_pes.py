@@ -76,13 +76,19 @@ def test_round_trip_on_every_sample(
     assert report.mode == ("per_bordereau" if per_bordereau else "global")
     assert signed.startswith(b"<?xml version='1.0' encoding='ISO-8859-1'?>")
     if per_bordereau:
-        assert len(report.signatures) == len(report.bordereaux) and not report.unsigned_bordereaux
+        assert len(report.signatures) == len(report.bordereaux)
+        assert not report.unsigned_bordereaux
     else:
-        assert len(report.signatures) == 1 and report.signatures[0].signed_elements[0].element == "PES_Aller"
+        assert len(report.signatures) == 1
+        assert report.signatures[0].signed_elements[0].element == "PES_Aller"
     for sig in report.signatures:
-        assert sig.xades_version == "1.1.1" and sig.policy_version == "1.7" and sig.policy_hash_ok
-        assert sig.claimed_roles == ["Ordonnateur"] and sig.signer == "Jean Dupont"
-        assert sig.xmlsec_ok and sig.signing_certificate_ok
+        assert sig.xades_version == "1.1.1"
+        assert sig.policy_version == "1.7"
+        assert sig.policy_hash_ok
+        assert sig.claimed_roles == ["Ordonnateur"]
+        assert sig.signer == "Jean Dupont"
+        assert sig.xmlsec_ok
+        assert sig.signing_certificate_ok
 
 
 def test_signature_shape_follows_d12(pki: Pki, signer: ServerSigner) -> None:
@@ -107,7 +113,8 @@ def test_signature_shape_follows_d12(pki: Pki, signer: ServerSigner) -> None:
         assert ssp.findtext(f".//{xad}Identifier") == "urn:oid:1.2.250.1.131.1.5.18.21.1.7"
         assert ssp.findtext(f".//{xad}SigPolicyHash/{xad}DigestValue") == "roF9+cfRHNPtVJolhdqfIqGMVuUXX8aR4rpiquf0u5E="
         assert ssp.findtext(f".//{xad}ClaimedRole") == "Maire"
-        assert ssp.findtext(f".//{xad}City") == "Foix" and ssp.findtext(f".//{xad}PostalCode") == "09000"
+        assert ssp.findtext(f".//{xad}City") == "Foix"
+        assert ssp.findtext(f".//{xad}PostalCode") == "09000"
         assert ssp.findtext(f"{xad}SigningTime").endswith("Z")
         cert_der = pki.signer.cert.public_bytes(serialization.Encoding.DER)
         assert ssp.findtext(f".//{xad}CertDigest/{xad}DigestValue") == base64.b64encode(
@@ -154,10 +161,12 @@ def test_edited_amount_in_signed_bordereau_fails_every_verifier(
         assert [ok for ok, _ in sx] == [True, False, True]
         assert [s.ok for s in report.signatures] == [True, False, True]
         bad = report.signatures[1]
-        assert bad.signed_elements[0].id == "BORD2" and not bad.signed_elements[0].digest_ok
+        assert bad.signed_elements[0].id == "BORD2"
+        assert not bad.signed_elements[0].digest_ok
         assert bad.signed_elements[1].digest_ok  # the signed properties are intact
     else:
-        assert not xmlsec[0][0] and not sx[0][0]
+        assert not xmlsec[0][0]
+        assert not sx[0][0]
         assert not report.signatures[0].digests_ok
 
 
@@ -210,21 +219,32 @@ def test_info_dematerialisee_rule(signer: ServerSigner, pki: Pki) -> None:
     assert value(sign_pes(make_pes(1, info="1"), signer, per_bordereau=True, info_dematerialisee="check")) == "1"
     kept = sign_pes(make_pes(1, info="0"), signer, per_bordereau=True, info_dematerialisee="keep")
     report = verify_pes(kept, [pki.ca_pem])
-    assert report.valid and any("InfoDematerialisee" in w for w in report.warnings)
+    assert report.valid
+    assert any("InfoDematerialisee" in w for w in report.warnings)
     unsigned = verify_pes(make_pes(1, info="1"), [pki.ca_pem])
-    assert not unsigned.valid and not unsigned.signed and unsigned.warnings
+    assert not unsigned.valid
+    assert not unsigned.signed
+    assert unsigned.warnings
 
 
 def test_signed_sample_xades122_verifies(pki: Pki) -> None:
     data = (PES_SAMPLES / "signed_per_bordereau_xades122_sha256.xml").read_bytes()
     report = verify_pes(data, [pki.ca_pem])
-    assert report.mode == "per_bordereau" and len(report.signatures) == 1
+    assert report.mode == "per_bordereau"
+    assert len(report.signatures) == 1
     sig = report.signatures[0]
-    assert sig.xades_version == "1.2.2" and sig.policy_version == "1.7" and sig.policy_hash_ok
-    assert sig.digests_ok and sig.signature_value_ok and sig.signing_certificate_ok and sig.xmlsec_ok
+    assert sig.xades_version == "1.2.2"
+    assert sig.policy_version == "1.7"
+    assert sig.policy_hash_ok
+    assert sig.digests_ok
+    assert sig.signature_value_ok
+    assert sig.signing_certificate_ok
+    assert sig.xmlsec_ok
     assert [e.element for e in sig.signed_elements] == ["Bordereau", "SignedProperties"]
-    assert sig.signer == "Hameury_Lukas" and sig.claimed_roles == ["Administrateur"]
-    assert not sig.chain_trusted and not report.valid  # its CA is not in our trust store
+    assert sig.signer == "Hameury_Lukas"
+    assert sig.claimed_roles == ["Administrateur"]
+    assert not sig.chain_trusted
+    assert not report.valid  # its CA is not in our trust store
     # Trusting its certificate (at its signing time: it expired in 2018) makes it fully valid.
     from datetime import datetime
 
@@ -294,9 +314,11 @@ def test_legacy_policy_14_sha1_verifies(tmp_path: Path, pki: Pki, per_bordereau:
     assert report.valid, report.to_text()
     assert report.mode == ("per_bordereau" if per_bordereau else "global")
     for sig in report.signatures:
-        assert sig.policy_version == "1.4" and sig.xades_version == "1.1.1"
+        assert sig.policy_version == "1.4"
+        assert sig.xades_version == "1.1.1"
         assert sig.signature_algorithm == "http://www.w3.org/2000/09/xmldsig#rsa-sha1"
-        assert sig.signing_certificate_ok and sig.claimed_roles == ["Maire"]
+        assert sig.signing_certificate_ok
+        assert sig.claimed_roles == ["Maire"]
     tampered = data.replace(b'<MtHT V="102.50"/>', b'<MtHT V="102.51"/>', 1)
     assert not verify_pes(tampered, [pki.ca_pem]).valid
 
@@ -308,10 +330,14 @@ def test_untrusted_and_revoked_signers(tmp_path: Path, pki: Pki, signer: ServerS
 
     signed = sign_pes(make_pes(1), signer, per_bordereau=False)
     other = verify_pes(signed, [pki.other_ca.cert_pem])
-    assert not other.valid and other.signatures[0].digests_ok and not other.signatures[0].chain_trusted
+    assert not other.valid
+    assert other.signatures[0].digests_ok
+    assert not other.signatures[0].chain_trusted
     revoked = load_signer(pki.revoked.p12, P12_PASSWORD)
     signed = sign_pes(make_pes(1), revoked, per_bordereau=True)
     report = verify_pes(signed, [pki.ca_pem], crls=[pki.crl_pem])
-    assert not report.valid and report.signatures[0].revoked
+    assert not report.valid
+    assert report.signatures[0].revoked
     d = report.to_dict()
-    assert d["valid"] is False and d["signatures"][0]["revoked"] is True
+    assert d["valid"] is False
+    assert d["signatures"][0]["revoked"] is True

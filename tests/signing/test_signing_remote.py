@@ -33,7 +33,8 @@ def test_remote_pdf(tmp_path: Path, pki: Pki, pdf5: bytes, tsa_url: str, level: 
     session, requests = remote.prepare_pdf(pdf5, pki.signer2.cert, [pki.ca.cert], level=level,
                                            stamp=StampSpec.from_cm(2, 2, page=-1, quality="Adjointe"),
                                            reason="Visa", tsa_url=tsa_url if level == "B-T" else None)
-    assert len(requests) == 1 and requests[0].to_dict()["algorithm"] == "RSASSA-PKCS1-v1_5-SHA256"
+    assert len(requests) == 1
+    assert requests[0].to_dict()["algorithm"] == "RSASSA-PKCS1-v1_5-SHA256"
     stored = session.to_json(include_document=False)  # state lives server-side: JSON + the prepared blob
     restored = remote.PdfRemoteSession.from_json(stored, document=session.prepared_pdf)
     value = client_sign(pki, requests[0], prehashed=True)

@@ -25,8 +25,10 @@ def test_cm_and_wire_formats() -> None:
 
 
 def test_page_numbers() -> None:
-    assert resolve_page_index(1, 5) == 0 and resolve_page_index(5, 5) == 4
-    assert resolve_page_index(-1, 5) == 4 and resolve_page_index(-5, 5) == 0
+    assert resolve_page_index(1, 5) == 0
+    assert resolve_page_index(5, 5) == 4
+    assert resolve_page_index(-1, 5) == 4
+    assert resolve_page_index(-5, 5) == 0
     for bad in (6, -6):
         with pytest.raises(PdfSigningError):
             resolve_page_index(bad, 5)
@@ -50,7 +52,8 @@ def test_text_lines_in_paris_time() -> None:
     assert [t for t, _ in lines] == ["Signé électroniquement par", "Jean Dupont", "Maire",
                                      "le 14/07/2026 à 12:30", "Délibération 12"]
     app = render_appearance(spec, lines)
-    assert b"(Sign\xe9 \\\\" not in app.content and b"(Sign\xe9 \xe9lectroniquement par) Tj" in app.content
+    assert b"(Sign\xe9 \\\\" not in app.content
+    assert b"(Sign\xe9 \xe9lectroniquement par) Tj" in app.content
     long = render_appearance(StampSpec(x=0, y=0, width=60, height=20), [("x" * 200, False)])
     assert "…".encode("cp1252") in long.content  # truncated, never drawn outside the box
 

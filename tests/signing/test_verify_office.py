@@ -67,7 +67,8 @@ def refused(ctx: Any, doc_id: int, signature: bytes, entry: ErrorDef, **params: 
     assert caught.value.code == entry.code, (caught.value.code, caught.value.message, caught.value.detail)
     assert caught.value.message == entry.format(**params)
     held = document(ctx, doc_id)  # nothing half-stored
-    assert held.state == State.SENT_FOR_SIGN.value and held.signature_blob_sha256 is None
+    assert held.state == State.SENT_FOR_SIGN.value
+    assert held.signature_blob_sha256 is None
     assert not (held.extra or {}).get("verifications")
     return caught.value
 
@@ -92,11 +93,15 @@ def test_valid_signature_is_accepted_kept_and_verified_by_xmlsec1(ctx: Any, tmp_
     assert ok and "SignedInfo References (ok/all): 2/2" in out, out
     # the verification report kept with the document
     (entry,) = held.extra["verifications"]
-    assert entry["valid"] is True and entry["source"] == "signature" and entry["kind"] == "xades-detached"
+    assert entry["valid"] is True
+    assert entry["source"] == "signature"
+    assert entry["kind"] == "xades-detached"
     report = json.loads(ctx.store.read_bytes(entry["report_sha256"]))
-    assert report["verdict"] == "Signature validée" and report["document_id"] == doc_id
+    assert report["verdict"] == "Signature validée"
+    assert report["document_id"] == doc_id
     assert report["verified_sha256"] == hashlib.sha256(data).hexdigest()
-    assert report["report"]["signer"] == "Sophie Signataire" and report["report"]["chain_trusted"] is True
+    assert report["report"]["signer"] == "Sophie Signataire"
+    assert report["report"]["chain_trusted"] is True
     assert report["trust_store"] == [x509.load_pem_x509_certificate(
         ctx.settings.ca_bundle.read_bytes()).subject.rfc4514_string()]  # the dev CA
 

@@ -37,9 +37,11 @@ def test_server_signature_circuit(ctx: Any, tmp_path: Path) -> None:
     entries = history(ctx, doc_id)
     assert [e.user_fullname for e in entries[1:]] == [ACTOR_AUTOMATIC] * 3
     doc = document(ctx, doc_id)
-    assert doc.state == State.FILED.value and doc.signed_blob_sha256
+    assert doc.state == State.FILED.value
+    assert doc.signed_blob_sha256
     report = pdfsig(tmp_path, ctx.store.read_bytes(doc.signed_blob_sha256))
-    assert "Signature #1" in report and "Signature #2" not in report
+    assert "Signature #1" in report
+    assert "Signature #2" not in report
     assert "Signature is Valid" in report, report
     with ctx.db.read() as s:
         pending = s.scalars(select(OutboxItem).where(OutboxItem.done_at.is_(None))).all()
@@ -75,7 +77,8 @@ def test_visa_then_signature(ctx: Any, tmp_path: Path) -> None:
     assert states(ctx, doc_id) == [State.PREPARED, State.SENT_FOR_VISA, State.APPROVED, State.SENT_FOR_SIGN,
                                    State.SIGNED, State.FILED]
     entries = history(ctx, doc_id)
-    assert entries[2].user_fullname == "Victor Valideur" and entries[2].comment == "Vu"
+    assert entries[2].user_fullname == "Victor Valideur"
+    assert entries[2].comment == "Vu"
     assert entries[4].user_fullname == "Sophie Signataire"
     signed = ctx.store.read_bytes(document(ctx, doc_id).signed_blob_sha256 or "")
     report = pdfsig(tmp_path, signed)
@@ -156,7 +159,8 @@ def test_xml_circuit_detached_xades(ctx: Any, home: Any, tmp_path: Path) -> None
     wf.sign_with_signer(ctx, principal_for_email(ctx, SIGNER), doc_id, load_signer(p12, "secret"))
     run_jobs(ctx)
     doc = document(ctx, doc_id)
-    assert doc.signature_blob_sha256 and doc.state in (State.SIGNED.value, State.FILED.value)
+    assert doc.signature_blob_sha256
+    assert doc.state in (State.SIGNED.value, State.FILED.value)
     signature = ctx.store.read_bytes(doc.signature_blob_sha256)
     report = verify_xades_detached(signature, office, [home.path / "pki" / "ca.pem"])
     assert report.document_digest_ok and report.signature_value_ok and report.chain_trusted, report

@@ -79,18 +79,24 @@ def test_recipients_link_downloads_the_signed_pdf_without_certificate(
     token = url.rsplit("/", 1)[1]
     with ctx.db.read() as session:
         document = session.get(Document, doc_id)
-        assert document is not None and document.state == State.FILED.value and document.signed_blob_sha256
+        assert document is not None
+        assert document.state == State.FILED.value
+        assert document.signed_blob_sha256
         signed_sha = document.signed_blob_sha256
         link = session.scalar(select(DownloadLink).where(DownloadLink.document_id == doc_id))
-        assert link is not None and link.token_hash == token_hash(token) and token not in link.token_hash
-        assert len(token) >= 22 and link.recipients == f"{DEST}, {CC}"  # ≥ 128 bits (base64url)
+        assert link is not None
+        assert link.token_hash == token_hash(token)
+        assert token not in link.token_hash
+        assert len(token) >= 22  # ≥ 128 bits (base64url)
+        assert link.recipients == f"{DEST}, {CC}"
         assert link.expires_at - link.created_at == timedelta(days=30)  # PARAFE_DOWNLOAD_LINK_DAYS default
         cc_mails = session.scalars(select(DevMessage.body).where(DevMessage.recipient.contains(CC))).all()
         assert any(url in body for body in cc_mails)
 
     status, content_type = _curl(live_server, url, tmp_path / "signé.pdf")
     data = (tmp_path / "signé.pdf").read_bytes()
-    assert status == 200 and content_type.startswith("application/pdf")
+    assert status == 200
+    assert content_type.startswith("application/pdf")
     assert hashlib.sha256(data).hexdigest() == signed_sha  # the signed version, byte for byte
     report = subprocess.run(["pdfsig", str(tmp_path / "signé.pdf")], capture_output=True, text=True).stdout
     assert "Signature is Valid" in report, report
@@ -99,7 +105,8 @@ def test_recipients_link_downloads_the_signed_pdf_without_certificate(
     with ctx.db.read() as session:
         uses = session.scalars(select(HistoryEntry).where(
             HistoryEntry.document_id == doc_id, HistoryEntry.comment.contains("lien envoyé aux destinataires"))).all()
-        assert len(uses) == 2 and all(u.user_fullname == f"{DEST}, {CC}" and u.state is None for u in uses)
+        assert len(uses) == 2
+        assert all(u.user_fullname == f"{DEST}, {CC}" and u.state is None for u in uses)
     with live_server.client(AGENT) as client:  # the uses are in the history every connector shows
         history = client.get(f"{REST}/documents/v2/{doc_id}/history").json()
         assert [h["userFullname"] for h in history].count(f"{DEST}, {CC}") == 2
@@ -110,14 +117,17 @@ def test_recipients_link_downloads_the_signed_pdf_without_certificate(
                         .values(expires_at=utcnow() - timedelta(seconds=1)))
     status, content_type = _curl(live_server, url, tmp_path / "expire.html")
     page = html.unescape((tmp_path / "expire.html").read_text())
-    assert status == 410 and content_type.startswith("text/html")
-    assert "Ce lien de téléchargement a expiré" in page and E.DOWNLOAD_LINK_EXPIRED.message.split(" :")[0] in page
+    assert status == 410
+    assert content_type.startswith("text/html")
+    assert "Ce lien de téléchargement a expiré" in page
+    assert E.DOWNLOAD_LINK_EXPIRED.message.split(" :")[0] in page
     assert "%PDF" not in page
 
     # unknown: a token never issued
     status, _ = _curl(live_server, url[:-4] + "AAAA", tmp_path / "inconnu.html")
     page = html.unescape((tmp_path / "inconnu.html").read_text())
-    assert status == 404 and "Ce lien de téléchargement n'existe pas" in page
+    assert status == 404
+    assert "Ce lien de téléchargement n'existe pas" in page
 
 
 def test_link_of_a_deleted_document_is_revoked(live_server: LiveServer, ctx: Any, tmp_path: Path) -> None:
@@ -136,9 +146,13 @@ def test_link_of_a_deleted_document_is_revoked(live_server: LiveServer, ctx: Any
         bury(session, document, reason="delete", by_user_id=None, by_name="Administrateur")
     status, content_type = _curl(live_server, url, tmp_path / "revoque.html")
     page = html.unescape((tmp_path / "revoque.html").read_text())
-    assert status == 410 and content_type.startswith("text/html")
-    assert "Ce document n'est plus disponible" in page and "le document a été supprimé du parapheur" in page
+    assert status == 410
+    assert content_type.startswith("text/html")
+    assert "Ce document n'est plus disponible" in page
+    assert "le document a été supprimé du parapheur" in page
     with ctx.db.read() as session:
         link = session.scalar(select(DownloadLink).where(DownloadLink.token_hash == token_hash(url.rsplit("/", 1)[1])))
-        assert link is not None and link.revoked_at is not None and link.revoked_reason == "delete"
+        assert link is not None
+        assert link.revoked_at is not None
+        assert link.revoked_reason == "delete"
         assert link.document_id is None

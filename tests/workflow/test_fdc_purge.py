@@ -59,7 +59,8 @@ def test_purge(ctx: Any, tmp_path: Path) -> None:
         s.execute(update(Document).values(updated_at=old))
         s.execute(update(OutboxItem).values(done_at=old))
     report = purge(ctx)
-    assert report["documents"] == 1 and report["outbox"] == 3
+    assert report["documents"] == 1
+    assert report["outbox"] == 3
     assert purge(ctx)["documents"] == 0  # idempotent
     with ctx.db.read() as s:
         assert s.get(Document, doc_id).extra["out_purged"] is True  # type: ignore[union-attr]

@@ -49,7 +49,8 @@ def test_pes_signed_then_helios_then_ack(ctx: Any, tmp_path: Path) -> None:
     # the simulator received the signed PES once
     sim = HeliosSimulator.for_context(ctx)
     sent = [t for t in sim.transmissions() if t["key"].startswith(f"doc-{doc_id}-")]
-    assert len(sent) == 1 and sent[0]["duplicates"] == 0
+    assert len(sent) == 1
+    assert sent[0]["duplicates"] == 0
     signed = ctx.store.read_bytes(document(ctx, doc_id).signed_blob_sha256 or "")
     assert sim.store.data(str(sent[0]["key"])) == signed
     # the acknowledgement: listed, downloaded once, schema-valid, then gone from the list (D11)
@@ -57,7 +58,8 @@ def test_pes_signed_then_helios_then_ack(ctx: Any, tmp_path: Path) -> None:
     assert returns.remaining(ctx, agent, "123456789", "ack") == [doc_id]
     ack = returns.download(ctx, agent, doc_id, "ack")
     assert ack.name == "ACQUIT_mandats.xml"
-    assert validate_acquit(ack.data) == [] and etat_ack(ack.data) == 1
+    assert validate_acquit(ack.data) == []
+    assert etat_ack(ack.data) == 1
     assert returns.remaining(ctx, agent, "123456789", "ack") == []
 
 
@@ -122,7 +124,8 @@ def test_negative_acknowledgement(ctx: Any, tmp_path: Path) -> None:
     run_jobs(ctx, until=finished(ctx, doc_id))
     assert states(ctx, doc_id) == [State.PREPARED, *HELIOS_OK]
     ack = returns.download(ctx, principal_for_email(ctx, AGENT), doc_id, "ack")
-    assert validate_acquit(ack.data) == [] and etat_ack(ack.data) == 0
+    assert validate_acquit(ack.data) == []
+    assert etat_ack(ack.data) == 0
     assert history(ctx, doc_id)[-2].comment == "Acquittement négatif (EtatAck 0)"
 
 

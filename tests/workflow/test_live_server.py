@@ -64,11 +64,14 @@ def test_rest_end_to_end_with_in_process_worker(home: Home, tmp_path: Path) -> N
             remaining = client.get(f"{REST}/documents/v2/123456789/ack/remaining")
             assert remaining.status_code == 200 and pes_id in remaining.text, remaining.text
             ack = client.get(f"{REST}/documents/v2/{pes_id}/ack/download")
-            assert ack.status_code == 200 and validate_acquit(ack.content) == []
+            assert ack.status_code == 200
+            assert validate_acquit(ack.content) == []
             assert pes_id not in client.get(f"{REST}/documents/v2/123456789/ack/remaining").text
             bundle = client.get(f"{REST}/documents/v2/{pes_id}/download", params={"fdc": "true", "acquit": "true"})
             assert bundle.status_code == 200, bundle.text
             names = zipfile.ZipFile(io.BytesIO(bundle.content)).namelist()
-            assert "pj.xml" in names and "ACQUIT_pj.xml" in names and any(n.startswith("FDC_") for n in names)
+            assert "pj.xml" in names
+            assert "ACQUIT_pj.xml" in names
+            assert any(n.startswith("FDC_") for n in names)
     finally:
         stop_server(server)

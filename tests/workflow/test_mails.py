@@ -74,7 +74,9 @@ def test_mails_along_a_circuit(ctx: Any, tmp_path: Path, smtp: Inbox) -> None:
     assert len(to_visa) == 1
     assert to_visa[0]["Subject"] == "Document à viser : délibération n°12.pdf"
     text = body(to_visa[0])
-    assert "attend votre action" in text and "Alice Agent" in text and "Urgent" in text
+    assert "attend votre action" in text
+    assert "Alice Agent" in text
+    assert "Urgent" in text
     assert f"/documents/{doc_id}" in text
     wf.approve_visa(ctx, principal_for_email(ctx, VISA), doc_id)
     run_jobs(ctx)
@@ -87,7 +89,8 @@ def test_mails_along_a_circuit(ctx: Any, tmp_path: Path, smtp: Inbox) -> None:
     to_agent = smtp.to(AGENT)
     assert [m["Subject"] for m in to_agent] == ["Document refusé : délibération n°12.pdf"]
     text = body(to_agent[0])
-    assert "« Refusé »" in text and "Motif : Il manque l'annexe budgétaire" in text
+    assert "« Refusé »" in text
+    assert "Motif : Il manque l'annexe budgétaire" in text
     assert f"/documents/{doc_id}" in text
     assert smtp.to("prefecture@exemple.fr") == []  # receivers only hear of a finished circuit
 
@@ -99,7 +102,8 @@ def test_end_of_circuit_mail_to_depositor_and_receiver(ctx: Any, tmp_path: Path,
     smtp.wait(2)
     [end] = smtp.to(AGENT)
     assert end["Subject"] == "Circuit terminé : arrêté.pdf"
-    assert "« Classé »" in body(end) and f"/documents/{doc_id}" in body(end)
+    assert "« Classé »" in body(end)
+    assert f"/documents/{doc_id}" in body(end)
     [receiver] = smtp.to("prefecture@exemple.fr")
     assert "a terminé son circuit" in body(receiver)
 
@@ -113,7 +117,8 @@ def test_deposit_error_mail(ctx: Any, tmp_path: Path, smtp: Inbox) -> None:
     smtp.wait(2)
     mails = smtp.to(AGENT)
     assert [m["Subject"] for m in mails] == ["Dépôt refusé : vide.pdf", "Dépôt refusé : pas-un-pes.txt"]
-    assert "Le fichier envoyé est vide." in body(mails[0]) and "Cas 5" in body(mails[0])
+    assert "Le fichier envoyé est vide." in body(mails[0])
+    assert "Cas 5" in body(mails[0])
     assert "n'a pas été pris en compte" in body(mails[1])
 
 
@@ -130,7 +135,9 @@ def test_smtp_down_is_retried(ctx: Any, tmp_path: Path, smtp: Inbox, monkeypatch
 
     with ctx.db.read() as s:
         item = s.scalars(select(OutboxItem).where(OutboxItem.kind == "mail.next_actor")).one()
-        assert item.done_at is None and item.last_error and item.attempts >= 1
+        assert item.done_at is None
+        assert item.last_error
+        assert item.attempts >= 1
     monkeypatch.setenv("PARAFE_SMTP_PORT", str(smtp.port))
     run_jobs(ctx)
     smtp.wait(1)

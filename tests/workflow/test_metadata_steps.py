@@ -55,7 +55,8 @@ def test_metadata_step_then_digiposte_then_archive(ctx: Any, tmp_path: Path) -> 
                                    State.FILED, State.ARCHIVED]
     assert "Digiposte" in (history(ctx, doc_id)[3].comment or "")
     received = SimStore(ctx.settings.resolved_home / "simulators" / "digiposte").receipts()
-    assert len(received) == 1 and received[0].info["metadata"]["DIGIPOSTE_CONTENT_TYPE"] == "FDIPL"
+    assert len(received) == 1
+    assert received[0].info["metadata"]["DIGIPOSTE_CONTENT_TYPE"] == "FDIPL"
     assert len(SimStore(ctx.settings.resolved_home / "simulators" / "archive").receipts()) == 1
 
 

@@ -56,14 +56,17 @@ def code_in(text: str) -> str:
 def test_otp_signature_with_code_from_sms_outbox(ctx: Any, tmp_path: Path) -> None:
     doc_id = otp_document(ctx, tmp_path, "bon de commande.pdf")
     sent = otp.send_code(ctx, [doc_id])
-    assert sent.channel == "sms" and sent.destination.endswith("78") and "12 34" not in sent.destination
+    assert sent.channel == "sms"
+    assert sent.destination.endswith("78")
+    assert "12 34" not in sent.destination
     message = last_message(ctx, "sms")
     assert message.recipient == "+33612345678"
     code = code_in(message.body)
     wrong = f"{(int(code) + 1) % 1_000_000:06d}"
     with pytest.raises(ParafeError) as info:
         otp.check_code(ctx, [doc_id], wrong)
-    assert info.value.error is E.OTP_CODE_INVALID and "2" in info.value.message
+    assert info.value.error is E.OTP_CODE_INVALID
+    assert "2" in info.value.message
     assert otp.check_code(ctx, [doc_id], code) == [doc_id]
     run_jobs(ctx)
     assert states(ctx, doc_id) == [State.PREPARED, State.OTP_INFO_DEFINED, State.OTP_VALIDATED, State.OTP_SIGNED,

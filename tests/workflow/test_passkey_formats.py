@@ -141,7 +141,8 @@ def test_one_assertion_signs_an_office_document_and_a_pes(ctx: Any, tmp_path: Pa
     with ctx.db.read() as session:
         for doc_id in (office, pes):
             document = session.get(Document, doc_id)
-            assert document is not None and (document.signed_blob_sha256 or document.signature_blob_sha256)
+            assert document is not None
+            assert (document.signed_blob_sha256 or document.signature_blob_sha256)
             comments = list(session.scalars(select(HistoryEntry.comment).where(
                 HistoryEntry.document_id == doc_id, HistoryEntry.state.is_(None))))
             assert any(b64u(authenticator.credential_id) in (c or "") for c in comments), comments

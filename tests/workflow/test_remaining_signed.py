@@ -106,15 +106,21 @@ def test_signed_documents_stay_listed_until_a_client_downloads_them(home: Home, 
 
             soap_doc, rest_doc, dav_doc = ids
             content = _soap(agent, "download", documentId=soap_doc).findtext(".//content")
-            assert content and base64.b64decode(content).startswith(b"%PDF")
-            assert not _listed(agent, soap_doc) and _listed(agent, rest_doc) and _listed(agent, dav_doc)
+            assert content
+            assert base64.b64decode(content).startswith(b"%PDF")
+            assert not _listed(agent, soap_doc)
+            assert _listed(agent, rest_doc)
+            assert _listed(agent, dav_doc)
             assert agent.get(f"{REST}/documents/v2/{rest_doc}/download").status_code == 200
-            assert not _listed(agent, rest_doc) and _listed(agent, dav_doc)
+            assert not _listed(agent, rest_doc)
+            assert _listed(agent, dav_doc)
             fetched = agent.get(f"{DAV}/out/serveur/{_column(ctx, Document.name, Document.id == int(dav_doc))}")
-            assert fetched.status_code == 200 and fetched.content.startswith(b"%PDF")
+            assert fetched.status_code == 200
+            assert fetched.content.startswith(b"%PDF")
             assert not _listed(agent, dav_doc)
             # a second download changes nothing; the documents are still there
             assert agent.get(f"{REST}/documents/v2/{soap_doc}/download").status_code == 200
-            assert set(ids).isdisjoint(rest_remaining(agent)) and set(ids).isdisjoint(soap_remaining(agent))
+            assert set(ids).isdisjoint(rest_remaining(agent))
+            assert set(ids).isdisjoint(soap_remaining(agent))
     finally:
         stop_server(server)

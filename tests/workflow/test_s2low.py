@@ -113,16 +113,21 @@ def test_client_authentication_and_field_checks(double: S2lowDouble) -> None:
     with httpx.Client(verify=context) as raw:
         r = raw.post(double.url + "/modules/helios/api/helios_importer_fichier.php",
                      files={"fichier": ("a.xml", b"<x/>", "application/xml")})
-    assert b"<resultat>KO</resultat>" in r.content and "Aucune enveloppe trouvée" in r.text
+    assert b"<resultat>KO</resultat>" in r.content
+    assert "Aucune enveloppe trouvée" in r.text
     assert double.transactions == {}
     # the status answer is declared ISO-8859-1 and written in UTF-8: the message is repaired
     answer = client.post_pes("mandat é.xml", (SAMPLES / "valid_PES_PJ.xml").read_bytes())
-    assert answer.ok and answer.id and answer.message == "Téléchargement du fichier réussi."
+    assert answer.ok
+    assert answer.id
+    assert answer.message == "Téléchargement du fichier réussi."
     assert double.transactions[int(answer.id)].filename == "mandat _.xml"
     assert client.status(answer.id).message == "Fichier bien reçu par la plate-forme S2low"
     assert client.status(answer.id).message == "Transmis au serveur Hélios"
     duplicate = client.post_pes("autre.xml", (SAMPLES / "valid_PES_PJ.xml").read_bytes())
-    assert not duplicate.ok and duplicate.id is None and "doublon" in duplicate.message
+    assert not duplicate.ok
+    assert duplicate.id is None
+    assert "doublon" in duplicate.message
     # another collectivity cannot read the transaction
     other = S2lowClient(credentials(double, double.add_user("999999999")), timeout=10)
     with pytest.raises(S2lowError, match="Accès refusé"):
@@ -154,7 +159,9 @@ def test_demo_pes_circuit_end_to_end_with_soap_and_rest_downloads(s2low_env: S2l
         # S²LOW received the signed PES once, under the document's name
         signed = ctx.store.read_bytes(document(ctx, doc_id).signed_blob_sha256 or "")
         mine = double.transactions_of(SIREN)
-        assert len(mine) == 1 and mine[0].data == signed and mine[0].filename == "mandats.xml"
+        assert len(mine) == 1
+        assert mine[0].data == signed
+        assert mine[0].filename == "mandats.xml"
         tid = str(mine[0].id)
         comments = {h.state: h.comment or "" for h in history(ctx, doc_id)}
         assert comments[State.SENT_TO_FAST.value] == f"Transmission {tid}"
@@ -164,7 +171,10 @@ def test_demo_pes_circuit_end_to_end_with_soap_and_rest_downloads(s2low_env: S2l
         assert "Acquittement reçu" in comments[State.ACKNOWLEDGED.value]
         with ctx.db.read() as session:
             row = session.scalar(select(S2lowTransaction).where(S2lowTransaction.document_id == doc_id))
-            assert row is not None and row.transaction_id == tid and row.last_status == 4 and row.attempts == 1
+            assert row is not None
+            assert row.transaction_id == tid
+            assert row.last_status == 4
+            assert row.attempts == 1
         # a PES_Retour waits on S²LOW
         retour_data = (SAMPLES / "pes_retour_depense.xml").read_bytes()
         retour_s2low_id = double.add_retour(SIREN, "PES_Retour_20261207.xml", retour_data)
@@ -177,22 +187,26 @@ def test_demo_pes_circuit_end_to_end_with_soap_and_rest_downloads(s2low_env: S2l
             assert got.status_code == 200 and validate_acquit(got.content) == [], got.text[:300]
             assert dav.get(url_path(SIREN, "out", "pes", "mandats.xml")).content == signed
             got = dav.get(url_path(SIREN, "out", "PES_Retour", "PES_Retour_20261207.xml"))
-            assert got.status_code == 200 and got.content == retour_data
+            assert got.status_code == 200
+            assert got.content == retour_data
         soap = zeep_client(server, AGENT)
         assert str(doc_id) in soap.service.listRemainingAcknowledgements(siren=SIREN)
         ack = soap.service.downloadAcknowledgement(documentId=str(doc_id))
-        assert validate_acquit(ack.content) == [] and etat_ack(ack.content) == 1
+        assert validate_acquit(ack.content) == []
+        assert etat_ack(ack.content) == 1
         assert str(doc_id) not in (soap.service.listRemainingAcknowledgements(siren=SIREN) or [])
         with server.client(AGENT) as rest:
             r = rest.get(f"{V1}/documents/v2/{doc_id}/ack/download")
-            assert r.status_code == 200 and r.content == ack.content
+            assert r.status_code == 200
+            assert r.content == ack.content
             remaining = rest.get(f"{V1}/documents/v2/{SIREN}/pes-retour/remaining").json()
             assert len(remaining) == 1
         assert soap.service.listRemainingPesRetour(siren=SIREN) == [str(remaining[0])]
         assert soap.service.downloadPesRetour(documentId=str(remaining[0])).content == retour_data
         with server.client(AGENT) as rest:
             r = rest.get(f"{V1}/documents/v2/{remaining[0]}/pes-retour/download")
-            assert r.status_code == 200 and r.content == retour_data
+            assert r.status_code == 200
+            assert r.content == retour_data
             assert "PES_Retour_20261207.xml" in r.headers["content-disposition"]
     finally:
         stop_server(server)
@@ -210,7 +224,8 @@ def test_ko_answer_is_retried_then_sent_once(s2low_env: S2lowDouble, ctx: Any, t
     with ctx.db.read() as session:
         send = session.scalar(select(OutboxItem).where(OutboxItem.document_id == doc_id,
                                                        OutboxItem.kind == "helios.send"))
-        assert send is not None and send.attempts == 2
+        assert send is not None
+        assert send.attempts == 2
         assert "helios_transactions" in (send.last_error or "")
 
 
@@ -221,11 +236,13 @@ def test_s2low_outage_while_polling_does_not_fail_the_document(s2low_env: S2lowD
     doc_id = deposit_file(ctx, tmp_path, "pj.xml", pes("valid_PES_PJ.xml", "PARAFE_S2LOW_PANNE"), circuit="pes-pj")
     run_jobs(ctx, until=finished(ctx, doc_id))
     assert states(ctx, doc_id) == [State.PREPARED, *HELIOS_OK]
-    assert double.drop_status == 0 and len(double.transactions_of(SIREN)) == 1
+    assert double.drop_status == 0
+    assert len(double.transactions_of(SIREN)) == 1
     with ctx.db.read() as session:
         polls = list(session.scalars(select(OutboxItem).where(OutboxItem.document_id == doc_id,
                                                               OutboxItem.kind == "helios.poll")))
-    assert len(polls) == 6 and all(p.attempts == 1 for p in polls)  # 3 cut + posted, transmitted, acknowledged
+    assert len(polls) == 6  # 3 cut + posted, transmitted, acknowledged
+    assert all(p.attempts == 1 for p in polls)
 
 
 def test_file_already_on_s2low_is_refused_at_once(s2low_env: S2lowDouble, ctx: Any, tmp_path: Path) -> None:
@@ -248,7 +265,8 @@ def test_refused_by_helios_gives_a_negative_acknowledgement(s2low_env: S2lowDoub
     run_jobs(ctx, until=finished(ctx, doc_id))
     assert states(ctx, doc_id) == [State.PREPARED, *HELIOS_OK]
     comment = history(ctx, doc_id)[-2].comment or ""
-    assert comment.startswith("Acquittement négatif (EtatAck 0)") and "Refusé — Fichier refusé par Hélios" in comment
+    assert comment.startswith("Acquittement négatif (EtatAck 0)")
+    assert "Refusé — Fichier refusé par Hélios" in comment
     agent = principal_for_email(ctx, AGENT)
     assert etat_ack(returns.download(ctx, agent, doc_id, "ack").data) == 0
 
@@ -265,13 +283,15 @@ def test_timed_out_post_is_never_posted_twice(s2low_env: S2lowDouble, ctx: Any, 
     double.import_delay = 0
     assert state_of(ctx, doc_id) == State.SENT_TO_FAST.value
     lost = history(ctx, doc_id)[-1].comment or ""
-    assert "doublon détecté" in lost and f"parafe admin s2low transaction {doc_id}" in lost
+    assert "doublon détecté" in lost
+    assert f"parafe admin s2low transaction {doc_id}" in lost
     mine = double.transactions_of(SIREN)
     assert len(mine) == 1
     with ctx.db.read() as session:
         send = session.scalar(select(OutboxItem).where(OutboxItem.document_id == doc_id,
                                                        OutboxItem.kind == "helios.send"))
-        assert send is not None and "délai" in (send.last_error or "")
+        assert send is not None
+        assert "délai" in (send.last_error or "")
     run_jobs(ctx)
     assert state_of(ctx, doc_id) == State.SENT_TO_FAST.value  # nothing polls an unknown transaction
     message = s2low.attach_transaction(ctx, doc_id, str(mine[0].id))
@@ -297,17 +317,21 @@ def test_pes_retour_of_the_default_account_and_polling_period(double: S2lowDoubl
     foreign_id = double.add_retour(SIREN, "PES_Retour_autre.xml", foreign)
     report = s2low.poll_retours(ctx)
     assert (report.accounts, report.fetched, report.marked_read) == (1, 1, 1)
-    assert len(report.errors) == 1 and "IdColl 555666777" in report.errors[0]
-    assert double.retours[mine_id].read and not double.retours[foreign_id].read
+    assert len(report.errors) == 1
+    assert "IdColl 555666777" in report.errors[0]
+    assert double.retours[mine_id].read
+    assert not double.retours[foreign_id].read
     agent = principal_for_email(ctx, AGENT)
     [public_id] = returns.remaining(ctx, agent, SIREN, "pes_retour")
     assert returns.download(ctx, agent, public_id, "pes_retour").data == mine
     # within the period nothing is asked; past it (or forced) the account is polled again, nothing is stored twice
     later = double.add_retour(SIREN, "PES_Retour_suivant.xml", mine)
-    assert s2low.poll_retours(ctx).accounts == 0 and not double.retours[later].read
+    assert s2low.poll_retours(ctx).accounts == 0
+    assert not double.retours[later].read
     monkeypatch.setenv("PARAFE_S2LOW_POLL_SECONDS", "0")
     again = s2low.poll_retours(ctx)
-    assert (again.accounts, again.fetched) == (1, 1) and double.retours[later].read
+    assert (again.accounts, again.fetched) == (1, 1)
+    assert double.retours[later].read
     assert len(returns.remaining(ctx, agent, SIREN, "pes_retour")) == 1  # the first one was downloaded
 
 
@@ -330,14 +354,18 @@ def test_admin_s2low_commands_and_providers_check(double: S2lowDouble, home: Hom
                "--login", "tresorier", "--cert-password-stdin", "--password-stdin",
                stdin="pass-p12\nmot-de-passe-secret\n", **env)
     assert r.returncode == 0, r.stderr
-    assert "Compte S²LOW de l'abonné 123456789 enregistré." in r.stdout and "mot de passe : défini" in r.stdout
+    assert "Compte S²LOW de l'abonné 123456789 enregistré." in r.stdout
+    assert "mot de passe : défini" in r.stdout
     shown = parafe(home, "admin", "s2low", "show", **env)
-    assert shown.returncode == 0 and double.url in shown.stdout and "tresorier" in shown.stdout
+    assert shown.returncode == 0
+    assert double.url in shown.stdout
+    assert "tresorier" in shown.stdout
     for secret in ("mot-de-passe-secret", "pass-p12", "PRIVATE KEY"):
         assert secret not in shown.stdout + shown.stderr + r.stdout + r.stderr
     bad = parafe(home, "admin", "s2low", "set", SIREN, "--url", double.url, "--cert", str(p12),
                  "--cert-password-stdin", stdin="faux\n", **env)
-    assert bad.returncode == 1 and "Compte S²LOW invalide : le fichier PKCS#12 est illisible" in bad.stderr
+    assert bad.returncode == 1
+    assert "Compte S²LOW invalide : le fichier PKCS#12 est illisible" in bad.stderr
     ok = parafe(home, "admin", "providers", "check", **env)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "S²LOW (compte S²LOW de l'abonné 123456789) : OK — connexion authentifiée" in ok.stdout
@@ -351,5 +379,6 @@ def test_admin_s2low_commands_and_providers_check(double: S2lowDouble, home: Hom
     assert "S²LOW (compte S²LOW par défaut) : ÉCHEC — échec : S²LOW a répondu : KO" in failed.stdout
     assert "S²LOW (compte S²LOW de l'abonné 123456789) : OK" in failed.stdout
     removed = parafe(home, "admin", "s2low", "remove", SIREN, **env)
-    assert removed.returncode == 0 and "supprimé" in removed.stdout
+    assert removed.returncode == 0
+    assert "supprimé" in removed.stdout
     assert parafe(home, "admin", "s2low", "show", SIREN, **env).returncode == 1

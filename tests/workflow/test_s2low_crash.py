@@ -76,8 +76,10 @@ def test_sigkill_between_s2low_post_and_its_answer(home: Home, ctx: Any, tmp_pat
     assert state_of(ctx, doc_a) == state_of(ctx, doc_b) == State.SENDING.value
     with ctx.db.read() as session:
         intents = {i.document_id: i for i in session.scalars(select(S2lowTransaction))}
-    assert intents[doc_a].transaction_id is None and intents[doc_a].attempts == 1
-    assert intents[doc_b].transaction_id == str(tid_b) and intents[doc_b].attempts == 1
+    assert intents[doc_a].transaction_id is None
+    assert intents[doc_a].attempts == 1
+    assert intents[doc_b].transaction_id == str(tid_b)
+    assert intents[doc_b].attempts == 1
 
     second = start_worker(home, log, env, 2)
     try:
@@ -86,7 +88,8 @@ def test_sigkill_between_s2low_post_and_its_answer(home: Home, ctx: Any, tmp_pat
         assert len(double.transactions_of(SIREN)) == 2  # the re-post of A created nothing
         assert double.posts.count("b-pause.xml") == 1  # B was not posted again: its number was stored
         comment = history(ctx, doc_a)[-1].comment or ""
-        assert "doublon détecté" in comment and "réponse a été perdue" in comment
+        assert "doublon détecté" in comment
+        assert "réponse a été perdue" in comment
         # the operator names A's transaction, with the command
         r = subprocess.run([sys.executable, "-m", "parafe", "admin", "s2low", "transaction", str(doc_a), str(tid_a)],
                            cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=120)
@@ -103,7 +106,9 @@ def test_sigkill_between_s2low_post_and_its_answer(home: Home, ctx: Any, tmp_pat
     assert len(double.transactions) == 2
     with ctx.db.read() as session:
         intent = session.scalar(select(S2lowTransaction).where(S2lowTransaction.document_id == doc_a))
-        assert intent is not None and intent.transaction_id == str(tid_a) and intent.attempts >= 2
+        assert intent is not None
+        assert intent.transaction_id == str(tid_a)
+        assert intent.attempts >= 2
         # every re-post of A (a job whose lease ran out runs again) met S²LOW's duplicate refusal
         assert double.posts.count("a-perdu.xml") == intent.attempts
         acks = list(session.scalars(select(ReturnItem.document_id).where(ReturnItem.kind == "ack")))

@@ -55,7 +55,8 @@ def test_visa_and_signature_complete_by_themselves_in_a_sandbox_subscriber(sandb
     signed = ctx.store.read_bytes(document(ctx, doc).signed_blob_sha256)
     reader = PdfFileReader(io.BytesIO(signed))
     status = validate_pdf_signature(reader.embedded_signatures[0])
-    assert status.intact and status.valid  # a real signature, by the server key
+    assert status.intact
+    assert status.valid  # a real signature, by the server key
     assert state_of(ctx, before) == State.SENT_FOR_VISA.value  # entered before the sandbox: left to people
     set_subscriber_sandbox(ctx, SIREN, False)
     after = deposit_file(ctx, tmp_path, "apres.pdf", pdf_bytes(text="après"), circuit="bureautique")
@@ -89,8 +90,10 @@ def test_helios_nack_and_pes_retour(sandbox_env: Any, ctx: Any, tmp_path: Path) 
     assert State.ACKNOWLEDGED.value in states(ctx, doc)
     agent = principal_for_email(ctx, AGENT)
     ack = returns.download(ctx, agent, doc, "ack")
-    assert validate_acquit(ack.data) == [] and etat_ack(ack.data) == 0  # a NACK
+    assert validate_acquit(ack.data) == []
+    assert etat_ack(ack.data) == 0  # a NACK
     run_jobs(ctx, until=lambda: bool(returns.remaining(ctx, agent, SIREN, "pes_retour")))
     flow = returns.download(ctx, agent, returns.remaining(ctx, agent, SIREN, "pes_retour")[0], "pes_retour")
-    assert b"PES_Retour" in flow.data and flow.public_id >= returns.RETURN_ID_START
+    assert b"PES_Retour" in flow.data
+    assert flow.public_id >= returns.RETURN_ID_START
     assert sandbox.RETURN_ID_START == returns.RETURN_ID_START

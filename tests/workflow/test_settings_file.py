@@ -21,7 +21,8 @@ def test_toml_file_then_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("PARAFE_CONFIG", str(config))
     settings = workflow_settings()
     assert (settings.smtp_host, settings.smtp_port, settings.smtp_starttls) == ("mail.exemple.fr", 2525, True)
-    assert settings.purge_days == 30 and settings.mail_from == "Parapheur <parapheur@exemple.fr>"
+    assert settings.purge_days == 30
+    assert settings.mail_from == "Parapheur <parapheur@exemple.fr>"
     assert settings.otp_digits == 6  # default
 
     monkeypatch.setenv("PARAFE_PURGE_DAYS", "7")  # the environment wins

@@ -126,12 +126,15 @@ def test_otp_code_through_the_generic_gateway(ctx: Any, tmp_path: Path, gateway:
     (entry,) = entries(ctx)
     assert (entry.provider, entry.delivery, entry.provider_id) == ("http", "sent", "gw-1")
     assert (entry.message_length, entry.segments, entry.encoding) == (len(message["text"]), 1, "GSM-7")
-    assert entry.sent_at is not None and entry.delivered_at is None and entry.receiver == "+33612345678"
+    assert entry.sent_at is not None
+    assert entry.delivered_at is None
+    assert entry.receiver == "+33612345678"
     with ctx.db.read() as s:  # the text (it carries the code) is not kept once sent
         assert s.scalar(select(SmsDelivery.body)) is None
     sign_with(ctx, doc_id, code_in(message["text"]))
     assert entries(ctx)[0].status == "done"
-    assert check_sms_provider() == (True, check_sms_provider()[1]) and "joignable" in check_sms_provider()[1]
+    assert check_sms_provider() == (True, check_sms_provider()[1])
+    assert "joignable" in check_sms_provider()[1]
 
 
 def test_gateway_refusal_is_visible_to_the_agent(ctx: Any, tmp_path: Path, gateway: GatewayDouble) -> None:
@@ -139,10 +142,13 @@ def test_gateway_refusal_is_visible_to_the_agent(ctx: Any, tmp_path: Path, gatew
     gateway.fail_status = 400
     with pytest.raises(ParafeError) as info:
         otp.send_code(ctx, [doc_id])
-    assert info.value.error is E.SMS_SEND_FAILED and "HTTP 400" in info.value.message
+    assert info.value.error is E.SMS_SEND_FAILED
+    assert "HTTP 400" in info.value.message
     assert len(gateway.requests) == 1  # a permanent refusal is not retried
     (comment,) = failure_comments(ctx, doc_id)
-    assert "+336••••••78" in comment and "HTTP 400" in comment and gateway.authorization not in comment
+    assert "+336••••••78" in comment
+    assert "HTTP 400" in comment
+    assert gateway.authorization not in comment
     (entry,) = entries(ctx)
     assert (entry.delivery, entry.status, entry.sent_at) == ("failed", "failed", None)
     assert sms_deliveries.receipt_code(entry.delivery) == 2
@@ -154,7 +160,8 @@ def test_gateway_refusal_is_visible_to_the_agent(ctx: Any, tmp_path: Path, gatew
     gateway.fail_status = None
     gateway.authorization = "Bearer another"
     ok, verdict = check_sms_provider()
-    assert not ok and "identifiants refusés" in verdict
+    assert not ok
+    assert "identifiants refusés" in verdict
 
 
 def test_gateway_5xx_retried_until_given_up(ctx: Any, tmp_path: Path, gateway: GatewayDouble,
@@ -164,14 +171,19 @@ def test_gateway_5xx_retried_until_given_up(ctx: Any, tmp_path: Path, gateway: G
     doc_id = otp_document(ctx, tmp_path, "panne.pdf")
     gateway.fail_status = 503
     sent = otp.send_code(ctx, [doc_id])  # the first try failed: queued for a retry, the page is answered
-    assert sent.channel == "sms" and len(gateway.requests) == 1
-    assert entries(ctx)[0].delivery == "queued" and "HTTP 503" in (entries(ctx)[0].error or "")
+    assert sent.channel == "sms"
+    assert len(gateway.requests) == 1
+    assert entries(ctx)[0].delivery == "queued"
+    assert "HTTP 503" in (entries(ctx)[0].error or "")
     run_jobs(ctx)
     assert len(gateway.requests) == 3  # PARAFE_JOB_MAX_ATTEMPTS tries, then given up
     (entry,) = entries(ctx)
-    assert entry.delivery == "failed" and entry.status == "failed" and "abandon après 3 essais" in (entry.error or "")
+    assert entry.delivery == "failed"
+    assert entry.status == "failed"
+    assert "abandon après 3 essais" in (entry.error or "")
     (comment,) = failure_comments(ctx, doc_id)
-    assert "abandon après 3 essais" in comment and "HTTP 503" in comment
+    assert "abandon après 3 essais" in comment
+    assert "HTTP 503" in comment
 
 
 def test_gateway_5xx_then_recovered(ctx: Any, tmp_path: Path, gateway: GatewayDouble,
@@ -184,7 +196,8 @@ def test_gateway_5xx_then_recovered(ctx: Any, tmp_path: Path, gateway: GatewayDo
     gateway.fail_status = None
     run_jobs(ctx)
     (message,) = gateway.messages
-    assert entries(ctx)[0].delivery == "sent" and failure_comments(ctx, doc_id) == []
+    assert entries(ctx)[0].delivery == "sent"
+    assert failure_comments(ctx, doc_id) == []
     sign_with(ctx, doc_id, code_in(message["text"]))
 
 
@@ -202,8 +215,11 @@ def test_form_encoded_body_and_template(ctx: Any, tmp_path: Path, gateway: Gatew
     request = gateway.requests[-1]
     assert request["headers"]["content-type"] == "application/x-www-form-urlencoded"
     form = dict(parse_qsl(request["body"].decode()))
-    assert form["To"] == "+33612345678" and form["From"] == "PARAFE" and form["Digits"] == "33612345678"
-    assert form["Ref"].startswith("parafe-") and code_in(form["Body"])
+    assert form["To"] == "+33612345678"
+    assert form["From"] == "PARAFE"
+    assert form["Digits"] == "33612345678"
+    assert form["Ref"].startswith("parafe-")
+    assert code_in(form["Body"])
 
 
 # --- OVHcloud --------------------------------------------------------------------------------------------------
@@ -211,25 +227,32 @@ def test_form_encoded_body_and_template(ctx: Any, tmp_path: Path, gateway: Gatew
 def test_otp_code_through_ovhcloud(ctx: Any, tmp_path: Path, ovh: OvhDouble) -> None:
     doc_id = otp_document(ctx, tmp_path, "ovh.pdf")
     otp.send_code(ctx, [doc_id])
-    assert ovh.refused == [] and ovh.verified >= 1  # every signed call checked by the double
+    assert ovh.refused == []
+    assert ovh.verified >= 1  # every signed call checked by the double
     assert ("GET", "/1.0/auth/time") in ovh.calls  # the client signs with the API's clock
     (job,) = ovh.messages()
-    assert job["receiver"] == "+33612345678" and job["sender"] == "PARAFE" and job["coding"] == "7bit"
+    assert job["receiver"] == "+33612345678"
+    assert job["sender"] == "PARAFE"
+    assert job["coding"] == "7bit"
     (entry,) = entries(ctx)
     assert (entry.provider, entry.delivery, entry.provider_id) == ("ovh", "sent", str(job["id"]))
     assert dev_sms_count(ctx) == 0
     # the periodic task reads the status back: still a job, then sent, then delivered
     assert sms_deliveries.poll_deliveries(ctx) == 0
     ovh.process()
-    assert sms_deliveries.poll_deliveries(ctx) == 0 and entries(ctx)[0].delivery == "sent"
+    assert sms_deliveries.poll_deliveries(ctx) == 0
+    assert entries(ctx)[0].delivery == "sent"
     ovh.deliver(job["id"])
     run_periodic_sms_status(ctx)  # what the worker does every minute
     (entry,) = entries(ctx)
-    assert entry.delivery == "delivered" and entry.delivered_at is not None
+    assert entry.delivery == "delivered"
+    assert entry.delivered_at is not None
     assert sms_deliveries.receipt_code(entry.delivery) == 1
     sign_with(ctx, doc_id, code_in(job["message"]))
     ok, verdict = check_sms_provider()
-    assert ok and "authentification réussie" in verdict and ovh.service in verdict
+    assert ok
+    assert "authentification réussie" in verdict
+    assert ovh.service in verdict
 
 
 def test_ovhcloud_lost_answer_is_not_sent_twice(ctx: Any, tmp_path: Path, ovh: OvhDouble,
@@ -240,7 +263,8 @@ def test_ovhcloud_lost_answer_is_not_sent_twice(ctx: Any, tmp_path: Path, ovh: O
     doc_id = otp_document(ctx, tmp_path, "ovh-perdu.pdf")
     ovh.lose_answers = 1
     otp.send_code(ctx, [doc_id])
-    assert entries(ctx)[0].delivery == "queued" and "HTTP 504" in (entries(ctx)[0].error or "")
+    assert entries(ctx)[0].delivery == "queued"
+    assert "HTTP 504" in (entries(ctx)[0].error or "")
     run_jobs(ctx)
     (sms,) = ovh.messages()  # one SMS only
     (entry,) = entries(ctx)
@@ -257,7 +281,9 @@ def test_ovhcloud_undelivered_sms_is_recorded(ctx: Any, tmp_path: Path, ovh: Ovh
     ovh.undeliverable(job["id"])
     assert sms_deliveries.poll_deliveries(ctx) == 1
     (entry,) = entries(ctx)
-    assert entry.delivery == "failed" and entry.status == "failed" and "accusé 2" in (entry.error or "")
+    assert entry.delivery == "failed"
+    assert entry.status == "failed"
+    assert "accusé 2" in (entry.error or "")
     (comment,) = failure_comments(ctx, doc_id)
     assert "OVHcloud" in comment
 
@@ -269,13 +295,15 @@ def test_ovhcloud_checks_the_signature(ctx: Any, tmp_path: Path, ovh: OvhDouble,
     with pytest.raises(ParafeError) as info:
         otp.send_code(ctx, [doc_id])
     assert info.value.error is E.SMS_SEND_FAILED
-    assert ovh.refused == ["Invalid signature"] and ovh.messages() == []
+    assert ovh.refused == ["Invalid signature"]
+    assert ovh.messages() == []
     assert "not-the-secret" not in info.value.message
     (comment,) = failure_comments(ctx, doc_id)
     assert "OVHcloud a refusé la requête (HTTP 400)" in comment
     assert entries(ctx)[0].delivery == "failed"
     ok, verdict = check_sms_provider()
-    assert not ok and "Invalid signature" in verdict
+    assert not ok
+    assert "Invalid signature" in verdict
 
 
 # --- delivery receipts, SOAP and REST history (live server) ----------------------------------------------------
@@ -304,15 +332,18 @@ def test_signed_receipts_and_the_sms_history(ctx: Any, home: Home, tmp_path: Pat
                                  "PARAFE_WORKER_IN_PROCESS": "false"})
     try:
         wrong = _receipt(server.url, home, secret, {"id": first, "status": "delivered"}, signature="0" * 64)
-        assert wrong.status_code == 401 and "signature" in wrong.json()["message"]
+        assert wrong.status_code == 401
+        assert "signature" in wrong.json()["message"]
         forged = _receipt(server.url, home, "another secret", {"id": first, "status": "delivered"})
         assert forged.status_code == 401
         assert [e.delivery for e in entries(ctx)] == ["sent", "sent"]  # nothing applied
         assert _receipt(server.url, home, secret, {"id": "gw-999", "status": "delivered"}).status_code == 404
         ok = _receipt(server.url, home, secret, {"id": first, "status": "DELIVRD"})
-        assert ok.status_code == 200 and ok.json()["status"] == "delivered"
+        assert ok.status_code == 200
+        assert ok.json()["status"] == "delivered"
         ko = _receipt(server.url, home, secret, {"id": second, "status": "undelivered"})
-        assert ko.status_code == 200 and ko.json()["status"] == "failed"
+        assert ko.status_code == 200
+        assert ko.json()["status"] == "failed"
         with server.client(AGENT) as c:
             soap = post(c, envelope("getSMSHistory", f"<siren>{SIREN}</siren><cinematiqueId>otp</cinematiqueId>"
                                                      "<date></date>"))
@@ -323,16 +354,23 @@ def test_signed_receipts_and_the_sms_history(ctx: Any, home: Home, tmp_path: Pat
         stop_server(server)
     vos = [{child.tag: child.text for child in vo} for vo in returns(soap, "getSMSHistory")]
     assert [vo["deliveryReceipt"] for vo in vos] == ["1", "2"]
-    assert vos[0]["deliveredAt"] and vos[0]["sentAt"] and vos[0]["numberOfSms"] == "1"
-    assert vos[0]["messageLength"] == str(len(gateway.messages[0]["text"])) and vos[0]["ptt"] == "pending"
-    assert vos[1]["ptt"] == "failed" and "Échec de l'envoi (passerelle SMS)" in (vos[1]["pttDescription"] or "")
+    assert vos[0]["deliveredAt"]
+    assert vos[0]["sentAt"]
+    assert vos[0]["numberOfSms"] == "1"
+    assert vos[0]["messageLength"] == str(len(gateway.messages[0]["text"]))
+    assert vos[0]["ptt"] == "pending"
+    assert vos[1]["ptt"] == "failed"
+    assert "Échec de l'envoi (passerelle SMS)" in (vos[1]["pttDescription"] or "")
     assert rest.status_code == 200, rest.text
     body = rest.json()
     assert [(e["provider"], e["status"]) for e in body] == [("http", "delivered"), ("http", "failed")]
-    assert body[0]["deliveredAt"] and body[0]["numberOfSms"] == 1 and body[0]["encoding"] == "GSM-7"
+    assert body[0]["deliveredAt"]
+    assert body[0]["numberOfSms"] == 1
+    assert body[0]["encoding"] == "GSM-7"
     assert portal.status_code == 200
     assert "remis au destinataire (passerelle SMS, 1 SMS, remis le" in portal.text
-    assert "échec (passerelle SMS, 1 SMS)" in portal.text and "non remis" in portal.text
+    assert "échec (passerelle SMS, 1 SMS)" in portal.text
+    assert "non remis" in portal.text
     (comment,) = failure_comments(ctx, failed_doc)
     assert "undelivered" in comment
     assert failure_comments(ctx, delivered_doc) == []

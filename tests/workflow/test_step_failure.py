@@ -103,7 +103,8 @@ def test_step_failing_for_good_then_retried(failing_server: tuple[LiveServer, Pa
     assert {str(m["Subject"]) for m in mails} == {"Échec du traitement : contrat.pdf",
                                                    "Échec du traitement : avenant.pdf"}
     body = mails[0].get_content()
-    assert "« Échec du traitement »" in body and "La signature serveur a échoué" in body
+    assert "« Échec du traitement »" in body
+    assert "La signature serveur a échoué" in body
 
     # fix the cause: a valid signing key at the configured path
     ca = pki.load_ca(home.path / "pki")
@@ -120,7 +121,8 @@ def test_step_failing_for_good_then_retried(failing_server: tuple[LiveServer, Pa
         assert r.status_code in (302, 303), r.text[:500]
         assert r.headers["location"].endswith("ok=relance")
         again = admin.post(f"/documents/{first}/relancer", data={"csrf": token})
-        assert again.status_code == 409 and "n'est pas en erreur de traitement" in html.unescape(again.text)
+        assert again.status_code == 409
+        assert "n'est pas en erreur de traitement" in html.unescape(again.text)
     # the operator retries the other one from the command line
     cli = subprocess.run([sys.executable, "-m", "parafe", "admin", "document", "retry", str(second)],
                          cwd=str(ROOT), env=home.env(), capture_output=True, text=True)
@@ -132,7 +134,9 @@ def test_step_failing_for_good_then_retried(failing_server: tuple[LiveServer, Pa
             assert states == ["Préparé", "Envoyé pour signature", FAILED, "Envoyé pour signature", "Signé",
                               "Classé"], states
         signed = agent.get(f"{REST}/{first}/download")
-        assert signed.status_code == 200 and b"/ByteRange" in signed.content
+        assert signed.status_code == 200
+        assert b"/ByteRange" in signed.content
     cli = subprocess.run([sys.executable, "-m", "parafe", "admin", "document", "retry", str(first)],
                          cwd=str(ROOT), env=home.env(), capture_output=True, text=True)
-    assert cli.returncode == 1 and "n'est pas en erreur de traitement" in cli.stderr
+    assert cli.returncode == 1
+    assert "n'est pas en erreur de traitement" in cli.stderr

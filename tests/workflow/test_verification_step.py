@@ -82,7 +82,8 @@ def step_report(ctx: Any, doc_id: int) -> dict[str, Any]:
     entries = [e for e in (held.extra or {}).get("verifications") or [] if e["source"] == "verification_step"]
     assert len(entries) == 1, held.extra
     report = json.loads(ctx.store.read_bytes(entries[0]["report_sha256"]))
-    assert report["valid"] is entries[0]["valid"] and report["document_id"] == doc_id
+    assert report["valid"] is entries[0]["valid"]
+    assert report["document_id"] == doc_id
     assert report["verified_sha256"] == (held.signed_blob_sha256 or held.blob_sha256)
     return report
 
@@ -99,9 +100,12 @@ def test_pdf_signed_in_the_circuit_is_validated(ctx: Any, tmp_path: Path) -> Non
     assert comment.startswith("Vérification de la signature PAdES du PDF : valide.")
     assert "Sophie Signataire" in comment
     report = step_report(ctx, doc_id)
-    assert report["verdict"] == "Signature validée" and report["kind"] == "pdf"
+    assert report["verdict"] == "Signature validée"
+    assert report["kind"] == "pdf"
     (sig,) = report["report"]["signatures"]
-    assert sig["signer"] == "Sophie Signataire" and sig["intact"] and sig["trusted"]
+    assert sig["signer"] == "Sophie Signataire"
+    assert sig["intact"]
+    assert sig["trusted"]
 
 
 def test_pdf_signed_by_an_unknown_ca_is_rejected(ctx: Any, tmp_path: Path) -> None:
@@ -117,7 +121,8 @@ def test_pdf_signed_by_an_unknown_ca_is_rejected(ctx: Any, tmp_path: Path) -> No
     assert comment.startswith("Vérification de la signature PAdES du PDF : rejetée.")
     assert "autorité approuvée" in comment
     report = step_report(ctx, doc_id)
-    assert report["verdict"] == "signature rejetée" and report["report"]["signatures"][0]["trusted"] is False
+    assert report["verdict"] == "signature rejetée"
+    assert report["report"]["signatures"][0]["trusted"] is False
 
 
 def test_office_signature_is_verified_again_by_the_step(ctx: Any, tmp_path: Path) -> None:
@@ -135,9 +140,11 @@ def test_office_signature_is_verified_again_by_the_step(ctx: Any, tmp_path: Path
     comment = verdict_entry(ctx, doc_id, State.SIGNATURE_VALIDATED).comment
     assert comment.startswith("Vérification de la signature XAdES détachée : valide.")
     report = step_report(ctx, doc_id)
-    assert report["kind"] == "xades-detached" and report["verdict"] == "Signature validée"
+    assert report["kind"] == "xades-detached"
+    assert report["verdict"] == "Signature validée"
     assert report["signature_sha256"] == document(ctx, doc_id).signature_blob_sha256
-    assert report["report"]["document_digest_ok"] and report["report"]["chain_trusted"]
+    assert report["report"]["document_digest_ok"]
+    assert report["report"]["chain_trusted"]
     sources = [e["source"] for e in document(ctx, doc_id).extra["verifications"]]
     assert sources == ["signature", "verification_step"]
 
@@ -157,7 +164,8 @@ def test_office_signature_replaced_in_the_store_is_rejected(ctx: Any, tmp_path: 
     other, _ = sign_xades_detached(b"autre contenu", "autre.odt", signer_key(ctx))
     with ctx.db.write() as session:
         row = session.get(Document, doc_id)
-        assert row is not None and row.state == State.SIGNED.value
+        assert row is not None
+        assert row.state == State.SIGNED.value
         row.signature_blob_sha256 = ctx.store.put_bytes(other).sha256
     run_jobs(ctx, until=lambda: state_of(ctx, doc_id) in DONE)
     assert state_of(ctx, doc_id) == State.SIGNATURE_REJECTED.value
@@ -178,8 +186,10 @@ def test_pes_signed_in_the_circuit_is_validated(ctx: Any, tmp_path: Path) -> Non
     comment = verdict_entry(ctx, doc_id, State.SIGNATURE_VALIDATED).comment
     assert comment.startswith("Vérification de la signature XAdES du PES : valide.")
     report = step_report(ctx, doc_id)
-    assert report["kind"] == "pes" and report["verdict"] == "Signature validée"
-    assert report["report"]["signatures"] and all(s["chain_trusted"] for s in report["report"]["signatures"])
+    assert report["kind"] == "pes"
+    assert report["verdict"] == "Signature validée"
+    assert report["report"]["signatures"]
+    assert all(s["chain_trusted"] for s in report["report"]["signatures"])
 
 
 def test_pes_signed_by_an_unknown_ca_is_rejected(ctx: Any, tmp_path: Path) -> None:

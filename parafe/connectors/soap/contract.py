@@ -161,7 +161,8 @@ def load_contract(wsdl_dir: Path = WSDL_DIR) -> Contract:
         input_el = op.find(f"{{{WSDL}}}input")
         output_el = op.find(f"{{{WSDL}}}output")
         fault_el = op.find(f"{{{WSDL}}}fault")
-        assert input_el is not None and output_el is not None
+        assert input_el is not None
+        assert output_el is not None
         port_ops[name] = Operation(
             name=name,
             input_element=messages[_qname_local(input_el.get("message") or "")[1]],

@@ -142,7 +142,8 @@ def otp_url(
                 raise ParafeError(E.OTP_IDENTITY_MISMATCH, detail=f"document {document.id}")
             if document.id not in resolved:
                 resolved.append(document.id)
-        assert identity is not None and subscriber_id is not None
+        assert identity is not None
+        assert subscriber_id is not None
         token = secrets.token_urlsafe(TOKEN_BYTES)
         session.add(OtpLink(token=token, subscriber_id=subscriber_id, document_ids=resolved,
                             signer_index=index_used, signer_email=identity.email, signer_phone=identity.phone,

@@ -40,13 +40,15 @@ def test_certificate_page_log_and_signature(oss: Oss, tmp_path: Path) -> None:
         page = browser.get(f"/oss/signature/{token}")
         assert page.status_code == 401
         text = html.unescape(page.text)
-        assert E.CERT_MISSING.message in text and "/documents/" not in page.text  # nothing shown before
+        assert E.CERT_MISSING.message in text
+        assert "/documents/" not in page.text  # nothing shown before
         assert browser.get(f"/oss/signature/{token}/documents/{doc_id}").status_code == 401
         assert browser.post(f"/oss/signature/{token}/signer").status_code == 401
     for bad, entry in (("revoked", E.CERT_REVOKED), ("expired", E.CERT_EXPIRED), ("unknown-ca", E.CERT_UNKNOWN_CA)):
         with oss.public(cert=oss.home.bad(bad)) as browser:
             page = browser.get(f"/oss/signature/{token}")
-            assert page.status_code == 401 and entry.message in html.unescape(page.text)
+            assert page.status_code == 401
+            assert entry.message in html.unescape(page.text)
     cert_path, _ = oss.home.demo(SIGNER)
     cert = x509.load_pem_x509_certificate(Path(cert_path).read_bytes())
     with oss.public(cert=oss.home.demo(SIGNER)) as browser:
@@ -61,19 +63,23 @@ def test_certificate_page_log_and_signature(oss: Oss, tmp_path: Path) -> None:
         info = agent.get(f"/oss/docInformation/{doc_id}").json()
         signed = agent.get(f"/oss/downloadDoc/{doc_id}").content
     events = [log["event"] for log in info["logs"]]
-    assert events[0] == "authentication" and events[-1] == "signature"
+    assert events[0] == "authentication"
+    assert events[-1] == "signature"
     for log in info["logs"]:
         assert log["subject"] == cert.subject.rfc4514_string()
         assert log["issuer"] == cert.issuer.rfc4514_string()
         assert int(log["serialNumber"], 16) == cert.serial_number
         assert log["fingerprint"] == fingerprint_sha256(cert)
-        assert log["ip"] == "127.0.0.1" and log["date"].endswith("Z")
-    assert info["signatureDate"] is not None and info["redirectionURL"] == RETURN
+        assert log["ip"] == "127.0.0.1"
+        assert log["date"].endswith("Z")
+    assert info["signatureDate"] is not None
+    assert info["redirectionURL"] == RETURN
     pdfsig(signed, tmp_path, oss.home.path / "pki" / "ca.pem")
     report = pyhanko_report(signed, [oss.home.path / "pki" / "ca.pem"])
     assert report.signatures[0].signer == "Commune de Démo - signature serveur"  # server certificate (§3.4.2 5)
     text = pdftext(signed, tmp_path)
-    assert "Sophie Signataire" in text and "Authentifié par certificat" in text
+    assert "Sophie Signataire" in text
+    assert "Authentifié par certificat" in text
 
 
 def test_refusal_is_logged(oss: Oss) -> None:
@@ -82,7 +88,8 @@ def test_refusal_is_logged(oss: Oss) -> None:
         assert browser.post(f"/oss/signature/{token}/refuser", data={"motif": "non"}).status_code == 401
     with oss.public(cert=oss.home.demo(SIGNER)) as browser:
         r = browser.post(f"/oss/signature/{token}/refuser", data={"motif": "Je ne suis pas concerné"})
-        assert r.status_code == 303 and r.headers["location"] == f"{RETURN}?return=REFUSED"
+        assert r.status_code == 303
+        assert r.headers["location"] == f"{RETURN}?return=REFUSED"
     with oss.client(AGENT) as agent:
         info = agent.get(f"/oss/docInformation/{doc_id}").json()
     assert [log["event"] for log in info["logs"]] == ["refusal"]

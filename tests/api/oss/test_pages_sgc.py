@@ -49,7 +49,8 @@ def upload_sgc(oss: Oss, *, files: int = 2, phone: str | None = "06 44 44 44 44"
     assert r.status_code == 200, r.text
     body = r.json()
     ids = body.get("docIds", [body["docId"]])
-    assert body["docId"] == ids[0] and len(ids) == files
+    assert body["docId"] == ids[0]
+    assert len(ids) == files
     return ids, token_of(body["url"])
 
 
@@ -61,7 +62,8 @@ def test_batch_signed_with_a_certificate_in_the_signers_name(oss: Oss, tmp_path:
         assert page.status_code == 200
         code = code_in(last_message(oss.ctx, "sms", "+33644444444").body)
         done = browser.post(f"/oss/signature/{token}/signer", data={"code": code})
-        assert done.status_code == 303 and done.headers["location"] == "https://editeur.test/sgc?return=SIGNED"
+        assert done.status_code == 303
+        assert done.headers["location"] == "https://editeur.test/sgc?return=SIGNED"
     home = oss.home.path
     internal_ca = x509.load_pem_x509_certificate((home / "pki" / "oss-ca" / "ca.pem").read_bytes())
     root = x509.load_pem_x509_certificate((home / "pki" / "ca.pem").read_bytes())
@@ -85,7 +87,8 @@ def test_batch_signed_with_a_certificate_in_the_signers_name(oss: Oss, tmp_path:
             assert_rect(rect, (60, 60, 260, 160))
             assert "Jeanne Martin" in pdftext(signed, tmp_path)
             info = agent.get(f"/oss/docInformation/{doc_id}").json()
-            assert info["signatureDate"] is not None and info["Smsdate"] is not None
+            assert info["signatureDate"] is not None
+            assert info["Smsdate"] is not None
     assert len(serials) == 1  # one certificate for the whole batch
 
 

@@ -56,25 +56,31 @@ def test_sms_code_page_and_signature(oss: Oss, tmp_path: Path) -> None:
     with oss.public() as browser:
         page = browser.get(f"/oss/signature/{token}")
         assert page.status_code == 200, page.text
-        assert page.headers["referrer-policy"] == "no-referrer" and "no-store" in page.headers["cache-control"]
+        assert page.headers["referrer-policy"] == "no-referrer"
+        assert "no-store" in page.headers["cache-control"]
         text = page_text(page)
-        assert '<html lang="fr">' in page.text and "<script" not in page.text
-        assert '<label for="code">' in page.text and 'autocomplete="one-time-code"' in page.text
-        assert "Jean Dupont" in text and "12345678" not in text  # the number is masked
+        assert '<html lang="fr">' in page.text
+        assert "<script" not in page.text
+        assert '<label for="code">' in page.text
+        assert 'autocomplete="one-time-code"' in page.text
+        assert "Jean Dupont" in text
+        assert "12345678" not in text  # the number is masked
         sms = last_message(oss.ctx, "sms", "+33612345678")
         code = code_in(sms.body)
         assert browser.get(f"/oss/signature/{token}").status_code == 200
         assert code_in(last_message(oss.ctx, "sms", "+33612345678").body) == code  # not re-sent on reload
         with oss.client(AGENT) as agent:
             info = agent.get(f"/oss/docInformation/{doc_id}").json()
-        assert info["Smsdate"] and info["smsexpirationDate"] > info["Smsdate"]
+        assert info["Smsdate"]
+        assert info["smsexpirationDate"] > info["Smsdate"]
         assert info["SMSRemainingTriesNb"] == 3
 
         wrong = f"{(int(code) + 1) % 1_000_000:06d}"
         bad = browser.post(f"/oss/signature/{token}/signer", data={"code": wrong})
         assert bad.status_code == 422
         assert "Code de vérification incorrect. Essais restants : 2." in page_text(bad)
-        assert 'aria-invalid="true"' in bad.text and 'role="alert"' in bad.text
+        assert 'aria-invalid="true"' in bad.text
+        assert 'role="alert"' in bad.text
         with oss.client(AGENT) as agent:
             assert agent.get(f"/oss/docInformation/{doc_id}").json()["SMSRemainingTriesNb"] == 2
 
@@ -85,11 +91,14 @@ def test_sms_code_page_and_signature(oss: Oss, tmp_path: Path) -> None:
         assert parse_qs(location.query) == {"dossier": ["42"], "return": ["SIGNED"]}
 
         again = browser.get(f"/oss/signature/{token}")
-        assert again.status_code == 200 and "déjà été utilisé" in page_text(again)
+        assert again.status_code == 200
+        assert "déjà été utilisé" in page_text(again)
         replay = browser.post(f"/oss/signature/{token}/signer", data={"code": code})
-        assert replay.status_code == 409 and E.OSS_ALREADY_SIGNED.message in page_text(replay)
+        assert replay.status_code == 409
+        assert E.OSS_ALREADY_SIGNED.message in page_text(replay)
         viewed = browser.get(f"/oss/signature/{token}/documents/{doc_id}")
-        assert viewed.status_code == 200 and viewed.headers["content-type"] == "application/pdf"
+        assert viewed.status_code == 200
+        assert viewed.headers["content-type"] == "application/pdf"
 
     with oss.client(AGENT) as agent:
         signed = agent.get(f"/oss/downloadDoc/{doc_id}").content
@@ -100,7 +109,9 @@ def test_sms_code_page_and_signature(oss: Oss, tmp_path: Path) -> None:
     report = pyhanko_report(signed, [oss.home.path / "pki" / "ca.pem"])
     assert report.signatures[0].signer == "Commune de Démo - signature serveur"  # the workflow's certificate
     text = pdftext(signed, tmp_path)
-    assert "Jean Dupont" in text and "Code vérifié par SMS" in text and "Réf. : SMS-1" in text
+    assert "Jean Dupont" in text
+    assert "Code vérifié par SMS" in text
+    assert "Réf. : SMS-1" in text
 
 
 def test_lock_after_three_wrong_codes_then_new_code(oss: Oss) -> None:
@@ -112,19 +123,22 @@ def test_lock_after_three_wrong_codes_then_new_code(oss: Oss) -> None:
         assert browser.post(f"/oss/signature/{token}/signer", data={"code": wrong}).status_code == 422
         assert browser.post(f"/oss/signature/{token}/signer", data={"code": "abc"}).status_code == 422
         locked = browser.post(f"/oss/signature/{token}/signer", data={"code": wrong})
-        assert locked.status_code == 423 and E.OTP_LOCKED.message in page_text(locked)
+        assert locked.status_code == 423
+        assert E.OTP_LOCKED.message in page_text(locked)
         still = browser.post(f"/oss/signature/{token}/signer", data={"code": code})  # even the right one
         assert still.status_code == 423
         with oss.client(AGENT) as agent:
             assert agent.get(f"/oss/docInformation/{doc_id}").json()["SMSRemainingTriesNb"] == 0
         resent = browser.post(f"/oss/signature/{token}/code")
-        assert resent.status_code == 303 and resent.headers["location"].endswith("?info=code-envoye")
+        assert resent.status_code == 303
+        assert resent.headers["location"].endswith("?info=code-envoye")
         assert "Un nouveau code" in page_text(browser.get(resent.headers["location"]))
         new_code = code_in(last_message(oss.ctx, "sms", "+33700000001").body)
         assert browser.post(f"/oss/signature/{token}/signer", data={"code": new_code}).status_code == 303
         with oss.client(AGENT) as agent:
             info = agent.get(f"/oss/docInformation/{doc_id}").json()
-        assert info["signatureDate"] is not None and info["SMSRemainingTriesNb"] == 3
+        assert info["signatureDate"] is not None
+        assert info["SMSRemainingTriesNb"] == 3
 
 
 def test_code_by_email_and_refusal(oss: Oss) -> None:
@@ -165,7 +179,8 @@ def test_batch_url_one_code_for_several_documents(oss: Oss, tmp_path: Path) -> N
         assert "Les 2 documents" in page_text(page)
         code = code_in(last_message(oss.ctx, "sms", "+33611111111").body)
         done = browser.post(f"/oss/signature/{token}/signer", data={"code": code})
-        assert done.status_code == 303 and done.headers["location"] == "https://editeur.test/lot?return=SIGNED"
+        assert done.status_code == 303
+        assert done.headers["location"] == "https://editeur.test/lot?return=SIGNED"
     with oss.client(AGENT) as agent:
         for doc_id in (first, second):
             validate(agent.get(f"/oss/downloadDoc/{doc_id}").content, tmp_path, oss.home.path)
@@ -175,7 +190,8 @@ def test_batch_url_one_code_for_several_documents(oss: Oss, tmp_path: Path) -> N
 def test_page_and_upload_errors(oss: Oss) -> None:
     with oss.public() as browser:
         unknown = browser.get("/oss/signature/" + "A" * 43)
-        assert unknown.status_code == 404 and E.OSS_LINK_INVALID.message in page_text(unknown)
+        assert unknown.status_code == 404
+        assert E.OSS_LINK_INVALID.message in page_text(unknown)
         assert browser.post("/oss/signature/" + "A" * 43 + "/signer", data={"code": "123456"}).status_code == 404
     with oss.client(AGENT) as agent:
         error(post_doc(agent, "uploadSMS", meta=meta_xml(REFERENCE="x")), 400, E.OSS_SIGNER_MISSING)
@@ -192,4 +208,5 @@ def test_page_and_upload_errors(oss: Oss) -> None:
         browser.get(f"/oss/signature/{token}")
         code = code_in(last_message(oss.ctx, "sms", "+33633333333").body)
         end = browser.post(f"/oss/signature/{token}/signer", data={"code": code})
-        assert end.status_code == 200 and "Signature réalisée" in page_text(end)
+        assert end.status_code == 200
+        assert "Signature réalisée" in page_text(end)

@@ -49,7 +49,8 @@ def error(response: httpx.Response, status: int, entry: ErrorDef) -> dict[str, A
     body = response.json()
     assert set(body) == {"generation", "developerMessage", "userFriendlyMessage", "errorCode"}, body
     assert body["errorCode"] == entry.code, body
-    assert isinstance(body["generation"], int) and body["generation"] > 1_600_000_000_000
+    assert isinstance(body["generation"], int)
+    assert body["generation"] > 1_600_000_000_000
     assert body["userFriendlyMessage"] == entry.message or "{" in entry.message, body
     return body
 

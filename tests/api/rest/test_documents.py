@@ -38,7 +38,8 @@ def test_upload_answers_bare_id_and_quirks(rest: Rest) -> None:
                    emailDestinataire="a@x.fr; b@y.fr,c@z.fr")
         assert r.status_code == 200, r.text
         assert r.headers["content-type"].startswith("text/plain")
-        assert r.text.isdigit() and int(r.text) >= 100_000_000
+        assert r.text.isdigit()
+        assert int(r.text) >= 100_000_000
         # the same triplet again: « Fichier déjà déposé par un agent. » (D21)
         error(upload(c, name=name, label="Arrêtés"), 409, E.DUPLICATE_FILE)
         # same name with another label is fine
@@ -51,7 +52,8 @@ def test_upload_answers_bare_id_and_quirks(rest: Rest) -> None:
 
     with rest.ctx.db.read() as s:
         row = s.get(Document, doc)
-        assert row is not None and row.label.name == "Délibérations 2026"
+        assert row is not None
+        assert row.label.name == "Délibérations 2026"
         assert row.email_destinataire is None
     with rest.client(AGENT) as c:
         # repeated slashes (Pastell) and a zip bundle with an annex
@@ -89,14 +91,18 @@ def test_history_delete_refusal(rest: Rest) -> None:
     with rest.client(AGENT) as c:
         doc = deposit(c)
         h = c.get(f"{V1}/documents/v2/{doc}/history").json()
-        assert [e["stateName"] for e in h] == ["Préparé"] and h[0]["userFullname"] == "Alice Agent"
-        assert h[0]["date"].endswith("Z") and len(h[0]["date"]) == 24
+        assert [e["stateName"] for e in h] == ["Préparé"]
+        assert h[0]["userFullname"] == "Alice Agent"
+        assert h[0]["date"].endswith("Z")
+        assert len(h[0]["date"]) == 24
         # not refused: {"comment": null} (D20)
         r = c.get(f"{V1}/documents/v2/{doc}/comments/refusal")
-        assert r.status_code == 200 and r.json() == {"comment": None}
+        assert r.status_code == 200
+        assert r.json() == {"comment": None}
         # delete in Préparé is allowed
         r = c.delete(f"{V1}/documents/v2/{doc}")
-        assert r.status_code == 200 and r.content == b""
+        assert r.status_code == 200
+        assert r.content == b""
         error(c.get(f"{V1}/documents/v2/{doc}/history"), 404, E.DOCUMENT_NOT_FOUND)
         error(c.delete(f"{V1}/documents/v2/{doc}"), 404, E.DOCUMENT_NOT_FOUND)
         # a document being signed cannot be deleted
@@ -135,7 +141,8 @@ def test_download_original_signed_zip(rest: Rest) -> None:
         name = unique()
         doc = deposit(c, name=name, data=data)
         r = c.get(f"{V1}/documents/v2/{doc}/download")
-        assert r.status_code == 200 and r.content == data
+        assert r.status_code == 200
+        assert r.content == data
         assert r.headers["content-type"] == "application/pdf"
         assert name in r.headers["content-disposition"]
         # false flags: still the file
@@ -153,7 +160,8 @@ def test_download_original_signed_zip(rest: Rest) -> None:
         # fdc=true → ZIP with the document and the fiche de circulation (FdC case accepted, G-19)
         for query in ("fdc=true", "FdC=TRUE"):
             r = c.get(f"{V1}/documents/v2/{doc}/download?{query}")
-            assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+            assert r.status_code == 200
+            assert r.headers["content-type"] == "application/zip"
             zf = zipfile.ZipFile(io.BytesIO(r.content))
             assert zf.namelist() == [name, f"FDC_{name}.pdf"]
             assert zf.read(name) == signed
@@ -193,11 +201,13 @@ def test_getfdc_and_metas(rest: Rest) -> None:
         assert r.status_code == 200, r.text
         doc = int(r.text)
         fdc = c.get(f"{V1}/documents/v2/{doc}/getFdc")
-        assert fdc.status_code == 200 and fdc.headers["content-type"] == "application/pdf"
+        assert fdc.status_code == 200
+        assert fdc.headers["content-type"] == "application/pdf"
         assert fdc.content.startswith(b"%PDF")
         for path in (f"{V1}/documents/{doc}/metas", f"{V1}/documents/v2/{doc}/metas"):
             m = c.get(path)
-            assert m.status_code == 200 and m.headers["content-type"].startswith("application/xml")
+            assert m.status_code == 200
+            assert m.headers["content-type"].startswith("application/xml")
             assert b'<meta-data name="TEXT001" value="John"/>' in m.content
             assert b'<meta-data name="NUM001" value="45812"/>' in m.content
         error(c.get(f"{V1}/documents/v2/100999999/getFdc"), 404, E.DOCUMENT_NOT_FOUND)

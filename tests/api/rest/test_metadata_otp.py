@@ -59,7 +59,8 @@ def test_upload_meta(rest: Rest) -> None:
         error(c.put(f"{V1}/documents/v2/{doc}/metadata/define", files={"autre": ("a.xml", good)}),
               400, E.BAD_REQUEST)
         r = _define(c, doc, good)
-        assert r.status_code == 200 and r.content == b""
+        assert r.status_code == 200
+        assert r.content == b""
         assert c.get(f"{V1}/documents/v2/{doc}/history").json()[-1]["stateName"] == "Métadonnées définies"
         metas = c.get(f"{V1}/documents/{doc}/metas").content
         assert b'<meta-data name="CODE" value="ABC-12"/>' in metas
@@ -91,9 +92,11 @@ def test_upload_otp_information(rest: Rest) -> None:
         with rest.ctx.db.read() as s:
             values = dict(s.execute(select(MetadataValue.name, MetadataValue.value).where(
                 MetadataValue.document_id == doc, MetadataValue.kind == "otp")).all())
-            assert values["OTP_email_0"] == "jane.roe@mail.fr" and len(values) == 4
+            assert values["OTP_email_0"] == "jane.roe@mail.fr"
+            assert len(values) == 4
             row = s.get(Document, doc)
-            assert row is not None and row.state == State.OTP_INFO_DEFINED.value
+            assert row is not None
+            assert row.state == State.OTP_INFO_DEFINED.value
         error(_define_otp(c, doc, otp_xml(JOHN, JANE)), 422, E.METADATA_UNKNOWN)  # one OTP step only
         error(_define_otp(c, doc, otp_xml({"firstname": "Sans", "lastname": "Contact"})), 422,
               E.METADATA_BAD_FORMAT)
@@ -127,8 +130,10 @@ def test_otp_url_one_and_several(rest: Rest) -> None:
         assert token2 != token
         with rest.ctx.db.read() as s:
             link = s.scalar(select(OtpLink).where(OtpLink.token == token2))
-            assert link is not None and link.document_ids == [a, b]
-            assert link.signer_email == "john.doe@mail.fr" and link.signer_phone == "0606060606"
+            assert link is not None
+            assert link.document_ids == [a, b]
+            assert link.signer_email == "john.doe@mail.fr"
+            assert link.signer_phone == "0606060606"
         error(c.get(f"{V1}/documents/v2/otp/url?id={a}&id={other}"), 409, E.OTP_IDENTITY_MISMATCH)
         error(c.get(f"{V1}/documents/v2/otp/url?id={bare}"), 400, E.BSMS_METADATA_MISSING)
         error(c.get(f"{V1}/documents/v2/otp/url?id={deposit(c)}"), 409, E.BSMS_NO_SMS_STEP)
@@ -150,13 +155,15 @@ def test_otp_upload(rest: Rest) -> None:
                    data={"label": "OTP", "comment": "à signer", "referer": "https://logiciel.example/retour"})
         assert r.status_code == 200, r.text
         body = r.json()
-        assert set(body) == {"id", "url"} and isinstance(body["id"], int)
+        assert set(body) == {"id", "url"}
+        assert isinstance(body["id"], int)
         assert "/boucle-sms/documentView?id=" in body["url"]
         states = [e["stateName"] for e in c.get(f"{V1}/documents/v2/{body['id']}/history").json()]
         assert states == ["Préparé", "Informations OTP définies"]
         with rest.ctx.db.read() as s:
             links = [x for x in s.scalars(select(OtpLink)) if x.document_ids == [body["id"]]]
-            assert len(links) == 1 and links[0].referer == "https://logiciel.example/retour"
+            assert len(links) == 1
+            assert links[0].referer == "https://logiciel.example/retour"
         before = count()
         # the METAS_XXX.xml rule (§6.5): nothing is stored when the meta file is refused
         error(c.post(path, files={"document": (unique(), pdf_bytes()), "meta": ("otp.xml", otp_xml(JOHN))}),

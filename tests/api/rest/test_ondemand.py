@@ -40,7 +40,9 @@ def test_on_demand_success(rest: Rest) -> None:
         doc = s.get(Document, doc_id)
         assert doc is not None
         circuit = s.get(Circuit, doc.circuit_id)
-        assert circuit is not None and circuit.on_demand and circuit.type == "BUREAUTIQUE_PDF"
+        assert circuit is not None
+        assert circuit.on_demand
+        assert circuit.type == "BUREAUTIQUE_PDF"
         steps = s.scalars(select(CircuitStep).where(CircuitStep.circuit_id == circuit.id)
                           .order_by(CircuitStep.position)).all()
         assert [st.kind for st in steps] == ["visa", "signature", "filing"]
@@ -53,8 +55,10 @@ def test_on_demand_success(rest: Rest) -> None:
         assert roles == {(AGENT, "agent"), (ADMIN, "agent"), (VISA, "valideur"), (SIGNER, "signataire")}
         assert [a.name for a in s.scalars(select(Annex).where(Annex.document_id == doc_id)
                                           .order_by(Annex.position))] == ["annexe1.pdf", "tableau.csv"]
-        assert doc.email_destinataire == "dest1@x.fr,dest2@y.fr" and doc.email_cc == "cc@z.fr"
-        assert doc.comment == "Convention" and "pictogrammes" in doc.extra["pictograms_xml"]
+        assert doc.email_destinataire == "dest1@x.fr,dest2@y.fr"
+        assert doc.email_cc == "cc@z.fr"
+        assert doc.comment == "Convention"
+        assert "pictogrammes" in doc.extra["pictograms_xml"]
     # the valideur of the on-demand circuit sees the document
     with rest.client(VISA) as c:
         assert c.get(f"{V1}/documents/v2/{doc_id}/history").status_code == 200

@@ -39,7 +39,8 @@ def test_on_demand_pictograms_reach_the_signature_step(rest: Rest) -> None:
         xml = document.extra.get("pictograms_xml")
     assert signature_position(xml, 0) is None  # the visa step has none
     position = signature_position(xml, 1)
-    assert position is not None and (position.x_mm, position.y_mm, position.width_mm, position.page) == (40, 50, 60, 1)
+    assert position is not None
+    assert (position.x_mm, position.y_mm, position.width_mm, position.page) == (40, 50, 60, 1)
 
 
 def test_on_demand_invalid_pictograms_refused(rest: Rest) -> None:

@@ -101,7 +101,8 @@ def test_maarch_courrier(rest: Rest) -> None:
         assert isinstance(doc, int)
         with rest.ctx.db.read() as s:
             row = s.get(Document, doc)
-            assert row is not None and row.name == attachment
+            assert row is not None
+            assert row.name == attachment
             assert sorted(a.name for a in row.annexes) == ["PJ_1.pdf", "document_principal.pdf"]
         # 2. integrated workflow: ondemand with repeated annexes, pictograms, then the OTP information
         circuit = {"type": "BUREAUTIQUE_PDF", "steps": [
@@ -131,14 +132,17 @@ def test_maarch_courrier(rest: Rest) -> None:
         assert r.status_code == 200, r.text  # Maarch: `if ($curlReturn['code'] != 200)` is an error
         # 3. follow-up: history (JSON), users (idToDisplay = prenom + nom), proof = getFdc, download
         history = c.get(f"{BASE}/documents/v2/{otp_doc}/history").json()
-        assert history[0]["stateName"].startswith("Préparé") and history[-1]["userFullname"] == "boucle sms"
+        assert history[0]["stateName"].startswith("Préparé")
+        assert history[-1]["userFullname"] == "boucle sms"
         users = c.get(f"{BASE}/exportUsersData?siren={SIREN}").json()["users"]
         display = {f"{u['prenom']} {u['nom']}".strip(): u["email"] for u in users}
         assert display["Alice Agent"] == AGENT
         fdc = c.get(f"{BASE}/documents/v2/{doc}/getFdc")
-        assert fdc.status_code == 200 and "developerMessage" not in fdc.text[:200]
+        assert fdc.status_code == 200
+        assert "developerMessage" not in fdc.text[:200]
         download = c.get(f"{BASE}/documents/v2/{doc}/download")
-        assert download.status_code == 200 and download.content.startswith(b"%PDF")
+        assert download.status_code == 200
+        assert download.content.startswith(b"%PDF")
         # 4. refusal: `comment`, else `developerMessage` after its first ':'
         set_state(rest.ctx, doc, State.REFUSED, refusal="Signature refusée : montant")
         refusal = c.get(f"{BASE}/documents/v2/{doc}/comments/refusal").json()
@@ -147,11 +151,13 @@ def test_maarch_courrier(rest: Rest) -> None:
         r = c.post(f"{BASE}/documents/search", content=json.dumps(
             {"siren": SIREN, "state": "OTPvalidated", "circuit": "circuit-a-la-volee"}),
             headers={"Accept": "application/json", "Content-Type": "application/json"})
-        assert r.status_code == 200 and r.json() == []
+        assert r.status_code == 200
+        assert r.json() == []
         r = c.post(f"{BASE}/documents/search", content=json.dumps(
             {"siren": SIREN, "state": "Prepared", "circuit": "circuit-a-la-volee"}),
             headers={"Accept": "application/json", "Content-Type": "application/json"})
-        assert r.status_code == 200 and isinstance(r.json(), list)
+        assert r.status_code == 200
+        assert isinstance(r.json(), list)
 
 
 def test_symfony_docapost_bundle(rest: Rest) -> None:
@@ -169,7 +175,8 @@ def test_symfony_docapost_bundle(rest: Rest) -> None:
         doc = int(r.text)
         with rest.ctx.db.read() as s:
             row = s.get(Document, doc)
-            assert row is not None and row.label.name == "Conventions de stage"
+            assert row is not None
+            assert row.label.name == "Conventions de stage"
         # dynamicCircuit(): ondemand with an extra circuit_id field and an OTP step, then uploadOTPInformation
         circuit = {"type": "BUREAUTIQUE_PDF", "steps": [{"step": "visa", "members": [SIGNER]},
                                                           {"step": "OTPSignature"}]}
@@ -198,7 +205,8 @@ def test_symfony_docapost_bundle(rest: Rest) -> None:
         assert all({"userFullname", "stateName", "date"} <= set(h) for h in history)
         assert c.get(f"{BASE}/documents/v2/{docapost_id}/comments/refusal").json() == {"comment": None}
         metas = c.get(f"{BASE}/documents/{docapost_id}/metas")
-        assert metas.status_code == 200 and b"OTP_email_0" in metas.content
+        assert metas.status_code == 200
+        assert b"OTP_email_0" in metas.content
         assert c.get(f"{BASE}/documents/v2/{doc}/getFdc").content.startswith(b"%PDF")
         download = c.get(f"{BASE}/documents/v2/{doc}/download")
         assert download.headers["content-type"] == "application/pdf"  # a JSON body would be an error
@@ -209,7 +217,8 @@ def test_symfony_docapost_bundle(rest: Rest) -> None:
         assert AGENT in {u["email"] for u in certificate_users}
         # delete(): getContent() of the DELETE answer
         r = c.delete(f"{BASE}/documents/v2/{docapost_id}")
-        assert r.status_code == 200 and r.text == ""
+        assert r.status_code == 200
+        assert r.text == ""
         # errors are always the JSON shape with errorCode 119 for a member without an account
         body, ctype = symfony_multipart([
             ("email_destinataire", "", None, None),
@@ -219,7 +228,8 @@ def test_symfony_docapost_bundle(rest: Rest) -> None:
                                     "steps": [{"step": "visa", "members": ["sans.compte@univ.fr"]}]}), None, None),
         ])
         r = c.post(f"{BASE}/documents/ondemand/{SIREN}/upload", content=body, headers={"content-type": ctype})
-        assert r.status_code == 400 and r.json()["errorCode"] == 119
+        assert r.status_code == 400
+        assert r.json()["errorCode"] == 119
 
 
 def test_pastell_rest(rest: Rest) -> None:
@@ -233,10 +243,12 @@ def test_pastell_rest(rest: Rest) -> None:
         assert r.status_code == 200, r.text
         doc = json.loads(r.text)
         r = c.get(f"{BASE}//documents/v2/{doc}/comments/refusal")
-        assert r.status_code == 200 and r.json() == {"comment": None}
+        assert r.status_code == 200
+        assert r.json() == {"comment": None}
         r = c.post(f"{BASE}//documents/ondemand/{SIREN}/upload", files={"doc": ("a.pdf", pdf_bytes())},
                    data={"circuit": json.dumps({"type": "BUREAUTIQUE_PDF", "steps": [{"step": "cachet"}]})})
-        assert r.status_code == 400 and r.json()["errorCode"] == 118  # Pastell's "Invalid step type" fixture
+        assert r.status_code == 400
+        assert r.json()["errorCode"] == 118  # Pastell's "Invalid step type" fixture
         assert r.json()["developerMessage"].startswith("Invalid step type")
 
 

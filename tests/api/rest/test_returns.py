@@ -15,14 +15,16 @@ def test_acknowledgements(rest: Rest) -> None:
         doc = deposit(c)
         no_ack = deposit(c)
         before = c.get(f"{V1}/documents/v2/{SIREN}/ack/remaining")
-        assert before.status_code == 200 and doc not in before.json()
+        assert before.status_code == 200
+        assert doc not in before.json()
         ack = b'<?xml version="1.0"?><PES_ACQUIT><EtatAck V="1"/></PES_ACQUIT>'
         assert returns.add_return(rest.ctx, kind="ack", data=ack, name="ACQUIT_x.xml", document_id=doc) == doc
         assert doc in c.get(f"{V1}/documents/v2/{SIREN}/ack/remaining").json()
         # Pastell's double slash
         assert doc in c.get(f"/parapheur-ws/rest/v1//documents/v2/{SIREN}/ack/remaining").json()
         r = c.get(f"{V1}/documents/v2/{doc}/ack/download")
-        assert r.status_code == 200 and r.content == ack
+        assert r.status_code == 200
+        assert r.content == ack
         assert r.headers["content-type"].startswith("application/xml")
         assert doc not in c.get(f"{V1}/documents/v2/{SIREN}/ack/remaining").json()
         assert c.get(f"{V1}/documents/v2/{doc}/ack/download").content == ack  # again: still served
@@ -46,18 +48,21 @@ def test_pes_retour_and_chorus(rest: Rest) -> None:
                                 siren=SIREN)
     chorus_id = returns.add_return(rest.ctx, kind="chorus", data=b"<CPPFacturePivot/>", name="facture.xml",
                                    siren=SIREN)
-    assert pes_id >= returns.RETURN_ID_START and chorus_id != pes_id
+    assert pes_id >= returns.RETURN_ID_START
+    assert chorus_id != pes_id
     with rest.client(AGENT) as c:
         assert pes_id in c.get(f"{V1}/documents/v2/{SIREN}/pes-retour/remaining").json()
         assert chorus_id in c.get(f"{V1}/documents/v2/{SIREN}/chorus/remaining").json()
         assert pes_id not in c.get(f"{V1}/documents/v2/{SIREN}/chorus/remaining").json()
         error(c.get(f"{V1}/documents/v2/{pes_id}/chorus/download"), 404, E.DOCUMENT_NOT_FOUND)
         r = c.get(f"{V1}/documents/v2/{pes_id}/pes-retour/download")
-        assert r.status_code == 200 and r.content == b"<PES_Retour/>"
+        assert r.status_code == 200
+        assert r.content == b"<PES_Retour/>"
         assert "PES_Retour_1.xml" in r.headers["content-disposition"]
         assert pes_id not in c.get(f"{V1}/documents/v2/{SIREN}/pes-retour/remaining").json()
         r = c.get(f"{V1}/documents/v2/{chorus_id}/chorus/download")
-        assert r.status_code == 200 and r.content == b"<CPPFacturePivot/>"
+        assert r.status_code == 200
+        assert r.content == b"<CPPFacturePivot/>"
         assert chorus_id not in c.get(f"{V1}/documents/v2/{SIREN}/chorus/remaining").json()
         error(c.get(f"{V1}/documents/v2/abc/pes-retour/download"), 404, E.DOCUMENT_NOT_FOUND)
     other = returns.add_return(rest.ctx, kind="pes_retour", data=b"<autre/>", name="r.xml", siren=OTHER_SIREN)

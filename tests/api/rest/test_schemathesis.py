@@ -49,7 +49,8 @@ def d2_error_shape(ctx: Any, response: Any, case: Any) -> bool | None:
         raise AssertionError(f"{case.method} {case.formatted_path} → {response.status_code} "
                              f"{response.headers.get('content-type')}: {response.text[:300]!r}") from None
     assert isinstance(body, dict) and set(body) == ERROR_KEYS, body
-    assert isinstance(body["errorCode"], int) and isinstance(body["userFriendlyMessage"], str)
+    assert isinstance(body["errorCode"], int)
+    assert isinstance(body["userFriendlyMessage"], str)
     return None
 
 

@@ -29,7 +29,8 @@ def test_export_users(rest: Rest) -> None:
         assert circuits["bureautique"]["role"] == "agent"
         assert circuits["bureautique"]["habilitations"] == [{"profil": "CERTIFICAT", "role": "agent"}]
         assert {(x["circuitId"], x["role"]) for x in users[VISA]["circuits"]} == {("bureautique", "valideur")}
-        assert users[ADMIN]["authenticationType"] == "BASIC" and users[ADMIN]["admin"] is True
+        assert users[ADMIN]["authenticationType"] == "BASIC"
+        assert users[ADMIN]["admin"] is True
         error(c.get(EXPORT, params={"siren": OTHER_SIREN}), 403, E.SUBSCRIBER_UNKNOWN_OR_FORBIDDEN)
         error(c.get(EXPORT), 400, E.BAD_REQUEST)
     with rest.basic() as c:  # the documented way: Authorization: BASIC (§2.5.21)
@@ -71,7 +72,8 @@ def test_synchronize_users(rest: Rest) -> None:
         assert r.status_code == 200, r.text
         assert set(r.json()) == {"sans-nom@demo.parafe.test", "pas-un-email", "bad-auth@demo.parafe.test"}
         users = {u["email"]: u for u in c.get(EXPORT, params={"siren": SIREN}).json()["users"]}
-        assert users[AGENT]["nom"] == "Agent-Martin" and users[AGENT]["groups"] == ["Secrétariat"]
+        assert users[AGENT]["nom"] == "Agent-Martin"
+        assert users[AGENT]["groups"] == ["Secrétariat"]
         assert users[VISA]["groups"] == ["Direction", "Secrétariat"]
         assert users["nouveau@demo.parafe.test"]["prenom"] == "Nina"
         # the agent's circuits are untouched by an update
@@ -87,14 +89,17 @@ def test_synchronize_users(rest: Rest) -> None:
         r = c.put(SYNC, json=[_entry(AGENT, "Alice", "Agent"), _entry(SIGNER, "Sophie", "Signataire"),
                               _entry(VISA, "Victor", "Valideur"), _entry(ADMIN, "Adèle", "Administratrice",
                                                                          auth="BASIC")])
-        assert r.status_code == 200 and r.content == b""
+        assert r.status_code == 200
+        assert r.content == b""
     with rest.ctx.db.read() as s:
         gone = s.scalar(select(User).where(User.email == "nouveau@demo.parafe.test"))
-        assert gone is not None and gone.active is False
+        assert gone is not None
+        assert gone.active is False
         assert s.scalars(select(GroupMember).where(GroupMember.user_id == gone.id)).all() == []
         assert {g.name for g in s.scalars(select(Group))} >= {"Direction", "Secrétariat"}
     with rest.client("admin@demo.parafe.test") as c:  # or an admin's certificate
         r = c.put(SYNC, json={"users": [_entry(AGENT, "Alice", "Agent"), _entry(SIGNER, "Sophie", "Signataire"),
                                         _entry(VISA, "Victor", "Valideur"),
                                         _entry(ADMIN, "Adèle", "Administratrice", auth="BASIC")]})
-        assert r.status_code == 200 and r.content == b""
+        assert r.status_code == 200
+        assert r.content == b""

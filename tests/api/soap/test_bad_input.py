@@ -76,7 +76,8 @@ def test_unknown_operation_and_wrong_namespace(soap_server: LiveServer) -> None:
     assert "opération SOAP inconnue « sign »" in unknown
     assert "opération SOAP inconnue « history »" in wrong_ns
     assert "opération SOAP inconnue" in unqualified
-    assert fault(soap12)[0] == "soap:VersionMismatch" and soap12.status_code == 400
+    assert fault(soap12)[0] == "soap:VersionMismatch"
+    assert soap12.status_code == 400
     assert "enveloppe SOAP 1.1" in not_soap
     assert "un seul élément" in two_ops
 

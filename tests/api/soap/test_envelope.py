@@ -24,8 +24,10 @@ def test_every_operation_of_the_wsdl_has_a_handler() -> None:
     assert len(CONTRACT.operations) == 31 == wsdl.count("<soap:operation ")
     assert set(load_all()) == set(CONTRACT.operations)
     for op in CONTRACT.operations.values():
-        assert op.input_element == op.name and op.output_element == f"{op.name}Response"
-        assert op.input_element in CONTRACT.elements and op.output_element in CONTRACT.elements
+        assert op.input_element == op.name
+        assert op.output_element == f"{op.name}Response"
+        assert op.input_element in CONTRACT.elements
+        assert op.output_element in CONTRACT.elements
     assert CONTRACT.operations["uploadPJ"].fault == "IOException"
     assert CONTRACT.operations["getProperties"].fault is None
     assert [p.name for p in CONTRACT.types["dataFileVO"].children] == ["dataHandler", "filename"]

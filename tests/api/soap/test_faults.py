@@ -64,9 +64,11 @@ def test_exact_client_patterns() -> None:
 def test_fault_detail_is_the_wsdl_fault_element() -> None:
     body = faults.fault_body(ParafeError(E.NOT_REFUSED), operation=CONTRACT.operations["getRefusalMessage"])
     detail = etree.fromstring(body).find(f"{{{SOAP_ENV}}}Body/{{{SOAP_ENV}}}Fault/detail")
-    assert detail is not None and detail[0].tag == f"{{{NS}}}BusinessException"
+    assert detail is not None
+    assert detail[0].tag == f"{{{NS}}}BusinessException"
     CONTRACT.schema.assertValid(detail[0])
     io = faults.fault_body(ParafeError(E.NOT_REFUSED), operation=CONTRACT.operations["uploadPJ"])
     detail = etree.fromstring(io).find(f"{{{SOAP_ENV}}}Body/{{{SOAP_ENV}}}Fault/detail")
-    assert detail is not None and detail[0].tag == f"{{{NS}}}IOException"
+    assert detail is not None
+    assert detail[0].tag == f"{{{NS}}}IOException"
     CONTRACT.schema.assertValid(detail[0])

@@ -86,7 +86,8 @@ def test_pictograms_of_a_soap_deposit_reach_the_signature(soap_server: LiveServe
         document = s.get(Document, int(first.text or "0"))
         assert document is not None
         position = signature_position(document.extra.get("pictograms_xml"), 0)
-    assert position is not None and (position.x_mm, position.y_mm, position.page) == (27, 70, -1)
+    assert position is not None
+    assert (position.x_mm, position.y_mm, position.page) == (27, 70, -1)
 
 
 @pytest.mark.parametrize("request_of", [upload, otp_upload, upload_bsms])

@@ -63,7 +63,8 @@ def test_put_is_consumed_and_leaves_a_receipt(dav: Dav) -> None:
         one = listing(propfind(c, url_path(SIREN, "in", "bureautique", name), depth="0"))
         assert [e.size for e in one.values()] == [len(data)]
         got = c.get(url_path(SIREN, "in", "bureautique", name))
-        assert got.status_code == 200 and got.content == data
+        assert got.status_code == 200
+        assert got.content == data
         # a label-less deposit gets the label of the day (D5) but no folder in in/ (spec §4.2 Note 1)
         today = rules.default_label()
         assert today not in children(propfind(c, folder), folder)
@@ -120,7 +121,8 @@ def test_zip_bundle_with_annexes_and_metas(dav: Dav) -> None:
         doc_id = _docid(put(c, url_path(SIREN, "in", "bureautique", main + ".zip"), bundle))
         with dav.ctx.db.read() as session:
             doc = session.get(Document, doc_id)
-            assert doc is not None and doc.name == main
+            assert doc is not None
+            assert doc.name == main
             annexes = list(session.scalars(select(Annex.name).where(Annex.document_id == doc_id)
                                            .order_by(Annex.position)))
             metadata = list(session.execute(select(MetadataValue.name, MetadataValue.value)
@@ -129,7 +131,8 @@ def test_zip_bundle_with_annexes_and_metas(dav: Dav) -> None:
         assert [tuple(m) for m in metadata] == [("TEXT001", "Jean")]
         folder = url_path(SIREN, "in", "bureautique", collection=True)
         receipt = children(propfind(c, folder), folder)[main + ".zip"]
-        assert receipt.size == len(bundle) and receipt.props["getetag"] == f'"{doc_id}"'
+        assert receipt.size == len(bundle)
+        assert receipt.props["getetag"] == f'"{doc_id}"'
         # the bundle's main document is now a duplicate, zipped or not
         assert_error(put(c, url_path(SIREN, "in", "bureautique", main), pdf_bytes()), 409, E.DUPLICATE_FILE)
 
@@ -145,7 +148,8 @@ def test_utf8_names_nfc_and_nfd_in_nfc_stored(dav: Dav) -> None:
         assert dav.document(a).name == nfc_name
         assert dav.document(b).name == unicodedata.normalize("NFC", nfd_name)
         names = children(propfind(c, folder), folder)
-        assert nfc_name in names and unicodedata.normalize("NFC", nfd_name) in names
+        assert nfc_name in names
+        assert unicodedata.normalize("NFC", nfd_name) in names
         # the receipt answers under both forms (a client re-checking with the form it sent finds it)
         assert listing(propfind(c, url_path(SIREN, "in", "bureautique", nfd_name), depth="0"))
         # the same name in the other form is the same name: « Doublon »
@@ -216,8 +220,11 @@ def test_certificate_errors_are_explicit(dav: Dav) -> None:
 def test_options_and_unsupported_methods(dav: Dav) -> None:
     with dav.client() as c:
         r = c.request("OPTIONS", url_path(SIREN, "in", "bureautique", collection=True))
-        assert r.status_code == 200 and r.headers["dav"] == "1"
-        assert "PUT" in r.headers["allow"] and "MKCOL" in r.headers["allow"] and "LOCK" not in r.headers["allow"]
+        assert r.status_code == 200
+        assert r.headers["dav"] == "1"
+        assert "PUT" in r.headers["allow"]
+        assert "MKCOL" in r.headers["allow"]
+        assert "LOCK" not in r.headers["allow"]
         for method in ("COPY", "MOVE", "PROPPATCH", "LOCK"):
             response = c.request(method, url_path(SIREN, "in", "bureautique", collection=True),
                                  headers={"Destination": dav.url + url_path(SIREN, "in", "pes", "x")})
@@ -225,4 +232,5 @@ def test_options_and_unsupported_methods(dav: Dav) -> None:
             assert "PROPFIND" in response.headers["allow"]
         # Depth: infinity is refused on a collection (RFC 4918 §9.1)
         r = propfind(c, url_path(SIREN, collection=True), depth="infinity")
-        assert r.status_code == 403 and b"propfind-finite-depth" in r.content
+        assert r.status_code == 403
+        assert b"propfind-finite-depth" in r.content

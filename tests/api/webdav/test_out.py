@@ -61,21 +61,26 @@ def test_returns_in_out_get_and_delete(dav: Dav) -> None:
         assert a not in children(propfind(c, out_label), out_label)  # still in its circuit
         dav.sign(doc_a, signed, state=State.FILED)
         listed = children(propfind(c, out_label), out_label)
-        assert listed[a].size == len(signed) and listed[a].props["getetag"] == f'"{sha[:40]}"'
+        assert listed[a].size == len(signed)
+        assert listed[a].props["getetag"] == f'"{sha[:40]}"'
         assert children(propfind(c, out_circuit), out_circuit)[label].collection
         got = c.get(url_path(SIREN, "out", "bureautique", label, a))
-        assert got.status_code == 200 and got.content == signed
+        assert got.status_code == 200
+        assert got.content == signed
         assert got.headers["content-type"] == "application/pdf"
         # refusal envelope
         dav.refuse(doc_b, "Montant erroné <à revoir>")
         envelope_name = b + ".refus.xml"
         listed = children(propfind(c, out_label), out_label)
         envelope = c.get(url_path(SIREN, "out", "bureautique", label, envelope_name))
-        assert envelope.status_code == 200 and listed[envelope_name].size == len(envelope.content)
+        assert envelope.status_code == 200
+        assert listed[envelope_name].size == len(envelope.content)
         xml = etree.fromstring(envelope.content)
         assert xml.tag == "refus"
-        assert xml.findtext("docId") == str(doc_b) and xml.findtext("nomFichier") == b
-        assert xml.findtext("etat") == "Refusé" and xml.findtext("acteur") == "Sophie Signataire"
+        assert xml.findtext("docId") == str(doc_b)
+        assert xml.findtext("nomFichier") == b
+        assert xml.findtext("etat") == "Refusé"
+        assert xml.findtext("acteur") == "Sophie Signataire"
         assert xml.findtext("message") == "Montant erroné <à revoir>"
         # Helios acknowledgement of a deposit made at the circuit's root, in out/<circuit>/
         returns.add_return(dav.ctx, kind="ack", data=ACQUIT, name="acquit.xml", document_id=doc_c)
@@ -109,7 +114,8 @@ def test_pes_retour_and_chorus_folders(dav: Dav) -> None:
     agent = principal_for_email(dav.ctx, AGENT)
     with dav.client() as c:
         names = children(propfind(c, out), out)
-        assert names["PES_Retour"].collection and names["chorus-pivot"].collection
+        assert names["PES_Retour"].collection
+        assert names["chorus-pivot"].collection
         pes_folder = url_path(SIREN, "out", "PES_Retour", collection=True)
         assert children(propfind(c, pes_folder), pes_folder)[pes_name].size == len(PES_RETOUR)
         assert c.get(url_path(SIREN, "out", "PES_Retour", pes_name)).content == PES_RETOUR
@@ -149,7 +155,8 @@ def test_same_name_in_one_out_folder(dav: Dav) -> None:
     stem = name[: -len(".pdf")]
     with dav.client() as c:
         listed = children(propfind(c, out_circuit), out_circuit)
-        assert name in listed and f"{stem}_{second}.pdf" in listed
+        assert name in listed
+        assert f"{stem}_{second}.pdf" in listed
         assert c.get(url_path(SIREN, "out", "bureautique", name)).content == one
         assert c.get(url_path(SIREN, "out", "bureautique", f"{stem}_{second}.pdf")).content == two
 

@@ -51,7 +51,8 @@ def test_names_in_out() -> None:
                svc.FileEntry("notes", svc.SIGNED, 5, 1, "e", when, "b")]
     names = sorted(e.name for e in svc._named(entries))
     assert names == ["ACQUIT_a.pdf", "a.pdf", "a_7.pdf", "notes", "notes_5"]
-    assert svc.flow_folder("Chorus-Pivot") == svc.CHORUS_PIVOT and svc.flow_folder("pes-retour") == svc.PES_RETOUR
+    assert svc.flow_folder("Chorus-Pivot") == svc.CHORUS_PIVOT
+    assert svc.flow_folder("pes-retour") == svc.PES_RETOUR
     assert svc.flow_folder("bureautique") is None
 
 
@@ -87,5 +88,9 @@ def test_propfind_rendering() -> None:
 
 
 def test_accept_encoding() -> None:
-    assert accepts_gzip("gzip, deflate") and accepts_gzip("br;q=1.0, gzip;q=0.8") and accepts_gzip("*")
-    assert not accepts_gzip("") and not accepts_gzip("identity") and not accepts_gzip("gzip;q=0")
+    assert accepts_gzip("gzip, deflate")
+    assert accepts_gzip("br;q=1.0, gzip;q=0.8")
+    assert accepts_gzip("*")
+    assert not accepts_gzip("")
+    assert not accepts_gzip("identity")
+    assert not accepts_gzip("gzip;q=0")

@@ -42,7 +42,8 @@ def test_server_signature_comes_back_in_out(live: Dav) -> None:
     _wait_for(live, folder, name)
     with live.client() as c:
         signed = c.get(url_path(SIREN, "out", "serveur", label, name)).content
-    assert signed.startswith(b"%PDF") and signed != original
+    assert signed.startswith(b"%PDF")
+    assert signed != original
     assert b"/ByteRange" in signed  # a PDF signature was appended
 
 
@@ -55,4 +56,5 @@ def test_helios_acknowledgement_comes_back_in_out(live: Dav) -> None:
     _wait_for(live, folder, "ACQUIT_" + name)
     with live.client() as c:
         ack = c.get(url_path(SIREN, "out", "pes-pj", "ACQUIT_" + name))
-    assert ack.status_code == 200 and b"PES_ACQUIT" in ack.content
+    assert ack.status_code == 200
+    assert b"PES_ACQUIT" in ack.content

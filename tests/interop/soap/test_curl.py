@@ -84,7 +84,8 @@ def test_pastell_curl(soap_server: LiveServer, tmp_path: Path) -> None:
 
     # test connection, then getCircuits
     acks = _pastell_call(soap_server, address, tmp_path, "listRemainingAcknowledgements", f"<siren>{SIREN}</siren>")
-    assert acks.tag == f"{{{NS}}}listRemainingAcknowledgementsResponse" and len(acks) == 0
+    assert acks.tag == f"{{{NS}}}listRemainingAcknowledgementsResponse"
+    assert len(acks) == 0
     circuits = _pastell_call(soap_server, address, tmp_path, "getCircuits", f"<siren>{SIREN}</siren>")
     assert "pes" in [r.findtext("circuitId") for r in circuits.findall("return")]
 
@@ -95,10 +96,12 @@ def test_pastell_curl(soap_server: LiveServer, tmp_path: Path) -> None:
              "<filename>pastell.pdf</filename></dataFileVO>")
     upload = _pastell_call(soap_server, address, tmp_path, "upload", inner)
     doc_id = upload.findtext("return")
-    assert doc_id and int(doc_id) >= 100_000_000
+    assert doc_id
+    assert int(doc_id) >= 100_000_000
     history = _pastell_call(soap_server, address, tmp_path, "history", f"<documentId>{doc_id}</documentId>")
     last = history.findall("return")[-1]
-    assert last.findtext("stateName") == "Préparé" and last.findtext("date")
+    assert last.findtext("stateName") == "Préparé"
+    assert last.findtext("date")
     download = _pastell_call(soap_server, address, tmp_path, "download", f"<documentId>{doc_id}</documentId>")
     assert base64.b64decode(download.findtext("return/content") or "") == data
     fdc = _pastell_call(soap_server, address, tmp_path, "getFdc", f"<documentId>{doc_id}</documentId>")
@@ -116,7 +119,8 @@ def test_pastell_curl(soap_server: LiveServer, tmp_path: Path) -> None:
     assert message.startswith(E.PES_DUPLICATE_NOMFIC.message)
 
     deleted = _pastell_call(soap_server, address, tmp_path, "delete", f"<documentId>{doc_id}</documentId>")
-    assert deleted.tag == f"{{{NS}}}deleteResponse" and len(deleted) == 0
+    assert deleted.tag == f"{{{NS}}}deleteResponse"
+    assert len(deleted) == 0
     gone = _pastell_call(soap_server, address, tmp_path, "history", f"<documentId>{doc_id}</documentId>")
     assert gone.findtext("faultstring") == E.DOCUMENT_NOT_FOUND.message
 

@@ -38,7 +38,8 @@ def test_php_soapclient(soap_server: LiveServer, tmp_path: Path) -> None:
     assert 'SOAPAction: ""' in out["request_headers"]
     assert out["history"] == ["Préparé"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", out["history_date"])
-    assert out["download_same"] and out["download_documentId"] == out["upload"]
+    assert out["download_same"]
+    assert out["download_documentId"] == out["upload"]
     assert out["fdc_is_pdf"]
     assert {"bureautique", "pes", "otp"} <= set(out["circuits"])
     assert out["remaining_acks_empty"]

@@ -116,16 +116,21 @@ def test_every_operation_with_zeep(server: LiveServer, ctx: AppContext) -> None:
     assert int(doc) >= 100_000_000
     history = agent("history", documentId=doc)
     assert [h.stateName for h in history] == ["Préparé"]
-    assert history[0].userFullname == "Alice Agent" and history[0].date is not None
+    assert history[0].userFullname == "Alice Agent"
+    assert history[0].date is not None
     content = agent("download", documentId=doc)
-    assert content.documentId == doc and content.content == pdf
+    assert content.documentId == doc
+    assert content.content == pdf
     zipped = agent("download", documentId=doc, fdc="true", acquit="false").content
     names = zipfile.ZipFile(io.BytesIO(zipped)).namelist()
-    assert "zeep.pdf" in names and any(n.startswith("FDC_") for n in names)
+    assert "zeep.pdf" in names
+    assert any(n.startswith("FDC_") for n in names)
     assert agent("getFdc", documentId=doc).content.startswith(b"%PDF")
     props = {(p.name, p.propertyRank): p.value for p in agent("getProperties", documentId=int(doc))}
-    assert props[("filename", 0)] == "zeep.pdf" and props[("state", 0)] == "Préparé"
-    assert props[("circuitId", 0)] == "bureautique" and props[("stateCode", 0)] == "Prepared"
+    assert props[("filename", 0)] == "zeep.pdf"
+    assert props[("state", 0)] == "Préparé"
+    assert props[("circuitId", 0)] == "bureautique"
+    assert props[("stateCode", 0)] == "Prepared"
     assert agent("getPropertiesByName", documentId=int(doc), name="label") == ["zeep"]
 
     # circuits, search
@@ -169,7 +174,9 @@ def test_every_operation_with_zeep(server: LiveServer, ctx: AppContext) -> None:
     uploaded = agent("otpUpload", label="", comment="", siren=SIREN, circuitId="otp", redirectionURL="",
                      document=_file(pdf_bytes(text="otp 2"), "otp2.pdf"),
                      otpData=_file(OTP_INFO, "METAS_otp2.pdf.xml"))
-    assert len(uploaded) == 2 and int(uploaded[0]) > int(otp_doc) and "/boucle-sms/" in uploaded[1]
+    assert len(uploaded) == 2
+    assert int(uploaded[0]) > int(otp_doc)
+    assert "/boucle-sms/" in uploaded[1]
     both = agent("getMultiIdsSmsUrl", nodeRefIds=[otp_doc, uploaded[0]], url="https://metier.example.org/")
     assert "/boucle-sms/documentView?id=" in both
     bsms_meta = (b'<meta-data-list><meta-data name="TEXT001" value="Jean Dupont"/>'
@@ -177,14 +184,17 @@ def test_every_operation_with_zeep(server: LiveServer, ctx: AppContext) -> None:
                  b'<meta-data name="TEXT003" value="0601020304"/></meta-data-list>')
     bsms = agent("uploadBSMS", label="", comment="", subscriberId=SIREN, circuitId="otp", referrer="",
                  dataFileVO=_file(pdf_bytes(text="bsms"), "bsms.pdf"), metaFileVO=_file(bsms_meta, "meta.xml"))
-    assert len(bsms) == 2 and "/boucle-sms/" in bsms[1]
+    assert len(bsms) == 2
+    assert "/boucle-sms/" in bsms[1]
     assert agent("getSMSHistory", siren=SIREN, cinematiqueId="otp", date="") == []
     with ctx.db.write() as session:  # the document reaches its OTP step; the OTP page sends the code by SMS
         session.get(Document, int(otp_doc)).current_step = 0  # type: ignore[union-attr]
     otp.send_code(ctx, [int(otp_doc)])
     month = utcnow().strftime("%Y-%m")
     (sms,) = agent("getSMSHistory", siren=SIREN, cinematiqueId="otp", date=month)
-    assert sms.receiver.endswith("601020304") and sms.ptt == "pending" and sms.creationDatetime is not None
+    assert sms.receiver.endswith("601020304")
+    assert sms.ptt == "pending"
+    assert sms.creationDatetime is not None
     assert agent("getSMSHistory", siren=SIREN, cinematiqueId="bureautique", date=month) == []
     assert agent("getSMSHistory", siren=SIREN, cinematiqueId="otp", date="2015-00") == []
     assert agent.fault("getSMSHistory", siren=SIREN, date="2014-13").message.startswith("Requête invalide")
@@ -195,7 +205,8 @@ def test_every_operation_with_zeep(server: LiveServer, ctx: AppContext) -> None:
     returns.add_return(ctx, kind="ack", data=ACQUIT, name="ACQUIT_pes.xml", document_id=int(pes))
     assert agent("listRemainingAcknowledgements", siren=SIREN) == [pes]
     ack = agent("downloadAcknowledgement", documentId=pes)
-    assert ack.documentId == pes and ack.content == ACQUIT
+    assert ack.documentId == pes
+    assert ack.content == ACQUIT
     assert agent("listRemainingAcknowledgements", siren=SIREN) == []
     retour_id = str(returns.add_return(ctx, kind="pes_retour", data=PES_RETOUR, name="retour.xml", siren=SIREN))
     assert agent("listRemainingPesRetour", siren=SIREN) == [retour_id]

@@ -52,7 +52,8 @@ def test_cadaver_deposits_and_fetches(dav: Dav, tmp_path: Path) -> None:
     assert "Uploading" in transcript and "failed" not in transcript, transcript
     # the deposit: one document, in the label folder cadaver created
     [document] = dav.documents_named(name)
-    assert document.source == "webdav" and document.size == local.stat().st_size
+    assert document.source == "webdav"
+    assert document.size == local.stat().st_size
     # the return: fetched byte for byte, then deleted from out/
     assert fetched.read_bytes() == returned
     with dav.client() as c:

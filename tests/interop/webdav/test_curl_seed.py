@@ -37,7 +37,8 @@ def test_seed_curl_commands(dav: Dav, tmp_path: Path) -> None:
 
     # PUT: consumed synchronously, one document
     [document] = dav.documents_named("Fichier.xml")
-    assert document.source == "webdav" and document.size == fichier.stat().st_size
+    assert document.source == "webdav"
+    assert document.size == fichier.stat().st_size
     # PROPFIND: the listing of out/pes-pj names the return
     listing = etree.fromstring((serv_client / "liste.txt").read_bytes())
     hrefs = [h.text or "" for h in listing.iter("{DAV:}href")]

@@ -60,7 +60,8 @@ def _child_writes_only_after_release(tmp_path: Path, writer: Callable[[Database,
 def test_a_writer_of_another_process_waits_for_the_lock_and_then_succeeds(tmp_path: Path) -> None:
     _child_writes_only_after_release(tmp_path, _write_from_new_database)
     writers = Database(f"sqlite:///{tmp_path / 'queue.db'}").writers
-    assert writers is not None and writers.path == str(tmp_path / "queue.db") + "-writelock"
+    assert writers is not None
+    assert writers.path == str(tmp_path / "queue.db") + "-writelock"
 
 
 def test_a_forked_child_does_not_inherit_the_parents_hold(tmp_path: Path) -> None:

@@ -82,7 +82,8 @@ def test_webdav_cases_verbatim() -> None:
     cases = {int(m.group(1)): m.group(2) for m in re.finditer(r"^(\d+)\. `([^`]*)`", section, re.M)}
     assert cases == errors.WEBDAV_CASES
     for key, case in errors.WEBDAV_CASE_OF.items():
-        assert key in errors.catalogue() and case in cases
+        assert key in errors.catalogue()
+        assert case in cases
 
 
 def test_codes_are_unique_and_in_range() -> None:

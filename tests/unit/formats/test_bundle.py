@@ -61,20 +61,24 @@ def test_spec_example_bundle(tmp_path: Path) -> None:
     assert bundle.main.read_bytes() == PDF
     assert [name for name, _ in bundle.annexes] == ["bonjour2.pdf", "hjiglshklgsd.pdf", "qfjdlvgfsdv.xml"]
     assert [p.read_bytes() for _, p in bundle.annexes] == [PDF + b"2", PDF + b"3", b"<a/>"]
-    assert bundle.metas is not None and bundle.metas.read_bytes() == METAS
+    assert bundle.metas is not None
+    assert bundle.metas.read_bytes() == METAS
     for file in [bundle.main, bundle.metas, *(p for _, p in bundle.annexes)]:
         assert file.parent == tmp_path / "work"
 
 
 def test_bundle_without_metas_and_annexes(tmp_path: Path) -> None:
     bundle = _open(tmp_path, _zip(tmp_path / "z.zip", [("pes.xml", b"<x/>")]), "pes.xml.zip")
-    assert bundle.main_name == "pes.xml" and bundle.annexes == [] and bundle.metas is None
+    assert bundle.main_name == "pes.xml"
+    assert bundle.annexes == []
+    assert bundle.metas is None
 
 
 def test_metas_of_another_name_is_an_annex(tmp_path: Path) -> None:
     path = _zip(tmp_path / "z.zip", [("bonjour.pdf", PDF), ("METAS_autre.pdf.xml", METAS)])
     bundle = _open(tmp_path, path, "bonjour.pdf.zip")
-    assert bundle.metas is None and [n for n, _ in bundle.annexes] == ["METAS_autre.pdf.xml"]
+    assert bundle.metas is None
+    assert [n for n, _ in bundle.annexes] == ["METAS_autre.pdf.xml"]
 
 
 def test_main_missing(tmp_path: Path) -> None:
@@ -366,7 +370,8 @@ def test_two_bundles_share_a_workdir_and_a_failure_leaves_the_other_intact(tmp_p
     good = _zip(tmp_path / "good.zip", [("bonjour.pdf", PDF), ("a.pdf", PDF + b"a")])
     first = _open(tmp_path, good, "bonjour.pdf.zip")
     second = _open(tmp_path, good, "bonjour.pdf.zip")
-    assert first.main != second.main and first.main.read_bytes() == second.main.read_bytes() == PDF
+    assert first.main != second.main
+    assert first.main.read_bytes() == second.main.read_bytes() == PDF
     bad = _zip(tmp_path / "bad.zip", [("bonjour.pdf", PDF), ("a.pdf", b"")])
     with pytest.raises(ParafeError) as err:
         _open(tmp_path, bad, "bonjour.pdf.zip")

@@ -86,7 +86,9 @@ def test_plain_pdf(tmp_path: Path) -> None:
 def test_user_password_is_protected(tmp_path: Path) -> None:
     path = _encrypted(tmp_path, "user.pdf", user="secret", allow=pikepdf.Permissions())
     info = inspect_pdf(path)
-    assert info.protected and info.encrypted and info.pages == 0
+    assert info.protected
+    assert info.encrypted
+    assert info.pages == 0
     assert "password" in (info.reason or "")
     with pytest.raises(ParafeError) as err:
         ensure_signable(path)
@@ -100,7 +102,9 @@ def test_permissions_denied_is_protected(tmp_path: Path, r: int) -> None:
                                  modify_assembly=False, extract=True, print_lowres=True, print_highres=True)
     path = _encrypted(tmp_path, "denied.pdf", allow=denied, r=r)
     info = inspect_pdf(path)
-    assert info.encrypted and info.protected and info.pages == 2
+    assert info.encrypted
+    assert info.protected
+    assert info.pages == 2
     with pytest.raises(ParafeError) as err:
         ensure_signable(path)
     assert err.value.error is E.PDF_PROTECTED
@@ -108,7 +112,9 @@ def test_permissions_denied_is_protected(tmp_path: Path, r: int) -> None:
 
 def test_owner_password_only_with_all_rights_is_signable(tmp_path: Path) -> None:
     info = ensure_signable(_encrypted(tmp_path, "owner.pdf", allow=pikepdf.Permissions()))
-    assert info.encrypted and not info.protected and info.pages == 2
+    assert info.encrypted
+    assert not info.protected
+    assert info.pages == 2
 
 
 @pytest.mark.parametrize("form, annotation, protected", [
@@ -125,7 +131,10 @@ def test_docmdp_p1_certified_is_protected(tmp_path: Path, signer: signers.Simple
     path = _save(tmp_path, "certified-p1.pdf", _signed(signer, _plain_pdf(), certify=True,
                                                        level=MDPPerm.NO_CHANGES))
     info = inspect_pdf(path)
-    assert info.docmdp == 1 and info.protected and not info.encrypted and info.signature_count == 1
+    assert info.docmdp == 1
+    assert info.protected
+    assert not info.encrypted
+    assert info.signature_count == 1
     with pytest.raises(ParafeError) as err:
         ensure_signable(path)
     assert err.value.error is E.PDF_PROTECTED
@@ -136,14 +145,18 @@ def test_docmdp_p2_certified_is_signable(tmp_path: Path, signer: signers.SimpleS
     path = _save(tmp_path, "certified-p2.pdf", _signed(signer, _plain_pdf(), certify=True,
                                                        level=MDPPerm.FILL_FORMS))
     info = ensure_signable(path)
-    assert info.docmdp == 2 and not info.protected and info.signature_count == 1
+    assert info.docmdp == 2
+    assert not info.protected
+    assert info.signature_count == 1
 
 
 def test_approval_signatures_are_counted(tmp_path: Path, signer: signers.SimpleSigner) -> None:
     once = _signed(signer, _plain_pdf(), certify=False)
     twice = _signed(signer, once, certify=False, field="Sig2")
     info = ensure_signable(_save(tmp_path, "signed.pdf", twice))
-    assert info.signature_count == 2 and info.docmdp is None and not info.protected
+    assert info.signature_count == 2
+    assert info.docmdp is None
+    assert not info.protected
 
 
 @pytest.mark.parametrize("data", [

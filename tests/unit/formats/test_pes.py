@@ -113,15 +113,18 @@ def test_invalid_blocpiece_sample_reports_line_47(pj_circuit: bool) -> None:
         inspect_pes(SAMPLES / "invalid_BlocPiece_without_InfoPce.xml", pj_circuit=pj_circuit)
     assert err.value.error is E.PES_PROCESSING
     assert err.value.message == "Erreur lors du traitement du document PES"
-    assert err.value.detail is not None and err.value.detail.startswith("line 47: ")
-    assert "IdPce" in err.value.detail and "InfoPce" in err.value.detail
+    assert err.value.detail is not None
+    assert err.value.detail.startswith("line 47: ")
+    assert "IdPce" in err.value.detail
+    assert "InfoPce" in err.value.detail
 
 
 def test_signed_sample_is_schema_invalid_because_of_the_stray_pj() -> None:
     with pytest.raises(ParafeError) as err:
         inspect_pes(SAMPLES / "signed_per_bordereau_xades122_sha256.xml")
     assert err.value.error is E.PES_PROCESSING
-    assert err.value.detail is not None and err.value.detail.startswith("line 141: Element 'PJ'")
+    assert err.value.detail is not None
+    assert err.value.detail.startswith("line 141: Element 'PJ'")
 
 
 @pytest.mark.parametrize("name", ["acquit_ok.xml", "acquit_ko.xml", "pes_retour_depense.xml"])
@@ -145,13 +148,16 @@ def test_acquit_ko_holds_etatack_0() -> None:
 def test_retour_sample_is_a_valid_retour_and_not_an_acquit() -> None:
     assert validate_pes_retour(SAMPLES / "pes_retour_depense.xml") == []
     errors = validate_acquit(SAMPLES / "pes_retour_depense.xml")
-    assert errors and errors[0].startswith("line 2: ") and "PES_Retour" in errors[0]
+    assert errors
+    assert errors[0].startswith("line 2: ")
+    assert "PES_Retour" in errors[0]
 
 
 def test_broken_acquit_reports_schema_errors_with_lines() -> None:
     data = _sample("acquit_ok.xml").replace(b'<Version V="2"/>', b"")
     errors = validate_acquit(data)
-    assert errors and errors[0].startswith("line ")
+    assert errors
+    assert errors[0].startswith("line ")
     assert "Version" in errors[0] or "TypFic" in errors[0]
 
 
@@ -232,7 +238,8 @@ def test_broken_pj_content(tmp_path: Path, content: bytes, why: str, pj_circuit:
     with pytest.raises(ParafeError) as err:
         inspect_pes(_write(tmp_path, _with_fichier(content)), pj_circuit=pj_circuit)
     assert err.value.error is E.PES_PJ_INVALID
-    assert err.value.detail is not None and why in err.value.detail
+    assert err.value.detail is not None
+    assert why in err.value.detail
 
 
 def test_pj_without_name(tmp_path: Path) -> None:
@@ -316,7 +323,8 @@ def test_schema_error_of_a_large_tree_has_no_line(tmp_path: Path, monkeypatch: p
     with pytest.raises(ParafeError) as err:
         inspect_pes(SAMPLES / "invalid_BlocPiece_without_InfoPce.xml")
     assert err.value.error is E.PES_PROCESSING
-    assert "IdPce" in (err.value.detail or "") and "no line number" in (err.value.detail or "")
+    assert "IdPce" in (err.value.detail or "")
+    assert "no line number" in (err.value.detail or "")
 
 
 XXE = b"""<?xml version="1.0" encoding="UTF-8"?>

@@ -130,7 +130,8 @@ def test_100_mib_of_bordereaux_streams_in_bounded_memory(tmp_path: Path) -> None
     count = write_bordereaux_pes(path)
     assert path.stat().st_size > 99 * MIB
     result = _probe(path, "plain")
-    assert result["ok"] is True and result["bordereaux"] == count
+    assert result["ok"] is True
+    assert result["bordereaux"] == count
     assert float(result["peak_mib"]) < 64  # interpreter + schema: 21 MiB; a tree would take ~1.45 GiB
 
 
@@ -139,8 +140,10 @@ def test_100_mib_invalid_at_the_end_fails_in_bounded_memory(tmp_path: Path) -> N
     path = tmp_path / "big-invalid.xml"
     write_bordereaux_pes(path, broken_at_end=True)
     result = _probe(path, "plain")
-    assert result["ok"] is False and result["error"] == "PES_PROCESSING"
-    assert "IdPce" in str(result["detail"]) and "no line number" in str(result["detail"])
+    assert result["ok"] is False
+    assert result["error"] == "PES_PROCESSING"
+    assert "IdPce" in str(result["detail"])
+    assert "no line number" in str(result["detail"])
     assert float(result["peak_mib"]) < 64  # the line lookup must not build the 1.45 GiB tree
 
 
@@ -150,5 +153,6 @@ def test_100_mib_attachment(tmp_path: Path) -> None:
     write_pj_pes(path)
     assert path.stat().st_size > 99 * MIB
     result = _probe(path, "pj")
-    assert result["ok"] is True and result["pj"] == 1
+    assert result["ok"] is True
+    assert result["pj"] == 1
     assert float(result["peak_mib"]) < 450  # about 3x the attachment, see the module docstring

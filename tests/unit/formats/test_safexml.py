@@ -70,7 +70,8 @@ def test_check_prolog_stops_at_the_root(tmp_path: Path) -> None:
     data = b'<?xml version="1.0" encoding="ISO-8859-1"?>\n<!-- hello --><?pi x?><n:r xmlns:n="urn:x" Id="a1">\x00\x01'
     prolog = check_prolog(data)
     assert prolog.root_tag == "{urn:x}r"
-    assert prolog.root_local_name == "r" and prolog.root_namespace == "urn:x"
+    assert prolog.root_local_name == "r"
+    assert prolog.root_namespace == "urn:x"
     assert prolog.root_attrib == {"Id": "a1"}
     assert prolog.encoding == "ISO-8859-1"
     stream = io.BytesIO(b"junk" + data)
@@ -110,7 +111,8 @@ def test_parse_keeps_encoding_and_accents() -> None:
     tree = parse_untrusted(SAMPLES / "valid_unsigned_iso8859_accents.xml")
     assert tree.docinfo.encoding == "ISO-8859-1"
     values = [e.get("V") for e in tree.iter("LibelleColBud")]
-    assert values and any(ch in values[0] for ch in "éèàêôç")
+    assert values
+    assert any(ch in values[0] for ch in "éèàêôç")
 
 
 def test_non_seekable_stream_is_read_once() -> None:

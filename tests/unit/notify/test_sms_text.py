@@ -87,15 +87,20 @@ def test_operator_check_refuses_plain_http_and_incomplete_settings(monkeypatch: 
     monkeypatch.setenv("PARAFE_SMS_HTTP_URL", "http://sms.exemple.fr/v1/sms")
     monkeypatch.setenv("PARAFE_SMS_HTTP_AUTHORIZATION", "Bearer ne-doit-pas-apparaitre")
     ok, verdict = check_sms_provider()
-    assert not ok and "HTTPS obligatoire" in verdict and "ne-doit-pas-apparaitre" not in verdict
+    assert not ok
+    assert "HTTPS obligatoire" in verdict
+    assert "ne-doit-pas-apparaitre" not in verdict
     monkeypatch.setenv("PARAFE_SMS_HTTP_URL", "https://sms.exemple.fr/v1/sms")
     monkeypatch.setenv("PARAFE_SMS_HTTP_BODY", '{"to": "{phone}"')
     ok, verdict = check_sms_provider()
-    assert not ok and "PARAFE_SMS_HTTP_BODY n'est pas un JSON valide" in verdict
+    assert not ok
+    assert "PARAFE_SMS_HTTP_BODY n'est pas un JSON valide" in verdict
     monkeypatch.setenv("PARAFE_SMS_PROVIDER", "ovh")
     monkeypatch.setenv("PARAFE_SMS_OVH_APPLICATION_KEY", "ak")
     ok, verdict = check_sms_provider()
-    assert not ok and "PARAFE_SMS_OVH_CONSUMER_KEY" in verdict and "PARAFE_SMS_OVH_SERVICE_NAME" in verdict
+    assert not ok
+    assert "PARAFE_SMS_OVH_CONSUMER_KEY" in verdict
+    assert "PARAFE_SMS_OVH_SERVICE_NAME" in verdict
     monkeypatch.setenv("PARAFE_SMS_PROVIDER", "pigeon")
     assert check_sms_provider() == (False, "SMS (pigeon) : échec — fournisseur inconnu « pigeon » (disponibles : "
                                            "outbox, ovh, http)")

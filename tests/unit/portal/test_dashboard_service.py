@@ -63,9 +63,11 @@ def test_lists_are_one_query_each_whatever_the_number_of_documents(ctx: Any, tmp
             counts = dashboard.counts(ctx, visa)
         sizes.append((len(pending), page.total, len(statements)))
         at_visa(ctx, tmp_path, 5, f"b{_round}")
-    assert sizes[0][0] == 2 and sizes[1][0] == 7
+    assert sizes[0][0] == 2
+    assert sizes[1][0] == 7
     assert sizes[0][2] == sizes[1][2] == 5  # pending 1, documents 1 + count 1, categories 1, counts 1
-    assert counts.to_visa == 7 and counts.to_sign == 0
+    assert counts.to_visa == 7
+    assert counts.to_sign == 0
     assert any(c.key == "bureautique" and c.count == 7 and c.labels[0].name == "Lot" for c in cats)
 
 
@@ -74,7 +76,8 @@ def test_pending_follows_the_step_members_and_visibility(ctx: Any, tmp_path: Pat
     visa, signer, agent, other = (principal_for_email(ctx, e) for e in (VISA, SIGNER, AGENT, OTHER_AGENT))
     assert [r.id for r in dashboard.pending(ctx, visa)] == ids
     assert all(r.action == "visa" for r in dashboard.pending(ctx, visa))
-    assert dashboard.pending(ctx, signer) == [] and dashboard.pending(ctx, agent) == []
+    assert dashboard.pending(ctx, signer) == []
+    assert dashboard.pending(ctx, agent) == []
     assert dashboard.documents(ctx, other, dashboard.Filters(view="tous")).total == 0
     assert dashboard.counts(ctx, other).in_progress == 0
     workflow.approve_visa(ctx, visa, ids[0])
@@ -122,7 +125,8 @@ def test_remote_signing_prepare_and_finish(ctx: Any, home: Any, tmp_path: Path) 
         remote_signing.prepare(ctx, visa, ids, pem)  # type: ignore[arg-type]
     assert err.value.error is E.STEP_NOT_ACTIONABLE
     prepared = remote_signing.prepare(ctx, signer_principal, ids, pem)  # type: ignore[arg-type]
-    assert [d.id for d in prepared.documents] == ids and all(d.prepared for d in prepared.documents)
+    assert [d.id for d in prepared.documents] == ids
+    assert all(d.prepared for d in prepared.documents)
     values = {d.id: [base64.b64encode(key.sign_raw(r.data_to_sign)).decode() for r in d.requests]
               for d in prepared.documents}
     # another user cannot use the session; a wrong value is refused for that document only
@@ -138,7 +142,8 @@ def test_remote_signing_prepare_and_finish(ctx: Any, home: Any, tmp_path: Path) 
     assert dashboard.document_view(ctx, signer_principal, ids[0]).state_label == "Classé"
     assert dashboard.document_view(ctx, signer_principal, ids[1]).state_label == "Envoyé pour signature"
     report = dashboard.verification(ctx, signer_principal, ids[0])
-    assert report is not None and report.valid
+    assert report is not None
+    assert report.valid
     with pytest.raises(ParafeError) as err:
         remote_signing.finish(ctx, signer_principal, "0" * 64, values)
     assert err.value.error is E.SIGNING_SESSION_INVALID

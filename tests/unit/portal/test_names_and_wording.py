@@ -24,7 +24,9 @@ def test_certificate_names_in_words() -> None:
     assert text.startswith("Sophie Signataire, Commune de Démo (")
     for part in ("pays : FR", "courriel : maire@demo.fr", "identifiant de l'organisation : NTRFR-213100001"):
         assert part in text
-    assert "CN=" not in text and "2.5.4" not in text and "1.2.840" not in text
+    assert "CN=" not in text
+    assert "2.5.4" not in text
+    assert "1.2.840" not in text
     assert readable_rfc4514(name.rfc4514_string()) == text
 
 
@@ -36,10 +38,12 @@ def test_breakable_tokens_and_names() -> None:
     assert signed_filename("deliberation.pdf") == "deliberation-signe.pdf"
     assert signed_filename("bordereau.v2.xml") == "bordereau.v2-signe.xml"
     assert fdc_filename("deliberation.pdf") == "fiche-de-circulation-deliberation.pdf"
-    assert actor("parapheur parapheur") == "Parafe (automatique)" and actor("Victor Valideur") == "Victor Valideur"
+    assert actor("parapheur parapheur") == "Parafe (automatique)"
+    assert actor("Victor Valideur") == "Victor Valideur"
 
 
 def test_report_times_in_paris() -> None:
     assert paris("2026-12-07T01:40:36+00:00", "%d/%m/%Y %H:%M:%S") == "07/12/2026 02:40:36"
     assert paris("2026-07-07T01:40:36Z", "%d/%m/%Y %H:%M") == "07/07/2026 03:40"
-    assert paris("inconnu") == "inconnu" and paris(None) == ""
+    assert paris("inconnu") == "inconnu"
+    assert paris(None) == ""

@@ -48,8 +48,10 @@ def test_origin_check() -> None:
 
 def test_content_security_policy() -> None:
     csp = security.content_security_policy()
-    assert "'unsafe-inline'" not in csp and "'unsafe-eval'" not in csp
-    assert "script-src 'self' 'wasm-unsafe-eval'" in csp and "frame-ancestors 'none'" in csp
+    assert "'unsafe-inline'" not in csp
+    assert "'unsafe-eval'" not in csp
+    assert "script-src 'self' 'wasm-unsafe-eval'" in csp
+    assert "frame-ancestors 'none'" in csp
     assert "form-action 'self' https://logiciel.example" in security.content_security_policy(
         security.origin_of("https://logiciel.example/retour?x=1"))
     assert security.origin_of("javascript:alert(1)") is None
@@ -59,7 +61,8 @@ def test_content_security_policy() -> None:
 def test_portal_secret_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PARAFE_PORTAL_SECRET", raising=False)
     first = security.portal_secret(tmp_path)
-    assert len(first) >= 32 and security.portal_secret(tmp_path) == first
+    assert len(first) >= 32
+    assert security.portal_secret(tmp_path) == first
     assert stat.S_IMODE(os.stat(tmp_path / "portal.secret").st_mode) == 0o600
     monkeypatch.setenv("PARAFE_PORTAL_SECRET", "z" * 40)
     assert security.portal_secret(tmp_path) == b"z" * 40
@@ -88,7 +91,8 @@ def test_server_processes_creating_the_secret_together_agree(tmp_path: Path,
     for worker in workers:
         worker.join(10)
         assert worker.exitcode == 0
-    assert len(values) == 1 and len(values.pop()) >= 32
+    assert len(values) == 1
+    assert len(values.pop()) >= 32
     assert sorted(p.name for p in tmp_path.iterdir()) == ["portal.secret"]  # no temporary file left
 
 
@@ -102,7 +106,8 @@ def test_pes_summary_of_the_samples(tmp_path: Path) -> None:
     assert bordereau.total == bordereau.declared_amount == Decimal("55.22")
     assert bordereau.pieces[0].third_party == "CELLULOSES DE BROCELIANDE AGRO MOUSQUETAIRES"
     accents = summarise(samples / "valid_unsigned_iso8859_accents.xml")
-    assert accents.error is None and accents.bordereaux
+    assert accents.error is None
+    assert accents.bordereaux
     broken = tmp_path / "broken.xml"
     broken.write_bytes(b"<?xml version='1.0'?><PES_Aller><Bordereau><BlocBordereau>")
     assert summarise(broken).error is not None
@@ -121,7 +126,9 @@ def test_otp_redirect_url() -> None:
 def test_french_formatting() -> None:
     assert paris(datetime(2026, 7, 14, 10, 0, tzinfo=UTC)) == "14/07/2026 12:00"
     assert paris(datetime(2026, 1, 14, 10, 0, tzinfo=UTC)) == "14/01/2026 11:00"
-    assert size(512) == "512 octets" and size(1536) == "1,5 Ko" and size(3 * 1024 * 1024) == "3,0 Mo"
+    assert size(512) == "512 octets"
+    assert size(1536) == "1,5 Ko"
+    assert size(3 * 1024 * 1024) == "3,0 Mo"
 
 
 def _luminance(hex_color: str) -> float:

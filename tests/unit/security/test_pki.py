@@ -73,9 +73,12 @@ def test_layout_and_modes(dev_pki: pki.DevPki) -> None:
         assert (home / rel).is_file(), rel
         assert mode(home / rel) == 0o644, rel
     # The dataclass points at the same files.
-    assert dev_pki.ca_cert == home / "pki/ca.pem" and dev_pki.ca_key == home / "pki/ca.key"
-    assert dev_pki.server_cert == home / "pki/server.pem" and dev_pki.server_key == home / "pki/server.key"
-    assert dev_pki.crl == home / "pki/crl.pem" and dev_pki.revoked_state == home / "pki/revoked.txt"
+    assert dev_pki.ca_cert == home / "pki/ca.pem"
+    assert dev_pki.ca_key == home / "pki/ca.key"
+    assert dev_pki.server_cert == home / "pki/server.pem"
+    assert dev_pki.server_key == home / "pki/server.key"
+    assert dev_pki.crl == home / "pki/crl.pem"
+    assert dev_pki.revoked_state == home / "pki/revoked.txt"
     agent = dev_pki.users["agent@demo.parafe.test"]
     assert (agent.cert, agent.key, agent.p12) == (
         home / "demo/agent@demo.parafe.test.pem",
@@ -156,12 +159,16 @@ def test_ca_profile(dev_pki: pki.DevPki) -> None:
     ca = pki.load_cert(dev_pki.ca_cert)
     assert ca.version == x509.Version.v3
     bc = ext(ca, x509.BasicConstraints)
-    assert bc.critical and bc.value.ca  # type: ignore[attr-defined]
+    assert bc.critical
+    assert bc.value.ca  # type: ignore[attr-defined]
     ku = ext(ca, x509.KeyUsage)
-    assert ku.critical and ku.value.key_cert_sign and ku.value.crl_sign  # type: ignore[attr-defined]
+    assert ku.critical
+    assert ku.value.key_cert_sign
+    assert ku.value.crl_sign  # type: ignore[attr-defined]
     ski = ext(ca, x509.SubjectKeyIdentifier).value
     assert ski == x509.SubjectKeyIdentifier.from_public_key(ca.public_key())  # type: ignore[arg-type]
-    assert isinstance(ca.public_key(), rsa.RSAPublicKey) and ca.public_key().key_size == 2048  # type: ignore[union-attr]
+    assert isinstance(ca.public_key(), rsa.RSAPublicKey)
+    assert ca.public_key().key_size == 2048  # type: ignore[union-attr]
     assert ca.subject == ca.issuer
 
 
@@ -194,12 +201,15 @@ def test_user_profile(dev_pki: pki.DevPki) -> None:
     }
     ku = ext(cert, x509.KeyUsage)
     assert ku.critical
-    assert ku.value.digital_signature and ku.value.content_commitment and ku.value.key_encipherment  # type: ignore[attr-defined]
+    assert ku.value.digital_signature
+    assert ku.value.content_commitment
+    assert ku.value.key_encipherment  # type: ignore[attr-defined]
     assert not ku.value.key_cert_sign  # type: ignore[attr-defined]
     aki = ext(cert, x509.AuthorityKeyIdentifier).value
     assert aki.key_identifier == ext(ca, x509.SubjectKeyIdentifier).value.digest  # type: ignore[attr-defined]
     assert ext(cert, x509.SubjectKeyIdentifier)
-    assert cert.serial_number > 0 and cert.serial_number.bit_length() <= 159
+    assert cert.serial_number > 0
+    assert cert.serial_number.bit_length() <= 159
 
 
 def test_user_cert_options() -> None:
@@ -276,7 +286,8 @@ def test_crl_lists_only_the_revoked_certificate(dev_pki: pki.DevPki) -> None:
     crl = x509.load_pem_x509_crl(dev_pki.crl.read_bytes())
     assert crl.issuer == ca.subject
     assert crl.is_signature_valid(ca.public_key())  # type: ignore[arg-type]
-    assert crl.next_update_utc is not None and crl.next_update_utc > dt.datetime.now(dt.UTC)
+    assert crl.next_update_utc is not None
+    assert crl.next_update_utc > dt.datetime.now(dt.UTC)
     revoked = pki.load_cert(dev_pki.revoked.cert).serial_number
     assert [r.serial_number for r in crl] == [revoked]
     assert pki.read_revoked(dev_pki.revoked_state).keys() == {revoked}

@@ -69,7 +69,8 @@ def test_user_with_p12(ca_dir: Path, tmp_path: Path) -> None:
     assert cert.not_valid_after_utc - cert.not_valid_before_utc < dt.timedelta(days=31)
     key, p12_cert, cas = pkcs12.load_key_and_certificates((tmp_path / "people/jean.dupont.p12").read_bytes(),
                                                           b"secret")
-    assert p12_cert == cert and key is not None
+    assert p12_cert == cert
+    assert key is not None
     assert cas == [pki.load_cert(ca_dir / "ca.pem")]
 
 

@@ -25,7 +25,8 @@ EXAMPLE = ROOT / "docs" / "examples" / "commune.toml"
 def test_apply_documented_example_is_idempotent(ctx: Any, tmp_path: Path) -> None:
     data = admin.load_config_file(EXAMPLE)
     first = admin.apply_config(ctx, data)
-    assert "abonné 213100001 créé" in first and "circuit deliberations à jour" in first
+    assert "abonné 213100001 créé" in first
+    assert "circuit deliberations à jour" in first
     admin.apply_config(ctx, data)
     circuits = {c["key"]: c for c in admin.list_circuits(ctx, "213100001")}
     assert circuits["deliberations"]["steps"] == ["visa", "signature", "filing"]
@@ -38,7 +39,8 @@ def test_apply_documented_example_is_idempotent(ctx: Any, tmp_path: Path) -> Non
         assert roles == {("secretariat@exemple.fr", "agent"), ("dgs@exemple.fr", "valideur"),
                          ("maire@exemple.fr", "signataire")}
         members = s.scalars(select(StepMember).where(StepMember.step_id == circuit.steps[1].id)).all()
-        assert len(members) == 1 and members[0].group_id is not None
+        assert len(members) == 1
+        assert members[0].group_id is not None
 
 
 def test_created_user_with_certificate_can_deposit(ctx: Any, home: Home, tmp_path: Path) -> None:
@@ -107,20 +109,26 @@ def test_cli(home: Home, tmp_path: Path) -> None:
                               capture_output=True, text=True, input=stdin, timeout=120)
 
     r = run("subscriber", "add", "222222222", "Commune CLI")
-    assert r.returncode == 0 and "Abonné 222222222 créé." in r.stdout
+    assert r.returncode == 0
+    assert "Abonné 222222222 créé." in r.stdout
     r = run("subscriber", "add", "222222222", "Commune CLI")
-    assert r.returncode == 1 and "Erreur : L'abonné 222222222 existe déjà." in r.stderr
+    assert r.returncode == 1
+    assert "Erreur : L'abonné 222222222 existe déjà." in r.stderr
     r = run("user", "add", "222222222", "admin@cli.fr", "--admin", "--basic", "--password-stdin",
             stdin="un-mot-de-passe-long\n")
     assert r.returncode == 0, r.stderr
     r = run("user", "list", "222222222")
     user = json.loads(r.stdout.splitlines()[0])
-    assert user["admin"] is True and user["authenticationType"] == "BASIC"
+    assert user["admin"] is True
+    assert user["authenticationType"] == "BASIC"
     r = run("apply", str(EXAMPLE))
-    assert r.returncode == 0 and "circuit pes à jour" in r.stdout
+    assert r.returncode == 0
+    assert "circuit pes à jour" in r.stdout
     r = run("circuit", "list", "213100001")
-    assert "deliberations" in r.stdout and "visa → signature → filing" in r.stdout
+    assert "deliberations" in r.stdout
+    assert "visa → signature → filing" in r.stdout
     r = run("circuit", "define", "213100001", "--file", str(tmp_path / "absent.toml"))
-    assert r.returncode == 1 and "Fichier de configuration illisible" in r.stderr
+    assert r.returncode == 1
+    assert "Fichier de configuration illisible" in r.stderr
     r = run("--help")
     assert "Administration" in r.stdout

@@ -58,7 +58,8 @@ def test_sweeps_old_orphans_only(ctx: Any, tmp_path: Path) -> None:
     assert sweep_orphan_blobs(ctx, grace=timedelta(hours=1)).deleted == 0
     _age(ctx, young_orphan, 2 * 3600)
     assert sweep_orphan_blobs(ctx, grace=timedelta(hours=1)).deleted == 1
-    assert ctx.store.exists(kept) and ctx.store.exists(json_ref)
+    assert ctx.store.exists(kept)
+    assert ctx.store.exists(json_ref)
 
 
 def test_a_grace_period_under_an_hour_is_refused(ctx: Any) -> None:

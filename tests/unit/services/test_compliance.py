@@ -19,30 +19,43 @@ DAV = "/partage/webdav/clients/123456789"
 
 def test_classification() -> None:
     listing = classify("POST", SOAP, 200, None, "listRemainingAcknowledgements")
-    assert listing is not None and listing.listing_target == "soap:listRemainingAcknowledgements"
+    assert listing is not None
+    assert listing.listing_target == "soap:listRemainingAcknowledgements"
     fault = classify("POST", SOAP, 500, 137, "upload")
-    assert fault is not None and {"soap_fault", "refused:soap:137", "nomfic"} <= set(fault.kinds)
+    assert fault is not None
+    assert {"soap_fault", "refused:soap:137", "nomfic"} <= set(fault.kinds)
     unknown = classify("POST", SOAP, 400, 174, None)
-    assert unknown is not None and "unknown_operation" in unknown.kinds
+    assert unknown is not None
+    assert "unknown_operation" in unknown.kinds
     too_big = classify("POST", SOAP, 413, 147, None)
-    assert too_big is not None and "oversize" in too_big.kinds and "unknown_operation" not in too_big.kinds
+    assert too_big is not None
+    assert "oversize" in too_big.kinds
+    assert "unknown_operation" not in too_big.kinds
     route = classify("GET", f"{REST}/nowhere", 404, 179)
-    assert route is not None and "unknown_operation" in route.kinds
+    assert route is not None
+    assert "unknown_operation" in route.kinds
     duplicate = classify("POST", f"{REST}/documents/v2/123456789/bureautique/upload", 409, 144)
-    assert duplicate is not None and "duplicate" in duplicate.kinds
+    assert duplicate is not None
+    assert "duplicate" in duplicate.kinds
     missing = classify("GET", f"{REST}/documents/v2/400000001/ack/download", 404, 149)
-    assert missing is not None and "download_unknown" in missing.kinds
+    assert missing is not None
+    assert "download_unknown" in missing.kinds
     expired = classify("GET", f"{REST}/documents/v2/123456789/ack/remaining", 401, 162)
-    assert expired is not None and expired.kinds == ["calls:rest", "tls:expired"]
+    assert expired is not None
+    assert expired.kinds == ["calls:rest", "tls:expired"]
     fetched = classify("GET", f"{DAV}/out/bureautique/a%20b.pdf", 200)
-    assert fetched is not None and fetched.opens == [("fetched", "123456789/out/bureautique/a b.pdf")]
+    assert fetched is not None
+    assert fetched.opens == [("fetched", "123456789/out/bureautique/a b.pdf")]
     in_listing = classify("PROPFIND", f"{DAV}/in/bureautique/", 207)
-    assert in_listing is not None and in_listing.listing_target is None  # only out/ is polled for returns
+    assert in_listing is not None
+    assert in_listing.listing_target is None  # only out/ is polled for returns
     assert classify("GET", "/tableau-de-bord", 200) is None  # the portal is no connector
     deprecated = classify("POST", SOAP, 200, None, "getSmsUrl")  # §2.5.16
-    assert deprecated is not None and "deprecated_operation" in deprecated.kinds
+    assert deprecated is not None
+    assert "deprecated_operation" in deprecated.kinds
     current = classify("POST", SOAP, 200, None, "getMultiIdsSmsUrl")
-    assert current is not None and "deprecated_operation" not in current.kinds
+    assert current is not None
+    assert "deprecated_operation" not in current.kinds
 
 
 def test_recorder_batches_and_bounds(ctx: Any) -> None:
@@ -70,7 +83,9 @@ def test_recorder_batches_and_bounds(ctx: Any) -> None:
         examples = session.scalar(select(func.count()).select_from(ComplianceExample)
                                   .where(ComplianceExample.rule == "deposit_refusals"))
         pending = list(session.scalars(select(CompliancePending.key)))
-    assert counts["listing"] == 10 and counts["listing_fast"] == 9 and gap == 1.0
+    assert counts["listing"] == 10
+    assert counts["listing_fast"] == 9
+    assert gap == 1.0
     assert counts["refused:webdav:139"] == MAX_PENDING + 20
     assert examples == ctx.settings.compliance_examples  # a ring, not one row per call
     assert len(pending) == MAX_PENDING  # capped, the oldest dropped, the deleted one gone

@@ -60,8 +60,11 @@ def test_pdf_deposit_creates_prepared_document(ctx: Any, tmp_path: Path) -> None
     assert doc_id >= 100_000_000
     with ctx.db.read() as s:
         doc = s.get(Document, doc_id)
-        assert doc is not None and doc.state == State.PREPARED.value and doc.kind == "pdf"
-        assert doc.name == "arrêté 2026-001.pdf" and doc.label.name == "Arrêtés"
+        assert doc is not None
+        assert doc.state == State.PREPARED.value
+        assert doc.kind == "pdf"
+        assert doc.name == "arrêté 2026-001.pdf"
+        assert doc.label.name == "Arrêtés"
         assert [h.state for h in doc.history] == [State.PREPARED.value]
         assert doc.history[0].user_fullname == "Alice Agent"
         outbox = s.scalars(select(OutboxItem).where(OutboxItem.document_id == doc_id)).all()
@@ -155,7 +158,9 @@ def test_pes_checks(ctx: Any, tmp_path: Path) -> None:
     doc_id = _deposit(ctx, tmp_path, "pes1.xml", valid, circuit="pes")
     with ctx.db.read() as s:
         doc = s.get(Document, doc_id)
-        assert doc is not None and doc.kind == "pes" and doc.nom_fic
+        assert doc is not None
+        assert doc.kind == "pes"
+        assert doc.nom_fic
     # same NomFic under another file name: refused
     _refused(ctx, tmp_path, E.PES_DUPLICATE_NOMFIC, "pes2.xml", valid, circuit="pes")
     _refused(ctx, tmp_path, E.PES_PROCESSING, "invalide.xml",
@@ -198,7 +203,9 @@ def test_bundle_with_annexes_and_metas(ctx: Any, tmp_path: Path) -> None:
     doc_id = _deposit(ctx, tmp_path, "bonjour.pdf.zip", bundle)
     with ctx.db.read() as s:
         doc = s.get(Document, doc_id)
-        assert doc is not None and doc.name == "bonjour.pdf" and doc.kind == "pdf"
+        assert doc is not None
+        assert doc.name == "bonjour.pdf"
+        assert doc.kind == "pdf"
         assert sorted(a.name for a in s.scalars(select(Annex).where(Annex.document_id == doc_id))) == [
             "bonjour2.pdf", "notes.txt"]
         assert [(m.name, m.value) for m in s.scalars(select(MetadataValue))] == [("TEXT001", "John")]
@@ -235,10 +242,12 @@ def test_label_guard(ctx: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     doc_id = _deposit(ctx, tmp_path, "g4.pdf", pdf_bytes(text="4"), label="L-nouveau")
     with ctx.db.read() as s:
         doc = s.get(Document, doc_id)
-        assert doc is not None and doc.label.name == default_label()
+        assert doc is not None
+        assert doc.label.name == default_label()
         assert s.scalar(select(func.count()).select_from(Label).where(Label.name == "L-nouveau")) == 0
         note = s.scalars(select(HistoryEntry.comment).where(HistoryEntry.document_id == doc_id)).one()
-        assert note and "L-nouveau" in note
+        assert note
+        assert "L-nouveau" in note
     # an existing label is still usable
     _deposit(ctx, tmp_path, "g5.pdf", pdf_bytes(text="5"), label="L1")
 
@@ -247,7 +256,8 @@ def test_refusal_queues_error_mail(ctx: Any, tmp_path: Path) -> None:
     _refused(ctx, tmp_path, E.EMPTY_FILE, "vide.pdf", b"")
     with ctx.db.read() as s:
         mails = s.scalars(select(OutboxItem).where(OutboxItem.kind == "mail.deposit_error")).all()
-        assert len(mails) == 1 and mails[0].payload["to"] == AGENT
+        assert len(mails) == 1
+        assert mails[0].payload["to"] == AGENT
         assert mails[0].payload["message"] == E.EMPTY_FILE.message
 
 

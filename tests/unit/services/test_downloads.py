@@ -20,15 +20,19 @@ def test_content_and_zip(ctx: Any, tmp_path: Path) -> None:
     principal = principal_for_email(ctx, AGENT)
     doc = deposit_pdf(ctx, tmp_path)
     plain = downloads.download(ctx, principal, doc)
-    assert plain.blob_sha256 and plain.media_type == "application/pdf"
+    assert plain.blob_sha256
+    assert plain.media_type == "application/pdf"
     data = plain.read_bytes(ctx)
-    assert data.startswith(b"%PDF") and len(data) == plain.size
+    assert data.startswith(b"%PDF")
+    assert len(data) == plain.size
     returns.add_return(ctx, kind="ack", data=b"<ack/>", name="ACQUIT.xml", document_id=doc)
     zipped = downloads.download(ctx, principal, doc, acquit=True, fdc=True)
-    assert zipped.path is not None and zipped.filename.endswith(".zip")
+    assert zipped.path is not None
+    assert zipped.filename.endswith(".zip")
     with zipfile.ZipFile(io.BytesIO(zipped.read_bytes(ctx))) as zf:
         names = zf.namelist()
-        assert names[1:] == [f"ACQUIT_{names[0]}", f"FDC_{names[0]}.pdf"] and zf.read(names[0]) == data
+        assert names[1:] == [f"ACQUIT_{names[0]}", f"FDC_{names[0]}.pdf"]
+        assert zf.read(names[0]) == data
     zipped.cleanup()
     assert not zipped.path.exists()
 
@@ -40,7 +44,8 @@ def test_fdc_hook_and_metas(ctx: Any, tmp_path: Path) -> None:
     with pikepdf.open(io.BytesIO(pdf)) as parsed:
         assert len(parsed.pages) == 1
     fetched = downloads.get_fdc(ctx, principal, doc).data
-    assert fetched is not None and fetched.startswith(b"%PDF")  # the same report, through the rights check
+    assert fetched is not None
+    assert fetched.startswith(b"%PDF")  # the same report, through the rights check
     with ctx.db.write() as s:
         s.add(MetadataValue(document_id=doc, position=0, name="OTP_email_0", value="a@x.fr", kind="otp"))
         s.add(MetadataValue(document_id=doc, position=0, name="NOM", value='Dupont & "fils" <sa>', kind="meta"))

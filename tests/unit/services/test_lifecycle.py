@@ -36,7 +36,9 @@ def test_delete_by_state(ctx: Any, tmp_path: Path) -> None:
             with ctx.db.read() as s:
                 assert s.get(Document, doc) is None
                 tombstone = s.get(DocumentTombstone, doc)
-                assert tombstone is not None and tombstone.reason == "delete" and tombstone.erased_at is None
+                assert tombstone is not None
+                assert tombstone.reason == "delete"
+                assert tombstone.erased_at is None
                 assert s.scalar(select(OutboxItem).where(OutboxItem.kind == "document.erase",
                                                          OutboxItem.done_at.is_(None))) is not None
         else:
@@ -63,7 +65,9 @@ def test_delete_keeps_nomfic_reserved(ctx: Any, tmp_path: Path) -> None:
     with ctx.db.read() as s:
         assert s.get(Document, done.document_id) is None
         row = s.get(DocumentTombstone, done.document_id)
-        assert row is not None and row.nom_fic and s.get(PesNomFic, row.nom_fic) is not None
+        assert row is not None
+        assert row.nom_fic
+        assert s.get(PesNomFic, row.nom_fic) is not None
     with pytest.raises(ParafeError) as info:  # the triplet is free, the NomFic is not
         deposit(ctx, principal, DepositRequest(
             siren="123456789", circuit="pes", upload=upload(tmp_path, sample.name, sample.read_bytes())))

@@ -42,7 +42,8 @@ def test_twenty_wrong_passwords_then_the_right_one_is_refused(ctx: Any) -> None:
     assert outcomes == ["BAD_CREDENTIALS"] * 6 + ["LOGIN_THROTTLED"] * 14
     with pytest.raises(ParafeError) as info:
         authenticate(ctx, RequestIdentity(basic=(ADMIN, _password(ctx)), client=ADDRESS))
-    assert info.value.error is E.LOGIN_THROTTLED and info.value.http_status == 429
+    assert info.value.error is E.LOGIN_THROTTLED
+    assert info.value.http_status == 429
     assert "réessayez dans" in info.value.message
     # from another address too: the account itself is throttled
     assert _try(ctx, ADMIN.upper(), _password(ctx), "198.51.100.9") == "LOGIN_THROTTLED"

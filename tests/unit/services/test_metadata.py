@@ -55,8 +55,11 @@ def test_metadata_model_builtin_names() -> None:
     circuit = Circuit(metadata_model=[{"name": "TEXT001", "kind": "text"}],
                       steps=[CircuitStep(position=0, kind="maileva"), CircuitStep(position=1, kind="digiposte")])
     names = [f.name for f in metadata_model(circuit) or []]
-    assert names[0] == "TEXT001" and "DIGIPOSTE_VALIDITY" in names and set(MAILEVA_NAMES) <= set(names)
-    assert "MAILEVA_SENDER_MAIL" in MAILEVA_NAMES and "MAILEVA_RECEIVER_MAIL" not in MAILEVA_NAMES
+    assert names[0] == "TEXT001"
+    assert "DIGIPOSTE_VALIDITY" in names
+    assert set(MAILEVA_NAMES) <= set(names)
+    assert "MAILEVA_SENDER_MAIL" in MAILEVA_NAMES
+    assert "MAILEVA_RECEIVER_MAIL" not in MAILEVA_NAMES
     assert len(MAILEVA_NAMES) == 13
     assert metadata_model(Circuit(metadata_model=None, steps=[CircuitStep(position=0, kind="visa")])) is None
 
@@ -75,7 +78,8 @@ def test_upload_meta_digiposte_without_model(ctx: Any, tmp_path: Path) -> None:
     upload_meta(ctx, principal, doc, _otp(("DIGIPOSTE_CLIENT_ID", "001"), ("DIGIPOSTE_VALIDITY", "10")))
     with ctx.db.read() as s:
         row = s.get(Document, doc)
-        assert row is not None and row.state == State.METADATA_DEFINED.value
+        assert row is not None
+        assert row.state == State.METADATA_DEFINED.value
         assert [(m.name, m.value) for m in row.metadata_values] == [("DIGIPOSTE_CLIENT_ID", "001"),
                                                                     ("DIGIPOSTE_VALIDITY", "10")]
 

@@ -91,7 +91,10 @@ def test_deposit_on_demand_xml_circuit(ctx: Any, tmp_path: Path) -> None:
         siren="123456789", circuit=pdf_circuit, upload=upload(tmp_path), label="Conventions"))
     with ctx.db.read() as s:
         doc = s.get(Document, done.document_id)
-        assert doc is not None and doc.label.name == "Conventions"
+        assert doc is not None
+        assert doc.label.name == "Conventions"
         circuit_row = s.get(Circuit, doc.circuit_id)
-        assert circuit_row is not None and circuit_row.on_demand and circuit_row.key.startswith("ondemand-")
+        assert circuit_row is not None
+        assert circuit_row.on_demand
+        assert circuit_row.key.startswith("ondemand-")
         assert len(s.scalars(select(Circuit).where(Circuit.on_demand.is_(True))).all()) == 1

@@ -57,7 +57,8 @@ def service_deposit(ctx: Any, tmp_path: Path, data: bytes, name: str) -> int:
 def test_message_is_the_catalogue_entry_of_case_3() -> None:
     from parafe.domain.errors import WEBDAV_CASE_OF
 
-    assert E.PES_SIGNATURE_INVALID.code == 177 and E.PES_SIGNATURE_INVALID.message == MESSAGE
+    assert E.PES_SIGNATURE_INVALID.code == 177
+    assert E.PES_SIGNATURE_INVALID.message == MESSAGE
     assert WEBDAV_CASE_OF["PES_SIGNATURE_INVALID"] == 3
 
 
@@ -66,7 +67,8 @@ def test_broken_signature_is_refused_by_the_service(ctx: Any, tmp_path: Path, al
     signed = sign_pes(pes(f"BROKEN_{alter.__name__}"), signer_key(ctx.settings.resolved_home), per_bordereau=True)
     with pytest.raises(ParafeError) as info:
         service_deposit(ctx, tmp_path, alter(signed), "mandats.xml")
-    assert info.value.code == 177 and info.value.message == MESSAGE
+    assert info.value.code == 177
+    assert info.value.message == MESSAGE
     # nothing stored: the same NomFic can be deposited again once signed properly
     service_deposit(ctx, tmp_path, signed, "mandats.xml")
 
@@ -120,7 +122,8 @@ def test_soap_upload_answers_177(server: LiveServer) -> None:
         r = post(c, envelope("upload", inner(wrong_value(signed))))
         assert r.status_code == 500
         code, string, detail = fault(r)
-        assert code == "soap:Server" and string == MESSAGE
+        assert code == "soap:Server"
+        assert string == MESSAGE
         assert (detail.findtext(".//details") or "").startswith("177 ")
         (ret,) = returns(post(c, envelope("upload", inner(signed))), "upload")
         assert int(ret.text or "0") > 0

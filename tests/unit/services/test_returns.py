@@ -37,7 +37,8 @@ def test_remaining_order_and_d11(ctx: Any, tmp_path: Path) -> None:
     returns.add_return(ctx, kind="ack", data=b"<second/>", name="b.xml", document_id=docs[0])
     assert returns.remaining(ctx, principal, "123456789", "ack") == list(reversed(docs))
     got = returns.download(ctx, principal, docs[0], "ack")
-    assert got.data == b"<second/>" and got.public_id == docs[0]
+    assert got.data == b"<second/>"
+    assert got.public_id == docs[0]
     assert returns.remaining(ctx, principal, "123456789", "ack") == [docs[2], docs[1]]
     assert returns.latest_ack(ctx, docs[1]) == ("a.xml", f"<ack id='{docs[1]}'/>".encode())
     with pytest.raises(ParafeError) as info:

@@ -25,9 +25,11 @@ SIGNER = "signataire@demo.parafe.test"
 
 def test_encrypted_key_is_issued_by_the_ca_bound_and_opened_only_with_the_operator_secret(ctx: Any) -> None:
     info = server_keys.create(ctx, SIGNER)
-    assert info.kind == "encrypted" and "CN=Sophie Signataire" in info.subject
+    assert info.kind == "encrypted"
+    assert "CN=Sophie Signataire" in info.subject
     key = server_keys.active_key(ctx, info.user_id)
-    assert key is not None and (key.encrypted_key or "").startswith("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    assert key is not None
+    assert (key.encrypted_key or "").startswith("-----BEGIN ENCRYPTED PRIVATE KEY-----")
     secret = ctx.settings.pki_dir / "server-keys.secret"
     assert secret.stat().st_mode & 0o777 == 0o600
     cert = x509.load_pem_x509_certificate(key.certificate_pem.encode())
@@ -75,6 +77,7 @@ def test_the_challenge_binds_nonce_documents_and_every_digest() -> None:
         passkeys.binding_challenge("00" * 32, [(1, [d1])]),  # a document less
         passkeys.binding_challenge("00" * 32, [(1, [d1]), (3, [d2])]),  # another document id
     ]
-    assert base not in variants and len(set(variants)) == len(variants)
+    assert base not in variants
+    assert len(set(variants)) == len(variants)
     text = b"parafe-passkey-signature-v1\n" + b"00" * 32 + b"\n" + f"1:{d1.hex()}\n2:{d2.hex()}\n".encode()
     assert base == hashlib.sha256(text).digest()  # what static/passkeys.js recomputes

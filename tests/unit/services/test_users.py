@@ -35,9 +35,11 @@ def test_sync_entry_errors_leave_users_untouched(ctx: Any) -> None:
     assert set(errors) == {"visa@demo.parafe.test", "agent@demo.parafe.test", "ctl@x.fr", "#6"}
     with ctx.db.read() as s:  # the refused existing user is neither updated nor removed
         visa = s.scalar(select(User).where(User.email == "visa@demo.parafe.test"))
-        assert visa is not None and visa.active
+        assert visa is not None
+        assert visa.active
         agent = s.scalar(select(User).where(User.email == "agent@demo.parafe.test"))
-        assert agent is not None and agent.firstname == "Alice"
+        assert agent is not None
+        assert agent.firstname == "Alice"
     exported = {u["email"] for u in export_users(ctx, admin, "123456789")["users"]}
     assert exported == {"agent@demo.parafe.test", "visa@demo.parafe.test", "signataire@demo.parafe.test", ADMIN}
 
@@ -50,7 +52,8 @@ def test_sync_reactivates_and_refuses_non_admins(ctx: Any) -> None:
     assert "visa@demo.parafe.test" not in {u["email"] for u in export_users(ctx, admin, "123456789")["users"]}
     assert synchronize_users(ctx, admin, "123456789", body) == {}
     visa = [u for u in export_users(ctx, admin, "123456789")["users"] if u["email"] == "visa@demo.parafe.test"]
-    assert visa and visa[0]["circuits"] == []  # back, without its former roles
+    assert visa
+    assert visa[0]["circuits"] == []  # back, without its former roles
     with pytest.raises(ParafeError) as info:
         synchronize_users(ctx, principal_for_email(ctx, "agent@demo.parafe.test"), "123456789", body)
     assert info.value.error is E.AUTH_ACCESS_DENIED

@@ -20,10 +20,12 @@ def test_a_live_spool_is_never_swept(tmp_path: Path) -> None:
     spool = HashingSpool(tmp_path)
     spool.write(b"en cours")
     _age(spool.path)
-    assert clean_leftovers(tmp_path) == 0 and spool.path.exists()  # being written
+    assert clean_leftovers(tmp_path) == 0
+    assert spool.path.exists()  # being written
     path, _sha, _size = spool.finish()
     _age(path)
-    assert clean_leftovers(tmp_path) == 0 and path.exists()  # finished, not yet taken away
+    assert clean_leftovers(tmp_path) == 0
+    assert path.exists()  # finished, not yet taken away
     spool.discard()
     assert not path.exists()
 
@@ -33,9 +35,11 @@ def test_an_abandoned_spool_is_swept_once_old_enough(tmp_path: Path) -> None:
     spool.write(b"abandonne")
     path, _sha, _size = spool.finish()
     spool._release()  # what the death of its process does to the lock
-    assert clean_leftovers(tmp_path) == 0 and path.exists()  # too recent: could be in its first instants
+    assert clean_leftovers(tmp_path) == 0
+    assert path.exists()  # too recent: could be in its first instants
     _age(path)
-    assert clean_leftovers(tmp_path) == 1 and not path.exists()
+    assert clean_leftovers(tmp_path) == 1
+    assert not path.exists()
     del spool
 
 
