@@ -49,7 +49,8 @@ def _deposit_and_sign(dav: Dav, c: httpx.Client, siren: str) -> str:
 def _refused(c: httpx.Client, siren: str) -> str:
     name = unique(".exe", "refuse")
     r = put(c, url_path(siren, "in", "bureautique", name), b"MZ not a document")
-    assert r.status_code >= 400 and r.headers.get("x-fast-error"), r.text
+    assert r.status_code >= 400, r.text
+    assert r.headers.get("x-fast-error"), r.text
     return name
 
 

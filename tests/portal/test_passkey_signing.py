@@ -83,7 +83,8 @@ def server_key(portal_server: LiveServer, key_env: dict[str, str]) -> str:
                           cwd=str(ROOT), env=env, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     match = re.search(r"SHA-256 ([0-9a-f]{64})", done.stdout)
-    assert match and "Sophie Signataire" in done.stdout, done.stdout
+    assert match, done.stdout
+    assert "Sophie Signataire" in done.stdout, done.stdout
     return match.group(1)
 
 
@@ -222,14 +223,17 @@ def test_other_digests_replay_and_revoked_passkey_are_refused(
 
     # an assertion made for session A's digests does not confirm session B (same document, other preparation)
     other = finish(got["B"], got["a"])
-    assert other["status"] == 403 and other["body"]["errorCode"] == 280, other
+    assert other["status"] == 403, other
+    assert other["body"]["errorCode"] == 280, other
     assert other["body"]["message"].startswith("Confirmation par clé d'accès refusée")
     assert signed(ctx, doc_a) is False
     # the right session: signed; the same assertion again: refused
     ok = finish(got["A"], got["a"])
-    assert ok["status"] == 200 and ok["body"]["results"][0]["ok"] is True, ok
+    assert ok["status"] == 200, ok
+    assert ok["body"]["results"][0]["ok"] is True, ok
     replay = finish(got["A"], got["a"])
-    assert replay["status"] == 409 and replay["body"]["errorCode"] == 281, replay
+    assert replay["status"] == 409, replay
+    assert replay["body"]["errorCode"] == 281, replay
 
     # the administrator revokes the passkey: its assertion (made before) no longer signs
     admin = browsing.page(ADMIN)
@@ -240,7 +244,8 @@ def test_other_digests_replay_and_revoked_passkey_are_refused(
     admin.wait_for_url(re.compile(r"\?ok=enregistre$"))
     assert "Ordinateur du bureau — révoquée" in admin.locator("#titre-cles-acces ~ ul").inner_text()
     revoked = finish(got["C"], got["c"])
-    assert revoked["status"] == 403 and revoked["body"]["errorCode"] == 282, revoked
+    assert revoked["status"] == 403, revoked
+    assert revoked["body"]["errorCode"] == 282, revoked
     assert signed(ctx, doc_c) is False
     page.goto(browsing.url("/cles-d-acces"))
     assert "Ordinateur du bureau — révoquée" in page.locator("#titre-cles + ul").inner_text()

@@ -84,7 +84,8 @@ def test_install_open_url_and_uninstall(user_env: dict[str, str], tmp_path: Path
     if shutil.which("desktop-file-validate") is None:
         pytest.fail("desktop-file-validate (desktop-file-utils) is required")
     check = subprocess.run(["desktop-file-validate", str(desktop), str(autostart)], capture_output=True, text=True)
-    assert check.returncode == 0 and check.stdout == "", check.stdout
+    assert check.returncode == 0, check.stdout
+    assert check.stdout == "", check.stdout
     if shutil.which("xdg-mime") is None or shutil.which("xdg-open") is None:
         pytest.fail("xdg-utils (xdg-mime, xdg-open) is required")
     query = subprocess.run(["xdg-mime", "query", "default", "x-scheme-handler/parafe-signer"], env=user_env,
@@ -106,7 +107,8 @@ def test_install_open_url_and_uninstall(user_env: dict[str, str], tmp_path: Path
                                   start_new_session=True)
     try:
         answer = wait_for_helper(port)
-        assert answer["status"] == 200 and answer["cors"] == ORIGIN, answer
+        assert answer["status"] == 200, answer
+        assert answer["cors"] == ORIGIN, answer
         assert answer["body"]["name"] == "Sophie Signataire"  # type: ignore[index]
         # a second click while it runs: the helper already answers, nothing else starts
         again = run(user_env, "open-url", url)

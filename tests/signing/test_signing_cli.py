@@ -54,7 +54,9 @@ def test_sign_and_verify_pdf(tmp_path: Path, pki: Pki, pdf5: bytes) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "Document signé" in proc.stdout
     _, sigs, text = pdfsig(out, pki)
-    assert sigs and sigs[0].valid and sigs[0].trusted, text
+    assert sigs, text
+    assert sigs[0].valid, text
+    assert sigs[0].trusted, text
     proc = run("verify", str(out), "--trust", str(pki.ca_pem), "--json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads(proc.stdout)

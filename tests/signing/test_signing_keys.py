@@ -107,7 +107,9 @@ def test_pkcs11_signer_signs_pdf_and_pes(tmp_path: Path, pki: Pki, pdf5: bytes, 
         path = tmp_path / "hsm.pdf"
         path.write_bytes(out)
         _, sigs, text = pdfsig(path, pki)
-        assert sigs and sigs[0].valid and sigs[0].trusted, text
+        assert sigs, text
+        assert sigs[0].valid, text
+        assert sigs[0].trusted, text
         assert verify_pdf(out, [pki.ca_pem]).valid
     pes = sign_pes(make_pes(2), hsm, per_bordereau=True)
     (tmp_path / "hsm.xml").write_bytes(pes)

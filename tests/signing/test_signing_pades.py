@@ -59,7 +59,8 @@ def check_both(tmp_path: Path, data: bytes, pki: Pki, *, n: int = 1, level: str 
     assert sigs[0].trusted, out
     assert sigs[-1].total == total, out
     ossl = openssl_cms_verify(data, pki, tmp_path)
-    assert len(ossl) == n and all(ok for ok, _ in ossl), ossl
+    assert len(ossl) == n, ossl
+    assert all(ok for ok, _ in ossl), ossl
     statuses = pyhanko_statuses(data, pki)
     assert len(statuses) == n
     for st in statuses:
@@ -155,7 +156,8 @@ def test_tampered_copy_fails_both_validators(
     path_ = tmp_path / "tampered.pdf"
     path_.write_bytes(tampered)
     _, sigs, text = pdfsig(path_, pki)
-    assert sigs and not sigs[0].valid, text
+    assert sigs, text
+    assert not sigs[0].valid, text
     statuses = pyhanko_statuses(tampered, pki)
     assert not statuses[0].intact
     assert not statuses[0].bottom_line
@@ -216,7 +218,9 @@ def test_blta_adds_a_document_timestamp(
     path = tmp_path / "lta.pdf"
     path.write_bytes(out)
     _, sigs, text = pdfsig(path, pki)
-    assert len(sigs) == 2 and sigs[0].valid and sigs[0].trusted, text
+    assert len(sigs) == 2, text
+    assert sigs[0].valid, text
+    assert sigs[0].trusted, text
     # poppler 22.12 cannot check document time-stamps ("Unimplemented"): OpenSSL's TSP verifier does.
     assert "Unimplemented" in text or sigs[1].valid
     with pikepdf.open(io.BytesIO(out)) as pdf:
@@ -229,7 +233,8 @@ def test_blta_adds_a_document_timestamp(
 
     proc = subprocess.run(["openssl", "ts", "-verify", "-token_in", "-in", str(tmp_path / "tst.der"), "-data",
                            str(tmp_path / "range.bin"), "-CAfile", str(pki.ca_pem)], capture_output=True, text=True)
-    assert proc.returncode == 0 and "Verification: OK" in proc.stdout, proc.stdout + proc.stderr
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Verification: OK" in proc.stdout, proc.stdout + proc.stderr
 
 
 def test_blt_without_validation_context_is_refused(signer: ServerSigner, pdf5: bytes, tsa_url: str) -> None:
@@ -245,7 +250,8 @@ def test_revoked_signer_is_rejected(tmp_path: Path, pki: Pki, pdf5: bytes) -> No
     revoked = load_signer(pki.revoked.p12, P12_PASSWORD)
     out = sign_pdf(pdf5, revoked)
     report = verify_pdf(out, [pki.ca_pem], crls=[pki.crl_pem])
-    assert not report.valid and report.signatures[0].revoked, report.to_text()
+    assert not report.valid, report.to_text()
+    assert report.signatures[0].revoked, report.to_text()
     assert verify_pdf(out, [pki.ca_pem]).valid  # without the CRL, revocation is unknown (soft-fail)
 
 

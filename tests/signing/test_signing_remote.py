@@ -42,10 +42,14 @@ def test_remote_pdf(tmp_path: Path, pki: Pki, pdf5: bytes, tsa_url: str, level: 
     path = tmp_path / "remote.pdf"
     path.write_bytes(out)
     _, sigs, text = pdfsig(path, pki)
-    assert sigs and sigs[0].valid and sigs[0].trusted and sigs[0].total, text
+    assert sigs, text
+    assert sigs[0].valid, text
+    assert sigs[0].trusted, text
+    assert sigs[0].total, text
     assert all(ok for ok, _ in openssl_cms_verify(out, pki, tmp_path))
     report = verify_pdf(out, [pki.ca_pem])
-    assert report.valid and report.signatures[0].level == level, report.to_text()
+    assert report.valid, report.to_text()
+    assert report.signatures[0].level == level, report.to_text()
     assert report.signatures[0].signer == "Marie-Hélène Lefèvre"
 
 

@@ -62,7 +62,8 @@ def test_rest_end_to_end_with_in_process_worker(home: Home, tmp_path: Path) -> N
             assert _wait(client, pes_id, "Classé") == [
                 "Préparé", "En cours d'envoi", "Envoyé à FAST", "Transmis à Hélios", "Acquittement Hélios", "Classé"]
             remaining = client.get(f"{REST}/documents/v2/123456789/ack/remaining")
-            assert remaining.status_code == 200 and pes_id in remaining.text, remaining.text
+            assert remaining.status_code == 200, remaining.text
+            assert pes_id in remaining.text, remaining.text
             ack = client.get(f"{REST}/documents/v2/{pes_id}/ack/download")
             assert ack.status_code == 200
             assert validate_acquit(ack.content) == []

@@ -184,7 +184,8 @@ def test_invalid_pictograms_refused_with_nothing_stored(ctx: Any, tmp_path: Path
         before = s.scalar(select(func.count()).select_from(Document))
     with pytest.raises(ParafeError) as info:
         deposit_file(ctx, tmp_path, "refus.pdf", data, circuit="serveur", pictograms=xml)
-    assert info.value.error is error and text in info.value.message, info.value.message
+    assert info.value.error is error, info.value.message
+    assert text in info.value.message, info.value.message
     if error is E.PICTOGRAMS_INVALID:
         assert info.value.message.startswith("Fichier de pictogrammes invalide : ")
     with ctx.db.read() as s:

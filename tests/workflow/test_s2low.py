@@ -184,7 +184,8 @@ def test_demo_pes_circuit_end_to_end_with_soap_and_rest_downloads(s2low_env: S2l
         # the real server serves them: WebDAV out/, SOAP (zeep), REST (httpx)
         with server.client(AGENT) as dav:
             got = dav.get(url_path(SIREN, "out", "pes", "ACQUIT_mandats.xml"))
-            assert got.status_code == 200 and validate_acquit(got.content) == [], got.text[:300]
+            assert got.status_code == 200, got.text[:300]
+            assert validate_acquit(got.content) == [], got.text[:300]
             assert dav.get(url_path(SIREN, "out", "pes", "mandats.xml")).content == signed
             got = dav.get(url_path(SIREN, "out", "PES_Retour", "PES_Retour_20261207.xml"))
             assert got.status_code == 200

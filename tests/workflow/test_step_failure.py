@@ -96,7 +96,8 @@ def test_step_failing_for_good_then_retried(failing_server: tuple[LiveServer, Pa
         # SOAP history shows the same state
         soap = agent.post("/parapheur-soap/soap/v1/Documents", content=envelope(
             "history", f"<documentId>{first}</documentId>"), headers={"Content-Type": "text/xml; charset=utf-8"})
-        assert soap.status_code == 200 and f"<stateName>{FAILED}</stateName>" in soap.text, soap.text[:1000]
+        assert soap.status_code == 200, soap.text[:1000]
+        assert f"<stateName>{FAILED}</stateName>" in soap.text, soap.text[:1000]
     # the depositor's mail
     inbox.wait(2, timeout=20)
     mails = [m for m in inbox.to(AGENT) if str(m["Subject"]).startswith("Échec du traitement")]

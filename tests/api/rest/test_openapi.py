@@ -53,7 +53,8 @@ def test_openapi_document(rest: Rest) -> None:
     operations = {(verb, path): op for path, item in doc["paths"].items() for verb, op in item.items()}
     assert set(operations) == EXPECTED
     for key, op in operations.items():
-        assert op["summary"] and op["description"], key
+        assert op["summary"], key
+        assert op["description"], key
         assert "401" in op["responses"], key
     for key, names in FIELDS.items():
         schema = operations[key]["requestBody"]["content"]["multipart/form-data"]["schema"]

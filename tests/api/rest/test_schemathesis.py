@@ -48,7 +48,8 @@ def d2_error_shape(ctx: Any, response: Any, case: Any) -> bool | None:
     except ValueError:
         raise AssertionError(f"{case.method} {case.formatted_path} → {response.status_code} "
                              f"{response.headers.get('content-type')}: {response.text[:300]!r}") from None
-    assert isinstance(body, dict) and set(body) == ERROR_KEYS, body
+    assert isinstance(body, dict), body
+    assert set(body) == ERROR_KEYS, body
     assert isinstance(body["errorCode"], int)
     assert isinstance(body["userFriendlyMessage"], str)
     return None

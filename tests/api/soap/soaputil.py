@@ -73,7 +73,9 @@ def fault(response: httpx.Response) -> tuple[str, str, etree._Element]:
     code = node.find("faultcode")
     string = node.find("faultstring")
     detail = node.find("detail")
-    assert code is not None and string is not None and detail is not None, response.text  # unqualified
+    assert code is not None, response.text
+    assert string is not None, response.text
+    assert detail is not None, response.text  # unqualified
     return code.text or "", string.text or "", detail
 
 

@@ -49,7 +49,8 @@ def test_cadaver_deposits_and_fetches(dav: Dav, tmp_path: Path) -> None:
     assert status == 0, transcript
     assert "Using client certificate." in transcript
     assert f"Creating `{label}': succeeded." in transcript, transcript
-    assert "Uploading" in transcript and "failed" not in transcript, transcript
+    assert "Uploading" in transcript, transcript
+    assert "failed" not in transcript, transcript
     # the deposit: one document, in the label folder cadaver created
     [document] = dav.documents_named(name)
     assert document.source == "webdav"

@@ -107,7 +107,8 @@ def test_rest_upload_answers_177(server: LiveServer) -> None:
         assert body["userFriendlyMessage"] == MESSAGE
         ok = c.post(f"{V1}/documents/v2/123456789/pes/upload",
                     files={"content": ("mandats.xml", signed, "application/xml")})
-        assert ok.status_code == 200 and int(ok.text) > 0, ok.text
+        assert ok.status_code == 200, ok.text
+        assert int(ok.text) > 0, ok.text
 
 
 def test_soap_upload_answers_177(server: LiveServer) -> None:
