@@ -26,12 +26,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchlib import pdf_of_pages  # noqa: E402  (bench/ is the script's folder)
-from cryptography import x509  # noqa: E402
-from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import padding, rsa  # noqa: E402
-from cryptography.hazmat.primitives.serialization import pkcs12  # noqa: E402
-from cryptography.x509.oid import NameOID  # noqa: E402
+from benchlib import pdf_of_pages
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import NameOID
 
 
 def make_pki(tmp: Path) -> tuple[Path, rsa.RSAPrivateKey]:

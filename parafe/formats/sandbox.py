@@ -124,7 +124,7 @@ def _serve(conn: multiprocessing.connection.Connection, memory_bytes: int, recyc
             conn.send((leaving, *result))
             if leaving:
                 break
-    except BaseException as exc:  # noqa: BLE001 — anything else is reported, never raised in the child
+    except BaseException as exc:
         with contextlib.suppress(BaseException):
             conn.send((True, "crash", f"{exc.__class__.__name__}: {exc}"))
     finally:

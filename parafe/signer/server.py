@@ -274,7 +274,7 @@ class Handler(BaseHTTPRequestHandler):
     server_version = f"parafe-signer/{__version__}"
     helper: Helper  # set on the subclass made by make_server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
     # --- plumbing ---------------------------------------------------------------------------------------------
@@ -328,7 +328,7 @@ class Handler(BaseHTTPRequestHandler):
         return job if secrets.compare_digest(token, job.secret) else None
 
     # --- verbs ------------------------------------------------------------------------------------------------
-    def do_OPTIONS(self) -> None:  # noqa: N802 - stdlib name
+    def do_OPTIONS(self) -> None:
         if not self._host_ok() or self._foreign_origin():
             self._send(403, b"", "text/plain")
             return
@@ -339,7 +339,7 @@ class Handler(BaseHTTPRequestHandler):
             headers.append(("Access-Control-Allow-Private-Network", "true"))
         self._send(204, b"", "text/plain", headers)
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         if not self._host_ok():
             self._send(421, b"Misdirected request", "text/plain")
             return
@@ -381,7 +381,7 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._send(404, b"Not found", "text/plain")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         if not self._host_ok():
             self._send(421, b"Misdirected request", "text/plain")
             return

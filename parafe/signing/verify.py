@@ -319,7 +319,7 @@ def _offline_ltv_check(
         status = run_sync(pdf_embedded.async_validate_pdf_signature(
             sig, signer_validation_context=vc, ts_validation_context=ts_vc, key_usage_settings=_KEY_USAGE,
             skip_diff=True))
-    except Exception:  # noqa: BLE001 - any failure means the DSS is not sufficient
+    except Exception:
         return False
     return bool(status.bottom_line)
 

@@ -217,7 +217,7 @@ class _Handler(BaseHTTPRequestHandler):
         except (ssl.SSLError, ConnectionError):
             pass
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: Any) -> None:
         return None
 
     def _send(self, body: bytes, content_type: str = "text/xml", status: int = 200,
@@ -250,7 +250,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _params(self) -> dict[str, str]:
         return {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         path = urlsplit(self.path).path
         user = self._user()
         if user is not None:
@@ -271,7 +271,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(b"not found", "text/plain", 404)
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         path = urlsplit(self.path).path
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)

@@ -270,6 +270,6 @@ def test_admin_pages_refuse_non_admins(browsing: Browsing) -> None:
     assert response is not None
     assert response.status == 403
     assert "accès refusé" in page.get_by_role("alert").inner_text()
-    anonymous = httpx.get(browsing.url("/tableau-de-bord"), verify=False)  # noqa: S501 - test CA
+    anonymous = httpx.get(browsing.url("/tableau-de-bord"), verify=False)
     assert anonymous.status_code == 401
     assert "certificat client absent" in anonymous.text

@@ -200,7 +200,7 @@ class _TsaHandler(http.server.BaseHTTPRequestHandler):
     stamper = None
     requests = 0
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server API
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", "0"))
         req = tsp.TimeStampReq.load(self.rfile.read(length))
         resp = run_sync(type(self).stamper.async_request_tsa_response(req))  # type: ignore[union-attr]

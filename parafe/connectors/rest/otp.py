@@ -41,7 +41,7 @@ URL_EXAMPLE = {"url": "https://parapheur.example.fr/boucle-sms/documentView?id=V
                **error_responses(403, 404, 409)})
 async def otp_url(
     request: Request, principal: PrincipalDep,
-    id: Annotated[list[str], Query(description="Document_IDs (obligatoire) - Entier, 9 carac. ; "  # noqa: A002
+    id: Annotated[list[str], Query(description="Document_IDs (obligatoire) - Entier, 9 carac. ; "
                                                "paramètre répété pour plusieurs documents.")],
 ) -> dict[str, Any]:
     url = await call(otp_links.otp_url, request.app.state.ctx, principal, id, base_url=base_url(request))
@@ -105,7 +105,7 @@ SMS_EXAMPLE = [{
 async def sms_history(
     request: Request, principal: PrincipalDep,
     siren: Annotated[str, Path(description="SIREN de l'abonné (obligatoire) - 9 carac.")],
-    circuitId: Annotated[str | None, Query(description="Circuit (facultatif).")] = None,  # noqa: N803
+    circuitId: Annotated[str | None, Query(description="Circuit (facultatif).")] = None,
     date: Annotated[str | None, Query(description="Mois AAAA-MM (00 = toute l'année).")] = None,
     status: Annotated[str | None, Query(description="pending, waiting, done, not_pending…")] = None,
     limit: Annotated[str | None, Query(description="Nombre maximal d'entrées, 0 = tout.")] = None,

@@ -21,7 +21,7 @@ def content_value(call: Call, content: downloads.Content) -> bytes | BinaryOut:
     if content.path is not None:
         path = content.path
         call.cleanup.append(content.cleanup)
-        return BinaryOut(content.size, lambda: open(path, "rb"))  # noqa: SIM115 - closed by the writer
+        return BinaryOut(content.size, lambda: open(path, "rb"))
     sha = content.blob_sha256
     assert sha is not None
     return BinaryOut(content.size, lambda: ctx.store.open(sha))
