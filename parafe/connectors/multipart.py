@@ -8,6 +8,7 @@ capped at 64 KiB. Real-client quirks are accepted: parts without their own Conte
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,10 +96,8 @@ class _Collector:
             self._filename = options[b"filename"]
         if self._filename is not None:
             if isinstance(self._filename, bytes):
-                try:
+                with contextlib.suppress(UnicodeDecodeError):  # the deposit service refuses it with BAD_CHARACTERS
                     self._filename = self._filename.decode("utf-8")
-                except UnicodeDecodeError:
-                    pass  # the deposit service refuses it with BAD_CHARACTERS
             self._spool = HashingSpool(self.tmp_dir, limit=self.limit)
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:

@@ -262,7 +262,4 @@ def _extract(archive: zipfile.ZipFile, entries: list[tuple[str, zipfile.ZipInfo]
 
 def _cleanup(paths: list[Path]) -> None:
     for path in paths:
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            pass
+        path.unlink(missing_ok=True)

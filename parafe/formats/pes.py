@@ -292,9 +292,8 @@ def _handle(kind: int, el: etree._Element, parent: etree._Element, scan: _Scan, 
                     scan.pj_problem = f"PJ #{scan.pj_count}: no name (NomPJ)"
         scan.pj_has_content = False
         scan.pj_name = None
-    elif kind == _PESPJ:
-        if parent.getparent() is None:
-            scan.pes_pj = True
+    elif kind == _PESPJ and parent.getparent() is None:
+        scan.pes_pj = True
 
 
 def _in_pes_pj(pj: etree._Element) -> bool:

@@ -167,8 +167,8 @@ class SoapEndpoint:
 
     async def _spool(self, request: Request) -> Any:
         """The body in a spooled temporary file; past the limit the rest is drained (bounded) and dropped."""
-        spool = tempfile.SpooledTemporaryFile(max_size=MEMORY_SPOOL, dir=str(self.ctx.tmp_dir),
-                                                prefix="soap-body-")
+        spool = tempfile.SpooledTemporaryFile(max_size=MEMORY_SPOOL, dir=str(self.ctx.tmp_dir),  # noqa: SIM115
+                                                prefix="soap-body-")  # handed to the caller, which closes it
         total = 0
         too_large = False
         try:
@@ -214,7 +214,7 @@ class SoapEndpoint:
                 mime = mtom.split_related(body, content_type, ctx.tmp_dir, self.limit)
                 cleanup.append(mime.discard)
                 attachments = mime.attachments
-                source = open(mime.root.path, "rb")
+                source = open(mime.root.path, "rb")  # noqa: SIM115 (closed by the cleanup list)
                 cleanup.append(source.close)
             parsed = parse_envelope(source, tmp_dir=ctx.tmp_dir, limit=ctx.settings.max_upload_bytes,
                                     attachments=attachments)

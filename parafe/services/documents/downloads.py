@@ -127,7 +127,8 @@ def download(
         return Content(filename=name, media_type=media_type_for(name), size=ctx.store.size(sha), blob_sha256=sha)
     fiche = fdc_pdf(ctx, doc_id) if fdc else None
     ack = latest_ack(ctx, doc_id) if acquit else None
-    handle = tempfile.NamedTemporaryFile(dir=ctx.tmp_dir, prefix="download-", suffix=".zip", delete=False)
+    # closed by the ``with`` below; the file outlives it (delete=False): the caller streams then removes it
+    handle = tempfile.NamedTemporaryFile(dir=ctx.tmp_dir, prefix="download-", suffix=".zip", delete=False)  # noqa: SIM115
     path = Path(handle.name)
     try:
         with handle, zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as zf:
