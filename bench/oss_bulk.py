@@ -41,7 +41,7 @@ def setup_home(home: Path) -> object:
     from parafe.cli import initialise
     from parafe.config import get_settings, reset_settings
     from parafe.context import AppContext
-    from parafe.services.oss.service import ensure_oss_demo
+    from parafe.services.demo import ensure_oss_demo
 
     reset_settings()
     initialise(verbose=False)

@@ -132,9 +132,9 @@ def main() -> int:
             server = subprocess.Popen([sys.executable, "-m", "parafe", "serve", "--port", str(port), "--log-level",
                                        "warning"], env=env, stdout=log, stderr=subprocess.STDOUT)
         node = SingleNode(home, f"https://127.0.0.1:{port}", url)
-        from parafe.services.oss import service as oss
+        from parafe.services.demo import ensure_oss_demo
 
-        oss.ensure_oss_demo(node.ctx)
+        ensure_oss_demo(node.ctx)
         _wait(node, server)
         report = Report()
         load = Load(node, report, random.Random(args.seed))

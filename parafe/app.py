@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
+from parafe.composition import install_jobs
 from parafe.context import AppContext
 from parafe.security.certcheck import CertificateVerifier
 from parafe.security.identity import ClientIdentityMiddleware
@@ -99,6 +100,8 @@ def _connector_mounts(ctx: AppContext) -> list[Mount]:
 def create_app(ctx: AppContext) -> Any:
     """The whole Parafe ASGI application."""
     from parafe.connectors.hooks import sms_receipt
+
+    install_jobs()  # the outbox kinds this process runs (inline jobs, the embedded worker: issue 19)
 
     routes: list[Route | Mount] = [Route("/healthz", healthz, methods=["GET"]),
                                    Route("/hooks/sms/{provider}", sms_receipt, methods=["POST"])]

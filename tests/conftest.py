@@ -82,6 +82,14 @@ def drop_postgres_database(name: str) -> None:
         engine.dispose()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def job_kinds() -> None:
+    """Parafe's outbox kinds, registered as the application and the worker do at start-up (issue 19)."""
+    from parafe.composition import install_jobs
+
+    install_jobs()
+
+
 @pytest.fixture(scope="session")
 def pki_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The dev PKI and demo certificates, generated once per test session (worker)."""

@@ -270,9 +270,9 @@ class Cluster:
         if init.returncode != 0:
             raise RuntimeError(f"parafe init a échoué : {init.stdout}{init.stderr}")
         self.ctx = self._context(self.template)
-        from parafe.services.oss import service as oss
+        from parafe.services.demo import ensure_oss_demo
 
-        oss.ensure_oss_demo(self.ctx)
+        ensure_oss_demo(self.ctx)
         for index in range(self.options.nodes):
             home = self.workdir / f"node{index + 1}"
             shutil.copytree(self.template, home)
@@ -899,10 +899,12 @@ def run(options: ChaosOptions) -> Report:
 
 
 def main_from_args(args: Any) -> int:
-    """``parafe dev chaos`` (see :func:`add_arguments`)."""
+    """``parafe dev chaos`` (options in :mod:`parafe.workflow.cli`; ``--postgres`` defaults to
+    ``$PARAFE_TEST_POSTGRES_URL``, else :data:`DEFAULT_POSTGRES`)."""
+    postgres = args.postgres or os.environ.get("PARAFE_TEST_POSTGRES_URL") or DEFAULT_POSTGRES
     options = ChaosOptions(duration=args.duration, clients=args.clients, kill_every=args.kill_every,
                            restart_after=args.restart_after, pg_restarts=args.pg_restarts,
-                           s3_fault_seconds=args.s3_fault_seconds, postgres=args.postgres,
+                           s3_fault_seconds=args.s3_fault_seconds, postgres=postgres,
                            workdir=Path(args.workdir) if args.workdir else None, keep=args.keep, seed=args.seed)
     try:
         import moto  # noqa: F401
@@ -916,21 +918,6 @@ def main_from_args(args: Any) -> int:
         Path(args.json).write_text(json.dumps({"lines": report.lines(), "failures": report.failures,
                                                "acked": dict(report.acked)}, ensure_ascii=False, indent=2))
     return 0 if report.failures == 0 else 1
-
-
-def add_arguments(parser: Any) -> None:
-    parser.add_argument("--duration", type=float, default=600.0, help="durée de la charge en secondes (600)")
-    parser.add_argument("--clients", type=int, default=4, help="clients simultanés (4)")
-    parser.add_argument("--kill-every", type=float, default=6.0, help="un kill -9 toutes les N secondes (6)")
-    parser.add_argument("--restart-after", type=float, default=2.0, help="relance après N secondes (2)")
-    parser.add_argument("--pg-restarts", type=int, default=1, help="redémarrages de PostgreSQL (1)")
-    parser.add_argument("--s3-fault-seconds", type=float, default=15.0, help="durée des pannes S3 (15)")
-    parser.add_argument("--postgres", default=os.environ.get("PARAFE_TEST_POSTGRES_URL") or DEFAULT_POSTGRES,
-                        help="URL d'administration du serveur PostgreSQL (une base y est créée puis supprimée)")
-    parser.add_argument("--workdir", default=None, help="répertoire de travail (défaut : temporaire)")
-    parser.add_argument("--keep", action="store_true", help="garder le répertoire de travail (journaux)")
-    parser.add_argument("--seed", type=int, default=None, help="graine du hasard (rejouer un scénario)")
-    parser.add_argument("--json", default=None, help="écrire aussi les comptes dans ce fichier JSON")
 
 
 def iter_lines(report: Report) -> Iterator[str]:

@@ -10,6 +10,11 @@ A failed attempt is retried after ``backoff * 2**(attempts-1)`` seconds (capped)
 handler's ``give_up`` runs (e.g. the Helios failure state; for a document's step without one, the default
 « Échec du traitement » of :mod:`parafe.workflow.failures`) and the row is closed with its last error. A worker
 killed in the middle of a row leaves it claimed: it is dispatched again when its lease expires.
+
+This module imports no handler: a module declares its kinds with :func:`handler`, and the composition root
+(:mod:`parafe.composition`, at application and worker start-up) registers the modules whose kinds run in the
+process (:func:`register`). A worker refuses to start while a pending row has a kind nobody registered
+(:func:`check_registered`).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import ModuleType
 from typing import Any
 
 from sqlalchemy import select, update
@@ -41,17 +47,37 @@ class Handler:
     give_up: Callable[[AppContext, OutboxItem, str], None] | None = None
 
 
-_HANDLERS: dict[str, Handler] = {}
+_DECLARED: dict[str, dict[str, Handler]] = {}  # module name -> the kinds it declares
+_HANDLERS: dict[str, Handler] = {}  # the kinds registered in this process (by the composition root)
 _DEFAULT_GIVE_UP: dict[str, Callable[[AppContext, OutboxItem, str], None]] = {}
+
+
+class UnknownJobKind(RuntimeError):
+    """Outbox rows of a kind no registered module handles: raised when a worker starts (issue 19)."""
+
+    def __init__(self, kinds: Iterable[str]) -> None:
+        self.kinds = sorted(kinds)
+        super().__init__("tâches en attente d'un type que personne ne traite : " + ", ".join(self.kinds))
 
 
 def handler(kind: str, give_up: Callable[[AppContext, OutboxItem, str], None] | None = None
             ) -> Callable[[Callable[[AppContext, OutboxItem], None]], Callable[[AppContext, OutboxItem], None]]:
-    """Register the handler of an outbox kind (decorator)."""
+    """Declare the handler of an outbox kind in its module (decorator); it runs once the composition root has
+    registered the module (:func:`register`)."""
     def decorate(func: Callable[[AppContext, OutboxItem], None]) -> Callable[[AppContext, OutboxItem], None]:
-        _HANDLERS[kind] = Handler(func, give_up)
+        _DECLARED.setdefault(func.__module__, {})[kind] = Handler(func, give_up)
         return func
     return decorate
+
+
+def register(*modules: ModuleType) -> None:
+    """Register the outbox kinds declared by ``modules`` (the composition root: application and worker
+    start-up, :mod:`parafe.composition`). A module that declares no kind is a wiring error."""
+    for module in modules:
+        declared = _DECLARED.get(module.__name__)
+        if not declared:
+            raise RuntimeError(f"{module.__name__} ne déclare aucune tâche")
+        _HANDLERS.update(declared)
 
 
 def default_give_up(kind: str, give_up: Callable[[AppContext, OutboxItem, str], None]) -> None:
@@ -60,16 +86,19 @@ def default_give_up(kind: str, give_up: Callable[[AppContext, OutboxItem, str], 
 
 
 def handlers() -> dict[str, Handler]:
-    import parafe.services.documents.erasure  # noqa: F401  (registers document.erase, document.deleted)
-    import parafe.services.oss.service  # noqa: F401  (registers oss.sign)
-    import parafe.services.otp.sms_deliveries  # noqa: F401  (registers sms.send)
-    import parafe.workflow.handlers  # noqa: F401  (registers every kind)
-    import parafe.workflow.sandbox  # noqa: F401  (sandbox.act, sandbox.pes_retour: issue 21)
-    from parafe.workflow import failures
-
-    if not _DEFAULT_GIVE_UP:
-        failures.register()
+    """The registered kinds (empty until the composition root ran)."""
     return _HANDLERS
+
+
+def check_registered(ctx: AppContext) -> None:
+    """Fail at start-up when a pending row has a kind nobody registered (instead of closing it at run time)."""
+    if not _HANDLERS:
+        raise RuntimeError("aucune tâche enregistrée : parafe.composition.install_jobs() n'a pas été appelée")
+    with ctx.db.read() as session:
+        kinds = set(session.scalars(select(OutboxItem.kind).where(OutboxItem.done_at.is_(None)).distinct()))
+    unknown = kinds - set(_HANDLERS)
+    if unknown:
+        raise UnknownJobKind(unknown)
 
 
 def add(session: Session, kind: str, document_id: int | None = None, payload: dict[str, Any] | None = None,
@@ -150,8 +179,10 @@ def execute(ctx: AppContext, item_id: int) -> None:
         if item is None or item.done_at is not None:
             return
         session.expunge(item)
-    entry = handlers().get(item.kind)
+    entry = _HANDLERS.get(item.kind)
     if entry is None:
+        if not _HANDLERS:
+            raise RuntimeError("aucune tâche enregistrée : parafe.composition.install_jobs() n'a pas été appelée")
         log.error("outbox %s: unknown kind %s", item_id, item.kind)
         _close(ctx, item_id, f"type de tâche inconnu : {item.kind}")
         return

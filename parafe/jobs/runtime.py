@@ -4,8 +4,10 @@ A worker is a huey consumer (thread workers) plus a dispatcher thread that claim
 on the queue. Several workers (processes, machines) may run at once: a claim hands each row to one of them per
 lease period, and handlers are idempotent.
 
-:func:`kick` is called after a workflow transaction commits: it claims the rows that transaction created and
-enqueues them at once, so that chained steps do not wait for the dispatcher's next look.
+:func:`kicking_tx` is the write transaction of the workflow (``engine.workflow_tx``): right after it commits,
+:func:`kick` claims the outbox rows it created and enqueues them at once, so that chained steps do not wait for
+the dispatcher's next look. A worker checks at start-up that every pending row has a registered kind
+(:func:`parafe.jobs.outbox.check_registered`).
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from huey.consumer import Consumer
+from sqlalchemy.orm import Session
 
 from parafe.config import workflow_settings
 from parafe.context import AppContext
@@ -67,6 +71,15 @@ def kick(ctx: AppContext, item_ids: Iterable[int]) -> None:
         log.warning("kick failed; the dispatcher will pick the rows up", exc_info=True)
 
 
+@contextmanager
+def kicking_tx(ctx: AppContext) -> Iterator[Session]:
+    """A write transaction whose new outbox rows are handed to the queue right after the commit."""
+    with ctx.db.write() as session:
+        yield session
+        new_items = outbox.new_items(session)
+    kick(ctx, new_items)
+
+
 class WorkerRuntime:
     """A huey consumer + the outbox dispatcher, in threads of this process."""
 
@@ -83,6 +96,7 @@ class WorkerRuntime:
 
     def start(self) -> WorkerRuntime:
         global _local_consumers
+        outbox.check_registered(self.ctx)
         set_context(self.ctx)
         self._consumer = _QuietConsumer(
             self.huey, workers=self.threads, periodic=self.periodic, initial_delay=0.05, backoff=1.5,

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from parafe.context import AppContext
 from parafe.db.models import Annex, Document, OutboxItem, ReturnItem, WebdavDeposit, utcnow
-from parafe.services.oss import service as oss
+from parafe.services.oss import purge as oss_purge
 
 DEFAULT_GRACE = timedelta(hours=24)
 MIN_GRACE = timedelta(hours=1)
@@ -75,7 +75,7 @@ def referenced_blobs(session: Session) -> set[str]:
         refs.update(_strings(extra))
     for (payload,) in session.execute(select(OutboxItem.payload).where(OutboxItem.done_at.is_(None))):
         refs.update(_strings(payload))
-    refs |= oss.blob_references(session)
+    refs |= oss_purge.blob_references(session)
     return refs
 
 

@@ -17,10 +17,20 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from parafe.context import AppContext
-from parafe.db.models import Circuit, CircuitRole, CircuitStep, StepMember, Subscriber, User, UserCertificate
+from parafe.db.models import (
+    Circuit,
+    CircuitRole,
+    CircuitStep,
+    OssWorkflow,
+    StepMember,
+    Subscriber,
+    User,
+    UserCertificate,
+)
 from parafe.domain.circuits import CircuitType, StepKind
 from parafe.security import pki
 from parafe.services.access.auth import hash_password
+from parafe.services.oss.workflows import WorkflowSpec, configure_workflow
 
 DEMO_SIREN = "123456789"
 OTHER_SIREN = "987654321"
@@ -29,6 +39,8 @@ VISA = "visa@demo.parafe.test"
 SIGNER = "signataire@demo.parafe.test"
 ADMIN = "admin@demo.parafe.test"
 OTHER_AGENT = "agent@autre.parafe.test"
+OSS_DEMO_WORKFLOW = "oss-demo"
+OSS_DEMO_P12 = "pki/oss-demo-signing.p12"
 
 
 @dataclass(frozen=True)
@@ -139,8 +151,6 @@ def ensure_demo(ctx: AppContext) -> Path:
         users = {u.email: _ensure_user(session, subs[u.siren], u, home, password) for u in DEMO_USERS}
         _ensure_circuits(session, subs[DEMO_SIREN], DEMO_CIRCUITS, users)
         _ensure_circuits(session, subs[OTHER_SIREN], OTHER_CIRCUITS, users)
-    from parafe.services.oss.service import ensure_oss_demo
-
     ensure_oss_demo(ctx)
     readme = home / "demo" / "README.txt"
     readme.write_text(_readme_text(home, password), encoding="utf-8")
@@ -169,7 +179,7 @@ def _readme_text(home: Path, password: str) -> str:
         f"Certificats : {home / 'demo'}/<email>.pem / .key (non chiffrée) / .p12 (mot de passe « demo »)",
         f"AC de test  : {home / 'pki' / 'ca.pem'}",
         f"Abonné (SIREN) {OTHER_SIREN} : Commune Autre, circuit bureautique, agent {OTHER_AGENT}",
-        f"OSS (signature serveur, /oss) : workflow « oss-demo », agent {AGENT}",
+        f"OSS (signature serveur, /oss) : workflow « {OSS_DEMO_WORKFLOW} », agent {AGENT}",
         "",
         "Exemple :",
         f"  curl --cacert {home / 'pki/ca.pem'} --cert {home / 'demo' / (AGENT + '.pem')} \\",
@@ -179,3 +189,39 @@ def _readme_text(home: Path, password: str) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+# --- OSS demo workflow ----------------------------------------------------------------------------------------------
+def _oss_demo_key(ctx: AppContext) -> tuple[str, str]:
+    """The demo workflow's server certificate (from the dev CA) and its password, created once."""
+    home = ctx.settings.resolved_home
+    p12, secret = home / OSS_DEMO_P12, home / "pki" / "oss-demo-signing.password"
+    if not (p12.exists() and secret.exists()):
+        password = secrets.token_urlsafe(16)
+        ca = pki.load_ca(ctx.settings.pki_dir, trusted=True)
+        leaf = pki.issue_user_cert(ca, "signature-oss@demo.parafe.test", "Commune de Démo - signature serveur",
+                                   organization="Commune de Démo")
+        secret.write_text(password + "\n")
+        secret.chmod(0o600)
+        pki.write_p12(leaf, p12, password.encode(), ca, overwrite=True)
+    return OSS_DEMO_P12, secret.read_text().strip()
+
+
+def ensure_oss_demo(ctx: AppContext) -> int | None:
+    """The demo OSS workflow ``oss-demo`` of subscriber 123456789 (idempotent): agent ``agent@demo.parafe.test``,
+    admin ``admin@demo.parafe.test``, every mode, a server certificate from the dev PKI, a metadata model whose
+    ``REFERENCE`` field is shown in the pictogram. Returns its id (None when the demo subscriber is missing)."""
+    with ctx.db.read() as session:
+        subscriber = session.scalar(select(Subscriber).where(Subscriber.siren == DEMO_SIREN))
+        existing = session.scalar(select(OssWorkflow.id).where(OssWorkflow.key == OSS_DEMO_WORKFLOW))
+        if subscriber is None:
+            return None
+    if existing is not None and (ctx.settings.resolved_home / OSS_DEMO_P12).exists():
+        return int(existing)
+    path, password = _oss_demo_key(ctx)
+    return configure_workflow(ctx, WorkflowSpec(
+        key=OSS_DEMO_WORKFLOW, name="Démo OSS (signature serveur)", siren=DEMO_SIREN, agents=[AGENT],
+        admins=[ADMIN], certificate_p12=path, certificate_password=password,
+        metadata_model=[{"name": "REFERENCE", "label": "Réf.", "kind": "text", "pictogram": True},
+                        {"name": "SERVICE", "kind": "text"}],
+        retention_days=30, settings={"reason": "Signature serveur (OSS)", "location": "Commune de Démo"}))

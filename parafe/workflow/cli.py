@@ -21,8 +21,10 @@ def _ctx() -> Any:
 
 def _cmd_worker(args: argparse.Namespace) -> int:
     from parafe.cli import initialise
+    from parafe.composition import install_jobs
     from parafe.jobs.runtime import run_worker
 
+    install_jobs()
     logging.getLogger("parafe").setLevel(logging.INFO if args.verbose else logging.WARNING)
     initialise(verbose=False)
     ctx = _ctx()
@@ -110,6 +112,9 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
     ctx = _ctx()
     try:
         if args.run:
+            from parafe.composition import install_jobs
+
+            install_jobs()
             print(f"{outbox.run_due(ctx, limit=args.run)} tâche(s) exécutée(s)")
         with ctx.db.read() as session:
             rows = session.scalars(select(OutboxItem).where(OutboxItem.done_at.is_(None))

@@ -22,8 +22,7 @@ Entering a step (:func:`enter`):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -34,19 +33,13 @@ from parafe.db.models import Circuit, CircuitStep, Document, HistoryEntry, Metad
 from parafe.domain.circuits import CircuitType, StepKind
 from parafe.domain.states import ACTOR_AUTOMATIC, State
 from parafe.jobs import outbox
+from parafe.jobs.runtime import kicking_tx
 
 EnterFn = Callable[[AppContext, Session, Document, CircuitStep], None]
 
 
-@contextmanager
-def workflow_tx(ctx: AppContext) -> Iterator[Session]:
-    """A write transaction whose new outbox rows are handed to the queue right after the commit."""
-    with ctx.db.write() as session:
-        yield session
-        new_items = outbox.new_items(session)
-    from parafe.jobs.runtime import kick
-
-    kick(ctx, new_items)
+workflow_tx = kicking_tx
+"""A write transaction whose new outbox rows are handed to the queue right after the commit (:mod:`parafe.jobs`)."""
 
 
 def lock_document(session: Session, document_id: int) -> Document | None:

@@ -1,6 +1,6 @@
 """OSS connector (spec §3, DECISIONS D7) under ``/oss``: the eight web-service methods of the server-signature
 service (:mod:`.api`, JSON errors of DECISIONS D2) and the public signing pages of the signers (:mod:`.pages`,
-server-rendered French HTML, no JavaScript). The logic lives in :mod:`parafe.services.oss.service` and
+server-rendered French HTML, no JavaScript). The logic lives in :mod:`parafe.services.oss.operations` and
 :mod:`parafe.services.oss.pages`.
 """
 

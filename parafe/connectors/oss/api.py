@@ -1,5 +1,5 @@
 """The eight OSS web-service methods (spec §3.5, API-REFERENCE §8.3, DECISIONS D7), thin adapters to
-:mod:`parafe.services.oss.service`.
+:mod:`parafe.services.oss.operations`.
 
 POST methods take ``multipart/form-data`` with the document's field names (matched case-insensitively);
 ``generateSAUrl`` / ``generateSMSUrl`` also accept ``application/x-www-form-urlencoded``, a JSON body or the
@@ -30,7 +30,10 @@ from parafe.connectors.rest.downloads import content_disposition
 from parafe.context import AppContext
 from parafe.domain.errors import E, ParafeError
 from parafe.services.access.auth import Principal
-from parafe.services.oss import service as oss
+from parafe.services.oss import access as oss_access
+from parafe.services.oss import model as oss_model
+from parafe.services.oss import operations as oss
+from parafe.services.oss import statistics as oss_statistics
 from parafe.storage.spool import CHUNK_SIZE
 
 router = APIRouter(tags=["OSS"])
@@ -81,23 +84,23 @@ def _meta(form: FormData) -> bytes | None:
     return value.encode("utf-8") if value is not None else None
 
 
-def _upload_request(form: FormData, mode: str) -> oss.UploadRequest:
+def _upload_request(form: FormData, mode: str) -> oss_model.UploadRequest:
     uploads = _files(form, "dataFile")
     filename = _text(form, "filename")
-    files = [oss.OssFile(u, filename if len(uploads) == 1 else None) for u in uploads]
-    return oss.UploadRequest(
+    files = [oss_model.OssFile(u, filename if len(uploads) == 1 else None) for u in uploads]
+    return oss_model.UploadRequest(
         workflow=_text(form, "workflowId") or "", mode=mode, files=files, meta=_meta(form),
         redirection_url=_text(form, "redirectionUrl"), pictogramme=_text(form, "pictogramme"),
         json_pictogram=_text(form, "jsonPictogram"),
-        signer=oss.Signer(_text(form, "firstname"), _text(form, "lastname"), _text(form, "email"),
+        signer=oss_model.Signer(_text(form, "firstname"), _text(form, "lastname"), _text(form, "email"),
                           _text(form, "phoneNumber")),
         asynchronous=parse_bool(_text(form, "asynchrone") or _text(form, "async")))
 
 
-async def _with_form(request: Request, mode: str, fn: Any, principal: Principal) -> oss.Uploaded:
+async def _with_form(request: Request, mode: str, fn: Any, principal: Principal) -> oss_model.Uploaded:
     form = await read_form(request)
     try:
-        result: oss.Uploaded = await call(fn, _ctx(request), principal, _upload_request(form, mode))
+        result: oss_model.Uploaded = await call(fn, _ctx(request), principal, _upload_request(form, mode))
         return result
     finally:
         form.discard()
@@ -135,7 +138,7 @@ async def sign_server_doc(request: Request, principal: PrincipalDep) -> Response
     return Response(result.signed, media_type="application/pdf", headers=headers)
 
 
-def _page_response(request: Request, result: oss.Uploaded) -> JSONResponse:
+def _page_response(request: Request, result: oss_model.Uploaded) -> JSONResponse:
     assert result.token is not None
     body: dict[str, Any] = {"url": page_url(request, result.token), "docId": result.ids[0]}
     if len(result.ids) > 1:
@@ -189,7 +192,7 @@ async def upload_sgc(request: Request, principal: PrincipalDep) -> JSONResponse:
 async def download_doc(request: Request, principal: PrincipalDep, document_id: DocId) -> Response:
     ctx = _ctx(request)
     content = await call(oss.download_doc, ctx, principal, document_id)
-    headers = {"Content-Disposition": content_disposition(content.filename), DOC_HEADER: str(oss.parse_id(
+    headers = {"Content-Disposition": content_disposition(content.filename), DOC_HEADER: str(oss_access.parse_id(
         document_id))}
     local = ctx.store.local_path(content.sha256)
     if local is not None:
@@ -293,4 +296,4 @@ async def generate_sms_url(request: Request, principal: PrincipalDep) -> JSONRes
 async def workflow_statistics(request: Request, principal: PrincipalDep,
                               workflow_id: Annotated[str, Path(description="L'identifiant du workflow.")],
                               ) -> JSONResponse:
-    return JSONResponse(await call(oss.workflow_statistics, _ctx(request), principal, workflow_id))
+    return JSONResponse(await call(oss_statistics.workflow_statistics, _ctx(request), principal, workflow_id))

@@ -28,8 +28,8 @@ from parafe.context import AppContext
 from parafe.domain.errors import E, ParafeError
 from parafe.notify.mail import paris
 from parafe.services.access.auth import RequestIdentity
+from parafe.services.oss import model as oss
 from parafe.services.oss import pages as oss_pages
-from parafe.services.oss import service as oss
 from parafe.storage.spool import CHUNK_SIZE
 
 router = APIRouter(include_in_schema=False)

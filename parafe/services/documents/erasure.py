@@ -50,6 +50,7 @@ from parafe.db.models import (
 )
 from parafe.jobs import outbox
 from parafe.jobs.outbox import handler
+from parafe.jobs.runtime import kick
 from parafe.storage.base import BlobNotFound
 
 log = logging.getLogger(__name__)
@@ -310,6 +311,4 @@ def _legacy_deleted(ctx: AppContext, item: OutboxItem) -> None:
             bury(session, document, reason="delete", by_user_id=user.id if user else None,
                  by_name=user.full_name if user else "")
         new_items = outbox.new_items(session)
-    from parafe.jobs.runtime import kick
-
     kick(ctx, new_items)

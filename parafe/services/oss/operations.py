@@ -1,23 +1,25 @@
-"""OSS — the server-signature service (spec §3, API-REFERENCE §8, DECISIONS D7), independent of the parapheur
-circuits but in the same process and database.
+"""OSS — the server-signature service's operations (spec §3, API-REFERENCE §8, DECISIONS D7), independent of
+the parapheur circuits but in the same process and database.
 
 Profiles (§3.2): an OSS **agent** (a user bound to a client certificate, member ``agent`` of a workflow) calls
 the web services of that workflow; an OSS **admin** (member ``admin`` of a workflow, or the subscriber's
-administrator) configures workflows (:func:`configure_workflow`), reads their documents and their statistics;
-a **signataire** is not a user: they reach a signing page through a URL with a random token (``oss_pages``).
+administrator) configures workflows (:mod:`parafe.services.oss.workflows`), reads their documents and their
+statistics (:mod:`parafe.services.oss.statistics`); a **signataire** is not a user: they reach a signing page
+through a URL with a random token (:mod:`parafe.services.oss.pages`).
 
 A workflow (:class:`~parafe.db.models.OssWorkflow`) defines the PAdES level, the server certificate (PKCS#12),
 the signature modes it allows (``server``, ``sa``, ``sms``, ``sgc``), its metadata model (fields that may appear
-in the pictogram), its default pictogram and the retention of its documents (``dateToPurge``).
+in the pictogram), its default pictogram and the retention of its documents (``dateToPurge``,
+:mod:`parafe.services.oss.purge`).
 
 Methods (O1-O8): :func:`sign_server_doc` (synchronous, or asynchronous through the outbox),
 :func:`upload_for_page` (uploadSA, uploadSMS, uploadSGC), :func:`download_doc`, :func:`doc_information`,
-:func:`generate_url` (generateSAUrl, generateSMSUrl). :func:`purge` removes documents whose retention is over.
+:func:`generate_url` (generateSAUrl, generateSMSUrl).
 
 Every signature (asynchronous signServerDoc, and the signing pages) runs as one outbox job ``oss.sign``
 (:func:`run_sign_job`) over one or several documents: idempotent, retried after a crash. Document ids come
 from their own range (500000000 and up) and a document that exists but is not visible to the caller answers
-exactly like an unknown one (D1).
+exactly like an unknown one (D1, :mod:`parafe.services.oss.access`).
 """
 
 from __future__ import annotations
@@ -29,27 +31,16 @@ import re
 import secrets
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from parafe.context import AppContext
-from parafe.db.models import (
-    OssCode,
-    OssDocument,
-    OssLink,
-    OssLinkDocument,
-    OssWorkflow,
-    OssWorkflowMember,
-    OutboxItem,
-    Subscriber,
-    User,
-    utcnow,
-)
+from parafe.db.models import OssCode, OssDocument, OssLink, OssLinkDocument, OssWorkflow, OutboxItem, utcnow
 from parafe.domain import deposit as rules
 from parafe.domain.errors import E, ParafeError
 from parafe.formats import metadata as metaformat
@@ -57,16 +48,24 @@ from parafe.formats import pdf as pdfformat
 from parafe.jobs import outbox
 from parafe.notify.mail import aware
 from parafe.notify.sms import normalise_phone
-from parafe.services.access.auth import Account, Principal
+from parafe.services.access.auth import Principal
 from parafe.services.documents.deposit import Upload
 from parafe.services.documents.history import iso_ms
 from parafe.services.oss import signing
-from parafe.signing.tsa import normalize_level
+from parafe.services.oss.access import parse_id, visible_document, workflow_for
+from parafe.services.oss.model import (
+    AGENT,
+    FAILED,
+    SIGNED,
+    SIGNING,
+    WAITING,
+    OssFile,
+    Signer,
+    Uploaded,
+    UploadRequest,
+    metadata_model,
+)
 
-MODES = ("server", "sa", "sms", "sgc")
-AGENT = "agent"
-ADMIN = "admin"
-WAITING, SIGNING, SIGNED, REFUSED, FAILED = "waiting", "signing", "signed", "refused", "failed"
 JOB_KIND = "oss.sign"
 TOKEN_BYTES = 32  # 256 bits (D15: at least 128)
 MAX_IDS = 100
@@ -74,7 +73,6 @@ MAX_BATCH_FILES = 50
 REDIRECT_LIMIT = 2048
 SIGNING_WAIT_SECONDS = 120.0
 
-_KINDS = ("text", "numeric", "date", "regex")
 _EMAIL = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
 _IDENTITY_ALIASES: dict[str, tuple[str, ...]] = {
     "firstname": ("firstname", "prenom", "prénom", "otp_firstname", "otp_firstname_0"),
@@ -83,243 +81,6 @@ _IDENTITY_ALIASES: dict[str, tuple[str, ...]] = {
     "phone": ("phonenumber", "phone", "telephone", "téléphone", "otp_phonenumber", "otp_phonenumber_0"),
 }
 _IDENTITY_KEYS = {alias: target for target, aliases in _IDENTITY_ALIASES.items() for alias in aliases}
-
-
-# --- small value types --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Signer:
-    """The person who signs on a page (SMS / e-mail code, on-the-fly certificate)."""
-
-    firstname: str | None = None
-    lastname: str | None = None
-    email: str | None = None
-    phone: str | None = None
-
-    @property
-    def full_name(self) -> str:
-        return " ".join(p for p in (self.firstname, self.lastname) if p) or self.email or self.phone or ""
-
-    def key(self) -> tuple[str | None, str | None]:
-        """What must be identical on every document of one SMS URL (D15): e-mail and phone."""
-        return (self.email.lower() if self.email else None, normalise_phone(self.phone) if self.phone else None)
-
-    def as_dict(self) -> dict[str, str | None]:
-        return {"firstname": self.firstname, "lastname": self.lastname, "email": self.email, "phone": self.phone}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> Signer:
-        data = data or {}
-        return cls(*(str(data[k]).strip() or None if data.get(k) else None
-                     for k in ("firstname", "lastname", "email", "phone")))
-
-    def merged(self, other: Signer) -> Signer:
-        """Fields of ``self``, completed by ``other``."""
-        return Signer(self.firstname or other.firstname, self.lastname or other.lastname,
-                      self.email or other.email, self.phone or other.phone)
-
-
-@dataclass
-class OssFile:
-    upload: Upload
-    filename: str | None = None  # the ``filename`` field; default: the multipart part's file name
-
-
-@dataclass
-class UploadRequest:
-    """What a publisher sends to signServerDoc / uploadSA / uploadSMS / uploadSGC."""
-
-    workflow: str
-    mode: str
-    files: list[OssFile]
-    meta: bytes | None = None
-    redirection_url: str | None = None
-    pictogramme: str | None = None
-    json_pictogram: str | None = None
-    signer: Signer = field(default_factory=Signer)
-    asynchronous: bool = False
-
-
-@dataclass
-class Uploaded:
-    ids: list[int]
-    token: str | None = None  # the signing page's token (uploadSA/SMS/SGC)
-    signed: bytes | None = None  # the signed PDF (synchronous signServerDoc)
-    filename: str | None = None
-
-
-@dataclass(frozen=True)
-class MetaField:
-    """One field of a workflow's metadata model (``metadata_model`` JSON)."""
-
-    field: metaformat.MetadataField
-    label: str | None
-    pictogram: bool
-
-
-# --- workflows ----------------------------------------------------------------------------------------------------
-def metadata_model(workflow: OssWorkflow) -> list[MetaField] | None:
-    if workflow.metadata_model is None:
-        return None
-    out: list[MetaField] = []
-    for raw in workflow.metadata_model:
-        kind = str(raw.get("kind", "text"))
-        out.append(MetaField(
-            metaformat.MetadataField(name=str(raw["name"]), kind=cast(Any, kind if kind in _KINDS else "text"),
-                                     pattern=raw.get("pattern"), required=bool(raw.get("required"))),
-            raw.get("label"), bool(raw.get("pictogram"))))
-    return out
-
-
-def _roles(session: Session, workflow_id: int, user_id: int) -> set[str]:
-    return set(session.scalars(select(OssWorkflowMember.role).where(
-        OssWorkflowMember.workflow_id == workflow_id, OssWorkflowMember.user_id == user_id)))
-
-
-def workflow_for(session: Session, principal: Principal, key: str | None, role: str = AGENT,
-                 ) -> tuple[OssWorkflow, Account]:
-    """The active workflow ``key`` and the caller's account: ``OSS_WORKFLOW_NOT_FOUND`` when unknown or of
-    another subscriber, ``NO_PERMISSION`` when the caller has not the role on it."""
-    wanted = (key or "").strip()
-    if not wanted:
-        raise ParafeError(E.BAD_REQUEST, reason="le paramètre « workflowId » est obligatoire")
-    workflow = session.scalar(select(OssWorkflow).where(OssWorkflow.key == wanted, OssWorkflow.active.is_(True)))
-    account = principal.account_in(workflow.subscriber_id) if workflow is not None else None
-    if workflow is None or account is None:
-        raise ParafeError(E.OSS_WORKFLOW_NOT_FOUND, detail=f"workflow {wanted!r}")
-    roles = _roles(session, workflow.id, account.user_id)
-    if role not in roles and not (role == ADMIN and account.is_admin):
-        raise ParafeError(E.NO_PERMISSION, detail=f"not {role} of OSS workflow {wanted!r}")
-    return workflow, account
-
-
-def can_read(session: Session, account: Account, document: OssDocument) -> bool:
-    """Agents and admins of the document's workflow, and the subscriber's administrators."""
-    if document.subscriber_id != account.subscriber_id:
-        return False
-    if account.is_admin:
-        return True
-    return bool(session.scalar(select(exists().where(
-        OssWorkflowMember.workflow_id == document.workflow_id, OssWorkflowMember.user_id == account.user_id))))
-
-
-def parse_id(value: int | str) -> int:
-    try:
-        doc_id = int(str(value).strip())
-    except ValueError:
-        raise ParafeError(E.DOCUMENT_NOT_FOUND, detail="document id is not a number") from None
-    if doc_id <= 0 or doc_id > 2**62:
-        raise ParafeError(E.DOCUMENT_NOT_FOUND)
-    return doc_id
-
-
-def visible_document(session: Session, principal: Principal, document_id: int | str, *, lock: bool = False,
-                     ) -> tuple[OssDocument, Account]:
-    """The document if the caller may read it, else ``DOCUMENT_NOT_FOUND`` (no existence oracle)."""
-    stmt = select(OssDocument).where(OssDocument.id == parse_id(document_id))
-    if lock:
-        stmt = stmt.with_for_update()
-    document = session.scalar(stmt)
-    account = principal.account_in(document.subscriber_id) if document is not None else None
-    if document is None or account is None or not can_read(session, account, document):
-        raise ParafeError(E.DOCUMENT_NOT_FOUND)
-    return document, account
-
-
-@dataclass
-class WorkflowSpec:
-    """An OSS workflow as an administrator configures it (:func:`configure_workflow`)."""
-
-    key: str
-    name: str
-    siren: str
-    agents: Sequence[str] = ()  # e-mails of users of the subscriber
-    admins: Sequence[str] = ()
-    modes: Sequence[str] = MODES
-    signature_level: str = "B-B"
-    certificate_p12: str | None = None  # absolute, or relative to $PARAFE_HOME
-    certificate_password: str | None = None
-    metadata_model: list[dict[str, Any]] | None = None
-    pictogram: dict[str, Any] = field(default_factory=dict)  # centimetres: x, y, page, width, height
-    retention_days: int = 30
-    settings: dict[str, Any] = field(default_factory=dict)  # reason, location, tsa_url, sgc_certificate_days
-
-
-def configure_workflow(ctx: AppContext, spec: WorkflowSpec, principal: Principal | None = None) -> int:
-    """Create or update a workflow (idempotent) and set its members; returns its id.
-
-    With a ``principal`` (the admin profile), the caller must be the subscriber's administrator or an admin of
-    the existing workflow; without one (operator tools, demo set) no check is made.
-    """
-    bad = [m for m in spec.modes if m not in MODES]
-    if bad or not spec.modes:
-        raise ParafeError(E.BAD_REQUEST, reason=f"modes de signature inconnus : {', '.join(bad) or 'aucun'}")
-    if spec.retention_days < 1:
-        raise ParafeError(E.BAD_REQUEST, reason="la durée de conservation doit être d'au moins un jour")
-    signing.workflow_placement(spec.pictogram)  # validates it
-    try:
-        level = normalize_level(spec.signature_level)
-    except ValueError as exc:
-        raise ParafeError(E.BAD_REQUEST, reason=str(exc).rstrip(".")) from None
-    if level not in ("B-B", "B-T") or (level == "B-T" and not (spec.settings or {}).get("tsa_url")):
-        raise ParafeError(E.BAD_REQUEST, reason="type de signature : B-B, ou B-T avec settings.tsa_url")
-    with ctx.db.write() as session:
-        subscriber = session.scalar(select(Subscriber).where(Subscriber.siren == spec.siren))
-        if subscriber is None:
-            raise ParafeError(E.SUBSCRIBER_NOT_FOUND)
-        workflow = session.scalar(select(OssWorkflow).where(OssWorkflow.key == spec.key))
-        if principal is not None:
-            account = principal.account_in(subscriber.id)
-            allowed = account is not None and (account.is_admin or (
-                workflow is not None and ADMIN in _roles(session, workflow.id, account.user_id)))
-            if not allowed:
-                raise ParafeError(E.NO_PERMISSION, detail="not an OSS admin of this subscriber")
-        if workflow is not None and workflow.subscriber_id != subscriber.id:
-            raise ParafeError(E.BAD_REQUEST, reason=f"l'identifiant de workflow « {spec.key} » est déjà utilisé")
-        if workflow is None:
-            workflow = OssWorkflow(key=spec.key, subscriber_id=subscriber.id, created_at=utcnow())
-            session.add(workflow)
-        workflow.name = spec.name
-        workflow.modes = list(spec.modes)
-        workflow.signature_level = level
-        workflow.certificate_p12 = spec.certificate_p12
-        workflow.certificate_password = spec.certificate_password
-        workflow.metadata_model = spec.metadata_model
-        workflow.pictogram = dict(spec.pictogram)
-        workflow.retention_days = spec.retention_days
-        workflow.settings = dict(spec.settings)
-        workflow.active = True
-        session.flush()
-        wanted: set[tuple[int, str]] = set()
-        for role, emails in ((AGENT, spec.agents), (ADMIN, spec.admins)):
-            for email in emails:
-                user = session.scalar(select(User).where(User.subscriber_id == subscriber.id,
-                                                         User.email == email.strip().lower()))
-                if user is None:
-                    raise ParafeError(E.INVALID_STEP_MEMBER, detail=f"no user {email} in {spec.siren}")
-                wanted.add((user.id, role))
-        current = {(m.user_id, m.role): m for m in session.scalars(select(OssWorkflowMember).where(
-            OssWorkflowMember.workflow_id == workflow.id))}
-        for pair, member in current.items():
-            if pair not in wanted:
-                session.delete(member)
-        for user_id, role in sorted(wanted - set(current)):
-            session.add(OssWorkflowMember(workflow_id=workflow.id, user_id=user_id, role=role))
-        return workflow.id
-
-
-def workflow_statistics(ctx: AppContext, principal: Principal, key: str) -> dict[str, Any]:
-    """Supervision figures of a workflow (admin profile): documents per mode and per status."""
-    with ctx.db.read() as session:
-        workflow, _ = workflow_for(session, principal, key, ADMIN)
-        rows = session.execute(select(OssDocument.mode, OssDocument.status, func.count()).where(
-            OssDocument.workflow_id == workflow.id).group_by(OssDocument.mode, OssDocument.status)).all()
-        purged = session.scalar(select(func.count()).select_from(OssDocument).where(
-            OssDocument.workflow_id == workflow.id, OssDocument.purge_date.is_not(None))) or 0
-    by_mode: dict[str, dict[str, int]] = {}
-    for mode, status, count in rows:
-        by_mode.setdefault(str(mode), {})[str(status)] = int(count)
-    return {"workflowId": workflow.key, "name": workflow.name, "documents": by_mode,
-            "total": sum(sum(v.values()) for v in by_mode.values()), "purged": int(purged)}
 
 
 # --- input checks -------------------------------------------------------------------------------------------------
@@ -810,87 +571,3 @@ def _give_up(ctx: AppContext, item: OutboxItem, error: str) -> None:
 
 
 outbox.handler(JOB_KIND, give_up=_give_up)(run_sign_job)
-
-
-# --- purge --------------------------------------------------------------------------------------------------------
-def purge(ctx: AppContext, now: datetime | None = None) -> int:
-    """Purge the documents whose ``dateToPurge`` has come: the rows no longer reference the blobs, which are
-    erased from the store at once unless another row references them
-    (:func:`parafe.services.documents.erasure.erase_blobs`);
-    ``purgeDate`` is set. Idempotent."""
-    from parafe.services.documents.erasure import erase_blobs
-
-    moment = now or utcnow()
-    count = 0
-    dropped: set[str] = set()
-    with ctx.db.write() as session:
-        for document in session.scalars(select(OssDocument).where(
-                OssDocument.date_to_purge <= moment, OssDocument.purge_date.is_(None)).with_for_update()):
-            dropped.update(b for b in (document.blob_sha256, document.signed_blob_sha256, document.meta_blob_sha256)
-                           if b)
-            document.purge_date = moment
-            document.blob_sha256 = None
-            document.signed_blob_sha256 = None
-            document.meta_blob_sha256 = None
-            if document.status in (WAITING, SIGNING):
-                document.status = FAILED
-                document.error = "Document supprimé avant sa signature (durée de conservation dépassée)."
-            document.updated_at = moment
-            count += 1
-    erase_blobs(ctx, dropped, utcnow(), label="of a purged OSS document")
-    return count
-
-
-def blob_references(session: Session) -> set[str]:
-    """Every blob an OSS row still references (for the orphan sweeper)."""
-    refs: set[str] = set()
-    for row in session.execute(select(OssDocument.blob_sha256, OssDocument.signed_blob_sha256,
-                                      OssDocument.meta_blob_sha256)):
-        refs.update(v for v in row if v)
-    return refs
-
-
-# --- demo set ------------------------------------------------------------------------------------------------------
-DEMO_WORKFLOW = "oss-demo"
-DEMO_SIREN = "123456789"
-DEMO_AGENT = "agent@demo.parafe.test"
-DEMO_ADMIN = "admin@demo.parafe.test"
-DEMO_P12 = "pki/oss-demo-signing.p12"
-
-
-def _demo_key(ctx: AppContext) -> tuple[str, str]:
-    """The demo workflow's server certificate (from the dev CA) and its password, created once."""
-    from parafe.security import pki
-
-    home = ctx.settings.resolved_home
-    p12, secret = home / DEMO_P12, home / "pki" / "oss-demo-signing.password"
-    if not (p12.exists() and secret.exists()):
-        password = secrets.token_urlsafe(16)
-        ca = pki.load_ca(ctx.settings.pki_dir, trusted=True)
-        leaf = pki.issue_user_cert(ca, "signature-oss@demo.parafe.test", "Commune de Démo - signature serveur",
-                                   organization="Commune de Démo")
-        secret.write_text(password + "\n")
-        secret.chmod(0o600)
-        pki.write_p12(leaf, p12, password.encode(), ca, overwrite=True)
-    return DEMO_P12, secret.read_text().strip()
-
-
-def ensure_oss_demo(ctx: AppContext) -> int | None:
-    """The demo OSS workflow ``oss-demo`` of subscriber 123456789 (idempotent): agent ``agent@demo.parafe.test``,
-    admin ``admin@demo.parafe.test``, every mode, a server certificate from the dev PKI, a metadata model whose
-    ``REFERENCE`` field is shown in the pictogram. Returns its id (None when the demo subscriber is missing)."""
-    with ctx.db.read() as session:
-        subscriber = session.scalar(select(Subscriber).where(Subscriber.siren == DEMO_SIREN))
-        existing = session.scalar(select(OssWorkflow.id).where(OssWorkflow.key == DEMO_WORKFLOW))
-        if subscriber is None:
-            return None
-    if existing is not None and (ctx.settings.resolved_home / DEMO_P12).exists():
-        return int(existing)
-    path, password = _demo_key(ctx)
-    return configure_workflow(ctx, WorkflowSpec(
-        key=DEMO_WORKFLOW, name="Démo OSS (signature serveur)", siren=DEMO_SIREN, agents=[DEMO_AGENT],
-        admins=[DEMO_ADMIN], certificate_p12=path, certificate_password=password,
-        metadata_model=[{"name": "REFERENCE", "label": "Réf.", "kind": "text", "pictogram": True},
-                        {"name": "SERVICE", "kind": "text"}],
-        retention_days=30, settings={"reason": "Signature serveur (OSS)", "location": "Commune de Démo"}))
-

@@ -10,7 +10,7 @@
   the internal CA signs every document of the batch.
 
 Codes are kept hashed (salted SHA-256) in ``oss_codes``; at most ``MAX_CODES`` codes per page. The signature
-itself is the ``oss.sign`` job of :mod:`parafe.services.oss.service`, run at once in the caller's thread.
+itself is the ``oss.sign`` job of :mod:`parafe.services.oss.operations`, run at once in the caller's thread.
 """
 
 from __future__ import annotations
@@ -33,7 +33,9 @@ from parafe.domain.errors import E, ErrorDef, ParafeError
 from parafe.notify import sms
 from parafe.notify.mail import aware, send_mail, signature_block
 from parafe.security.certcheck import CertVerdict
-from parafe.services.oss import service as oss
+from parafe.services.oss.access import parse_id
+from parafe.services.oss.model import REFUSED, SIGNED, WAITING, Signer
+from parafe.services.oss.operations import DocContent, run_now, start_signing, token_hash
 from parafe.signing.keys import certificate_display_name
 
 MAX_CODES = 5
@@ -75,7 +77,7 @@ class PageView:
 
     @property
     def waiting(self) -> bool:
-        return self.outcome is None and all(d.status == oss.WAITING for d in self.documents)
+        return self.outcome is None and all(d.status == WAITING for d in self.documents)
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,7 @@ class Outcome:
 def _link(session: Session, token: str, *, lock: bool = False) -> OssLink:
     if not token or len(token) > 128:
         raise ParafeError(E.OSS_LINK_INVALID)
-    stmt = select(OssLink).where(OssLink.token_hash == oss.token_hash(token))
+    stmt = select(OssLink).where(OssLink.token_hash == token_hash(token))
     if lock:
         stmt = stmt.with_for_update()
     link = session.scalar(stmt)
@@ -114,7 +116,7 @@ def _waiting(documents: list[OssDocument]) -> None:
     now = utcnow()
     if any(aware(d.date_to_purge) <= now or d.purge_date is not None for d in documents):
         raise ParafeError(E.OSS_DOCUMENT_PURGED)
-    if not documents or any(d.status != oss.WAITING for d in documents):
+    if not documents or any(d.status != WAITING for d in documents):
         raise ParafeError(E.OSS_ALREADY_SIGNED)
 
 
@@ -170,7 +172,7 @@ def view(ctx: AppContext, token: str) -> PageView:
         if not documents:
             raise ParafeError(E.OSS_LINK_INVALID)
         workflow = session.get(OssWorkflow, documents[0].workflow_id)
-        signer = oss.Signer.from_dict(link.signer) if link.signer else None
+        signer = Signer.from_dict(link.signer) if link.signer else None
         return PageView(
             kind=link.kind, workflow_name=workflow.name if workflow is not None else "", signer_name=(
                 signer.full_name if signer is not None else None) or None,
@@ -178,17 +180,17 @@ def view(ctx: AppContext, token: str) -> PageView:
             code=_code_state(_current_code(session, link)) if link.kind in ("sms", "sgc") else None)
 
 
-def document_content(ctx: AppContext, token: str, document_id: int | str) -> oss.DocContent:
+def document_content(ctx: AppContext, token: str, document_id: int | str) -> DocContent:
     """A document of the page, to view it (the signed version once signed)."""
     with ctx.db.read() as session:
         link = _link(session, token)
-        wanted = oss.parse_id(document_id)
+        wanted = parse_id(document_id)
         for document in _documents(session, link):
             if document.id == wanted:
                 if document.blob_sha256 is None or aware(document.date_to_purge) <= utcnow():
                     raise ParafeError(E.OSS_DOCUMENT_PURGED)
-                signed = document.status == oss.SIGNED and document.signed_blob_sha256 is not None
-                return oss.DocContent(document.filename, (document.signed_blob_sha256 if signed else
+                signed = document.status == SIGNED and document.signed_blob_sha256 is not None
+                return DocContent(document.filename, (document.signed_blob_sha256 if signed else
                                                           document.blob_sha256) or "",
                                       (document.signed_size if signed else document.size) or 0, signed)
     raise ParafeError(E.DOCUMENT_NOT_FOUND)
@@ -211,7 +213,7 @@ def send_code(ctx: AppContext, token: str, *, only_if_none: bool = False) -> Cod
             return _code_state(current)
         if link.codes_sent >= MAX_CODES:
             raise ParafeError(E.OSS_TOO_MANY_CODES)
-        signer = oss.Signer.from_dict(link.signer)
+        signer = Signer.from_dict(link.signer)
         channel = "sms" if signer.phone else "email"
         destination = sms.normalise_phone(signer.phone) if signer.phone else (signer.email or "")
         if not destination:
@@ -274,7 +276,7 @@ def sign_with_code(ctx: AppContext, token: str, code: str) -> Outcome:
             current.status = "done"
             current.used_at = utcnow()
             via = "sgc" if link.kind == "sgc" else "sms"
-            job_id = oss.start_signing(session, link, documents, {"via": via, "channel": current.channel})
+            job_id = start_signing(session, link, documents, {"via": via, "channel": current.channel})
             ids = [d.id for d in documents]
     if failure is not None:
         raise failure
@@ -320,7 +322,7 @@ def authenticate(ctx: AppContext, token: str, verdict: CertVerdict | None, ip: s
         if link.kind != "sa":
             raise ParafeError(E.OSS_MODE_NOT_ALLOWED)
         documents = _documents(session, link)
-        if link.outcome is None and all(d.status == oss.WAITING for d in documents):
+        if link.outcome is None and all(d.status == WAITING for d in documents):
             _log(session, link, documents, info, "authentication", ip)
     return info
 
@@ -335,15 +337,15 @@ def sign_with_certificate(ctx: AppContext, token: str, verdict: CertVerdict | No
         documents = _documents(session, link, lock=True)
         _waiting(documents)
         _log(session, link, documents, info, "signature", ip)
-        job_id = oss.start_signing(session, link, documents, {"via": "sa", "person": info.name})
+        job_id = start_signing(session, link, documents, {"via": "sa", "person": info.name})
         ids = [d.id for d in documents]
     return _finish(ctx, token, job_id, ids)
 
 
 # --- end of a page ----------------------------------------------------------------------------------------------
 def _finish(ctx: AppContext, token: str, job_id: int, ids: list[int]) -> Outcome:
-    statuses = oss.run_now(ctx, job_id, ids)
-    result = "SIGNED" if statuses and all(s == oss.SIGNED for s in statuses.values()) else "ERROR"
+    statuses = run_now(ctx, job_id, ids)
+    result = "SIGNED" if statuses and all(s == SIGNED for s in statuses.values()) else "ERROR"
     with ctx.db.read() as session:
         link = _link(session, token)
         return Outcome(result, redirect_target(link.redirection_url, result),
@@ -362,7 +364,7 @@ def refuse(ctx: AppContext, token: str, reason: str | None, verdict: CertVerdict
             _log(session, link, documents, certificate_info(verdict), "refusal", ip)
         now = utcnow()
         for document in documents:
-            document.status = oss.REFUSED
+            document.status = REFUSED
             document.error = f"Signature refusée par le signataire{' : ' + text if text else '.'}"
             document.updated_at = now
         link.completed_at = now

@@ -21,7 +21,9 @@ from parafe.config import Settings
 from parafe.context import AppContext
 from parafe.db.models import DevMessage
 from parafe.domain.errors import ErrorDef
-from parafe.services.oss import service as oss_service
+from parafe.services import demo as demo_set
+from parafe.services.oss import model as oss_model
+from parafe.services.oss import workflows as oss_workflows
 from tests.conftest import (
     IN_CI,
     Home,
@@ -54,14 +56,14 @@ class Oss(ServedHome):
 
 
 def setup_workflows(ctx: AppContext) -> None:
-    assert oss_service.ensure_oss_demo(ctx) is not None
-    assert oss_service.ensure_oss_demo(ctx) is not None  # idempotent
-    demo = oss_service.DEMO_P12
+    assert demo_set.ensure_oss_demo(ctx) is not None
+    assert demo_set.ensure_oss_demo(ctx) is not None  # idempotent
+    demo = demo_set.OSS_DEMO_P12
     password = (ctx.settings.resolved_home / "pki" / "oss-demo-signing.password").read_text().strip()
-    for key, siren, agents, modes in (("oss-demo-2", "123456789", [VISA], oss_service.MODES),
+    for key, siren, agents, modes in (("oss-demo-2", "123456789", [VISA], oss_model.MODES),
                                       ("oss-serveur", "123456789", [AGENT], ("server",)),
-                                      ("oss-autre", "987654321", [OTHER], oss_service.MODES)):
-        oss_service.configure_workflow(ctx, oss_service.WorkflowSpec(
+                                      ("oss-autre", "987654321", [OTHER], oss_model.MODES)):
+        oss_workflows.configure_workflow(ctx, oss_workflows.WorkflowSpec(
             key=key, name=key, siren=siren, agents=agents, modes=modes, certificate_p12=demo,
             certificate_password=password))
 

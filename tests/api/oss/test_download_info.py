@@ -9,7 +9,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from parafe.domain.errors import E
-from parafe.services.oss import service as oss_service
+from parafe.services import demo as demo_set
+from parafe.services.oss import purge as oss_purge
+from parafe.services.oss import workflows as oss_workflows
 from tests.api.oss.helpers import (
     ADMIN,
     AGENT,
@@ -116,17 +118,17 @@ def test_retention_and_purge(oss: Oss) -> None:
             row = session.get(OssDocument, doc_id)
             assert row is not None
             blobs = {row.blob_sha256, row.signed_blob_sha256, row.meta_blob_sha256}
-            assert None not in blobs and blobs <= oss_service.blob_references(session)
-        oss_service.purge(oss.ctx, now=to_purge - timedelta(seconds=30))
+            assert None not in blobs and blobs <= oss_purge.blob_references(session)
+        oss_purge.purge(oss.ctx, now=to_purge - timedelta(seconds=30))
         assert agent.get(f"/oss/downloadDoc/{doc_id}").status_code == 200  # not yet
-        assert oss_service.purge(oss.ctx, now=to_purge + timedelta(seconds=1)) >= 1
-        assert oss_service.purge(oss.ctx, now=to_purge + timedelta(seconds=2)) == 0  # idempotent
+        assert oss_purge.purge(oss.ctx, now=to_purge + timedelta(seconds=1)) >= 1
+        assert oss_purge.purge(oss.ctx, now=to_purge + timedelta(seconds=2)) == 0  # idempotent
         error(agent.get(f"/oss/downloadDoc/{doc_id}"), 410, E.OSS_DOCUMENT_PURGED)
         info = agent.get(f"/oss/docInformation/{doc_id}").json()
         assert _iso(info["purgeDate"]) == to_purge + timedelta(seconds=1)
         assert info["metadate"] is None
         with oss.ctx.db.read() as session:
-            assert not blobs & oss_service.blob_references(session)  # left to the orphan sweeper
+            assert not blobs & oss_purge.blob_references(session)  # left to the orphan sweeper
 
 
 def test_admin_statistics(oss: Oss) -> None:
@@ -147,11 +149,11 @@ def test_workflow_configuration_by_the_admin_profile(oss: Oss) -> None:
     from parafe.domain.errors import ParafeError
     from parafe.services.access.auth import principal_for_email
 
-    spec = oss_service.WorkflowSpec(key="oss-config", name="Configuré", siren="123456789", agents=[AGENT],
-                                    certificate_p12=oss_service.DEMO_P12, modes=("server",))
+    spec = oss_workflows.WorkflowSpec(key="oss-config", name="Configuré", siren="123456789", agents=[AGENT],
+                                    certificate_p12=demo_set.OSS_DEMO_P12, modes=("server",))
     for who, allowed in ((AGENT, False), (ADMIN, True), (OTHER, False)):
         try:
-            oss_service.configure_workflow(oss.ctx, spec, principal_for_email(oss.ctx, who))
+            oss_workflows.configure_workflow(oss.ctx, spec, principal_for_email(oss.ctx, who))
         except ParafeError as exc:
             assert not allowed and exc.error is E.NO_PERMISSION, (who, exc)
         else:
@@ -159,7 +161,7 @@ def test_workflow_configuration_by_the_admin_profile(oss: Oss) -> None:
     for bad in ({"modes": ("fax",)}, {"signature_level": "B-LTA"}, {"signature_level": "B-T"},
                 {"pictogram": {"x": -1}}, {"retention_days": 0}):
         try:
-            oss_service.configure_workflow(oss.ctx, oss_service.WorkflowSpec(**{**spec.__dict__, **bad}))
+            oss_workflows.configure_workflow(oss.ctx, oss_workflows.WorkflowSpec(**{**spec.__dict__, **bad}))
         except ParafeError as exc:
             assert exc.error in (E.BAD_REQUEST, E.OSS_PICTOGRAM_INVALID), (bad, exc)
         else:
