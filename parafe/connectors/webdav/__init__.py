@@ -24,7 +24,7 @@ from parafe.domain.errors import E, ParafeError
 from parafe.services.access.auth import RequestIdentity, authenticate
 
 from . import errors
-from .handlers import ALLOW_ANY, UNSUPPORTED
+from .handlers import ALLOW_ANY, UNSUPPORTED, handle
 from .paths import check_raw_path
 from .provider import ParafeDAVProvider
 
@@ -88,7 +88,7 @@ def _not_offered(environ: dict[str, Any], start_response: StartResponse, method:
 def create_webdav_wsgi(ctx: AppContext, mount_path: str = MOUNT, prefix: str = "") -> WebDavGate:
     """WsgiDAV behind the gate; ``prefix`` is what remains of ``mount_path`` below the ASGI mount point."""
     config: dict[str, Any] = {
-        "provider_mapping": {"/": ParafeDAVProvider(ctx)},
+        "provider_mapping": {"/": ParafeDAVProvider(ctx, handle)},
         "mount_path": mount_path,
         "middleware_stack": [ErrorPrinter, RequestResolver],
         "lock_storage": None,

@@ -19,17 +19,18 @@ from __future__ import annotations
 import logging
 import zlib
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from wsgidav import util
 from wsgidav.dav_error import DAVError
 from wsgidav.dav_provider import _DAVResource
 
+from parafe.context import AppContext
 from parafe.domain.errors import E, ParafeError
 from parafe.services.webdav import folders as svc
 
 from . import errors, propfind
-from .provider import InCircuit, InLabel, OutFile, ParafeDAVProvider, Receipt, _Collection, _File, principal_of
+from .resources import Collection, File, InCircuit, InLabel, OutFile, Receipt, principal_of
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +47,25 @@ ALLOW_ANY = "OPTIONS, HEAD, GET, PROPFIND, PUT, DELETE, MKCOL"
 GZIP_FROM = 16 * 1024  # PROPFIND bodies larger than this are gzipped for clients that accept it
 
 
-def _href(provider: ParafeDAVProvider, res: _DAVResource) -> str:
+class Tree(Protocol):
+    """What the handlers use of the provider (:class:`parafe.connectors.webdav.provider.ParafeDAVProvider`, which
+    is given :func:`handle` at construction)."""
+
+    ctx: AppContext
+    mount_path: str
+    share_path: str
+
+    def get_resource_inst(self, path: str, environ: Environ) -> _DAVResource | None: ...
+
+
+def _href(provider: Tree, res: _DAVResource) -> str:
     path = res.path.rstrip("/")
     if res.is_collection:
         path += "/"
     return propfind.href_of(provider.mount_path + provider.share_path.rstrip("/") + path)
 
 
-def do_propfind(provider: ParafeDAVProvider, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+def do_propfind(provider: Tree, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     depth = environ.get("HTTP_DEPTH", "infinity").lower()
     if depth not in ("0", "1", "infinity"):
         raise ParafeError(E.BAD_REQUEST, reason="en-tête Depth invalide")
@@ -69,14 +81,14 @@ def do_propfind(provider: ParafeDAVProvider, environ: Environ, start_response: S
         return [body]
     folders: list[tuple[str, str, float | None]] = []
     files: list[tuple[str, svc.FileEntry]] = []
-    if isinstance(res, _Collection):
+    if isinstance(res, Collection):
         href = _href(provider, res)
         folders.append((href, util.get_uri_name(res.path) if res.path.strip("/") else "", res.modified()))
         if depth != "0":
             subfolders, entries = res.listing()
             folders += [(_href(provider, f), util.get_uri_name(f.path), f.modified()) for f in subfolders]
             files += [(href + propfind.href_of(e.name), e) for e in entries]
-    elif isinstance(res, _File):
+    elif isinstance(res, File):
         files.append((_href(provider, res), res.entry))
     else:  # pragma: no cover - every resource of the tree is one of the above
         raise ParafeError(E.ROUTE_NOT_FOUND)
@@ -112,7 +124,7 @@ def _empty(start_response: StartResponse, status: str, headers: list[tuple[str, 
     return [b""]
 
 
-def do_mkcol(provider: ParafeDAVProvider, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+def do_mkcol(provider: Tree, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     path = environ["PATH_INFO"]
     try:
         _no_body(environ)
@@ -132,7 +144,7 @@ def do_mkcol(provider: ParafeDAVProvider, environ: Environ, start_response: Star
     return _empty(start_response, "201 Created")
 
 
-def do_delete(provider: ParafeDAVProvider, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+def do_delete(provider: Tree, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     _no_body(environ)
     res = provider.get_resource_inst(environ["PATH_INFO"], environ)
     if res is None:
@@ -155,14 +167,14 @@ def allowed_methods(res: _DAVResource | None) -> list[str]:
     return ["OPTIONS", "HEAD", "GET", "PROPFIND"]
 
 
-def do_options(provider: ParafeDAVProvider, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+def do_options(provider: Tree, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     path = environ["PATH_INFO"]
     res = None if path == "*" else provider.get_resource_inst(path, environ)
     return _empty(start_response, "200 OK", [
         ("DAV", "1"), ("MS-Author-Via", "DAV"), ("Allow", ", ".join(allowed_methods(res)))])
 
 
-def check_put_target(provider: ParafeDAVProvider, environ: Environ) -> None:
+def check_put_target(provider: Tree, environ: Environ) -> None:
     """Refuse a PUT outside ``<SIREN>/in/<circuit>[/<label>]/<name>`` before its body is read, with the errors
     of the deposit service (foreign or unknown SIREN, unknown circuit, no agent role)."""
     segments = [s for s in environ["PATH_INFO"].strip("/").split("/") if s]
@@ -182,7 +194,7 @@ def check_put_target(provider: ParafeDAVProvider, environ: Environ) -> None:
     raise ParafeError(E.NO_PERMISSION)  # pragma: no cover - the checks above refuse first
 
 
-def handle(provider: ParafeDAVProvider, environ: Environ, start_response: StartResponse,
+def handle(provider: Tree, environ: Environ, start_response: StartResponse,
            default_handler: Callable[..., Iterable[bytes]]) -> Iterable[bytes]:
     """``DAVProvider.custom_request_handler`` of the connector."""
     method = environ["REQUEST_METHOD"]

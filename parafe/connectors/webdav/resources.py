@@ -1,4 +1,6 @@
-"""The WsgiDAV provider of the drop folders: a virtual tree over :mod:`parafe.services.webdav.folders`.
+"""The resources of the WebDAV drop folders: a virtual tree over :mod:`parafe.services.webdav.folders`, one class
+per level (``<SIREN>/in/<circuit>/<label>``, ``<SIREN>/out/…``, receipts, returns, flows), which
+:class:`parafe.connectors.webdav.provider.ParafeDAVProvider` maps paths to.
 
 Resources are built from the caller's principal (``environ["parafe.principal"]``, set by the gate) and the rows
 of one listing query per folder; no resource does a query of its own when listed. PUT is WsgiDAV's: the body
@@ -14,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 from wsgidav import util
-from wsgidav.dav_provider import DAVCollection, DAVNonCollection, DAVProvider, _DAVResource
+from wsgidav.dav_provider import DAVCollection, DAVNonCollection, _DAVResource
 
 from parafe.context import AppContext
 from parafe.domain.errors import E, ParafeError
@@ -39,7 +41,8 @@ def _ts(moment: datetime | None) -> float | None:
     return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).timestamp()
 
 
-def _join(path: str, name: str) -> str:
+def child(path: str, name: str) -> str:
+    """The path of ``name`` in the folder at ``path``."""
     return path.rstrip("/") + "/" + name
 
 
@@ -49,7 +52,7 @@ def principal_of(environ: Environ) -> Principal:
     return principal
 
 
-class _Node:
+class Node:
     """What every resource of the tree offers to the handlers (properties for the fast PROPFIND)."""
 
     kind = "node"
@@ -59,13 +62,13 @@ class _Node:
         return None
 
 
-Listing = tuple[list["_Collection"], list[svc.FileEntry]]
+Listing = tuple[list["Collection"], list[svc.FileEntry]]
 
 
 # --- collections -------------------------------------------------------------------------------------------
 
 
-class _Collection(_Node, DAVCollection):
+class Collection(Node, DAVCollection):
     """A folder. :meth:`listing` gives its sub-folders (resources) and its files (rows of one query); the
     PROPFIND handler renders the files straight from the rows, WsgiDAV gets resources from :meth:`children`."""
 
@@ -111,7 +114,7 @@ class _Collection(_Node, DAVCollection):
         raise ParafeError(E.NO_PERMISSION, detail="this folder cannot be deleted")
 
 
-class RootCollection(_Collection):
+class RootCollection(Collection):
     """``/``: the SIRENs the caller has an account in."""
 
     kind = "root"
@@ -121,11 +124,11 @@ class RootCollection(_Collection):
         seen: dict[str, Account] = {}
         for account in principal.accounts:
             seen.setdefault(account.siren, account)
-        return [SubscriberCollection(_join(self.path, s), self.environ, self.ctx, a)
+        return [SubscriberCollection(child(self.path, s), self.environ, self.ctx, a)
                 for s, a in sorted(seen.items())], []
 
 
-class SubscriberCollection(_Collection):
+class SubscriberCollection(Collection):
     """``/<SIREN>``: ``in`` and ``out``."""
 
     kind = "subscriber"
@@ -135,11 +138,11 @@ class SubscriberCollection(_Collection):
         self.account = account
 
     def listing(self) -> Listing:
-        return [InRoot(_join(self.path, svc.IN), self.environ, self.ctx, self.account),
-                OutRoot(_join(self.path, svc.OUT), self.environ, self.ctx, self.account)], []
+        return [InRoot(child(self.path, svc.IN), self.environ, self.ctx, self.account),
+                OutRoot(child(self.path, svc.OUT), self.environ, self.ctx, self.account)], []
 
 
-class InRoot(_Collection):
+class InRoot(Collection):
     """``/<SIREN>/in``: the circuits the caller has a role on."""
 
     kind = "in"
@@ -149,11 +152,11 @@ class InRoot(_Collection):
         self.account = account
 
     def listing(self) -> Listing:
-        return [InCircuit(_join(self.path, c.key), self.environ, self.ctx, self.account, c)
+        return [InCircuit(child(self.path, c.key), self.environ, self.ctx, self.account, c)
                 for c in svc.visible_circuits(self.ctx, self.account)], []
 
 
-class InCircuit(_Collection):
+class InCircuit(Collection):
     """``/<SIREN>/in/<circuit>``: its label folders and the receipts of deposits made at its root."""
 
     kind = "in-circuit"
@@ -166,16 +169,16 @@ class InCircuit(_Collection):
         self.circuit = circuit
 
     def listing(self) -> Listing:
-        folders: list[_Collection] = [
-            InLabel(_join(self.path, f.name), self.environ, self.ctx, self.account, self.circuit, f.name, f.modified)
+        folders: list[Collection] = [
+            InLabel(child(self.path, f.name), self.environ, self.ctx, self.account, self.circuit, f.name, f.modified)
             for f in svc.label_names(self.ctx, self.circuit)]
         return folders, svc.receipts(self.ctx, self.circuit, self.label_folder)
 
     def file_resource(self, entry: svc.FileEntry) -> _DAVResource:
-        return Receipt(_join(self.path, entry.name), self.environ, self.ctx, self, entry)
+        return Receipt(child(self.path, entry.name), self.environ, self.ctx, self, entry)
 
     def create_empty_resource(self, name: str) -> _DAVResource:
-        return PendingUpload(_join(self.path, name), self.environ, self.ctx, self, name)
+        return PendingUpload(child(self.path, name), self.environ, self.ctx, self, name)
 
     def create_collection(self, name: str) -> None:
         svc.create_label(self.ctx, self.circuit, name)
@@ -206,7 +209,7 @@ class InLabel(InCircuit):
         svc.delete_label(self.ctx, self.circuit, self.label_folder)
 
 
-class OutRoot(_Collection):
+class OutRoot(Collection):
     """``/<SIREN>/out``: the circuits the caller has a role on, ``PES_Retour`` and ``chorus-pivot``."""
 
     kind = "out"
@@ -216,23 +219,23 @@ class OutRoot(_Collection):
         self.account = account
 
     def listing(self) -> Listing:
-        folders: list[_Collection] = [
-            OutCircuit(_join(self.path, c.key), self.environ, self.ctx, self.account, c)
+        folders: list[Collection] = [
+            OutCircuit(child(self.path, c.key), self.environ, self.ctx, self.account, c)
             for c in svc.visible_circuits(self.ctx, self.account) if svc.flow_folder(c.key) is None]
         if svc.may_fetch_flows(self.ctx, self.account):
-            folders += [FlowFolder(_join(self.path, f), self.environ, self.ctx, self.account, f)
+            folders += [FlowFolder(child(self.path, f), self.environ, self.ctx, self.account, f)
                         for f in svc.FLOW_KINDS]
         return folders, []
 
 
-class _OutFolder(_Collection):
+class _OutFolder(Collection):
     folder: svc.OutFolder
 
     def _files(self) -> list[svc.FileEntry]:
         return svc.out_entries(self.ctx, self.folder)
 
     def file_resource(self, entry: svc.FileEntry) -> _DAVResource:
-        return OutFile(_join(self.path, entry.name), self.environ, self.ctx, self.folder, entry)
+        return OutFile(child(self.path, entry.name), self.environ, self.ctx, self.folder, entry)
 
 
 class OutCircuit(_OutFolder):
@@ -249,8 +252,8 @@ class OutCircuit(_OutFolder):
         self.folder = svc.OutFolder(subscriber_id=account.subscriber_id, circuit=circuit)
 
     def listing(self) -> Listing:
-        folders: list[_Collection] = [
-            OutLabel(_join(self.path, f.name), self.environ, self.ctx, self.account, self.circuit, f.name,
+        folders: list[Collection] = [
+            OutLabel(child(self.path, f.name), self.environ, self.ctx, self.account, self.circuit, f.name,
                      f.modified)
             for f in svc.out_label_folders(self.ctx, self.circuit)]
         return folders, self._files()
@@ -289,7 +292,7 @@ class FlowFolder(_OutFolder):
 # --- files -------------------------------------------------------------------------------------------------
 
 
-class _File(_Node, DAVNonCollection):
+class File(Node, DAVNonCollection):
     entry: svc.FileEntry
 
     def __init__(self, path: str, environ: Environ, ctx: AppContext) -> None:
@@ -331,7 +334,7 @@ class _File(_Node, DAVNonCollection):
         raise ParafeError(E.NO_PERMISSION, detail="this file cannot be deleted")
 
 
-class OutFile(_File):
+class OutFile(File):
     """A return in out/: signed document, acknowledgement, refusal envelope, PES_Retour or Chorus flow."""
 
     kind = "out-file"
@@ -378,7 +381,7 @@ class _Writer:
         """WsgiDAV closes the file before ``end_write``; the spool is finished there."""
 
 
-class PendingUpload(_File):
+class PendingUpload(File):
     """A PUT target in in/: the body is spooled, then deposited by the deposit service in ``end_write``."""
 
     kind = "pending"
@@ -477,140 +480,3 @@ class Receipt(PendingUpload):
 
     def delete(self) -> None:
         svc.hide_receipt(self.ctx, self.folder.circuit, self.entry)
-
-
-# --- the provider ------------------------------------------------------------------------------------------
-
-
-class ParafeDAVProvider(DAVProvider):
-    """Maps paths to the resources above (unknown and foreign paths: None, i.e. 404)."""
-
-    def __init__(self, ctx: AppContext) -> None:
-        super().__init__()
-        self.ctx = ctx
-
-    def is_readonly(self) -> bool:
-        return False
-
-    def custom_request_handler(self, environ: Environ, start_response: Any, default_handler: Any) -> Any:
-        from .handlers import handle
-
-        return handle(self, environ, start_response, default_handler)
-
-    def _circuit(self, environ: Environ, account: Account, key: str) -> svc.CircuitView | None:
-        cache: dict[tuple[int, str], svc.CircuitView | None] = environ.setdefault("parafe.circuits", {})
-        token = (account.user_id, key)
-        if token not in cache:
-            cache[token] = svc.circuit_view(self.ctx, account, key)
-        return cache[token]
-
-    def get_resource_inst(self, path: str, environ: Environ) -> _DAVResource | None:
-        """The resource at ``path`` (resolved once per request: WsgiDAV and the handlers may both ask)."""
-        cache: dict[str, _DAVResource | None] = environ.setdefault("parafe.resources", {})
-        key = "/" + path.strip("/")
-        if key not in cache:
-            cache[key] = self._resolve(path, environ)
-        return cache[key]
-
-    def _resolve(self, path: str, environ: Environ) -> _DAVResource | None:
-        segments = [svc.nfc(s) for s in path.strip("/").split("/") if s]
-        ctx = self.ctx
-        root = RootCollection("/", environ, ctx)
-        if not segments:
-            return root
-        principal = principal_of(environ)
-        account = principal.account_for(segments[0])
-        if account is None:
-            return None
-        base = "/" + segments[0]
-        if len(segments) == 1:
-            return SubscriberCollection(base, environ, ctx, account)
-        area, rest = segments[1], segments[2:]
-        if area == svc.IN:
-            return self._in(environ, account, base + "/in", rest)
-        if area == svc.OUT:
-            return self._out(environ, account, base + "/out", rest)
-        return None
-
-    def _in(self, environ: Environ, account: Account, base: str, rest: list[str]) -> _DAVResource | None:
-        ctx = self.ctx
-        if not rest:
-            return InRoot(base, environ, ctx, account)
-        circuit = self._circuit(environ, account, rest[0])
-        if circuit is None:
-            return None
-        circuit_path = _join(base, circuit.key)
-        top = InCircuit(circuit_path, environ, ctx, account, circuit)
-        if len(rest) == 1:
-            return top
-        if self._is_put_target(environ, base, rest):
-            # the file a PUT creates: a receipt with its name belongs to a live document with the same triplet,
-            # which the deposit service refuses as « Doublon » anyway (D6), so no look-up is needed
-            return None
-        if len(rest) == 2:
-            name = rest[1]
-            if self._is_put_parent(environ, _join(circuit_path, name)):
-                return InLabel(_join(circuit_path, name), environ, ctx, account, circuit, name)
-            entry = svc.receipt(ctx, circuit, "", name)
-            if entry is not None:
-                return Receipt(_join(circuit_path, name), environ, ctx, top, entry)
-            if svc.label_exists(ctx, circuit, name):
-                return InLabel(_join(circuit_path, name), environ, ctx, account, circuit, name)
-            return None
-        if len(rest) == 3:
-            label_folder, name = rest[1], rest[2]
-            folder = InLabel(_join(circuit_path, label_folder), environ, ctx, account, circuit, label_folder)
-            entry = svc.receipt(ctx, circuit, label_folder, name)
-            if entry is None:
-                return None
-            return Receipt(_join(folder.path, name), environ, ctx, folder, entry)
-        return None
-
-    @staticmethod
-    def _is_put_target(environ: Environ, base: str, rest: list[str]) -> bool:
-        if environ.get("REQUEST_METHOD") != "PUT" or len(rest) not in (2, 3):
-            return False
-        target = [svc.nfc(s) for s in environ.get("PATH_INFO", "").strip("/").split("/") if s]
-        return "/" + "/".join(target) == base + "/" + "/".join(rest)
-
-    @staticmethod
-    def _is_put_parent(environ: Environ, path: str) -> bool:
-        """During a PUT, its parent label folder exists even before the label does (D6)."""
-        if environ.get("REQUEST_METHOD") != "PUT":
-            return False
-        target = [svc.nfc(s) for s in environ.get("PATH_INFO", "").strip("/").split("/") if s]
-        return "/" + "/".join(target[:-1]) == path
-
-    def _out(self, environ: Environ, account: Account, base: str, rest: list[str]) -> _DAVResource | None:
-        ctx = self.ctx
-        if not rest:
-            return OutRoot(base, environ, ctx, account)
-        flow = svc.flow_folder(rest[0])
-        if flow is not None:
-            if not svc.may_fetch_flows(ctx, account):
-                return None
-            folder = FlowFolder(_join(base, flow), environ, ctx, account, flow)
-            if len(rest) == 1:
-                return folder
-            if len(rest) == 2:
-                entry = svc.out_entry(ctx, folder.folder, rest[1])
-                return OutFile(_join(folder.path, entry.name), environ, ctx, folder.folder, entry) if entry else None
-            return None
-        circuit = self._circuit(environ, account, rest[0])
-        if circuit is None:
-            return None
-        top = OutCircuit(_join(base, circuit.key), environ, ctx, account, circuit)
-        if len(rest) == 1:
-            return top
-        if len(rest) == 2:
-            entry = svc.out_entry(ctx, top.folder, rest[1])
-            if entry is not None:
-                return OutFile(_join(top.path, entry.name), environ, ctx, top.folder, entry)
-            if svc.out_label_folder_exists(ctx, circuit, rest[1]):
-                return OutLabel(_join(top.path, rest[1]), environ, ctx, account, circuit, rest[1])
-            return None
-        if len(rest) == 3:
-            label = OutLabel(_join(top.path, rest[1]), environ, ctx, account, circuit, rest[1])
-            entry = svc.out_entry(ctx, label.folder, rest[2])
-            return OutFile(_join(label.path, entry.name), environ, ctx, label.folder, entry) if entry else None
-        return None

@@ -9,7 +9,7 @@
   a PUT gets the deposit service's « no permission »;
 - the subscriber admin (certificate, no circuit role) → the answer of the level's owner (listing, file, 201, 204…).
 
-The levels are the resource classes of :mod:`parafe.connectors.webdav.provider` and the methods those the
+The levels are the resource classes of :mod:`parafe.connectors.webdav.resources` and the methods those the
 connector answers (``ALLOW_ANY``) plus those it refuses (``UNSUPPORTED``): a new level or method without its
 line here fails :func:`test_every_level_and_method_has_an_entry`.
 """
@@ -26,7 +26,7 @@ import httpx
 import pytest
 from wsgidav.dav_provider import _DAVResource
 
-from parafe.connectors.webdav import handlers, provider
+from parafe.connectors.webdav import handlers, resources
 from parafe.domain.errors import E, ErrorDef
 from tests.api.webdav.davutil import ADMIN, AGENT, OTHER, SIREN, Dav, put, unique, url_path
 from tests.fixtures.files import pdf_bytes
@@ -119,9 +119,10 @@ LEVELS: dict[str, Level] = {
 
 
 def _resource_classes() -> set[str]:
-    """The concrete resource classes of the provider: the levels of the tree."""
-    return {name for name, cls in inspect.getmembers(provider, inspect.isclass)
-            if issubclass(cls, _DAVResource) and cls.__module__ == provider.__name__ and not name.startswith("_")}
+    """The concrete resource classes of the tree: its levels (not the bases ``Collection`` and ``File``)."""
+    return {name for name, cls in inspect.getmembers(resources, inspect.isclass)
+            if issubclass(cls, _DAVResource) and cls.__module__ == resources.__name__ and not name.startswith("_")
+            and cls not in (resources.Collection, resources.File)}
 
 
 def test_every_level_and_method_has_an_entry() -> None:
