@@ -506,7 +506,7 @@ def _scenario(ctx: Any, rng: random.Random) -> tuple[list[Viewer], float, float]
 
 
 def _fmt(ts: float) -> str:
-    from parafe.domain.deposit import PARIS
+    from parafe.domain.paris_time import PARIS
 
     return datetime.fromtimestamp(ts, UTC).astimezone(PARIS).strftime("%d/%m/%Y")
 

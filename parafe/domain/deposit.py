@@ -6,10 +6,10 @@ No I/O here: the deposit service calls these on every connector's input before a
 from __future__ import annotations
 
 import unicodedata
-from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
+from datetime import datetime
 
 from parafe.domain.errors import E, ParafeError
+from parafe.domain.paris_time import FORMAT_LABEL, paris_today
 
 # API-REFERENCE §1.8, verbatim and in the document's order (62 entries; a test compares with the spec).
 ANNEX_EXTENSIONS: tuple[str, ...] = (
@@ -25,8 +25,6 @@ _ANNEX_SET = frozenset(ANNEX_EXTENSIONS)
 NAME_LIMIT_WS = 150
 NAME_LIMIT_WEBDAV = 200
 LABEL_LIMIT = 255
-
-PARIS = ZoneInfo("Europe/Paris")
 
 # Bidirectional overrides/isolates let a name display differently from what it is ("facture\u202efdp.exe"
 # shows as "facture.pdf"...); they are format characters (Cf), refused alongside the control characters.
@@ -112,8 +110,4 @@ def check_label(label: str | None) -> str | None:
 
 def default_label(now: datetime | None = None) -> str:
     """Today's date in Europe/Paris as ``AAAA-MM-JJ`` (D5). A naive ``now`` is taken as UTC (D16)."""
-    if now is None:
-        now = datetime.now(UTC)
-    elif now.tzinfo is None:
-        now = now.replace(tzinfo=UTC)
-    return now.astimezone(PARIS).strftime("%Y-%m-%d")
+    return paris_today(now).strftime(FORMAT_LABEL)

@@ -107,6 +107,26 @@ _SEARCH_CODES_CI = {code.lower(): states for code, states in SEARCH_CODES.items(
 # documents in that state.
 DELETABLE: frozenset[State] = frozenset({State.PREPARED, State.OTP_INFO_DEFINED, State.REFUSED, State.DISAPPROVED})
 
+# Finished: the states after which a document changes no more by itself. Its circuit is over (« Classé »,
+# « Archivé »), was ended early by engine.stop (« Refusé », « Rejeté » / « Visa désapprouvé », « signature
+# rejetée », the three transmission failures), or the document was replaced (« Document remplacé »).
+# Issue 19: four copies differed. Decision: « Échec du traitement » (STEP_FAILED, Parafe's own) is NOT finished,
+# an administrator retries the step and the circuit goes on (so the purge must keep it, the client keeps
+# waiting, the chaos check reports it); the client's copy counted it. « Document remplacé » IS finished (the
+# chaos check's copy forgot it). The compliance report's copy was another rule (documents with a WebDAV out/
+# entry): CIRCUIT_DONE | REFUSAL below.
+FINISHED: frozenset[State] = frozenset({
+    State.FILED, State.ARCHIVED, State.REFUSED, State.DISAPPROVED, State.SIGNATURE_REJECTED,
+    State.SEND_TO_FAST_FAILED, State.FAST_PROCESSING_FAILED, State.SEND_TO_HELIOS_FAILED, State.REPLACED,
+})
+FINISHED_VALUES: frozenset[str] = frozenset(s.value for s in FINISHED)  # as stored in ``documents.state``
+
+# The circuit went to its end: the signed document is returned (WebDAV out/, D6) from « Classé » on.
+CIRCUIT_DONE: frozenset[State] = frozenset({State.FILED, State.ARCHIVED})
+# Refused by a signer or a visa (« Refusé », « Rejeté »): the refusal envelope of WebDAV out/ (D6) and the
+# refusal comment (D20).
+REFUSAL: frozenset[State] = frozenset({State.REFUSED, State.DISAPPROVED})
+
 # Automatic actors (D4).
 ACTOR_AUTOMATIC = "parapheur parapheur"
 ACTOR_OTP = "boucle sms"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache, wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,8 +25,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from parafe import __version__
 from parafe.context import AppContext
-from parafe.domain.deposit import PARIS
 from parafe.domain.errors import E, ParafeError
+from parafe.domain.paris_time import FORMAT_PORTAL, paris_format
 from parafe.domain.states import ACTOR_AUTOMATIC, ACTOR_OTP, State
 from parafe.portal import forms, security
 from parafe.services.access.auth import Principal, RequestIdentity, authenticate_async
@@ -86,7 +86,7 @@ def actor(name: str | None) -> str:
     return ACTOR_LABELS.get(name or "", name or "")
 
 
-def paris(moment: datetime | str | None, fmt: str = "%d/%m/%Y %H:%M") -> str:
+def paris(moment: datetime | str | None, fmt: str = FORMAT_PORTAL) -> str:
     """A UTC datetime (or an ISO 8601 text, e.g. a signing time of a validation report) shown in Europe/Paris
     (DECISIONS D16)."""
     if moment is None or moment == "":
@@ -96,9 +96,7 @@ def paris(moment: datetime | str | None, fmt: str = "%d/%m/%Y %H:%M") -> str:
             moment = datetime.fromisoformat(moment.replace("Z", "+00:00"))
         except ValueError:
             return str(moment)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(PARIS).strftime(fmt)
+    return paris_format(moment, fmt)
 
 
 _LONG_TOKEN = re.compile(r"\S{16,}")

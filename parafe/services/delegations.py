@@ -27,8 +27,8 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from parafe.context import AppContext
 from parafe.db.models import CircuitRole, CircuitStep, Delegation, Document, GroupMember, StepMember, User, utcnow
-from parafe.domain.deposit import PARIS
 from parafe.domain.errors import E, ParafeError
+from parafe.domain.paris_time import PARIS
 from parafe.services.access.auth import Account, Principal
 from parafe.workflow.members import ROLE_FOR_STEP, actor_user_ids
 

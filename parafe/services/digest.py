@@ -17,8 +17,8 @@ from sqlalchemy import or_, select, update
 
 from parafe.context import AppContext
 from parafe.db.models import User, utcnow
-from parafe.domain.deposit import PARIS
 from parafe.domain.errors import ParafeError
+from parafe.domain.paris_time import paris_today
 from parafe.notify import mail
 from parafe.services.access.auth import principal_for_email
 from parafe.services.portal import dashboard
@@ -52,7 +52,7 @@ def text(ctx: AppContext, name: str, rows: list[dashboard.DocumentRow]) -> str:
 
 def send_digests(ctx: AppContext, today: date | None = None) -> DigestReport:
     """Send today's digests (Paris date); returns how many went out."""
-    day = (today or utcnow().astimezone(PARIS).date()).isoformat()
+    day = (today or paris_today(utcnow())).isoformat()
     with ctx.db.read() as session:
         emails = sorted(set(session.scalars(select(User.email).where(
             User.active.is_(True), User.digest_mail.is_(True), User.email != "",

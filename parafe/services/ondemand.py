@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from parafe.context import AppContext
 from parafe.db.models import Circuit, CircuitRole, CircuitStep, StepMember, Subscriber, User
 from parafe.domain.circuits import CircuitType, StepKind, parse_circuit_type, parse_on_demand_step
+from parafe.domain.emails import is_email
 from parafe.domain.errors import E, ParafeError
 from parafe.formats.safexml import parse_untrusted
 from parafe.services.access.auth import Account, Principal
@@ -45,7 +46,6 @@ ON_DEMAND_SEARCH_KEY = "circuit-a-la-volee"
 MAX_STEPS = 50
 MAX_MEMBERS = 50
 
-_EMAIL = re.compile(r"^[^@\s;,\x00-\x1f\x7f]+@[^@\s;,\x00-\x1f\x7f]+\.[^@\s;,\x00-\x1f\x7f]+$")
 # Steps whose members act as the subscriber's users and get a role on the circuit.
 _ROLE_OF_STEP = {StepKind.VISA: VALIDEUR, StepKind.SIGNATURE: SIGNATAIRE}
 # Steps where the depositor may not appear (« L'agent déposant ne peut être signataire ou valideur »).
@@ -196,7 +196,7 @@ def _resolve(session: Session, subscriber: Subscriber, account: Account, circuit
              agents: str | None) -> _Resolved:
     agent_emails = [a.strip().lower() for a in re.split(r"[;,]", agents or "") if a.strip()]
     for email in [m for s in circuit.steps for m in s.members] + agent_emails:
-        if not _EMAIL.match(email) or len(email) > 255:
+        if not is_email(email):
             raise ParafeError(E.INVALID_STEP_MEMBER, detail=f"{email!r} is not an e-mail address")
     wanted = {m for s in circuit.steps for m in s.members} | set(agent_emails)
     users = _users_by_email(session, subscriber.id, wanted)

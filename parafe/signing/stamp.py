@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from reportlab.pdfbase.pdfmetrics import stringWidth
 
+from parafe.domain.paris_time import stamp_text
 from parafe.signing.errors import PdfSigningError
 
 __all__ = [
@@ -43,7 +43,6 @@ __all__ = [
 ]
 
 CM = 72.0 / 2.54
-PARIS = ZoneInfo("Europe/Paris")
 
 FONT_REGULAR = "Helvetica"
 FONT_BOLD = "Helvetica-Bold"
@@ -165,18 +164,12 @@ def place_stamp(
 
 
 # --- text ---------------------------------------------------------------------------------------------------
-def format_paris(when: datetime) -> str:
-    """``le 27/11/2026 à 23:53`` in Europe/Paris time."""
-    local = when.astimezone(PARIS)
-    return f"le {local:%d/%m/%Y} à {local:%H:%M}"
-
-
 def stamp_lines(spec: StampSpec, signer_name: str, when: datetime) -> list[tuple[str, bool]]:
     """The pictogram's lines as ``(text, bold)``."""
     lines: list[tuple[str, bool]] = [("Signé électroniquement par", False), (spec.signer_name or signer_name, True)]
     if spec.quality:
         lines.append((spec.quality, False))
-    lines.append((format_paris(when), False))
+    lines.append((stamp_text(when), False))
     lines.extend((line, False) for line in spec.extra_lines if line)
     return lines
 

@@ -496,7 +496,7 @@ def test_admin_pages(browsing: Browsing) -> None:
 def test_bulk_visa_and_absence_pages(browsing: Browsing) -> None:
     from datetime import datetime, timedelta
 
-    from parafe.domain.deposit import PARIS
+    from parafe.domain.paris_time import PARIS
     from tests.portal.test_portal_rough_edges import give_role
 
     server = browsing.server

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from parafe.domain.deposit import PARIS
+from parafe.domain.paris_time import PARIS
 from parafe.services.demo import ADMIN, AGENT, SIGNER, VISA
 from tests.conftest import ROOT, LiveServer, free_port
 from tests.portal.conftest import DESKTOP, PHONE, Browsing, SignerHelper, both_widths, screenshot

@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import select
 
 from parafe.db.models import Circuit, CircuitRole, HistoryEntry, User
-from parafe.domain.deposit import PARIS
 from parafe.domain.errors import E, ParafeError
+from parafe.domain.paris_time import PARIS
 from parafe.services import delegations, digest
 from parafe.services import steps as wf
 from parafe.services.access.auth import principal_for_email

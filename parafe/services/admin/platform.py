@@ -34,13 +34,13 @@ from parafe.db.models import (
     UserCertificate,
 )
 from parafe.domain.circuits import StepKind, parse_circuit_type
+from parafe.domain.emails import is_email
 from parafe.domain.errors import E, ParafeError
 from parafe.formats.metadata import MetadataField
 from parafe.security.pki import fingerprint_sha256
 from parafe.services.access.auth import hash_password
 
 _SIREN = re.compile(r"^\d{9}$")
-_EMAIL = re.compile(r"^[^@\s;,]+@[^@\s;,]+\.[^@\s;,]+$")
 ROLES = ("agent", "valideur", "signataire")
 _STEP_ROLE = {StepKind.VISA: "valideur", StepKind.SIGNATURE: "signataire"}
 
@@ -54,7 +54,7 @@ def check_siren(siren: str) -> str:
 
 def check_email(email: str) -> str:
     email = email.strip().lower()
-    if not _EMAIL.match(email):
+    if not is_email(email):
         raise ParafeError(E.ADMIN_EMAIL_INVALID, email=email)
     return email
 

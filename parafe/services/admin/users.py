@@ -17,7 +17,6 @@ to the reason, empty when all went well.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from sqlalchemy import delete as sql_delete
@@ -26,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from parafe.context import AppContext
 from parafe.db.models import Circuit, CircuitRole, Group, GroupMember, User
+from parafe.domain.emails import is_email
 from parafe.domain.errors import E, ParafeError
 from parafe.services.access.auth import Account, Principal
 from parafe.services.access.rights import AGENT, subscriber_account
@@ -33,7 +33,6 @@ from parafe.services.access.rights import AGENT, subscriber_account
 AUTH_TYPES = ("CERTIFICAT", "BASIC")
 FIELDS = ("authenticationType", "email", "firstName", "lastName", "groups")
 MAX_USERS = 10_000
-_EMAIL = re.compile(r"^[^@\s;,\x00-\x1f\x7f]+@[^@\s;,\x00-\x1f\x7f]+\.[^@\s;,\x00-\x1f\x7f]+$")
 
 
 def _is_agent(session: Session, account: Account) -> bool:
@@ -97,7 +96,7 @@ def _entry_error(entry: Any) -> str | None:
     if entry["authenticationType"].strip().upper() not in AUTH_TYPES:
         return "authenticationType doit valoir CERTIFICAT ou BASIC"
     email = entry["email"].strip()
-    if len(email) > 255 or not _EMAIL.match(email):
+    if not is_email(email):
         return "adresse électronique invalide"
     if len(entry["firstName"]) > 255 or len(entry["lastName"]) > 255:
         return "nom ou prénom trop long (255 caractères au plus)"

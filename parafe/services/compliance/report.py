@@ -34,15 +34,16 @@ from parafe.db.models import (
     UserCertificate,
     WebdavDeposit,
 )
-from parafe.domain.states import State
+from parafe.domain.states import CIRCUIT_DONE, REFUSAL
 from parafe.services.compliance import recorder
 from parafe.services.compliance.rules import BREACH, CONFORME, NOT_APPLICABLE, RULES, WATCH
 
 EXPIRY_WARNING = timedelta(days=30)
 TLS_LABELS = {"expired": "certificat périmé", "revoked": "certificat révoqué", "unknown_ca": "AC non référencée",
               "missing": "sans certificat", "unknown_user": "certificat inconnu"}
-FINISHED_OUT = (State.FILED.value, State.ARCHIVED.value, State.REFUSED.value, State.DISAPPROVED.value,
-                State.SIGNATURE_REJECTED.value)
+# documents with a WebDAV out/ entry (D6): the signed file once filed, the refusal envelope once refused (« signature
+# rejetée » leaves none: counting it made an entry nobody could fetch)
+FINISHED_OUT = tuple(sorted(s.value for s in CIRCUIT_DONE | REFUSAL))
 
 
 @dataclass

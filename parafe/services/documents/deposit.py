@@ -39,6 +39,7 @@ from parafe.db.models import (
 )
 from parafe.domain import deposit as rules
 from parafe.domain.circuits import HELIOS_TYPES, document_kind
+from parafe.domain.emails import is_email
 from parafe.domain.errors import E, ParafeError
 from parafe.domain.states import State
 from parafe.formats import bundle as bundles
@@ -51,7 +52,6 @@ from parafe.services.access.rights import LIVE_TRIPLET_TAKEN, DepositCircuit, de
 
 log = logging.getLogger(__name__)
 
-_EMAIL = re.compile(r"^[^@\s;,]+@[^@\s;,]+\.[^@\s;,]+$")
 
 
 @dataclass
@@ -117,7 +117,7 @@ def parse_email_list(value: str | None) -> str | None:
         raise ParafeError(E.BAD_REQUEST, reason="liste d'adresses électroniques trop longue")
     emails = [part.strip() for part in re.split(r"[;,]", value) if part.strip()]
     for email in emails:
-        if not _EMAIL.match(email):
+        if not is_email(email):
             raise ParafeError(E.BAD_REQUEST, reason=f"adresse électronique invalide : {email}")
     return ",".join(emails) or None
 

@@ -21,12 +21,12 @@ from sqlalchemy.orm import Session
 from parafe.context import AppContext
 from parafe.db.models import CircuitRole, Document, HistoryEntry
 from parafe.domain.errors import E, ParafeError
-from parafe.domain.states import DELETABLE, State
+from parafe.domain.states import DELETABLE, REFUSAL, State
 from parafe.services.access.auth import Account, Principal
 from parafe.services.access.rights import AGENT, visible_document
 
 # States that mean "refused" (signature) or "rejected" (visa).
-REFUSAL_STATES = frozenset({State.REFUSED.value, State.DISAPPROVED.value})
+REFUSAL_STATES = frozenset(s.value for s in REFUSAL)
 
 
 def may_act(session: Session, account: Account, document: Document) -> bool:

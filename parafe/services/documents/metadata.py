@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from parafe.context import AppContext
 from parafe.db.models import Circuit, Document, HistoryEntry, MetadataValue, OutboxItem, utcnow
 from parafe.domain.circuits import StepKind
+from parafe.domain.emails import is_email
 from parafe.domain.errors import E, ParafeError
 from parafe.domain.states import ACTOR_OTP, State
 from parafe.formats.metadata import (
@@ -53,7 +54,6 @@ OTP_CLOSED_STATES = frozenset({
     State.FILED.value, State.ARCHIVED.value, State.REPLACED.value, State.SIGNATURE_REJECTED.value,
 })
 
-_EMAIL = re.compile(r"^[^@\s;,\x00-\x1f\x7f]+@[^@\s;,\x00-\x1f\x7f]+\.[^@\s;,\x00-\x1f\x7f]+$")
 _PHONE = re.compile(r"^\+?[0-9 .()\-]{6,32}$")
 
 
@@ -150,7 +150,7 @@ def check_otp_information(data: bytes, otp_steps: int, *, filename: str | None =
         if not signer.email and not signer.phone:
             raise ParafeError(E.METADATA_BAD_FORMAT, detail="an OTP signer needs an e-mail or a phone number",
                               name=f"OTP_email_{index}")
-        if signer.email and not _EMAIL.match(signer.email):
+        if signer.email and not is_email(signer.email):
             raise ParafeError(E.METADATA_BAD_FORMAT, detail="invalid e-mail address", name=f"OTP_email_{index}")
         if signer.phone and (not _PHONE.match(signer.phone) or sum(c.isdigit() for c in signer.phone) < 6):
             raise ParafeError(E.METADATA_BAD_FORMAT, detail="invalid phone number",

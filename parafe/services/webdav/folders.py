@@ -68,7 +68,7 @@ from parafe.db.models import (
 )
 from parafe.domain import deposit as rules
 from parafe.domain.errors import E, ParafeError
-from parafe.domain.states import State, label
+from parafe.domain.states import CIRCUIT_DONE, State, label
 from parafe.services.access.auth import Account, Principal
 from parafe.services.access.rights import AGENT, circuit_for_deposit, subscriber_account
 from parafe.services.documents.lifecycle import REFUSAL_STATES
@@ -101,7 +101,7 @@ _KIND_ORDER = {SIGNED: 0, ACK: 1, REFUSAL: 2, FLOW: 3, RECEIPT: 4}
 
 # A signed document is returned once its circuit is over (``Classé``, then possibly ``Archivé``), not while
 # further signatures may still change it.
-FINISHED_STATES = frozenset({State.FILED.value, State.ARCHIVED.value})
+FINISHED_STATES = frozenset(s.value for s in CIRCUIT_DONE)
 
 _CONTENT_TYPES = {"pdf": "application/pdf", "xml": "application/xml", "zip": "application/zip",
                   "txt": "text/plain"}

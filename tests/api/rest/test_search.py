@@ -8,8 +8,8 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from parafe.domain.deposit import PARIS
 from parafe.domain.errors import E
+from parafe.domain.paris_time import PARIS
 from parafe.domain.states import State
 from tests.api.rest.conftest import Rest
 from tests.api.rest.helpers import (
