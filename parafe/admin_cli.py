@@ -10,10 +10,9 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
-
-from parafe.domain.errors import E, ParafeError
 
 
 def _ctx() -> Any:
@@ -27,6 +26,8 @@ def _ctx() -> Any:
 
 def _run(action: Callable[[Any, argparse.Namespace], list[str] | None]) -> Callable[[argparse.Namespace], int]:
     def handler(args: argparse.Namespace) -> int:
+        from parafe.domain.errors import ParafeError
+
         ctx = _ctx()
         try:
             for line in action(ctx, args) or []:
@@ -99,7 +100,7 @@ def _user_list(ctx: Any, args: argparse.Namespace) -> list[str]:
 
 
 def _read(path: str) -> bytes:
-    from parafe.domain.errors import E
+    from parafe.domain.errors import E, ParafeError
 
     try:
         return Path(path).read_bytes()
@@ -196,6 +197,7 @@ def _document_retry(ctx: Any, args: argparse.Namespace) -> list[str]:
 def _blobs_sweep(ctx: Any, args: argparse.Namespace) -> list[str]:
     from datetime import timedelta
 
+    from parafe.domain.errors import E, ParafeError
     from parafe.services.blob_sweep import SweepReport, sweep_orphan_blobs
 
     def progress(report: SweepReport) -> None:
@@ -209,6 +211,83 @@ def _blobs_sweep(ctx: Any, args: argparse.Namespace) -> list[str]:
     verb = "à supprimer (simulation)" if args.dry_run else "supprimés"
     return [f"{report.blobs} fichiers stockés : {report.referenced} référencés, {report.recent} orphelins récents "
             f"conservés, {report.deleted} orphelins {verb} ({report.freed_bytes} octets)."]
+
+
+def _server_key_add(ctx: Any, args: argparse.Namespace) -> list[str]:
+    from parafe.services.signers.server_keys import create
+
+    info = create(ctx, args.email, args.siren)
+    return [f"Clé {info.kind} créée pour {info.email} : {info.subject} (SHA-256 {info.fingerprint}, "
+            f"valide jusqu'au {info.not_after:%d/%m/%Y})"]
+
+
+def _server_key_revoke(ctx: Any, args: argparse.Namespace) -> list[str]:
+    from parafe.services.signers.server_keys import revoke
+
+    return [f"{revoke(ctx, args.email)} clé(s) révoquée(s)."]
+
+
+def _add_server_key_commands(sub: Any) -> None:
+    """``parafe admin server-key add|revoke`` (:mod:`parafe.services.signers.server_keys`)."""
+    k = sub.add_parser("server-key", help="Clés de signature conservées par le serveur / Server-held signing keys")
+    actions = k.add_subparsers(metavar="ACTION", required=True)
+    p = actions.add_parser("add", help="Créer la clé et le certificat d'un signataire / Create a signer's key")
+    p.add_argument("--email", required=True, help="adresse du compte / account e-mail")
+    p.add_argument("--siren", help="abonné, si l'adresse a plusieurs comptes / subscriber when several accounts")
+    p.set_defaults(func=_run(_server_key_add))
+    p = actions.add_parser("revoke", help="Révoquer la clé d'un signataire / Revoke a signer's key")
+    p.add_argument("--email", required=True, help="adresse du compte / account e-mail")
+    p.set_defaults(func=_run(_server_key_revoke))
+
+
+def _date(value: str) -> date:
+    """``JJ/MM/AAAA`` or ``AAAA-MM-JJ``."""
+    for fmt in ("%d/%m/%Y", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(value, fmt).date()
+        except ValueError:
+            continue
+    raise argparse.ArgumentTypeError(f"date invalide « {value} » (JJ/MM/AAAA)")
+
+
+def _delegation_add(ctx: Any, args: argparse.Namespace) -> list[str]:
+    from parafe.services.delegations import admin_create, admin_list, describe
+
+    number = admin_create(ctx, args.siren, args.delegator, args.delegate, args.start, args.end)
+    return [describe(line) for line in admin_list(ctx, args.siren) if line.id == number]
+
+
+def _delegation_list(ctx: Any, args: argparse.Namespace) -> list[str]:
+    from parafe.services.delegations import admin_list, describe
+
+    return [describe(line) for line in admin_list(ctx, args.siren)] or ["Aucune délégation."]
+
+
+def _delegation_end(ctx: Any, args: argparse.Namespace) -> list[str]:
+    from parafe.services.delegations import admin_end
+
+    admin_end(ctx, args.siren, args.id)
+    return [f"Délégation {args.id} terminée."]
+
+
+def _add_delegation_commands(sub: Any) -> None:
+    """``parafe admin delegation add|list|end`` (:mod:`parafe.services.delegations`)."""
+    k = sub.add_parser("delegation", help="Délégations d'absence / Absence delegations")
+    actions = k.add_subparsers(metavar="ACTION", required=True)
+    p = actions.add_parser("add", help="Déléguer les visas et signatures d'un utilisateur / Add a delegation")
+    p.add_argument("siren", help="SIREN de l'abonné / subscriber SIREN")
+    p.add_argument("delegator", help="adresse de la personne absente / delegator e-mail")
+    p.add_argument("delegate", help="adresse du collègue / delegate e-mail")
+    p.add_argument("--from", dest="start", type=_date, required=True, help="premier jour (JJ/MM/AAAA)")
+    p.add_argument("--to", dest="end", type=_date, required=True, help="dernier jour inclus (JJ/MM/AAAA)")
+    p.set_defaults(func=_run(_delegation_add))
+    p = actions.add_parser("list", help="Délégations en cours et à venir / Current and future delegations")
+    p.add_argument("siren", help="SIREN de l'abonné / subscriber SIREN")
+    p.set_defaults(func=_run(_delegation_list))
+    p = actions.add_parser("end", help="Mettre fin à une délégation / End a delegation")
+    p.add_argument("siren", help="SIREN de l'abonné / subscriber SIREN")
+    p.add_argument("id", type=int, help="numéro de la délégation / delegation id")
+    p.set_defaults(func=_run(_delegation_end))
 
 
 def add_commands(subparsers: Any) -> None:
@@ -297,15 +376,12 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("document_id", type=int, help="identifiant du document / document id")
     p.set_defaults(func=_run(_document_retry))
 
-    from parafe.services.signers.server_keys import add_commands as add_server_key_commands
     from parafe.transmission.admin_cli import add_commands as add_provider_commands
 
     add_provider_commands(sub, _run)
     add_report_commands(sub, _run)  # report clients (issue 21)
-    add_server_key_commands(sub, _run)  # server-held keys and passkeys (issue 20)
-    from parafe.services.delegations import add_commands as add_delegation_commands
-
-    add_delegation_commands(sub, _run)  # absence delegations (issue 20)
+    _add_server_key_commands(sub)  # server-held keys and passkeys (issue 20)
+    _add_delegation_commands(sub)  # absence delegations (issue 20)
 
     p = sub.add_parser("apply", help="Appliquer un fichier de configuration complet / Apply a full configuration")
     p.add_argument("file", help="fichier TOML ou JSON (abonné, utilisateurs, groupes, circuits)")

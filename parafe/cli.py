@@ -2,6 +2,10 @@
 
 Each area registers its sub-commands with an ``add_commands(subparsers)`` function; every handler returns an
 exit code. Messages to operators are in French, with English in ``--help`` where it helps.
+
+Start-up stays cheap (issue 17): this module and the command-group modules import only the standard library
+and light parafe modules at the top; each handler imports what it uses (FastAPI, SQLAlchemy, pyHanko, the
+settings with pydantic-settings) when it runs. ``tests/cli/test_cli_imports.py`` keeps it so.
 """
 
 from __future__ import annotations
@@ -12,11 +16,15 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from parafe import __version__
-from parafe.config import Settings, get_settings
 
-# Optional command groups: (module, function). A module that is not there yet is skipped.
+if TYPE_CHECKING:
+    from parafe.config import Settings
+
+# Command groups: (module, function). Every one is part of Parafe: one that cannot be imported is an error
+# (CommandGroupError), never a command that silently vanishes from ``--help``.
 _COMMAND_GROUPS = (
     ("parafe.security.pki_cli", "add_commands"),
     ("parafe.admin_cli", "add_commands"),
@@ -25,6 +33,10 @@ _COMMAND_GROUPS = (
     ("parafe.signer.cli", "add_commands"),
     ("parafe.client.cli", "add_commands"),  # parafe client … (issue 21)
 )
+
+
+class CommandGroupError(RuntimeError):
+    """A command group of ``parafe`` could not be loaded (broken installation or code)."""
 
 
 def _say(message: str) -> None:
@@ -44,6 +56,7 @@ def _tidy_home(settings: Settings) -> None:
 
 def initialise(*, verbose: bool = True) -> int:
     """Create the home, migrate the database and, on an empty home, the dev PKI and the demo set."""
+    from parafe.config import get_settings
     from parafe.context import AppContext
     from parafe.db.migrate import upgrade
     from parafe.services.demo import ensure_demo
@@ -79,6 +92,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from parafe.config import get_settings
     from parafe.server.run import serve
 
     if getattr(args, "sandbox", False):  # issue 21: every process of this server (and its workers) is a sandbox
@@ -124,10 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     for module_name, function in _COMMAND_GROUPS:
         try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        getattr(module, function)(sub)
+            register = getattr(importlib.import_module(module_name), function)
+        except (ImportError, AttributeError) as exc:
+            raise CommandGroupError(f"le groupe de commandes {module_name} ne peut pas être chargé "
+                                    f"({type(exc).__name__} : {exc})") from exc
+        register(sub)
     return parser
 
 
@@ -136,7 +151,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from parafe.security.home_permissions import restrict_umask
 
     restrict_umask()  # whatever parafe creates is the owner's only (files 0600, folders 0700)
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except CommandGroupError as exc:
+        print(f"parafe : installation incomplète ou défectueuse : {exc}", file=sys.stderr)
+        return 1
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

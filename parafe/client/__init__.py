@@ -9,7 +9,21 @@ client …`` commands (:mod:`parafe.client.cli`) are built on it. See docs/integ
 
 from __future__ import annotations
 
-from parafe.client.api import ParafeClient, ParafeClientError
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from parafe.client.types import Circuit, DocumentStatus, HistoryEntry, Person
+
+if TYPE_CHECKING:
+    from parafe.client.api import ParafeClient, ParafeClientError
+
+
+def __getattr__(name: str) -> Any:
+    """``ParafeClient`` and ``ParafeClientError`` load httpx on first use (``parafe --help`` stays cheap)."""
+    if name not in ("ParafeClient", "ParafeClientError"):
+        raise AttributeError(f"module 'parafe.client' has no attribute {name!r}")
+    value = getattr(importlib.import_module("parafe.client.api"), name)
+    globals()[name] = value
+    return value
 
 __all__ = ["Circuit", "DocumentStatus", "HistoryEntry", "ParafeClient", "ParafeClientError", "Person"]

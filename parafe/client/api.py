@@ -30,12 +30,11 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from parafe.client.types import Circuit, DocumentStatus, HistoryEntry
+from parafe.client.types import RETURN_KINDS, Circuit, DocumentStatus, HistoryEntry
 from parafe.domain.errors import E, ErrorDef
 from parafe.domain.states import LABEL_SETS, SEARCH_CODES, State
 
 REST_PATH = "/parapheur-ws/rest/v1"
-RETURN_KINDS = ("ack", "pes-retour", "chorus", "signed")
 Progress = Callable[[int, int], None]  # (bytes sent, total)
 
 # the states after which a document changes no more (its circuit is over)

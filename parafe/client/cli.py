@@ -15,10 +15,12 @@ import os
 import sys
 import time
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from parafe.client.api import RETURN_KINDS, ParafeClient, ParafeClientError
-from parafe.client.types import DocumentStatus
+from parafe.client.types import RETURN_KINDS, DocumentStatus
+
+if TYPE_CHECKING:
+    from parafe.client.api import ParafeClient
 
 
 class ProgressBar:
@@ -54,6 +56,8 @@ def _say(message: str) -> None:
 
 
 def _client(args: argparse.Namespace) -> ParafeClient:
+    from parafe.client.api import ParafeClient
+
     url = args.url or os.environ.get("PARAFE_CLIENT_URL")
     cert = args.cert or os.environ.get("PARAFE_CLIENT_CERT")
     key = args.key or os.environ.get("PARAFE_CLIENT_KEY")
@@ -152,6 +156,8 @@ def _compliance(client: ParafeClient, args: argparse.Namespace) -> None:
 
 def _run(action: Any) -> Any:
     def handler(args: argparse.Namespace) -> int:
+        from parafe.client.api import ParafeClientError
+
         try:
             with _client(args) as client:
                 action(client, args)

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+RETURN_KINDS = ("ack", "pes-retour", "chorus", "signed")  # what GET …/{kind}/remaining accepts
+
 
 @dataclass(frozen=True)
 class Person:

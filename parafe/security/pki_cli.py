@@ -1,7 +1,8 @@
 """``parafe pki``: command line of the development PKI (:mod:`parafe.security.pki`).
 
 ``parafe/cli.py`` calls :func:`add_commands` with its top-level sub-parsers; every handler takes the parsed
-arguments and returns an exit code. Messages for the operator are in French; nothing secret is printed.
+arguments and returns an exit code; :mod:`parafe.security.pki` (and cryptography) load when a handler runs.
+Messages for the operator are in French; nothing secret is printed.
 """
 
 from __future__ import annotations
@@ -11,15 +12,12 @@ import datetime as dt
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-from cryptography.x509.oid import NameOID
-
-from parafe.security import pki
-from parafe.security.certcheck import certificate_email
+if TYPE_CHECKING:
+    from cryptography import x509
 
 Handler = Callable[[argparse.Namespace], int]
-_NAMES = {NameOID.EMAIL_ADDRESS: "emailAddress"}
 
 
 def _err(message: str) -> int:
@@ -31,6 +29,8 @@ def _guard(handler: Handler) -> Handler:
     """Turn the expected failures into a French message and exit code 1."""
 
     def run(args: argparse.Namespace) -> int:
+        from parafe.security import pki
+
         try:
             return handler(args)
         except FileExistsError as exc:
@@ -83,9 +83,15 @@ def _user_spec(value: str) -> tuple[str, str]:
 
 
 def _describe(cert: x509.Certificate) -> str:
+    from cryptography.x509.oid import NameOID
+
+    from parafe.security import pki
+    from parafe.security.certcheck import certificate_email
+
+    names = {NameOID.EMAIL_ADDRESS: "emailAddress"}
     lines = [
-        f"  sujet        : {cert.subject.rfc4514_string(_NAMES)}",
-        f"  émetteur     : {cert.issuer.rfc4514_string(_NAMES)}",
+        f"  sujet        : {cert.subject.rfc4514_string(names)}",
+        f"  émetteur     : {cert.issuer.rfc4514_string(names)}",
         f"  numéro série : {cert.serial_number} (0x{cert.serial_number:x})",
         f"  validité     : {cert.not_valid_before_utc:%Y-%m-%d %H:%M} → "
         f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC",
@@ -112,6 +118,8 @@ def _read_password(value: str | None) -> bytes | None:
 
 @_guard
 def cmd_init(args: argparse.Namespace) -> int:
+    from parafe.security import pki
+
     if args.home is not None:
         home = Path(args.home)
     else:
@@ -136,6 +144,8 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 @_guard
 def cmd_ca(args: argparse.Namespace) -> int:
+    from parafe.security import pki
+
     out = Path(args.out).expanduser()
     _refuse_existing([out / pki.CA_CERT, out / pki.CA_KEY], args.force)
     ca = pki.init_ca_dir(out, args.cn, days=args.days, overwrite=args.force)
@@ -146,6 +156,8 @@ def cmd_ca(args: argparse.Namespace) -> int:
 
 @_guard
 def cmd_server(args: argparse.Namespace) -> int:
+    from parafe.security import pki
+
     ca = pki.load_ca(Path(args.ca).expanduser())
     prefix = _prefix(args.out)
     cert_path, key_path = prefix.with_name(prefix.name + ".pem"), prefix.with_name(prefix.name + ".key")
@@ -159,6 +171,8 @@ def cmd_server(args: argparse.Namespace) -> int:
 
 @_guard
 def cmd_user(args: argparse.Namespace) -> int:
+    from parafe.security import pki
+
     ca = pki.load_ca(Path(args.ca).expanduser())
     prefix = _prefix(args.out)
     cert_path, key_path = prefix.with_name(prefix.name + ".pem"), prefix.with_name(prefix.name + ".key")
@@ -190,13 +204,15 @@ def cmd_user(args: argparse.Namespace) -> int:
 
 @_guard
 def cmd_revoke(args: argparse.Namespace) -> int:
+    from parafe.security import pki
+
     ca_dir = Path(args.ca).expanduser()
     ca = pki.load_ca(ca_dir)
     if args.cert:
         cert = pki.load_cert(Path(args.cert).expanduser())
         try:
             cert.verify_directly_issued_by(ca.cert)
-        except Exception:  # noqa: BLE001 - any failure means "not this CA"
+        except Exception:  # any failure means "not this CA"
             raise pki.PkiError(f"{args.cert} n'a pas été émis par l'AC de {ca_dir}.") from None
         serial = cert.serial_number
     else:
@@ -208,6 +224,8 @@ def cmd_revoke(args: argparse.Namespace) -> int:
 
 @_guard
 def cmd_crl(args: argparse.Namespace) -> int:
+    from parafe.security import pki
+
     ca_dir = Path(args.ca).expanduser()
     crl = pki.write_crl(ca_dir, next_update_days=args.days)
     count = len(pki.read_revoked(ca_dir / pki.REVOKED_FILE))
@@ -217,12 +235,14 @@ def cmd_crl(args: argparse.Namespace) -> int:
 
 @_guard
 def cmd_unknown_ca(args: argparse.Namespace) -> int:
+    from parafe.security import pki
+
     prefix = _prefix(args.out)
     cert_path, key_path = prefix.with_name(prefix.name + ".pem"), prefix.with_name(prefix.name + ".key")
     root_path = prefix.with_name(prefix.name + "-root.pem")
     _refuse_existing([cert_path, key_path, root_path], args.force)
     other = pki.create_ca(args.cn)
-    ck = pki.issue_user_cert(other, args.email, args.name)
+    ck = pki.issue_user_cert(other, args.email or pki.UNKNOWN_CA_EMAIL, args.name)
     pki.write_pem(ck, cert_path, key_path, overwrite=args.force)
     root_path.write_bytes(other.cert_pem())
     print(f"Certificat d'une AC non référencée écrit : {cert_path} (clé : {key_path}, AC : {root_path})")
@@ -232,7 +252,11 @@ def cmd_unknown_ca(args: argparse.Namespace) -> int:
 
 @_guard
 def cmd_show(args: argparse.Namespace) -> int:
+    from parafe.security import pki
+
     cert = pki.load_cert(Path(args.file).expanduser())
+    from cryptography.x509.oid import NameOID
+
     cn = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     label = str(cn[0].value) if cn else "(sans CN)"
     print(f"{args.file} : {label}")
@@ -333,7 +357,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
             cmd_unknown_ca)
     p.add_argument("--out", required=True, metavar="PREFIXE",
                    help="préfixe : .pem, .key et -root.pem / prefix: .pem, .key and -root.pem")
-    p.add_argument("--email", default=pki.UNKNOWN_CA_EMAIL, help="adresse e-mail / e-mail address")
+    p.add_argument("--email", default=None,  # None: pki.UNKNOWN_CA_EMAIL
+                   help="adresse e-mail / e-mail address")
     p.add_argument("--name", default="AC Inconnue", metavar="NOM", help="nom complet / full name")
     p.add_argument("--cn", default="Parafe AC non référencée", metavar="NOM",
                    help="nom de l'AC inconnue / unknown CA name")

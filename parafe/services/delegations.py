@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any
 
 from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session, aliased
@@ -281,19 +280,7 @@ def delegated_clause(user_ids: list[int], step: object, now: datetime) -> Column
                           or_(delegator_member, and_(~any_member, delegator_by_role)))
 
 
-# --- parafe admin delegation add|list|end -----------------------------------------------------------------------
-
-def _date(value: str) -> date:
-    """``JJ/MM/AAAA`` or ``AAAA-MM-JJ``."""
-    import argparse
-
-    for fmt in ("%d/%m/%Y", "%Y-%m-%d"):
-        try:
-            return datetime.strptime(value, fmt).date()
-        except ValueError:
-            continue
-    raise argparse.ArgumentTypeError(f"date invalide « {value} » (JJ/MM/AAAA)")
-
+# --- shown by parafe admin delegation add|list (parafe.admin_cli) ------------------------------------------------
 
 def describe(line: DelegationLine) -> str:
     first = line.starts_at.astimezone(PARIS).strftime("%d/%m/%Y")
@@ -301,40 +288,6 @@ def describe(line: DelegationLine) -> str:
     state = " (en cours)" if line.active else ""
     return (f"Délégation {line.id} : {line.delegator} <{line.delegator_email}> → {line.delegate} "
             f"<{line.delegate_email}>, du {first} au {last}{state}")
-
-
-def add_commands(sub: Any, run: Any) -> None:
-    """``parafe admin delegation add|list|end`` (registered by :mod:`parafe.admin_cli`)."""
-    k = sub.add_parser("delegation", help="Délégations d'absence / Absence delegations")
-    actions = k.add_subparsers(metavar="ACTION", required=True)
-    p = actions.add_parser("add", help="Déléguer les visas et signatures d'un utilisateur / Add a delegation")
-    p.add_argument("siren", help="SIREN de l'abonné / subscriber SIREN")
-    p.add_argument("delegator", help="adresse de la personne absente / delegator e-mail")
-    p.add_argument("delegate", help="adresse du collègue / delegate e-mail")
-    p.add_argument("--from", dest="start", type=_date, required=True, help="premier jour (JJ/MM/AAAA)")
-    p.add_argument("--to", dest="end", type=_date, required=True, help="dernier jour inclus (JJ/MM/AAAA)")
-
-    def _add(ctx: AppContext, args: Any) -> list[str]:
-        number = admin_create(ctx, args.siren, args.delegator, args.delegate, args.start, args.end)
-        return [describe(line) for line in admin_list(ctx, args.siren) if line.id == number]
-
-    p.set_defaults(func=run(_add))
-    p = actions.add_parser("list", help="Délégations en cours et à venir / Current and future delegations")
-    p.add_argument("siren", help="SIREN de l'abonné / subscriber SIREN")
-
-    def _list(ctx: AppContext, args: Any) -> list[str]:
-        return [describe(line) for line in admin_list(ctx, args.siren)] or ["Aucune délégation."]
-
-    p.set_defaults(func=run(_list))
-    p = actions.add_parser("end", help="Mettre fin à une délégation / End a delegation")
-    p.add_argument("siren", help="SIREN de l'abonné / subscriber SIREN")
-    p.add_argument("id", type=int, help="numéro de la délégation / delegation id")
-
-    def _end(ctx: AppContext, args: Any) -> list[str]:
-        admin_end(ctx, args.siren, args.id)
-        return [f"Délégation {args.id} terminée."]
-
-    p.set_defaults(func=run(_end))
 
 
 @dataclass(frozen=True)

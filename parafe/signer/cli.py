@@ -13,9 +13,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from parafe.signing.errors import KeyLoadError
-from parafe.signing.keys import ServerSigner, load_pkcs11_signer, load_signer
+
+if TYPE_CHECKING:
+    from parafe.signing.keys import ServerSigner
 
 DEFAULT_PORT = 36123
 
@@ -33,6 +36,8 @@ def _secret(file: str | None, env: str | None, prompt: str) -> str:
 
 def load_key(args: argparse.Namespace) -> ServerSigner:
     """The signer's key from the command-line options."""
+    from parafe.signing.keys import load_pkcs11_signer, load_signer
+
     if args.p12:
         password = _secret(args.password_file, args.password_env, "Mot de passe du fichier PKCS#12 : ")
         return load_signer(args.p12, password)

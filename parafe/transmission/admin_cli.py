@@ -17,12 +17,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from parafe.domain.errors import E, ParafeError
-
 Runner = Callable[[Callable[[Any, argparse.Namespace], list[str] | None]], Callable[[argparse.Namespace], int]]
 
 
 def _file(path: str | None) -> bytes | None:
+    from parafe.domain.errors import E, ParafeError
+
     if path is None:
         return None
     try:
@@ -64,6 +64,7 @@ def _transaction(ctx: Any, args: argparse.Namespace) -> list[str]:
 
 
 def _retours(ctx: Any, args: argparse.Namespace) -> list[str]:
+    from parafe.domain.errors import E, ParafeError
     from parafe.services.helios import s2low
 
     report = s2low.poll_retours(ctx, force=True)
@@ -75,6 +76,7 @@ def _retours(ctx: Any, args: argparse.Namespace) -> list[str]:
 
 
 def _check(ctx: Any, args: argparse.Namespace) -> list[str]:
+    from parafe.domain.errors import E, ParafeError
     from parafe.services.helios import s2low
 
     verdicts = s2low.check_providers(ctx)

@@ -8,12 +8,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
-from parafe.config import get_settings
-
 
 def _ctx() -> Any:
+    from parafe.config import get_settings
     from parafe.context import AppContext
 
     return AppContext.from_settings(get_settings())
@@ -36,6 +33,8 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
 
 def _cmd_outbox(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
     from parafe.db.models import DevMessage
     from parafe.notify.mail import paris
 
@@ -106,6 +105,8 @@ def _cmd_helios(args: argparse.Namespace) -> int:
 
 
 def _cmd_jobs(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
     from parafe.db.models import OutboxItem
     from parafe.jobs import outbox
 
@@ -180,7 +181,27 @@ def add_commands(sub: Any) -> None:
     p_digest.set_defaults(func=_cmd_digest)
     p_chaos = dev.add_parser("chaos", help="Scénario de pannes : nœuds tués, PostgreSQL relancé, S3 en panne, "
                              "puis invariants vérifiés (docs/chaos.md)")
+    _chaos_arguments(p_chaos)
+    p_chaos.set_defaults(func=_cmd_chaos)
+
+
+def _cmd_chaos(args: argparse.Namespace) -> int:
     from parafe.devtools import chaos
 
-    chaos.add_arguments(p_chaos)
-    p_chaos.set_defaults(func=chaos.main_from_args)
+    return chaos.main_from_args(args)
+
+
+def _chaos_arguments(parser: Any) -> None:
+    """``parafe dev chaos`` options (:mod:`parafe.devtools.chaos`, imported when the command runs)."""
+    parser.add_argument("--duration", type=float, default=600.0, help="durée de la charge en secondes (600)")
+    parser.add_argument("--clients", type=int, default=4, help="clients simultanés (4)")
+    parser.add_argument("--kill-every", type=float, default=6.0, help="un kill -9 toutes les N secondes (6)")
+    parser.add_argument("--restart-after", type=float, default=2.0, help="relance après N secondes (2)")
+    parser.add_argument("--pg-restarts", type=int, default=1, help="redémarrages de PostgreSQL (1)")
+    parser.add_argument("--s3-fault-seconds", type=float, default=15.0, help="durée des pannes S3 (15)")
+    parser.add_argument("--postgres", default=None,  # default: $PARAFE_TEST_POSTGRES_URL, else chaos.DEFAULT_POSTGRES
+                        help="URL d'administration du serveur PostgreSQL (une base y est créée puis supprimée)")
+    parser.add_argument("--workdir", default=None, help="répertoire de travail (défaut : temporaire)")
+    parser.add_argument("--keep", action="store_true", help="garder le répertoire de travail (journaux)")
+    parser.add_argument("--seed", type=int, default=None, help="graine du hasard (rejouer un scénario)")
+    parser.add_argument("--json", default=None, help="écrire aussi les comptes dans ce fichier JSON")

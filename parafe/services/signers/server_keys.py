@@ -283,26 +283,3 @@ def revoke(ctx: AppContext, email: str) -> int:
             session.query(UserCertificate).filter(UserCertificate.user_id == key.user_id,
                                                   UserCertificate.fingerprint == key.fingerprint).delete()
         return len(keys)
-
-
-def add_commands(sub: Any, run: Any) -> None:
-    """``parafe admin server-key add|revoke`` (registered by :mod:`parafe.admin_cli`)."""
-    k = sub.add_parser("server-key", help="Clés de signature conservées par le serveur / Server-held signing keys")
-    actions = k.add_subparsers(metavar="ACTION", required=True)
-    p = actions.add_parser("add", help="Créer la clé et le certificat d'un signataire / Create a signer's key")
-    p.add_argument("--email", required=True, help="adresse du compte / account e-mail")
-    p.add_argument("--siren", help="abonné, si l'adresse a plusieurs comptes / subscriber when several accounts")
-
-    def _add(ctx: AppContext, args: Any) -> list[str]:
-        info = create(ctx, args.email, args.siren)
-        return [f"Clé {info.kind} créée pour {info.email} : {info.subject} (SHA-256 {info.fingerprint}, "
-                f"valide jusqu'au {info.not_after:%d/%m/%Y})"]
-
-    p.set_defaults(func=run(_add))
-    p = actions.add_parser("revoke", help="Révoquer la clé d'un signataire / Revoke a signer's key")
-    p.add_argument("--email", required=True, help="adresse du compte / account e-mail")
-
-    def _revoke(ctx: AppContext, args: Any) -> list[str]:
-        return [f"{revoke(ctx, args.email)} clé(s) révoquée(s)."]
-
-    p.set_defaults(func=run(_revoke))
