@@ -122,3 +122,12 @@ def create_pg_database(admin_url: str) -> tuple[str, str]:
 
 def drop_pg_database(admin_url: str, name: str) -> None:
     _admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def command_env(cache_dir: Path) -> dict[str, str]:
+    """The environment of a timed command: this one without ``PARAFE_*`` settings, with Python's bytecode cached in
+    ``cache_dir`` (as in an installed package, whose ``.pyc`` files exist; ``PYTHONDONTWRITEBYTECODE`` would make
+    every run recompile Parafe's modules). Run each command once untimed to fill the cache."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARAFE_") and k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(cache_dir)
+    return env

@@ -13,28 +13,33 @@ A :class:`ServerSigner` parses its private key exactly once. ``sign_raw(data, "s
 signature (PKCS#1 v1.5 for RSA, DER ECDSA for EC keys) and is safe to call from several threads (software keys
 are thread-safe in OpenSSL; token calls are serialised by a lock). ``pyhanko_signer()`` adapts it to pyHanko
 without the per-call key re-parsing of pyHanko's stock ``SimpleSigner`` (see research/stack-notes.md §4).
+
+pyHanko and asn1crypto load only when a pyHanko view is asked for (``pyhanko_signer()``, ``asn1_*``): the PES and
+XAdES paths (``parafe sign pes``) never pay for them (issue 17).
 """
 
 from __future__ import annotations
 
+import functools
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
-from pyhanko.sign.signers.pdf_cms import Signer
-from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from parafe.signing.errors import KeyLoadError, SigningError
+
+if TYPE_CHECKING:
+    from asn1crypto import x509 as asn1_x509
+    from pyhanko.sign.signers.pdf_cms import Signer
 
 __all__ = [
     "ServerSigner",
@@ -164,7 +169,7 @@ class ServerSigner:
 
     def pyhanko_signer(self, *, embed_roots: bool = True) -> Signer:
         """A pyHanko ``Signer`` that delegates to this key (cheap: build one per signing call)."""
-        return _PyHankoAdapter(self, embed_roots=embed_roots)
+        return _pyhanko_adapter()(self, embed_roots=embed_roots)
 
     # --- certificate views -----------------------------------------------------------------------------------
     @cached_property
@@ -177,10 +182,14 @@ class ServerSigner:
 
     @cached_property
     def asn1_certificate(self) -> asn1_x509.Certificate:
+        from asn1crypto import x509 as asn1_x509
+
         return asn1_x509.Certificate.load(self.cert_der)
 
     @cached_property
     def asn1_chain(self) -> tuple[asn1_x509.Certificate, ...]:
+        from asn1crypto import x509 as asn1_x509
+
         return tuple(asn1_x509.Certificate.load(d) for d in self.chain_der)
 
     @property
@@ -198,18 +207,27 @@ def certificate_display_name(cert: x509.Certificate) -> str:
     return cert.subject.rfc4514_string()
 
 
-class _PyHankoAdapter(Signer):
-    """pyHanko signer backed by a :class:`ServerSigner`; placeholder bytes on dry runs (size estimate)."""
+@functools.cache
+def _pyhanko_adapter() -> Callable[..., Signer]:
+    """The pyHanko ``Signer`` subclass backed by a :class:`ServerSigner` (defined on first use: pyHanko loads
+    then)."""
+    from pyhanko.sign.signers.pdf_cms import Signer
+    from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-    def __init__(self, server: ServerSigner, *, embed_roots: bool) -> None:
-        self._server = server
-        registry = SimpleCertificateStore.from_certs([server.asn1_certificate, *server.asn1_chain])
-        super().__init__(signing_cert=server.asn1_certificate, cert_registry=registry, embed_roots=embed_roots)
+    class _PyHankoAdapter(Signer):
+        """pyHanko signer backed by a :class:`ServerSigner`; placeholder bytes on dry runs (size estimate)."""
 
-    async def async_sign_raw(self, data: bytes, digest_algorithm: str, dry_run: bool = False) -> bytes:
-        if dry_run:
-            return bytes(self._server.signature_size)
-        return self._server.sign_raw(data, digest_algorithm)
+        def __init__(self, server: ServerSigner, *, embed_roots: bool) -> None:
+            self._server = server
+            registry = SimpleCertificateStore.from_certs([server.asn1_certificate, *server.asn1_chain])
+            super().__init__(signing_cert=server.asn1_certificate, cert_registry=registry, embed_roots=embed_roots)
+
+        async def async_sign_raw(self, data: bytes, digest_algorithm: str, dry_run: bool = False) -> bytes:
+            if dry_run:
+                return bytes(self._server.signature_size)
+            return self._server.sign_raw(data, digest_algorithm)
+
+    return _PyHankoAdapter
 
 
 # --- loaders -----------------------------------------------------------------------------------------------------
