@@ -22,25 +22,23 @@ import re
 import ssl
 import time
 from collections.abc import Callable, Iterable
-from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import unquote
-from zoneinfo import ZoneInfo
 
 import httpx
 
 from parafe.client.types import RETURN_KINDS, Circuit, DocumentStatus, HistoryEntry
+from parafe.domain.deposit import default_label
 from parafe.domain.errors import E, ErrorDef
-from parafe.domain.states import LABEL_SETS, SEARCH_CODES, State
+from parafe.domain.states import FINISHED, LABEL_SETS, SEARCH_CODES, State
 
 REST_PATH = "/parapheur-ws/rest/v1"
 Progress = Callable[[int, int], None]  # (bytes sent, total)
 
-# the states after which a document changes no more (its circuit is over)
-FINAL_STATES = frozenset({State.REFUSED, State.DISAPPROVED, State.SIGNATURE_REJECTED, State.SEND_TO_FAST_FAILED,
-                          State.FAST_PROCESSING_FAILED, State.SEND_TO_HELIOS_FAILED, State.FILED,
-                          State.ARCHIVED, State.REPLACED, State.STEP_FAILED})
+# the states after which a document changes no more; not « Échec du traitement »: an administrator's retry
+# resumes the circuit, so wait_until keeps waiting (and its timeout names that state)
+FINAL_STATES = FINISHED
 
 
 def _labels(states: Iterable[State]) -> frozenset[str]:
@@ -107,10 +105,6 @@ class _ProgressReader:
 
     def fileno(self) -> int:
         return self.fh.fileno()
-
-
-def today_label() -> str:
-    return datetime.now(ZoneInfo("Europe/Paris")).strftime("%Y-%m-%d")
 
 
 class ParafeClient:
@@ -214,7 +208,7 @@ class ParafeClient:
         """Deposit a file (streamed from disk, never read into memory); returns the document id."""
         source = Path(path)
         name = name or source.name
-        label = label or today_label()
+        label = label or default_label()
         try:
             total = source.stat().st_size
         except OSError as exc:

@@ -56,6 +56,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
+from parafe.domain.states import FINISHED_VALUES
+
 SIREN = "123456789"
 AGENT = "agent@demo.parafe.test"
 VISA = "visa@demo.parafe.test"
@@ -71,8 +73,7 @@ SIGNING_STEPS = frozenset({"signature", "server_signature", "otp_signature"})
 WAITING_STEPS = frozenset({"visa", "signature", "otp_signature", "metadata"})
 WAITING_STATES = frozenset({"prepared", "otp_info_defined", "sent_for_visa", "sent_for_sign",
                             "ready_for_metadata", "metadata_defined", "otp_validated"})
-FINAL_STATES = frozenset({"filed", "archived", "refused", "disapproved", "signature_rejected",
-                          "send_to_fast_failed", "fast_processing_failed", "send_to_helios_failed"})
+FINAL_STATES = FINISHED_VALUES  # « Échec du traitement » is not final here: a document left in it is reported
 SIGNED_STATES = ("signed", "otp_signed")
 
 

@@ -10,27 +10,22 @@ from __future__ import annotations
 import smtplib
 import ssl
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import make_msgid
-from zoneinfo import ZoneInfo
 
 from parafe.config import workflow_settings
 from parafe.context import AppContext
 from parafe.db.models import DevMessage
+from parafe.domain.paris_time import aware as aware  # re-exported: the services import it from here
+from parafe.domain.paris_time import paris_format
 
-PARIS = ZoneInfo("Europe/Paris")
 DOCUMENT_PATH = "/documents/{id}"  # the portal's document page
-
-
-def aware(moment: datetime) -> datetime:
-    """A stored time as an aware UTC datetime (SQLite gives naive UTC values back)."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def paris(moment: datetime) -> str:
     """``JJ/MM/AAAA à HH:MM`` in Europe/Paris (DECISIONS D16)."""
-    return aware(moment).astimezone(PARIS).strftime("%d/%m/%Y à %H:%M")
+    return paris_format(moment)
 
 
 def base_url(ctx: AppContext) -> str:

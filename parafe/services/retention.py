@@ -30,17 +30,14 @@ from sqlalchemy import delete, select, update
 from parafe.config import workflow_settings
 from parafe.context import AppContext
 from parafe.db.models import DevMessage, Document, OtpChallenge, OutboxItem, utcnow
-from parafe.domain.states import State
+from parafe.domain.states import FINISHED_VALUES
 from parafe.services.access import login_throttle
 from parafe.services.blob_sweep import sweep_orphan_blobs
 from parafe.services.documents import erasure
 from parafe.services.oss import purge as oss_purge
 from parafe.services.webdav import folders as webdav
 
-FINISHED = frozenset({State.FILED.value, State.ARCHIVED.value, State.REFUSED.value, State.DISAPPROVED.value,
-                      State.SIGNATURE_REJECTED.value, State.SEND_TO_FAST_FAILED.value,
-                      State.FAST_PROCESSING_FAILED.value, State.SEND_TO_HELIOS_FAILED.value,
-                      State.REPLACED.value})
+FINISHED = FINISHED_VALUES  # « Échec du traitement » is not finished: it waits for an administrator's retry
 
 
 def purge(ctx: AppContext, days: int | None = None) -> dict[str, int]:

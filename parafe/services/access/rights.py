@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from parafe.db.models import Circuit, CircuitRole, Document, Label, Subscriber
 from parafe.domain.errors import E, ErrorDef, ParafeError
+from parafe.domain.ids import parse_id
 from parafe.services.access.auth import Account, Principal
 
 AGENT = "agent"
@@ -138,12 +139,7 @@ def visible_document(
     *, for_update: bool = False,
 ) -> tuple[Document, Account]:
     """The live document with this id if the caller may see it; otherwise ``not_found`` (no existence oracle)."""
-    try:
-        doc_id = int(str(document_id).strip())
-    except ValueError:
-        raise ParafeError(not_found, detail="document id is not a number") from None
-    if doc_id <= 0 or doc_id > 2**62:
-        raise ParafeError(not_found)
+    doc_id = parse_id(document_id, not_found)
     stmt = select(Document).where(Document.id == doc_id, Document.deleted_at.is_(None))
     if for_update:
         stmt = stmt.with_for_update()

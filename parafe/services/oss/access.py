@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from parafe.db.models import OssDocument, OssWorkflow, OssWorkflowMember
 from parafe.domain.errors import E, ParafeError
+from parafe.domain.ids import parse_id as parse_id  # re-exported: the OSS modules import it from here
 from parafe.services.access.auth import Account, Principal
 from parafe.services.oss.model import ADMIN, AGENT
 
@@ -43,16 +44,6 @@ def can_read(session: Session, account: Account, document: OssDocument) -> bool:
         return True
     return bool(session.scalar(select(exists().where(
         OssWorkflowMember.workflow_id == document.workflow_id, OssWorkflowMember.user_id == account.user_id))))
-
-
-def parse_id(value: int | str) -> int:
-    try:
-        doc_id = int(str(value).strip())
-    except ValueError:
-        raise ParafeError(E.DOCUMENT_NOT_FOUND, detail="document id is not a number") from None
-    if doc_id <= 0 or doc_id > 2**62:
-        raise ParafeError(E.DOCUMENT_NOT_FOUND)
-    return doc_id
 
 
 def visible_document(session: Session, principal: Principal, document_id: int | str, *, lock: bool = False,

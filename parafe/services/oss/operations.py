@@ -27,7 +27,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import re
 import secrets
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -42,7 +41,9 @@ from sqlalchemy.orm import Session
 from parafe.context import AppContext
 from parafe.db.models import OssCode, OssDocument, OssLink, OssLinkDocument, OssWorkflow, OutboxItem, utcnow
 from parafe.domain import deposit as rules
+from parafe.domain.emails import is_email
 from parafe.domain.errors import E, ParafeError
+from parafe.domain.ids import parse_ids as parse_ids  # O7, O8 ``ids``; re-exported for the OSS connector
 from parafe.formats import metadata as metaformat
 from parafe.formats import pdf as pdfformat
 from parafe.jobs import outbox
@@ -52,7 +53,7 @@ from parafe.services.access.auth import Principal
 from parafe.services.documents.deposit import Upload
 from parafe.services.documents.history import iso_ms
 from parafe.services.oss import signing
-from parafe.services.oss.access import parse_id, visible_document, workflow_for
+from parafe.services.oss.access import visible_document, workflow_for
 from parafe.services.oss.model import (
     AGENT,
     FAILED,
@@ -68,12 +69,10 @@ from parafe.services.oss.model import (
 
 JOB_KIND = "oss.sign"
 TOKEN_BYTES = 32  # 256 bits (D15: at least 128)
-MAX_IDS = 100
 MAX_BATCH_FILES = 50
 REDIRECT_LIMIT = 2048
 SIGNING_WAIT_SECONDS = 120.0
 
-_EMAIL = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
 _IDENTITY_ALIASES: dict[str, tuple[str, ...]] = {
     "firstname": ("firstname", "prenom", "prénom", "otp_firstname", "otp_firstname_0"),
     "lastname": ("lastname", "nom", "otp_lastname", "otp_lastname_0"),
@@ -101,7 +100,7 @@ def check_email(value: str | None) -> str | None:
     if value is None or not value.strip():
         return None
     email = value.strip()
-    if len(email) > 254 or not _EMAIL.match(email):
+    if not is_email(email):
         raise ParafeError(E.OSS_SIGNER_MISSING, reason=f"adresse électronique invalide « {email[:80]} »")
     return email
 
@@ -407,21 +406,6 @@ def doc_information(ctx: AppContext, principal: Principal, document_id: int | st
 
 
 # --- O7, O8: batch URLs -------------------------------------------------------------------------------------------
-def parse_ids(values: Sequence[str] | str | None) -> list[int]:
-    """``ids``: comma-separated (spaces allowed, as in the spec's example), or repeated fields."""
-    raw = [values] if isinstance(values, str) else list(values or [])
-    out: list[int] = []
-    for value in raw:
-        for part in re.split(r"[,;\s]+", value.strip().strip("[]")):
-            if part:
-                out.append(parse_id(part))
-    if not out:
-        raise ParafeError(E.BAD_REQUEST, reason="le paramètre « ids » est obligatoire")
-    if len(out) > MAX_IDS:
-        raise ParafeError(E.BAD_REQUEST, reason=f"au plus {MAX_IDS} identifiants")
-    return list(dict.fromkeys(out))
-
-
 def generate_url(ctx: AppContext, principal: Principal, kind: str, ids: list[int], url: str | None,
                  ) -> tuple[list[int], str]:
     """O7 ``generateSAUrl`` (``kind`` ``sa``) / O8 ``generateSMSUrl`` (``sms``): one signing page for several

@@ -23,6 +23,7 @@ from parafe.context import AppContext
 from parafe.db.models import Circuit, Document, MetadataValue, OtpLink
 from parafe.domain.circuits import StepKind
 from parafe.domain.errors import E, ParafeError
+from parafe.domain.ids import parse_ids
 from parafe.services.access.auth import Principal
 from parafe.services.access.rights import circuit_for_deposit, subscriber_account, visible_document
 from parafe.services.documents.deposit import DepositRequest, deposit
@@ -37,7 +38,6 @@ from parafe.services.documents.metadata import (
 
 OTP_PAGE_PATH = "/boucle-sms/documentView"
 TOKEN_BYTES = 32  # 256 bits (D15: at least 128)
-MAX_IDS = 100
 
 
 @dataclass(frozen=True)
@@ -89,20 +89,6 @@ def _identity(session: Session, document: Document, index: int) -> OtpIdentity |
     return OtpIdentity(email.lower() if email else None, digits or None)
 
 
-def _parse_ids(document_ids: Sequence[int | str]) -> list[str]:
-    ids: list[str] = []
-    for raw in document_ids:
-        for part in str(raw).split(","):
-            part = part.strip()
-            if part and part not in ids:
-                ids.append(part)
-    if not ids:
-        raise ParafeError(E.BAD_REQUEST, reason="au moins un identifiant de document « id » est obligatoire")
-    if len(ids) > MAX_IDS:
-        raise ParafeError(E.BAD_REQUEST, reason=f"au plus {MAX_IDS} documents par URL")
-    return ids
-
-
 def otp_url(
     ctx: AppContext, principal: Principal, document_ids: Sequence[int | str], *, base_url: str | None = None,
     referer: str | None = None,
@@ -115,7 +101,7 @@ def otp_url(
     ``BSMS_METADATA_MISSING`` (no OTP information for the current OTP step), ``OTP_IDENTITY_MISMATCH``
     (different OTP identities, or documents of different subscribers) and ``BAD_REQUEST`` (no id).
     """
-    ids = _parse_ids(document_ids)
+    ids = parse_ids(document_ids, name="id")
     if referer is not None and len(referer) > 1024:
         raise ParafeError(E.BAD_REQUEST, reason="l'URL de redirection ne doit pas excéder 1024 caractères")
     with ctx.db.write() as session:

@@ -30,6 +30,7 @@ from parafe.context import AppContext
 from parafe.db.models import Circuit, User
 from parafe.domain.circuits import StepKind
 from parafe.domain.errors import E, ParafeError
+from parafe.domain.ids import parse_id
 from parafe.domain.states import State
 from parafe.security.pki import fingerprint_sha256
 from parafe.services import steps as workflow
@@ -82,10 +83,7 @@ def _fail(reason: str, exc: Exception | None = None) -> ParafeError:
 def _parse_ids(document_ids: list[int | str]) -> list[int]:
     ids: list[int] = []
     for raw in document_ids:
-        try:
-            value = int(str(raw).strip())
-        except ValueError:
-            raise ParafeError(E.DOCUMENT_NOT_FOUND, detail=f"id {raw!r}") from None
+        value = parse_id(raw)
         if value not in ids:
             ids.append(value)
     if not ids:

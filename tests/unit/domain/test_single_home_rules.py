@@ -169,3 +169,12 @@ def test_parse_ids_limits() -> None:
     with pytest.raises(ParafeError) as caught:
         ids.parse_ids("1,abc")
     assert caught.value.error is E.DOCUMENT_NOT_FOUND
+
+
+def test_client_wait_ends_on_finished_states_only() -> None:
+    """``wait_until`` gives up on a finished document, not on one waiting for an administrator's retry."""
+    from parafe.client import api
+
+    assert api.FINAL_STATES == states.FINISHED
+    assert LABELS_V34[State.STEP_FAILED] not in api.FINAL_LABELS
+    assert LABELS_V34[State.REPLACED] in api.FINAL_LABELS
