@@ -20,7 +20,7 @@ import hashlib
 import re
 import shutil
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -110,6 +110,11 @@ class BlobStore(ABC):
         successful case, no longer exists at ``path`` afterwards.
         """
 
+    def put_files(self, items: Sequence[tuple[Path, str | None]]) -> list[BlobRef]:
+        """Store several files handed over as with ``put_file(path, sha256=…, move=True)`` (``None``: hash
+        here); a store may make them durable together (one barrier instead of one per file)."""
+        return [self.put_file(Path(path), sha256=sha256, move=True) for path, sha256 in items]
+
     def spool(self, limit: int | None = None) -> HashingSpool:
         """A :class:`HashingSpool` in :attr:`spool_dir`."""
         return HashingSpool(self.spool_dir, limit=limit)
@@ -118,13 +123,13 @@ class BlobStore(ABC):
         """Store a readable binary stream (hashed while spooled to a temporary file; bounded memory)."""
         with self.spool(limit) as spool:
             spool.write_from(stream)
-            path, sha256, _size = spool.finish()
+            path, sha256, _size = spool.finish(fsync=False)  # put_file(move=True) makes it durable
             return self.put_file(path, sha256=sha256, move=True)
 
     def put_bytes(self, data: bytes) -> BlobRef:
         with self.spool() as spool:
             spool.write(data)
-            path, sha256, _size = spool.finish()
+            path, sha256, _size = spool.finish(fsync=False)  # put_file(move=True) makes it durable
             return self.put_file(path, sha256=sha256, move=True)
 
     # -- reading

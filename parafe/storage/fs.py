@@ -14,7 +14,7 @@ import errno
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -112,9 +112,54 @@ class FilesystemBlobStore(BlobStore):
                 self._install(tmp_path, final)
         return BlobRef(actual, size)
 
+    def put_files(self, items: Sequence[tuple[Path, str | None]]) -> list[BlobRef]:
+        """Several files handed over (``move=True``) behind one durability barrier: the data of every file is
+        fsynced before any of them gets its name, then each directory touched is fsynced once. The directory
+        fsyncs of one batch land in one journal commit (the first commits the links of all), where one
+        :meth:`put_file` per blob commits once per blob."""
+        refs: list[BlobRef] = []
+        staged: list[tuple[Path, Path, str]] = []
+        finals: set[Path] = set()
+        for path, announced in items:
+            path = Path(path)
+            if announced is None:
+                sha256, size = file_sha256(path)
+            else:
+                sha256, size = check_sha256(announced), path.stat().st_size
+            refs.append(BlobRef(sha256, size))
+            final = self._path(sha256)
+            if final in finals or final.exists():
+                if final not in finals:
+                    self._refresh(final)
+                path.unlink(missing_ok=True)
+                continue
+            finals.add(final)
+            os.chmod(path, READ_ONLY & ~current_umask())
+            staged.append((path, final, sha256))
+        for path, _final, _sha in staged:
+            _fsync_file(path)
+        directories: dict[Path, None] = {}
+        for path, final, sha256 in staged:
+            try:
+                directories.update(dict.fromkeys(self._link(path, final)))
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                self.put_file(path, sha256=sha256, move=False)  # not on our filesystem: copy, then drop
+                path.unlink(missing_ok=True)
+        for directory in directories:
+            _fsync_dir(directory)
+        return refs
+
     def _install(self, tmp_path: Path, final: Path) -> None:
         """Give ``tmp_path`` the name ``final`` without ever replacing an existing blob; ``tmp_path`` is gone
         afterwards (unless the error is EXDEV)."""
+        for directory in self._link(tmp_path, final):
+            _fsync_dir(directory)
+
+    def _link(self, tmp_path: Path, final: Path) -> list[Path]:
+        """:meth:`_install` without the fsyncs: returns the directories to fsync (the blob's, and the parents
+        of the directories created for it)."""
         created = self._make_dirs(final.parent)
         try:
             os.link(tmp_path, final)
@@ -129,9 +174,7 @@ class FilesystemBlobStore(BlobStore):
                 os.replace(tmp_path, final)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_path)
-        _fsync_dir(final.parent)
-        for directory in created:
-            _fsync_dir(directory.parent)
+        return [final.parent, *(directory.parent for directory in created)]
 
     def _make_dirs(self, leaf: Path) -> list[Path]:
         created = []

@@ -100,6 +100,24 @@ def test_announced_hash_is_verified_when_copying(store: BlobStore, tmp_path: Pat
     assert leftovers(store) == []
 
 
+def test_put_files_stores_a_batch(store: BlobStore, tmp_path: Path) -> None:
+    """Several files handed over at once (announced hash, unknown hash, the same content twice, content
+    already stored): every one stored, every source file gone."""
+    old = store.put_bytes(b"already there")
+    sources = []
+    for i, data in enumerate([b"original", b"signed", b"original", b"already there"]):
+        path = tmp_path / f"f{i}"
+        path.write_bytes(data)
+        sources.append((path, sha(data) if i != 1 else None))
+    refs = store.put_files(sources)
+    assert [r.sha256 for r in refs] == [sha(b"original"), sha(b"signed"), sha(b"original"), old.sha256]
+    assert [r.size for r in refs] == [8, 6, 8, 13]
+    assert store.read_bytes(sha(b"signed")) == b"signed"
+    assert store.read_bytes(sha(b"original")) == b"original"
+    assert not any(path.exists() for path, _sha in sources)
+    assert sorted(store.iter_refs()) == sorted({old.sha256, sha(b"original"), sha(b"signed")})
+
+
 def test_unknown_blob(store: BlobStore) -> None:
     missing = sha(b"never stored")
     assert not store.exists(missing)
