@@ -23,6 +23,7 @@ waits until the event is set; ``import_received`` is set when the file is stored
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import html
@@ -212,10 +213,8 @@ class _Handler(BaseHTTPRequestHandler):
             raise
 
     def handle(self) -> None:
-        try:
+        with contextlib.suppress(ssl.SSLError, ConnectionError):
             super().handle()
-        except (ssl.SSLError, ConnectionError):
-            pass
 
     def log_message(self, format: str, *args: Any) -> None:
         return None
@@ -297,10 +296,8 @@ class _Handler(BaseHTTPRequestHandler):
         answer = ('<?xml version="1.0" encoding="UTF-8"?>\n<import>\n'
                   f"  <id>{tid}</id>\n  <resultat>{result}</resultat>\n  <message>{_xml_text(message)}</message>\n"
                   "</import>\n").encode()
-        try:
+        with contextlib.suppress(OSError):  # the client is gone (killed): S²LOW keeps the transaction all the same
             self._send(answer)
-        except OSError:
-            pass  # the client is gone (killed): S²LOW keeps the transaction all the same
 
     # HeliosAPIResponse::displayAndExit: declared ISO-8859-1, written in UTF-8
     def _transaction_xml(self, values: dict[str, object]) -> None:

@@ -4,6 +4,7 @@ client certificate."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -178,10 +179,8 @@ class _LoseFirstUploadAnswer:
         except OSError:
             pass
         for s in (client, server):
-            try:
+            with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             s.close()
 
     def close(self) -> None:

@@ -65,11 +65,11 @@ def playwright_browser() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def portal_home(pki_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Home]:
+def portal_home(pki_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Home:
     """A fresh SQLite home for the module's server (the server initialises the database and the demo set)."""
     path = tmp_path_factory.mktemp("portal") / "home"
     shutil.copytree(pki_template, path)
-    yield Home(path=path, backend="sqlite", database_url=f"sqlite:///{path / 'parafe.db'}")
+    return Home(path=path, backend="sqlite", database_url=f"sqlite:///{path / 'parafe.db'}")
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -33,13 +32,13 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def user_env(tmp_path: Path, pki_template: Path) -> Iterator[dict[str, str]]:
+def user_env(tmp_path: Path, pki_template: Path) -> dict[str, str]:
     home = tmp_path / "home"
     home.mkdir()
     (tmp_path / "password").write_text("demo")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "PARAFE_"))}
     env.update(HOME=str(home), DISPLAY=":99")  # xdg-open only looks for a display variable
-    yield env
+    return env
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -119,7 +119,7 @@ def assert_ink_at(tmp_path: Path, data: bytes, original: bytes, *, page: int, x:
     assert bbox == pytest.approx(expected, abs=2.5), (bbox, expected)
 
 
-@pytest.mark.parametrize("path,rotate", [("pyhanko", 90), ("bulk", 90), ("bulk", 180), ("pyhanko", 270)])
+@pytest.mark.parametrize(("path", "rotate"), [("pyhanko", 90), ("bulk", 90), ("bulk", 180), ("pyhanko", 270)])
 def test_stamp_on_rotated_page(tmp_path: Path, pki: Pki, signer: ServerSigner, path: str, rotate: int) -> None:
     data = make_pdf(2, rotate=rotate)
     spec = StampSpec.from_cm(3, 2, page=1)
@@ -128,7 +128,7 @@ def test_stamp_on_rotated_page(tmp_path: Path, pki: Pki, signer: ServerSigner, p
     assert_ink_at(tmp_path, out, data, page=1, x=3 * CM, y=2 * CM, w=spec.width, h=spec.height)
 
 
-@pytest.mark.parametrize("first,second", [("pyhanko", "bulk"), ("bulk", "pyhanko"), ("bulk", "bulk")])
+@pytest.mark.parametrize(("first", "second"), [("pyhanko", "bulk"), ("bulk", "pyhanko"), ("bulk", "bulk")])
 def test_successive_signers_keep_earlier_signatures_valid(
     tmp_path: Path, pki: Pki, signer, signer2, pdf5: bytes, first: str, second: str
 ) -> None:

@@ -34,7 +34,7 @@ def test_page_numbers() -> None:
             resolve_page_index(bad, 5)
 
 
-@pytest.mark.parametrize("rotate,rect", [
+@pytest.mark.parametrize(("rotate", "rect"), [
     (0, (10 + 100, 20 + 50, 10 + 300, 20 + 130)),
     (90, (610 - 130, 20 + 100, 610 - 50, 20 + 300)),
     (180, (610 - 300, 860 - 130, 610 - 100, 860 - 50)),

@@ -10,7 +10,6 @@ import io
 import json
 import os
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +31,8 @@ NAME = "Délibération n°12 (conseil).odt"
 
 
 @pytest.fixture(autouse=True)
-def memory_queue(home: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def memory_queue(home: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PARAFE_QUEUE", "memory")
-    yield
 
 
 def office_document(text: str = "Vu le code général des collectivités territoriales") -> bytes:

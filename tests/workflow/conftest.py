@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +23,12 @@ from parafe.services.documents.deposit import DepositRequest, Upload, deposit
 
 
 @pytest.fixture(autouse=True)
-def wf_env(home: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def wf_env(home: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Workflow settings of the tests (after ``home``, which clears every ``PARAFE_*`` variable)."""
     monkeypatch.setenv("PARAFE_QUEUE", "memory")
     monkeypatch.setenv("PARAFE_HELIOS_SIM_DELAY", "0.3")
     monkeypatch.setenv("PARAFE_HELIOS_POLL_SECONDS", "0.2")
     monkeypatch.setenv("PARAFE_JOB_BACKOFF_SECONDS", "0.2")
-    yield
 
 
 def make_upload(tmp_path: Path, name: str, data: bytes) -> Upload:

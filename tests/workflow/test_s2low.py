@@ -95,9 +95,9 @@ def test_client_authentication_and_field_checks(double: S2lowDouble) -> None:
     with pytest.raises(S2lowError, match="S²LOW a répondu : KO"):
         S2lowClient(credentials(double, stranger), timeout=10).test_connection()
     # no certificate at all: the TLS handshake fails (Apache's SSLVerifyClient require)
-    with httpx.Client(verify=ssl.create_default_context(cadata=double.server_ca.cert_pem().decode())) as anonymous:
-        with pytest.raises(httpx.HTTPError):
-            anonymous.get(double.url + "/api/test-connexion.php")
+    with httpx.Client(verify=ssl.create_default_context(cadata=double.server_ca.cert_pem().decode())) as anonymous, \
+            pytest.raises(httpx.HTTPError):
+        anonymous.get(double.url + "/api/test-connexion.php")
     # a certificate of another CA: the TLS handshake fails
     foreign = pki.issue_user_cert(pki.create_ca("Autre AC"), "x@y.test", "X")
     with pytest.raises(S2lowError, match="connexion à S²LOW impossible"):

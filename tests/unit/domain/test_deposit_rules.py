@@ -49,7 +49,7 @@ def test_annex_extension_check_is_case_insensitive() -> None:
     assert err.value.message == "Extension du fichier non autorisée."
 
 
-@pytest.mark.parametrize("name, ext", [
+@pytest.mark.parametrize(("name", "ext"), [
     ("bonjour.pdf", "pdf"), ("BONJOUR.PDF", "pdf"), ("a.tar.gz", "gz"), ("bonjour.pdf.zip", "zip"),
     ("noext", ""), (".bashrc", ""), ("trailing.", ""), ("a.b.", ""),
 ])
@@ -135,7 +135,7 @@ def test_labels() -> None:
         assert err.value.error is E.BAD_CHARACTERS
 
 
-@pytest.mark.parametrize("now, label", [
+@pytest.mark.parametrize(("now", "label"), [
     (datetime(2024, 6, 30, 21, 59, tzinfo=UTC), "2024-06-30"),   # 23:59 in Paris (summer, UTC+2)
     (datetime(2024, 6, 30, 22, 0, tzinfo=UTC), "2024-07-01"),    # midnight in Paris
     (datetime(2024, 12, 31, 23, 0, tzinfo=UTC), "2025-01-01"),   # winter, UTC+1

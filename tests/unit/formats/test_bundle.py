@@ -43,7 +43,7 @@ def _refused(tmp_path: Path, zip_path: Path, zip_name: str = "bonjour.pdf.zip", 
     return err.value
 
 
-@pytest.mark.parametrize("name, expected", [
+@pytest.mark.parametrize(("name", "expected"), [
     ("bonjour.pdf.zip", True), ("BONJOUR.PDF.ZIP", True), ("pes.xml.zip", True), ("a.b.c.zip", True),
     ("archive.zip", False), ("bonjour.pdf", False), (".pdf.zip", False), ("bonjour..zip", False),
     ("zip", False), (".zip", False),
@@ -294,10 +294,10 @@ def test_declared_total_over_the_limit(tmp_path: Path) -> None:
 def gib_bomb(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("bomb") / "bonjour.pdf.zip"
     zeros = bytes(MIB)
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
-        with zf.open("bonjour.pdf", "w") as entry:
-            for _ in range(1024):
-                entry.write(zeros)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf, \
+            zf.open("bonjour.pdf", "w") as entry:
+        for _ in range(1024):
+            entry.write(zeros)
     assert path.stat().st_size < 2 * MIB
     return path
 

@@ -100,7 +100,7 @@ def test_otp_sorted_blank_as_none_and_other_names_ignored() -> None:
     assert parse_otp_info(data) == [OtpSigner(0, firstname="Ann"), OtpSigner(1, lastname="Bee", email="b@x.fr")]
 
 
-@pytest.mark.parametrize("items, error", [
+@pytest.mark.parametrize(("items", "error"), [
     ([("OTP_mobile_0", "x")], E.METADATA_UNKNOWN),
     ([("OTP_email_x", "x")], E.METADATA_UNKNOWN),
     ([("OTP_email_0", "a@x.fr"), ("OTP_email_0", "b@x.fr")], E.METADATA_BAD_FORMAT),
@@ -142,7 +142,7 @@ def test_unknown_name() -> None:
     assert err.value.message == "La métadonnée NOPE n'est pas définie pour cette cinématique"
 
 
-@pytest.mark.parametrize("name, value", [
+@pytest.mark.parametrize(("name", "value"), [
     ("NUM001", "12a"), ("NUM001", "1.2.3"), ("NUM001", "1e5"),
     ("DATE001", "31/02/2024"), ("DATE001", "2024-13-01"), ("DATE001", "1/2/2024"), ("DATE001", "2024/01/01"),
     ("CODE", "ABC-123"), ("CODE", "abc-12"),
@@ -172,7 +172,7 @@ def test_empty_model_knows_no_name() -> None:
 # --- METAS_ names -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name, target", [
+@pytest.mark.parametrize(("name", "target"), [
     ("METAS_bonjour.pdf.xml", "bonjour.pdf"), ("METAS_XXX.xml", "XXX"), ("metas_a.XML", "a"),
     ("METAS_.xml", None), ("METAS_bonjour.pdf", None), ("bonjour.xml", None), ("XMETAS_a.xml", None),
 ])

@@ -117,7 +117,7 @@ def test_owner_password_only_with_all_rights_is_signable(tmp_path: Path) -> None
     assert info.pages == 2
 
 
-@pytest.mark.parametrize("form, annotation, protected", [
+@pytest.mark.parametrize(("form", "annotation", "protected"), [
     (True, False, False),   # may fill (signature) fields
     (False, True, False),   # may annotate
     (False, False, True),   # only "modify other": the measured rule says protected
@@ -173,12 +173,15 @@ def test_garbage_is_invalid(tmp_path: Path, data: bytes) -> None:
 def test_truncated_pdf_is_invalid_or_repaired(tmp_path: Path) -> None:
     data = _plain_pdf()
     path = _save(tmp_path, "cut.pdf", data[: len(data) // 3])
+    refused: ParafeError | None = None
     try:
         info = inspect_pdf(path)
     except ParafeError as exc:
-        assert exc.error is E.PDF_INVALID
+        refused = exc
     else:  # qpdf may rebuild what is left; then it must really have pages
         assert info.pages >= 1
+    if refused is not None:
+        assert refused.error is E.PDF_INVALID
 
 
 def test_pdf_without_pages_is_invalid(tmp_path: Path) -> None:

@@ -60,7 +60,7 @@ def _cut(data: bytes, start_marker: bytes, end_marker: bytes) -> tuple[bytes, by
 # --- the samples of testdata/README.md, each with its expected result ------------------------------------
 
 
-@pytest.mark.parametrize("name, nom_fic, root_id", [
+@pytest.mark.parametrize(("name", "nom_fic", "root_id"), [
     ("valid_unsigned_PES_ex.xml", "SICOVAL201512104", "SICOVAL201512104"),
     ("valid_unsigned_HELIOS_SIMU_ALR2_1496987735_826268894.xml", "HELIOS_SIMU_ALR2_1496987735_826268894.xml",
      "ID1800478292"),
@@ -224,7 +224,7 @@ def test_pes_pj_block_without_pj(tmp_path: Path) -> None:
     assert err.value.error is E.PES_NO_BORDEREAU
 
 
-@pytest.mark.parametrize("content, why", [
+@pytest.mark.parametrize(("content", "why"), [
     (b"", "empty content"),
     (b"   \n  ", "empty content"),
     (base64.b64encode(b"%PDF-1.4 not gzipped"), "not gzip"),

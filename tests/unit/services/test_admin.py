@@ -64,7 +64,7 @@ def test_created_user_with_certificate_can_deposit(ctx: Any, home: Home, tmp_pat
     assert doc.document_id >= 100_000_000
 
 
-@pytest.mark.parametrize("call, expected", [
+@pytest.mark.parametrize(("call", "expected"), [
     (lambda ctx: admin.create_subscriber(ctx, "12345", "x"), E.ADMIN_SIREN_INVALID),
     (lambda ctx: admin.create_subscriber(ctx, "123456789", "x"), E.ADMIN_SUBSCRIBER_EXISTS),
     (lambda ctx: admin.create_user(ctx, "111111111", admin.UserSpec("a@b.fr")), E.ADMIN_SUBSCRIBER_UNKNOWN),

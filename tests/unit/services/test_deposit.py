@@ -93,7 +93,7 @@ def test_rights(ctx: Any, tmp_path: Path) -> None:
     _refused(ctx, tmp_path, E.NO_PERMISSION, "a.pdf", pdf_bytes(), user=VISA)
 
 
-@pytest.mark.parametrize("name, expected", [
+@pytest.mark.parametrize(("name", "expected"), [
     ("dossier/a.pdf", E.BAD_CHARACTERS),
     ("a\\b.pdf", E.BAD_CHARACTERS),
     ("a\x07b.pdf", E.BAD_CHARACTERS),
@@ -211,7 +211,7 @@ def test_bundle_with_annexes_and_metas(ctx: Any, tmp_path: Path) -> None:
         assert [(m.name, m.value) for m in s.scalars(select(MetadataValue))] == [("TEXT001", "John")]
 
 
-@pytest.mark.parametrize("entries, expected", [
+@pytest.mark.parametrize(("entries", "expected"), [
     ({"bonjour.pdf": b"%PDF", "../evil.txt": b"x"}, E.BUNDLE_INVALID),
     ({"bonjour.pdf": b"%PDF", "/abs.txt": b"x"}, E.BUNDLE_INVALID),
     ({"bonjour.pdf": b"%PDF", "sub/dir.txt": b"x"}, E.BUNDLE_INVALID),

@@ -3,7 +3,6 @@ kept in the database, and the same argon2 work whether the account exists or not
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -74,7 +73,7 @@ def test_an_address_trying_many_accounts_is_throttled(ctx: Any) -> None:
 
 
 @pytest.fixture
-def verify_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+def verify_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Count the argon2 verifications (the real ones run: a spy, not a stand-in)."""
     calls: list[str] = []
     real = PasswordHasher.verify
@@ -84,7 +83,7 @@ def verify_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
         return real(self, hash, password)
 
     monkeypatch.setattr(PasswordHasher, "verify", spy)
-    yield calls
+    return calls
 
 
 @pytest.mark.parametrize("login", ["inconnu@demo.parafe.test", "agent@demo.parafe.test", ADMIN])

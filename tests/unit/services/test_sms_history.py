@@ -53,7 +53,7 @@ def test_months_and_whole_year(sms: Any) -> None:
         assert info.value.error is E.BAD_REQUEST
 
 
-@pytest.mark.parametrize("status, expected", [
+@pytest.mark.parametrize(("status", "expected"), [
     ("pending", ["pending"]), ("done", ["done"]), ("waiting", ["expired", "locked", "replaced"]),
     ("not_pending", ["done", "expired", "locked", "replaced"]), ("not_done", ["pending", "expired", "locked",
                                                                             "replaced"]),
