@@ -35,7 +35,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from parafe.context import AppContext
@@ -241,6 +241,9 @@ def _add_link(session: Session, kind: str, subscriber_id: int, document_ids: Seq
 
 
 # --- O1-O4: deposits --------------------------------------------------------------------------------------------
+_INSERT_DOCUMENT = insert(OssDocument)  # built once (its compiled form is cached)
+
+
 def sign_server_doc(ctx: AppContext, principal: Principal, req: UploadRequest) -> Uploaded:
     """O1 ``signServerDoc``: sign now and return the signed PDF, or (``asynchrone=true``) queue the signature and
     return the id only."""
@@ -284,20 +287,23 @@ def _deposit(ctx: AppContext, principal: Principal, req: UploadRequest) -> Uploa
         signer_key = signing.workflow_signer(ctx, workflow.certificate_p12, workflow.certificate_password)
         stamp = signing.stamp_for(placement, extra_lines=pictogram_lines(workflow, items))
         signed = signing.sign_pdf(signer_key, data, stamp, _options(workflow))
-        original = ctx.store.put_file(req.files[0].upload.path, sha256=req.files[0].upload.sha256, move=True)
-        signed_ref = ctx.store.put_bytes(signed)
+        with ctx.store.spool() as spool:  # the original and the signed file made durable together
+            spool.write(signed)
+            signed_path, signed_sha, _size = spool.finish(fsync=False)
+            original, signed_ref = ctx.store.put_files([(req.files[0].upload.path, req.files[0].upload.sha256),
+                                                        (signed_path, signed_sha)])
         signed_at = utcnow()  # signed, and the signed version archived (kept until dateToPurge)
-        with ctx.db.write() as session:
-            document = OssDocument(
-                workflow_id=workflow.id, subscriber_id=workflow.subscriber_id, mode="server", status=SIGNED,
-                filename=names[0], blob_sha256=original.sha256, size=original.size,
-                signed_blob_sha256=signed_ref.sha256, signed_size=signed_ref.size, meta_blob_sha256=meta_sha,
-                metadata_values=[list(i) for i in items], pictogram=placement, uploader_id=account.user_id,
-                created_at=now, updated_at=now,
-                signature_date=signed_at, archive_date=signed_at, date_to_purge=purge_at)
-            session.add(document)
-            session.flush()
-            doc_id = document.id
+        with ctx.db.write_connection() as conn:  # Core, not the ORM: one row, on the hot path
+            key = conn.execute(_INSERT_DOCUMENT, {
+                "workflow_id": workflow.id, "subscriber_id": workflow.subscriber_id, "mode": "server",
+                "status": SIGNED, "filename": names[0], "blob_sha256": original.sha256, "size": original.size,
+                "signed_blob_sha256": signed_ref.sha256, "signed_size": signed_ref.size,
+                "meta_blob_sha256": meta_sha, "metadata_values": [list(i) for i in items], "pictogram": placement,
+                "uploader_id": account.user_id, "created_at": now, "updated_at": now,
+                "signature_date": signed_at, "archive_date": signed_at, "date_to_purge": purge_at,
+            }).inserted_primary_key
+            assert key is not None
+            doc_id = int(key[0])
         return Uploaded(ids=[doc_id], signed=signed, filename=names[0])
 
     refs = [ctx.store.put_file(f.upload.path, sha256=f.upload.sha256, move=True) for f in req.files]
