@@ -34,6 +34,7 @@ from parafe.services.oss import access as oss_access
 from parafe.services.oss import model as oss_model
 from parafe.services.oss import operations as oss
 from parafe.services.oss import statistics as oss_statistics
+from parafe.services.otp.identity import SignerIdentity
 from parafe.storage.spool import CHUNK_SIZE
 
 router = APIRouter(tags=["OSS"])
@@ -92,8 +93,8 @@ def _upload_request(form: FormData, mode: str) -> oss_model.UploadRequest:
         workflow=_text(form, "workflowId") or "", mode=mode, files=files, meta=_meta(form),
         redirection_url=_text(form, "redirectionUrl"), pictogramme=_text(form, "pictogramme"),
         json_pictogram=_text(form, "jsonPictogram"),
-        signer=oss_model.Signer(_text(form, "firstname"), _text(form, "lastname"), _text(form, "email"),
-                          _text(form, "phoneNumber")),
+        signer=SignerIdentity(_text(form, "firstname"), _text(form, "lastname"), _text(form, "email"),
+                              _text(form, "phoneNumber")),
         asynchronous=parse_bool(_text(form, "asynchrone") or _text(form, "async")))
 
 

@@ -1,16 +1,16 @@
-"""OSS — the model shared by its modules: modes, roles, document statuses, the signer's identity, the requests
-and answers of the deposit methods, and a workflow's metadata model (spec §3, API-REFERENCE §8)."""
+"""OSS — the model shared by its modules: modes, roles, document statuses, the requests and answers of the
+deposit methods, and a workflow's metadata model (spec §3, API-REFERENCE §8). The signer's identity is
+:class:`parafe.services.otp.identity.SignerIdentity`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 from parafe.db.models import OssWorkflow
 from parafe.formats import metadata as metaformat
-from parafe.notify.sms import normalise_phone
 from parafe.services.documents.deposit import Upload
+from parafe.services.otp.identity import SignerIdentity
 
 MODES = ("server", "sa", "sms", "sgc")
 AGENT = "agent"
@@ -21,38 +21,6 @@ _KINDS = ("text", "numeric", "date", "regex")
 
 
 # --- small value types --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Signer:
-    """The person who signs on a page (SMS / e-mail code, on-the-fly certificate)."""
-
-    firstname: str | None = None
-    lastname: str | None = None
-    email: str | None = None
-    phone: str | None = None
-
-    @property
-    def full_name(self) -> str:
-        return " ".join(p for p in (self.firstname, self.lastname) if p) or self.email or self.phone or ""
-
-    def key(self) -> tuple[str | None, str | None]:
-        """What must be identical on every document of one SMS URL (D15): e-mail and phone."""
-        return (self.email.lower() if self.email else None, normalise_phone(self.phone) if self.phone else None)
-
-    def as_dict(self) -> dict[str, str | None]:
-        return {"firstname": self.firstname, "lastname": self.lastname, "email": self.email, "phone": self.phone}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> Signer:
-        data = data or {}
-        return cls(*(str(data[k]).strip() or None if data.get(k) else None
-                     for k in ("firstname", "lastname", "email", "phone")))
-
-    def merged(self, other: Signer) -> Signer:
-        """Fields of ``self``, completed by ``other``."""
-        return Signer(self.firstname or other.firstname, self.lastname or other.lastname,
-                      self.email or other.email, self.phone or other.phone)
-
-
 @dataclass
 class OssFile:
     upload: Upload
@@ -70,7 +38,7 @@ class UploadRequest:
     redirection_url: str | None = None
     pictogramme: str | None = None
     json_pictogram: str | None = None
-    signer: Signer = field(default_factory=Signer)
+    signer: SignerIdentity = field(default_factory=SignerIdentity)
     asynchronous: bool = False
 
 

@@ -61,11 +61,11 @@ from parafe.services.oss.model import (
     SIGNING,
     WAITING,
     OssFile,
-    Signer,
     Uploaded,
     UploadRequest,
     metadata_model,
 )
+from parafe.services.otp.identity import SignerIdentity
 
 JOB_KIND = "oss.sign"
 TOKEN_BYTES = 32  # 256 bits (D15: at least 128)
@@ -115,14 +115,14 @@ def check_phone(value: str | None) -> str | None:
     return phone
 
 
-def parse_meta(data: bytes | None) -> tuple[list[tuple[str, str]], Signer]:
+def parse_meta(data: bytes | None) -> tuple[list[tuple[str, str]], SignerIdentity]:
     """The ``metaFile``: a ``meta-data-list`` XML (§6.1) or a JSON object / list of ``{name, value}``.
 
     Returns the metadata (without the signer's identity keys) and the identity keys found (``firstname``,
     ``lastname``, ``email``, ``phoneNumber``, also as ``OTP_*_0`` as in §6.3).
     """
     if data is None or not data.strip():
-        return [], Signer()
+        return [], SignerIdentity()
     text = data.lstrip(b"\xef\xbb\xbf").strip()
     items: list[tuple[str, str]]
     if text[:1] in (b"{", b"["):
@@ -147,7 +147,7 @@ def parse_meta(data: bytes | None) -> tuple[list[tuple[str, str]], Signer]:
                 identity[target] = value.strip()
         else:
             kept.append((name.strip(), value))
-    return kept, Signer(identity.get("firstname"), identity.get("lastname"), identity.get("email"),
+    return kept, SignerIdentity(identity.get("firstname"), identity.get("lastname"), identity.get("email"),
                         identity.get("phone"))
 
 
@@ -196,9 +196,9 @@ def _name(ctx: AppContext, item: OssFile) -> str:
     return rules.normalise_name(raw, ctx.settings.name_limit_ws)
 
 
-def _signer_for_mode(mode: str, req_signer: Signer, meta_signer: Signer) -> Signer | None:
+def _signer_for_mode(mode: str, req_signer: SignerIdentity, meta_signer: SignerIdentity) -> SignerIdentity | None:
     signer = req_signer.merged(meta_signer)
-    signer = Signer(signer.firstname, signer.lastname, check_email(signer.email), check_phone(signer.phone))
+    signer = SignerIdentity(signer.firstname, signer.lastname, check_email(signer.email), check_phone(signer.phone))
     if mode == "sms" and not (signer.email or signer.phone):
         raise ParafeError(E.OSS_SIGNER_MISSING,
                           reason="un courriel ou un numéro de téléphone est nécessaire pour envoyer le code")
@@ -227,7 +227,7 @@ def token_hash(token: str) -> str:
 
 
 def _add_link(session: Session, kind: str, subscriber_id: int, document_ids: Sequence[int],
-              redirection_url: str | None, signer: Signer | None, created_by: int | None,
+              redirection_url: str | None, signer: SignerIdentity | None, created_by: int | None,
               expires_at: datetime) -> str:
     token, digest = _new_token()
     link = OssLink(token_hash=digest, kind=kind, subscriber_id=subscriber_id, redirection_url=redirection_url,
@@ -433,9 +433,9 @@ def generate_url(ctx: AppContext, principal: Principal, kind: str, ids: list[int
             documents.append(document)
         if len({d.subscriber_id for d in documents}) != 1:
             raise ParafeError(E.OTP_IDENTITY_MISMATCH, detail="documents of several subscribers")
-        signer: Signer | None = None
+        signer: SignerIdentity | None = None
         if kind == "sms":
-            signers = [Signer.from_dict(d.signer) for d in documents]
+            signers = [SignerIdentity.from_dict(d.signer) for d in documents]
             if any(s.key() != signers[0].key() for s in signers[1:]):
                 raise ParafeError(E.OTP_IDENTITY_MISMATCH)
             signer = signers[0]
@@ -480,7 +480,7 @@ def _stamp_text(via: str, document: OssDocument, payload: Mapping[str, Any]) -> 
     if via == "sa":
         return payload.get("person"), "Authentifié par certificat"
     if via == "sms":
-        signer = Signer.from_dict(document.signer)
+        signer = SignerIdentity.from_dict(document.signer)
         channel = payload.get("channel")
         return signer.full_name or None, "Code vérifié par SMS" if channel == "sms" else "Code vérifié par courriel"
     return None, None
@@ -503,7 +503,7 @@ def run_sign_job(ctx: AppContext, item: OutboxItem) -> None:
     results: dict[int, tuple[str, Any, str | None]] = {}  # id -> (status, BlobRef | None, error / cert)
     personal = None
     if via == "sgc" and documents:
-        signer_info = Signer.from_dict(documents[0].signer)
+        signer_info = SignerIdentity.from_dict(documents[0].signer)
         wf = workflows[documents[0].workflow_id]
         personal = signing.issue_signer(
             ctx, signer_info.firstname or "", signer_info.lastname or "", signer_info.email or "",

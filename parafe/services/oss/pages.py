@@ -15,8 +15,6 @@ itself is the ``oss.sign`` job of :mod:`parafe.services.oss.operations`, run at 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,8 +32,10 @@ from parafe.notify import sms
 from parafe.notify.mail import aware, send_mail, signature_block
 from parafe.security.certcheck import CertVerdict
 from parafe.services.oss.access import parse_id
-from parafe.services.oss.model import REFUSED, SIGNED, WAITING, Signer
+from parafe.services.oss.model import REFUSED, SIGNED, WAITING
 from parafe.services.oss.operations import DocContent, run_now, start_signing, token_hash
+from parafe.services.otp.hashing import code_matches, hash_code
+from parafe.services.otp.identity import SignerIdentity
 from parafe.signing.keys import certificate_display_name
 
 MAX_CODES = 5
@@ -120,16 +120,6 @@ def _waiting(documents: list[OssDocument]) -> None:
         raise ParafeError(E.OSS_ALREADY_SIGNED)
 
 
-def _hash(code: str, salt: str | None = None) -> str:
-    salt = salt or secrets.token_hex(16)
-    return f"{salt}${hashlib.sha256(f'{salt}:{code}'.encode()).hexdigest()}"
-
-
-def _matches(code_hash: str, code: str) -> bool:
-    salt, _, _ = code_hash.partition("$")
-    return hmac.compare_digest(_hash(code.strip(), salt), code_hash)
-
-
 def _mask(channel: str, destination: str) -> str:
     if channel == "sms":
         return sms.mask_phone(destination)
@@ -172,7 +162,7 @@ def view(ctx: AppContext, token: str) -> PageView:
         if not documents:
             raise ParafeError(E.OSS_LINK_INVALID)
         workflow = session.get(OssWorkflow, documents[0].workflow_id)
-        signer = Signer.from_dict(link.signer) if link.signer else None
+        signer = SignerIdentity.from_dict(link.signer) if link.signer else None
         return PageView(
             kind=link.kind, workflow_name=workflow.name if workflow is not None else "", signer_name=(
                 signer.full_name if signer is not None else None) or None,
@@ -213,7 +203,7 @@ def send_code(ctx: AppContext, token: str, *, only_if_none: bool = False) -> Cod
             return _code_state(current)
         if link.codes_sent >= MAX_CODES:
             raise ParafeError(E.OSS_TOO_MANY_CODES)
-        signer = Signer.from_dict(link.signer)
+        signer = SignerIdentity.from_dict(link.signer)
         channel = "sms" if signer.phone else "email"
         destination = sms.normalise_phone(signer.phone) if signer.phone else (signer.email or "")
         if not destination:
@@ -222,7 +212,7 @@ def send_code(ctx: AppContext, token: str, *, only_if_none: bool = False) -> Cod
                                                          OssCode.status.in_(("pending", "locked")))):
             old.status = "replaced"
         now = utcnow()
-        row = OssCode(link_id=link.id, channel=channel, destination=destination, code_hash=_hash(code),
+        row = OssCode(link_id=link.id, channel=channel, destination=destination, code_hash=hash_code(code),
                       max_attempts=s.otp_attempts, created_at=now,
                       expires_at=now + timedelta(seconds=s.otp_ttl_seconds))
         session.add(row)
@@ -264,7 +254,7 @@ def sign_with_code(ctx: AppContext, token: str, code: str) -> Outcome:
             failure = ParafeError(E.OTP_CODE_EXPIRED)
         elif current.status == "locked":
             failure = ParafeError(E.OTP_LOCKED)
-        elif not code or not code.strip().isdigit() or not _matches(current.code_hash, code):
+        elif not code or not code.strip().isdigit() or not code_matches(current.code_hash, code):
             current.attempts += 1
             remaining = current.max_attempts - current.attempts
             if remaining <= 0:

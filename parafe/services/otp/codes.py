@@ -18,8 +18,6 @@ The OTP page (public, reached through an OTP link of ``services.otp_links``) cal
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -38,23 +36,10 @@ from parafe.jobs import outbox
 from parafe.notify import sms
 from parafe.notify.mail import aware, send_mail, signature_block
 from parafe.services.otp import sms_deliveries
+from parafe.services.otp.hashing import code_matches, hash_code
+from parafe.services.otp.identity import SignerIdentity
 from parafe.workflow import engine
 from parafe.workflow.engine import lock_document, record, workflow_tx
-
-
-@dataclass(frozen=True)
-class OtpIdentity:
-    firstname: str | None
-    lastname: str | None
-    email: str | None
-    phone: str | None
-
-    @property
-    def full_name(self) -> str:
-        return " ".join(p for p in (self.firstname, self.lastname) if p) or self.email or self.phone or ""
-
-    def key(self) -> tuple[str | None, str | None]:
-        return (self.email.lower() if self.email else None, sms.normalise_phone(self.phone) if self.phone else None)
 
 
 @dataclass(frozen=True)
@@ -70,22 +55,22 @@ def otp_index(session: Session, document: Document, position: int) -> int:
                if step.kind == StepKind.OTP_SIGNATURE.value and step.position < position)
 
 
-def identity(session: Session, document: Document, step: CircuitStep) -> OtpIdentity | None:
+def identity(session: Session, document: Document, step: CircuitStep) -> SignerIdentity | None:
     """The OTP signer of a step: the document's OTP information (§6.3), else the step's member (D19)."""
     index = otp_index(session, document, step.position)
     rows = session.scalars(select(MetadataValue).where(
         MetadataValue.document_id == document.id, MetadataValue.kind == "otp"))
     values = {row.name: row.value.strip() for row in rows if row.value and row.value.strip()}
-    found = OtpIdentity(values.get(f"OTP_firstname_{index}"), values.get(f"OTP_lastname_{index}"),
-                        values.get(f"OTP_email_{index}"), values.get(f"OTP_phonenumber_{index}"))
+    found = SignerIdentity(values.get(f"OTP_firstname_{index}"), values.get(f"OTP_lastname_{index}"),
+                           values.get(f"OTP_email_{index}"), values.get(f"OTP_phonenumber_{index}"))
     if found.email or found.phone:
         return found
     for member in session.scalars(select(StepMember).where(StepMember.step_id == step.id)):
         user = session.get(User, member.user_id) if member.user_id else None
         if user is not None:
-            return OtpIdentity(user.firstname, user.lastname, user.email, user.phone)
+            return SignerIdentity(user.firstname, user.lastname, user.email, user.phone)
         if member.email:
-            return OtpIdentity(None, None, member.email, None)
+            return SignerIdentity(None, None, member.email, None)
     return None
 
 
@@ -102,7 +87,7 @@ def _at_otp_step(session: Session, document_id: int, *, lock: bool = False) -> t
 
 
 def _documents(session: Session, document_ids: list[int], *, lock: bool = False,
-               ) -> tuple[list[tuple[Document, CircuitStep]], OtpIdentity]:
+               ) -> tuple[list[tuple[Document, CircuitStep]], SignerIdentity]:
     if not document_ids:
         raise ParafeError(E.BAD_REQUEST, reason="aucun document")
     found = [_at_otp_step(session, doc_id, lock=lock) for doc_id in sorted(set(document_ids))]
@@ -116,16 +101,6 @@ def _documents(session: Session, document_ids: list[int], *, lock: bool = False,
     if len({doc.subscriber_id for doc, _ in found}) != 1:
         raise ParafeError(E.OTP_IDENTITY_MISMATCH, detail="documents of several subscribers")
     return found, first
-
-
-def _hash(code: str, salt: str | None = None) -> str:
-    salt = salt or secrets.token_hex(16)
-    return f"{salt}${hashlib.sha256(f'{salt}:{code}'.encode()).hexdigest()}"
-
-
-def _matches(code_hash: str, code: str) -> bool:
-    salt, _, _ = code_hash.partition("$")
-    return hmac.compare_digest(_hash(code.strip(), salt), code_hash)
 
 
 def _key(document_ids: list[int]) -> list[int]:
@@ -179,7 +154,7 @@ def send_code(ctx: AppContext, document_ids: list[int]) -> SentCode:
         expires = utcnow() + timedelta(seconds=s.otp_ttl_seconds)
         challenge = OtpChallenge(
             subscriber_id=found[0][0].subscriber_id, circuit_id=found[0][0].circuit_id, document_ids=ids,
-            channel=channel, destination=destination, code_hash=_hash(code), max_attempts=s.otp_attempts,
+            channel=channel, destination=destination, code_hash=hash_code(code), max_attempts=s.otp_attempts,
             expires_at=expires, created_at=utcnow())
         session.add(challenge)
         session.flush()
@@ -229,7 +204,7 @@ def check_code(ctx: AppContext, document_ids: list[int], code: str) -> list[int]
             failure = ParafeError(E.OTP_CODE_EXPIRED)
         elif challenge.status == "locked":
             failure = ParafeError(E.OTP_LOCKED)
-        elif not _matches(challenge.code_hash, code):
+        elif not code_matches(challenge.code_hash, code):
             challenge.attempts += 1
             remaining = challenge.max_attempts - challenge.attempts
             for row in usage:
@@ -249,7 +224,7 @@ def check_code(ctx: AppContext, document_ids: list[int], code: str) -> list[int]
     job_ids: list[int] = []
     with workflow_tx(ctx) as session:
         challenge = _challenge(session, ids)
-        if challenge is None or challenge.status != "pending" or not _matches(challenge.code_hash, code):
+        if challenge is None or challenge.status != "pending" or not code_matches(challenge.code_hash, code):
             raise ParafeError(E.OTP_CODE_EXPIRED)
         found, who = _documents(session, ids, lock=True)
         challenge.status = "done"

@@ -35,17 +35,10 @@ from parafe.services.documents.metadata import (
     otp_step_count,
     store_otp_information,
 )
+from parafe.services.otp.identity import SignerIdentity
 
 OTP_PAGE_PATH = "/boucle-sms/documentView"
 TOKEN_BYTES = 32  # 256 bits (D15: at least 128)
-
-
-@dataclass(frozen=True)
-class OtpIdentity:
-    """Who signs with the code: the e-mail (lower-case) and/or the phone number (digits only)."""
-
-    email: str | None
-    phone: str | None
 
 
 @dataclass(frozen=True)
@@ -74,7 +67,9 @@ def current_otp_index(circuit: Circuit, current_step: int | None) -> int | None:
     return None
 
 
-def _identity(session: Session, document: Document, index: int) -> OtpIdentity | None:
+def _identity(session: Session, document: Document, index: int) -> SignerIdentity | None:
+    """Who signs with the code, as the link stores it: the e-mail (lower-case) and/or the phone number (digits
+    only)."""
     rows = session.scalars(select(MetadataValue).where(
         MetadataValue.document_id == document.id, MetadataValue.kind == "otp",
         MetadataValue.name.in_([f"OTP_email_{index}", f"OTP_phonenumber_{index}"]))).all()
@@ -86,7 +81,7 @@ def _identity(session: Session, document: Document, index: int) -> OtpIdentity |
     digits = re.sub(r"\D", "", phone) if phone else None
     if digits and phone and phone.strip().startswith("+33"):
         digits = "0" + digits[2:]
-    return OtpIdentity(email.lower() if email else None, digits or None)
+    return SignerIdentity(email=email.lower() if email else None, phone=digits or None)
 
 
 def otp_url(
@@ -105,7 +100,7 @@ def otp_url(
     if referer is not None and len(referer) > 1024:
         raise ParafeError(E.BAD_REQUEST, reason="l'URL de redirection ne doit pas excéder 1024 caractères")
     with ctx.db.write() as session:
-        identity: OtpIdentity | None = None
+        identity: SignerIdentity | None = None
         subscriber_id: int | None = None
         creator: int | None = None
         resolved: list[int] = []

@@ -24,6 +24,7 @@ from parafe.domain.states import State, label
 from parafe.notify import sms
 from parafe.services.documents.downloads import Content, media_type_for
 from parafe.services.otp import codes as otp
+from parafe.services.otp.identity import SignerIdentity
 from parafe.workflow import engine
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
@@ -93,7 +94,7 @@ def open_page(ctx: AppContext, token: str) -> OtpPage:
         rows = {d.id: d for d in session.scalars(select(Document).where(
             Document.id.in_(ids), Document.subscriber_id == link.subscriber_id, Document.deleted_at.is_(None)))}
         documents: list[OtpDocument] = []
-        who: otp.OtpIdentity | None = None
+        who: SignerIdentity | None = None
         for doc_id in ids:
             document = rows.get(doc_id)
             if document is None:
