@@ -1,7 +1,8 @@
 """Start-up of the ``parafe`` command (issue 17), hyperfine-like: the median wall time of ``--runs`` runs of
 ``parafe --help`` and ``parafe sign --help``, with ``python -c pass`` (the same interpreter) as the anchor, in the
 same run. The three commands run in turn, ``--runs`` times, after one untimed run of each (Python's bytecode cache
-is filled as in an installed package, see ``benchlib.command_env``). Target: ``parafe --help`` <= 0.3 s.
+is filled as in an installed package, see ``benchlib.command_env``). The CPU times (user + system) are printed
+too: on a loaded machine they move far less than the wall times. Target: ``parafe --help`` <= 0.3 s.
 
 Usage: ``.venv/bin/python bench/cli_startup.py [--runs 15] [--command CMD]`` (``--command``: the parafe command to
 time, e.g. ``'python /tmp/old/run_parafe.py'`` for an older checkout; default: the venv's ``parafe`` script).
@@ -11,26 +12,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from benchlib import command_env  # noqa: E402
+from benchlib import command_env, run_timed  # noqa: E402
 from pes_cli import parafe_command  # noqa: E402
-
-
-def timed(cmd: list[str], env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, env=env, stdin=subprocess.DEVNULL, cwd=str(ROOT))
-    elapsed = time.perf_counter() - start
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({done.returncode}): {done.stderr.decode(errors='replace')}")
-    return elapsed
 
 
 def main() -> None:
@@ -42,17 +32,21 @@ def main() -> None:
     commands = {"python -c pass": [sys.executable, "-c", "pass"], "parafe --help": [*parafe, "--help"],
                 "parafe sign --help": [*parafe, "sign", "--help"]}
     times: dict[str, list[float]] = {name: [] for name in commands}
+    cpu: dict[str, list[float]] = {name: [] for name in commands}
     with tempfile.TemporaryDirectory() as tmpdir:
         env = command_env(Path(tmpdir))
         for cmd in commands.values():
-            timed(cmd, env)
+            run_timed(cmd, env, ROOT)
         for _ in range(args.runs):
             for name, cmd in commands.items():
-                times[name].append(timed(cmd, env))
+                wall, used = run_timed(cmd, env, ROOT)
+                times[name].append(wall)
+                cpu[name].append(used)
     med = {name: statistics.median(values) for name, values in times.items()}
+    med_cpu = {name: statistics.median(values) for name, values in cpu.items()}
     anchor = med["python -c pass"]
-    figures = ", ".join(f"`{name}` {med[name]:.3f} s [{min(times[name]):.3f}-{max(times[name]):.3f}]"
-                        for name in commands)
+    figures = ", ".join(f"`{name}` {med[name]:.3f} s [{min(times[name]):.3f}-{max(times[name]):.3f}] "
+                        f"(CPU {med_cpu[name]:.3f} s)" for name in commands)
     print(f"cli_startup (median of {args.runs}): {figures} -> `parafe --help` = {med['parafe --help'] / anchor:.1f}x "
           f"and `parafe sign --help` = {med['parafe sign --help'] / anchor:.1f}x `python -c pass` "
           f"(target: `parafe --help` <= 0.3 s)")

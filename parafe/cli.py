@@ -23,15 +23,17 @@ from parafe import __version__
 if TYPE_CHECKING:
     from parafe.config import Settings
 
-# Command groups: (module, function). Every one is part of Parafe: one that cannot be imported is an error
-# (CommandGroupError), never a command that silently vanishes from ``--help``.
-_COMMAND_GROUPS = (
-    ("parafe.security.pki_cli", "add_commands"),
-    ("parafe.admin_cli", "add_commands"),
-    ("parafe.signing.cli", "add_commands"),
-    ("parafe.workflow.cli", "add_commands"),
-    ("parafe.signer.cli", "add_commands"),
-    ("parafe.client.cli", "add_commands"),  # parafe client … (issue 21)
+# Command groups: (module, function, the top-level commands it registers). Every one is part of Parafe: one that
+# cannot be imported is an error (CommandGroupError), never a command that silently vanishes from ``--help``.
+# ``parafe COMMAND …`` imports only the group of COMMAND; ``parafe --help`` (or no or an unknown command), all of
+# them. tests/cli/test_cli_imports.py checks that each group registers exactly the commands listed here.
+_COMMAND_GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("parafe.security.pki_cli", "add_commands", ("pki",)),
+    ("parafe.admin_cli", "add_commands", ("admin",)),
+    ("parafe.signing.cli", "add_commands", ("sign", "verify")),
+    ("parafe.workflow.cli", "add_commands", ("worker", "dev")),
+    ("parafe.signer.cli", "add_commands", ("signer",)),
+    ("parafe.client.cli", "add_commands", ("client",)),  # parafe client … (issue 21)
 )
 
 
@@ -113,7 +115,17 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _groups_for(argv: Sequence[str] | None) -> list[tuple[str, str, tuple[str, ...]]]:
+    """The command groups to load for ``argv``: the one of its command, else all (help, usage errors)."""
+    command = next((a for a in argv if not a.startswith("-")), None) if argv is not None else None
+    if command in ("serve", "init"):
+        return []
+    chosen = [group for group in _COMMAND_GROUPS if command in group[2]]
+    return chosen or list(_COMMAND_GROUPS)
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The ``parafe`` parser; with ``argv``, only the command group that ``argv`` asks for is loaded."""
     parser = argparse.ArgumentParser(
         prog="parafe", description="Parafe — parapheur électronique compatible FAST-Parapheur.")
     parser.add_argument("--version", action="version", version=f"parafe {__version__}")
@@ -136,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_init = sub.add_parser("init", help="Initialiser sans démarrer / Initialise without serving")
     p_init.set_defaults(func=_cmd_init)
 
-    for module_name, function in _COMMAND_GROUPS:
+    for module_name, function, _commands in _groups_for(argv):
         try:
             register = getattr(importlib.import_module(module_name), function)
         except (ImportError, AttributeError) as exc:
@@ -152,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     restrict_umask()  # whatever parafe creates is the owner's only (files 0600, folders 0700)
     try:
-        parser = build_parser()
+        parser = build_parser(sys.argv[1:] if argv is None else argv)
     except CommandGroupError as exc:
         print(f"parafe : installation incomplète ou défectueuse : {exc}", file=sys.stderr)
         return 1

@@ -50,6 +50,27 @@ def test_help_lists_every_command_group() -> None:
         assert f"    {command} " in proc.stdout or f"    {command}\n" in proc.stdout, (command, proc.stdout)
 
 
+def test_each_command_group_registers_the_commands_listed_for_it() -> None:
+    # parafe COMMAND … loads only the group _COMMAND_GROUPS names for COMMAND: the list must stay exact
+    code = ("import argparse, importlib, json\nfrom parafe.cli import _COMMAND_GROUPS\nfound = {}\n"
+            "for module, function, _ in _COMMAND_GROUPS:\n"
+            "    sub = argparse.ArgumentParser().add_subparsers()\n"
+            "    getattr(importlib.import_module(module), function)(sub)\n"
+            "    found[module] = sorted(sub.choices)\n"
+            "print(json.dumps([found, {m: sorted(c) for m, _, c in _COMMAND_GROUPS}]))")
+    proc = _python(code)
+    assert proc.returncode == 0, proc.stderr
+    found, listed = json.loads(proc.stdout)
+    assert found == listed
+
+
+def test_a_command_loads_only_its_command_group() -> None:
+    proc = _python("import sys\nfrom parafe.cli import build_parser\nbuild_parser(['sign', 'pes', '--help'])\n"
+                   "print(sorted(m for m in sys.modules if m.endswith('cli') and m.startswith('parafe.')))")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["['parafe.cli',", "'parafe.signing.cli']"]
+
+
 def _p12(path: Path) -> Path:
     key = rsa.generate_private_key(65537, 2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Ordonnateur de test")])
@@ -82,6 +103,6 @@ def test_a_command_group_that_cannot_be_imported_is_an_error() -> None:
 def test_a_command_group_without_its_registration_function_is_an_error() -> None:
     proc = _python("import sys, types\nbroken = types.ModuleType('parafe.signer.cli')\n"
                    "sys.modules['parafe.signer.cli'] = broken  # no add_commands\n"
-                   "from parafe.cli import main\nraise SystemExit(main(['sign', '--help']))")
+                   "from parafe.cli import main\nraise SystemExit(main(['signer', '--help']))")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "parafe.signer.cli" in proc.stderr
