@@ -136,7 +136,7 @@ def test_injected_pes_retour_and_chorus(ctx: Any) -> None:
     retour = inject_pes_retour(ctx, "123456789", HeliosSimulator.pes_retour(), "PES_Retour_1.xml")
     chorus = inject(ctx, "123456789", (TESTDATA / "chorus" / "samples" / "facture-pivot.xml").read_bytes(),
                     "facture.xml")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="flux Chorus refusé"):
         inject(ctx, "123456789", b"<facture/>", "x.xml")
     assert returns.remaining(ctx, admin, "123456789", "pes_retour") == [retour]
     assert returns.remaining(ctx, admin, "123456789", "chorus") == [chorus]

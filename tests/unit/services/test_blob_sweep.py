@@ -63,7 +63,7 @@ def test_sweeps_old_orphans_only(ctx: Any, tmp_path: Path) -> None:
 
 
 def test_a_grace_period_under_an_hour_is_refused(ctx: Any) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="délai de grâce"):
         sweep_orphan_blobs(ctx, grace=timedelta(minutes=5))
 
 

@@ -14,13 +14,13 @@ from tests.unit.services._helpers import AGENT, deposit_pdf
 
 
 def test_add_return_arguments(ctx: Any, tmp_path: Path) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="an acknowledgement belongs to a document"):
         returns.add_return(ctx, kind="ack", data=b"x", name="a")  # an ack belongs to a document
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="siren or document_id is required"):
         returns.add_return(ctx, kind="chorus", data=b"x", name="a")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="no subscriber 000000000"):
         returns.add_return(ctx, kind="chorus", data=b"x", name="a", siren="000000000")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown return kind"):
         returns.add_return(ctx, kind="autre", data=b"x", name="a", siren="123456789")  # type: ignore[arg-type]
     src = tmp_path / "retour.xml"
     src.write_bytes(b"<PES_Retour/>")
