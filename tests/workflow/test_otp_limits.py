@@ -31,11 +31,9 @@ def test_codes_per_document_are_capped_with_error_189(ctx: Any, tmp_path: Path) 
             otp.send_code(ctx, [doc_id])
             outcomes.append("sent")
         except ParafeError as error:
-            assert error.code == 189
-            assert error.message == ("Trop de codes de vérification ont été envoyés pour ce lien : contactez "
-                                     "l'émetteur du document.")
-            outcomes.append("189")
-    assert outcomes == ["sent"] * 5 + ["189"] * 7
+            outcomes.append(f"{error.code} {error.message}")
+    refused = "189 Trop de codes de vérification ont été envoyés pour ce lien : contactez l'émetteur du document."
+    assert outcomes == ["sent"] * 5 + [refused] * 7
     assert _sms_count(ctx) - before == 5  # nothing sent past the cap
     # the last code sent still signs
     otp.check_code(ctx, [doc_id], code_in(last_message(ctx, "sms").body))
