@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Exists, bindparam, exists, select
+from sqlalchemy import ColumnElement, Connection, Exists, and_, bindparam, exists, or_, select, true
 from sqlalchemy.orm import Session
 
 from parafe.db.models import Circuit, CircuitRole, Document, Label, Subscriber
@@ -123,6 +123,39 @@ def deposit_target(conn: Connection, principal: Principal, siren: str, circuit_k
     taken = bool(row.triplet_taken) if triplet is not None else False
     return account, DepositCircuit(row.id, row.subscriber_id, row.key, row.type, bool(row.pes_pj),
                                    row.metadata_model), taken
+
+
+def visible_within(account: Account, session: Session | None = None) -> ColumnElement[bool]:
+    """:func:`can_see` in SQL, among the documents of ``account``'s subscriber (the caller filters on
+    ``Document.subscriber_id``): everything for an administrator, otherwise the documents of the circuits the
+    user has a role on and those they deposited.
+
+    Issue 19: the portal dashboard and the search each wrote this clause (one with a correlated ``EXISTS``, one
+    with ``circuit_id IN (…)``). Kept: the search's shape (docs/search.md). The deposits branch rarely adds
+    anything (one deposits on one's circuits) and its ``OR`` keeps the planner from using the circuit indexes;
+    given a ``session``, it is only written when the caller has a live document in a circuit of the subscriber
+    they have no role on. That check probes ``ix_documents_search_uploader`` (subscriber_id, uploader_id,
+    circuit_id, …) from whichever side is smaller: the caller's deposits or the circuits they have no role on.
+    """
+    if account.is_admin:
+        return true()
+    role_circuits = select(CircuitRole.circuit_id).where(CircuitRole.user_id == account.user_id)
+    if session is not None:
+        other_circuits = select(Circuit.id).where(Circuit.subscriber_id == account.subscriber_id,
+                                                  Circuit.id.not_in(role_circuits))
+        elsewhere = session.scalar(select(Document.id).where(
+            Document.subscriber_id == account.subscriber_id, Document.uploader_id == account.user_id,
+            Document.deleted_at.is_(None), Document.circuit_id.in_(other_circuits)).limit(1))
+        if elsewhere is None:
+            return Document.circuit_id.in_(role_circuits)
+    return or_(Document.circuit_id.in_(role_circuits), Document.uploader_id == account.user_id)
+
+
+def visible_clause(account: Account, session: Session | None = None) -> ColumnElement[bool]:
+    """The documents ``account`` may see (:func:`can_see` in SQL), its subscriber's filter included."""
+    if account.is_admin:
+        return Document.subscriber_id == account.subscriber_id
+    return and_(Document.subscriber_id == account.subscriber_id, visible_within(account, session))
 
 
 def can_see(session: Session, account: Account, document: Document) -> bool:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import BindParameter, ColumnElement, Select, bindparam, func, or_, select
+from sqlalchemy import BindParameter, ColumnElement, Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from parafe.context import AppContext
@@ -31,7 +31,7 @@ from parafe.domain.errors import E, ParafeError
 from parafe.domain.paris_time import PARIS
 from parafe.domain.states import State, states_for_search_code
 from parafe.services.access.auth import Principal
-from parafe.services.access.rights import subscriber_account
+from parafe.services.access.rights import subscriber_account, visible_within
 from parafe.services.ondemand import ON_DEMAND_SEARCH_KEY
 
 MAX_RESULTS = 10_000
@@ -186,23 +186,6 @@ class SearchHit:
     deposit_date: datetime
 
 
-def _visible(session: Session, subscriber_id: int, user_id: int) -> ColumnElement[bool]:
-    """What a user without the admin right sees: the documents of the circuits they have a role on, and those
-    they deposited. The second part rarely adds anything (one deposits on one's circuits) and its ``OR`` would
-    keep the planner from using the circuit indexes, so it is only written when the caller has a live document
-    in a circuit of the subscriber they have no role on. That check probes ``ix_documents_search_uploader``
-    (subscriber_id, uploader_id, circuit_id, …) from whichever side is smaller: the caller's deposits or the
-    circuits they have no role on."""
-    role_circuits = select(CircuitRole.circuit_id).where(CircuitRole.user_id == user_id)
-    other_circuits = select(Circuit.id).where(Circuit.subscriber_id == subscriber_id, Circuit.id.not_in(role_circuits))
-    elsewhere = session.scalar(select(Document.id).where(
-        Document.subscriber_id == subscriber_id, Document.uploader_id == user_id, Document.deleted_at.is_(None),
-        Document.circuit_id.in_(other_circuits)).limit(1))
-    if elsewhere is None:
-        return Document.circuit_id.in_(role_circuits)
-    return or_(Document.circuit_id.in_(role_circuits), Document.uploader_id == user_id)
-
-
 def _conditions(session: Session, principal: Principal, c: SearchCriteria) -> list[ColumnElement[bool]]:
     """The WHERE of the search on ``documents``, with the checks that raise before any search runs.
 
@@ -228,7 +211,7 @@ def _conditions(session: Session, principal: Principal, c: SearchCriteria) -> li
             conds.append(Document.circuit_id == found)
             visible_everywhere = True  # every document of a circuit the caller has a role on
     if not visible_everywhere:
-        conds.append(_visible(session, subscriber.id, account.user_id))
+        conds.append(visible_within(account, session))
     if c.label:
         conds.append(Document.label_id.in_(select(Label.id).where(Label.name == c.label)))
     if c.filename:

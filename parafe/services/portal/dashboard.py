@@ -46,7 +46,7 @@ from parafe.domain.errors import E, ParafeError
 from parafe.domain.states import DELETABLE, State, label, states_for_search_code
 from parafe.services import delegations
 from parafe.services.access.auth import Account, Principal
-from parafe.services.access.rights import AGENT, visible_document
+from parafe.services.access.rights import AGENT, visible_clause, visible_document
 from parafe.services.documents.downloads import Content, media_type_for
 from parafe.services.documents.lifecycle import may_act as may_act_as_depositor
 from parafe.workflow.members import ROLE_FOR_STEP, actor_user_ids
@@ -137,15 +137,6 @@ class Page:
 
 # --- SQL building blocks ---------------------------------------------------------------------------------------
 
-def _visible(account: Account) -> ColumnElement[bool]:
-    """The documents ``account`` may see (rights.can_see, in SQL)."""
-    if account.is_admin:
-        return Document.subscriber_id == account.subscriber_id
-    return and_(Document.subscriber_id == account.subscriber_id, or_(
-        Document.uploader_id == account.user_id,
-        exists().where(CircuitRole.circuit_id == Document.circuit_id, CircuitRole.user_id == account.user_id)))
-
-
 def _accounts(principal: Principal, siren: str | None) -> list[Account]:
     accounts = list(principal.accounts)
     if siren:
@@ -154,7 +145,7 @@ def _accounts(principal: Principal, siren: str | None) -> list[Account]:
 
 
 def _visible_any(principal: Principal, siren: str | None = None) -> ColumnElement[bool]:
-    clauses = [_visible(a) for a in _accounts(principal, siren)]
+    clauses = [visible_clause(a) for a in _accounts(principal, siren)]
     return or_(*clauses) if clauses else false()
 
 
