@@ -23,11 +23,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from parafe.config import Settings
-from parafe.context import AppContext
-from parafe.db.migrate import upgrade
-from parafe.services.compliance.classify import classify
-from parafe.services.compliance.recorder import ClientCert, Recorder
+from parafe.config import Settings  # noqa: E402
+from parafe.context import AppContext  # noqa: E402
+from parafe.db.migrate import upgrade  # noqa: E402
+from parafe.services.compliance.classify import classify  # noqa: E402
+from parafe.services.compliance.recorder import ClientCert, Recorder  # noqa: E402
 
 MIX = [
     ("POST", "/parapheur-ws/rest/v1/documents/v2/123456789/bureautique/upload", 200, None, None),

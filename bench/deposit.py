@@ -22,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from benchlib import create_pg_database, drop_pg_database, pdf_of_size
+from benchlib import create_pg_database, drop_pg_database, pdf_of_size  # noqa: E402  (bench/ is the script's folder)
 
 PES_PJ = ROOT / "tests" / "data" / "pes" / "samples" / "valid_PES_PJ.xml"
 

@@ -32,9 +32,9 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from benchlib import serve
+from benchlib import serve  # noqa: E402  (bench/ is the script's folder)
 
-from parafe.devtools.hostile_pdf import write_many_pages
+from parafe.devtools.hostile_pdf import write_many_pages  # noqa: E402
 
 AGENT = "agent@demo.parafe.test"
 UPLOAD = "/parapheur-ws/rest/v1/documents/v2/123456789/bureautique/upload"

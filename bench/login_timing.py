@@ -28,7 +28,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from benchlib import serve
+from benchlib import serve  # noqa: E402  (bench/ is the script's folder)
 
 PATH = "/parapheur-ws/rest/v1/documents/v2/123456789/history"
 KINDS = {

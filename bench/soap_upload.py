@@ -45,7 +45,7 @@ def _start(home: Path, database_url: str) -> tuple[subprocess.Popen[bytes], str]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARAFE_")}
     env.update(PARAFE_HOME=str(home), PARAFE_DATABASE_URL=database_url, PARAFE_WORKER_IN_PROCESS="false")
     subprocess.run([sys.executable, "-m", "parafe", "init"], cwd=str(ROOT), env=env, check=True, capture_output=True)
-    log = open(home.parent / "server.log", "wb")
+    log = open(home.parent / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
     process = subprocess.Popen([sys.executable, "-m", "parafe", "serve", "--host", "127.0.0.1", "--port", str(port),
                                 "--log-level", "warning"], cwd=str(ROOT), env=env, stdout=log, stderr=log)
     url = f"https://127.0.0.1:{port}"

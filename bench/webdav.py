@@ -31,7 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from benchlib import create_pg_database, drop_pg_database, free_port, pdf_of_size
+from benchlib import create_pg_database, drop_pg_database, free_port, pdf_of_size  # noqa: E402  (bench/ is the script's folder)
 
 MOUNT = "/partage/webdav/clients"
 AGENT = "agent@demo.parafe.test"
@@ -79,7 +79,7 @@ def _start_parafe(home: Path, workers: int = 1) -> tuple[subprocess.Popen[bytes]
     env.update(PARAFE_HOME=str(home), PARAFE_WORKER_IN_PROCESS="false", PARAFE_WORKERS=str(workers))
     if os.environ.get("PARAFE_DATABASE_URL"):
         env["PARAFE_DATABASE_URL"] = os.environ["PARAFE_DATABASE_URL"]
-    log = open(home / "server.log", "wb")
+    log = open(home / "server.log", "wb")  # noqa: SIM115
     process = subprocess.Popen([sys.executable, "-m", "parafe", "serve", "--host", "127.0.0.1", "--port", str(port),
                                 "--log-level", "warning"], cwd=str(ROOT), env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"https://127.0.0.1:{port}"

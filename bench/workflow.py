@@ -29,7 +29,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from benchlib import create_pg_database, drop_pg_database
+from benchlib import create_pg_database, drop_pg_database  # noqa: E402  (bench/ is the script's folder)
 
 
 def _pdf(i: int) -> bytes:

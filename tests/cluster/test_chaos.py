@@ -20,7 +20,7 @@ from tests.conftest import IN_CI
 
 def test_short_chaos_run_loses_nothing(tmp_path: Path) -> None:
     try:
-        import moto
+        import moto  # noqa: F401
     except ImportError:
         if IN_CI:
             raise

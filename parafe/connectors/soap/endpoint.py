@@ -214,7 +214,7 @@ class SoapEndpoint:
                 mime = mtom.split_related(body, content_type, ctx.tmp_dir, self.limit)
                 cleanup.append(mime.discard)
                 attachments = mime.attachments
-                source = open(mime.root.path, "rb")  # noqa: SIM115 (closed by the cleanup list)
+                source = open(mime.root.path, "rb")  # noqa: SIM115 - closed just below
                 cleanup.append(source.close)
             parsed = parse_envelope(source, tmp_dir=ctx.tmp_dir, limit=ctx.settings.max_upload_bytes,
                                     attachments=attachments)

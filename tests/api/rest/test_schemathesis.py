@@ -14,11 +14,11 @@ import pytest
 schemathesis = pytest.importorskip("schemathesis")
 requests = pytest.importorskip("requests")
 
-from hypothesis import HealthCheck, Phase, given, settings
-from schemathesis.checks import not_a_server_error
+from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
+from schemathesis.checks import not_a_server_error  # noqa: E402
 
-from tests.api.rest.conftest import Rest
-from tests.api.rest.helpers import AGENT
+from tests.api.rest.conftest import Rest  # noqa: E402
+from tests.api.rest.helpers import AGENT  # noqa: E402
 
 EXAMPLES = int(os.environ.get("PARAFE_SCHEMATHESIS_EXAMPLES", "12"))
 ERROR_KEYS = {"generation", "developerMessage", "userFriendlyMessage", "errorCode"}
