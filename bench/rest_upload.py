@@ -37,7 +37,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from benchlib import cpu_seconds, create_pg_database, drop_pg_database, free_port, pdf_of_size
+from benchlib import cpu_seconds, create_pg_database, drop_pg_database, free_port, pdf_of_size  # noqa: E402  (bench/ is the script's folder)
 
 SIREN = "123456789"
 AGENT = "agent@demo.parafe.test"
@@ -144,7 +144,7 @@ def _serve(home: Path, url: str, port: int, workers: int) -> subprocess.Popen[by
     env.update(PARAFE_HOME=str(home), PARAFE_DATABASE_URL=url, PARAFE_WORKER_IN_PROCESS="false")
     # PARAFE_COMPLIANCE=false in the bench's environment measures the deposit without the recorder (issue 21)
     env.update({k: v for k, v in os.environ.items() if k.startswith("PARAFE_COMPLIANCE")})
-    log = open(home / "server.log", "wb")
+    log = open(home / "server.log", "wb")  # noqa: SIM115
     cmd = [sys.executable, "-m", "parafe", "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level",
            "warning", "--workers", str(workers)]
     proc = subprocess.Popen(cmd, cwd=str(ROOT), env=env, stdout=log, stderr=subprocess.STDOUT)

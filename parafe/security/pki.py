@@ -412,7 +412,7 @@ def p12_bytes(
         serialization.PrivateFormat.PKCS12.encryption_builder()
         .kdf_rounds(2048 if legacy else 100_000)
         .key_cert_algorithm(algo)
-        .hmac_hash(hashes.SHA1() if legacy else hashes.SHA256())
+        .hmac_hash(hashes.SHA1() if legacy else hashes.SHA256())  # noqa: S303 - legacy PKCS#12 MAC only
         .build(password)
     )
     name = (friendly_name or _subject_cn(ck.cert) or "parafe").encode()
