@@ -249,9 +249,9 @@ def bench_nginx(args: argparse.Namespace) -> Result | None:
     pki_home = Path(tempfile.mkdtemp(prefix="parafe-nginx-pki-"))
     proc = None
     try:
-        from parafe.security import pki
+        from parafe.security import pki_dev
 
-        pki.init_dev_pki(pki_home, [(AGENT, "Alice Agent")])
+        pki_dev.init_dev_pki(pki_home, [(AGENT, "Alice Agent")])
         (prefix / "www" / "upload").mkdir(parents=True)
         port = free_port()
         conf = prefix / "nginx.conf"

@@ -93,11 +93,11 @@ def job_kinds() -> None:
 @pytest.fixture(scope="session")
 def pki_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The dev PKI and demo certificates, generated once per test session (worker)."""
-    from parafe.security import pki
+    from parafe.security import pki_dev
     from parafe.services.demo import DEMO_USERS
 
     home = tmp_path_factory.mktemp("pki-template")
-    pki.init_dev_pki(home, [(u.email, f"{u.firstname} {u.lastname}") for u in DEMO_USERS])
+    pki_dev.init_dev_pki(home, [(u.email, f"{u.firstname} {u.lastname}") for u in DEMO_USERS])
     return home
 
 

@@ -5,9 +5,10 @@ and personal client certificates (mTLS identity of people and of "logiciels mét
 writes the "bad" certificates of the interface document (§4.4: expired, revoked, issued by a CA that is
 not referenced) so that every connection error can be exercised.
 
-:func:`init_dev_pki` writes the operator layout under ``$PARAFE_HOME`` (see ``docs/pki.md``); it is
-idempotent. A CA directory (``--ca DIR`` of ``parafe pki``) always holds ``ca.pem``, ``ca.key``, ``crl.pem``
-and ``revoked.txt`` (the state of revoked serials, one ``<decimal serial> <ISO date>`` per line).
+:func:`parafe.security.pki_dev.init_dev_pki` writes the operator layout under ``$PARAFE_HOME`` (see
+``docs/pki.md``); it is idempotent. A CA directory (``--ca DIR`` of ``parafe pki``) always holds ``ca.pem``,
+``ca.key``, ``crl.pem`` and ``revoked.txt`` (the state of revoked serials, one ``<decimal serial> <ISO date>``
+per line).
 
 This is a tool for development, tests and small deployments; production client certificates come from a
 recognised (RGS) CA and only the CA bundle + CRL are configured.
@@ -17,19 +18,17 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import hashlib
 import ipaddress
 import os
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
@@ -46,21 +45,8 @@ CA_KEY = "ca.key"
 CRL_FILE = "crl.pem"
 REVOKED_FILE = "revoked.txt"
 
-DEV_P12_PASSWORD = b"demo"
-DEFAULT_SERVER_HOSTS: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")
-DEFAULT_DEMO_USERS: tuple[tuple[str, str], ...] = (
-    ("agent@demo.parafe.test", "Agent Démo"),
-    ("signataire@demo.parafe.test", "Sophie Signataire"),
-    ("admin@demo.parafe.test", "Admin Démo"),
-)
-EXPIRED_EMAIL = "expired@demo.parafe.test"
-REVOKED_EMAIL = "revoked@demo.parafe.test"
-UNKNOWN_CA_EMAIL = "unknown@demo.parafe.test"
 
 _CLOCK_SKEW = dt.timedelta(minutes=5)
-_RENEW_BEFORE = dt.timedelta(days=30)
-_CRL_REFRESH_BEFORE = dt.timedelta(days=7)
-DEV_CRL_DAYS = 365
 
 
 class PkiError(Exception):
@@ -96,7 +82,7 @@ class CertAndKey:
 # --------------------------------------------------------------------------------------------- helpers
 
 
-def _now() -> dt.datetime:
+def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
@@ -128,7 +114,7 @@ def _aki(ca: CertAndKey) -> x509.AuthorityKeyIdentifier:
 def _validity(
     not_before: dt.datetime | None, not_after: dt.datetime | None, days: int
 ) -> tuple[dt.datetime, dt.datetime]:
-    start = not_before if not_before is not None else _now() - _CLOCK_SKEW
+    start = not_before if not_before is not None else utc_now() - _CLOCK_SKEW
     end = not_after if not_after is not None else start + _CLOCK_SKEW + dt.timedelta(days=days)
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("not_before/not_after must be timezone-aware")
@@ -326,7 +312,7 @@ def build_crl(
     revocation_dates: Mapping[int, dt.datetime] | None = None,
 ) -> bytes:
     """A CRL (PEM) signed by ``ca`` listing ``revoked_serials``; the CRL number grows with time."""
-    now = _now()
+    now = utc_now()
     builder = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(ca.cert.subject)
@@ -349,7 +335,7 @@ def build_crl(
 # --------------------------------------------------------------------------------------------- files
 
 
-def _write_file(path: Path, data: bytes, *, mode: int, overwrite: bool) -> None:
+def write_file(path: Path, data: bytes, *, mode: int, overwrite: bool) -> None:
     """Atomically write ``data`` (temp file + fsync + rename/link); the mode is set before any byte lands."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -387,8 +373,8 @@ def write_pem(ck: CertAndKey, cert_path: Path, key_path: Path, *, overwrite: boo
         for p in (cert_path, key_path):
             if Path(p).exists():
                 raise FileExistsError(f"{p} existe déjà")
-    _write_file(Path(key_path), ck.key_pem(), mode=0o600, overwrite=overwrite)
-    _write_file(Path(cert_path), ck.cert_pem(), mode=0o644, overwrite=overwrite)
+    write_file(Path(key_path), ck.key_pem(), mode=0o600, overwrite=overwrite)
+    write_file(Path(cert_path), ck.cert_pem(), mode=0o644, overwrite=overwrite)
 
 
 def p12_bytes(
@@ -429,7 +415,7 @@ def write_p12(
     overwrite: bool = False,
 ) -> None:
     """Write a password-protected PKCS#12 (mode 0600) holding key, certificate and CA certificate(s)."""
-    _write_file(Path(path), p12_bytes(ck, password, ca=ca, legacy=legacy), mode=0o600, overwrite=overwrite)
+    write_file(Path(path), p12_bytes(ck, password, ca=ca, legacy=legacy), mode=0o600, overwrite=overwrite)
 
 
 def load_cert(path: Path) -> x509.Certificate:
@@ -495,17 +481,17 @@ def read_revoked(path: Path) -> dict[int, dt.datetime]:
             continue
         parts = line.split()
         serial = parse_serial(parts[0])
-        when = dt.datetime.fromisoformat(parts[1]) if len(parts) > 1 else _now()
+        when = dt.datetime.fromisoformat(parts[1]) if len(parts) > 1 else utc_now()
         if when.tzinfo is None:
             when = when.replace(tzinfo=dt.UTC)
         result[serial] = when
     return result
 
 
-def _write_revoked(path: Path, revoked: Mapping[int, dt.datetime]) -> None:
+def write_revoked(path: Path, revoked: Mapping[int, dt.datetime]) -> None:
     lines = ["# Serials revoked by this CA: <decimal serial> <revocation date>"]
     lines += [f"{s} {d.isoformat()}" for s, d in sorted(revoked.items())]
-    _write_file(path, ("\n".join(lines) + "\n").encode(), mode=0o644, overwrite=True)
+    write_file(path, ("\n".join(lines) + "\n").encode(), mode=0o644, overwrite=True)
 
 
 def parse_serial(text: str) -> int:
@@ -527,7 +513,7 @@ def write_crl(ca_dir: Path, ca: CertAndKey | None = None, *, next_update_days: i
     ca = ca or load_ca(ca_dir)
     revoked = read_revoked(ca_dir / REVOKED_FILE)
     pem = build_crl(ca, revoked, next_update_days=next_update_days, revocation_dates=revoked)
-    _write_file(ca_dir / CRL_FILE, pem, mode=0o644, overwrite=True)
+    write_file(ca_dir / CRL_FILE, pem, mode=0o644, overwrite=True)
     return ca_dir / CRL_FILE
 
 
@@ -538,10 +524,10 @@ def revoke(
     ca_dir = Path(ca_dir)
     ca = ca or load_ca(ca_dir)
     revoked = read_revoked(ca_dir / REVOKED_FILE)
-    now = _now()
+    now = utc_now()
     for s in serials:
         revoked.setdefault(s, now)
-    _write_revoked(ca_dir / REVOKED_FILE, revoked)
+    write_revoked(ca_dir / REVOKED_FILE, revoked)
     return write_crl(ca_dir, ca, next_update_days=next_update_days)
 
 
@@ -556,200 +542,6 @@ def init_ca_dir(
                 raise FileExistsError(f"{directory / name} existe déjà")
     ca = create_ca(common_name, days=days)
     write_pem(ca, directory / CA_CERT, directory / CA_KEY, overwrite=overwrite)
-    _write_revoked(directory / REVOKED_FILE, {})
+    write_revoked(directory / REVOKED_FILE, {})
     write_crl(directory, ca, next_update_days=crl_days)
     return ca
-
-
-# --------------------------------------------------------------------------------------------- dev PKI
-
-
-@dataclass(frozen=True)
-class UserFiles:
-    """Files of one personal certificate."""
-
-    email: str
-    full_name: str
-    cert: Path
-    key: Path
-    p12: Path | None = None
-
-
-@dataclass(frozen=True)
-class DevPki:
-    """Paths of the development PKI written by :func:`init_dev_pki`."""
-
-    home: Path
-    pki_dir: Path
-    ca_cert: Path
-    ca_key: Path
-    server_cert: Path
-    server_key: Path
-    crl: Path
-    revoked_state: Path
-    demo_dir: Path
-    users: Mapping[str, UserFiles]
-    expired: UserFiles
-    revoked: UserFiles
-    unknown_ca: UserFiles
-    unknown_ca_root: Path
-    created: tuple[Path, ...] = field(default=())  # files written by this call (empty: nothing to do)
-
-
-def _safe_file_stem(email: str) -> str:
-    if not email or "/" in email or "\\" in email or email.startswith(".") or "\0" in email:
-        raise ValueError(f"adresse e-mail inutilisable comme nom de fichier : {email!r}")
-    return email
-
-
-@contextlib.contextmanager
-def _dir_lock(directory: Path) -> Iterator[None]:
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".lock", "a") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
-def _usable_leaf(cert_path: Path, key_path: Path, ca: CertAndKey, *, renew: bool) -> CertAndKey | None:
-    """The existing leaf if it is readable, matches its key, is issued by ``ca`` and (``renew``) is not
-    about to expire; None when it must be (re)issued."""
-    if not (cert_path.is_file() and key_path.is_file()):
-        return None
-    try:
-        ck = load_cert_and_key(cert_path, key_path, trusted=True)
-        ck.cert.verify_directly_issued_by(ca.cert)
-    except (ValueError, TypeError, PkiError, InvalidSignature):
-        return None
-    if renew and ck.cert.not_valid_after_utc - _now() < _RENEW_BEFORE:
-        return None
-    return ck
-
-
-def init_dev_pki(home: Path, demo_users: Sequence[tuple[str, str]] = DEFAULT_DEMO_USERS) -> DevPki:
-    """Create (or complete) the development PKI under ``home``; idempotent.
-
-    Existing files are kept when they are consistent. Re-issued are only: certificates that do not chain to
-    the current ``ca.pem`` (the CA was replaced), good certificates expiring within 30 days, and ``crl.pem``
-    when missing, stale (next update within 7 days) or not listing every revoked serial.
-    """
-    home = Path(home).expanduser().resolve()
-    pki_dir, demo_dir = home / "pki", home / "demo"
-    bad_dir = demo_dir / "bad"
-    created: list[Path] = []
-
-    def user_files(email: str, name: str, directory: Path, stem: str, p12: bool) -> UserFiles:
-        return UserFiles(
-            email,
-            name,
-            directory / f"{stem}.pem",
-            directory / f"{stem}.key",
-            directory / f"{stem}.p12" if p12 else None,
-        )
-
-    users = {
-        email: user_files(email, name, demo_dir, _safe_file_stem(email), True) for email, name in demo_users
-    }
-    expired = user_files(EXPIRED_EMAIL, "Certificat Expiré", bad_dir, "expired", False)
-    revoked_user = user_files(REVOKED_EMAIL, "Certificat Révoqué", bad_dir, "revoked", False)
-    unknown = user_files(UNKNOWN_CA_EMAIL, "AC Inconnue", bad_dir, "unknown-ca", False)
-    unknown_root = bad_dir / "unknown-ca-root.pem"
-    pki = DevPki(
-        home=home,
-        pki_dir=pki_dir,
-        ca_cert=pki_dir / CA_CERT,
-        ca_key=pki_dir / CA_KEY,
-        server_cert=pki_dir / "server.pem",
-        server_key=pki_dir / "server.key",
-        crl=pki_dir / CRL_FILE,
-        revoked_state=pki_dir / REVOKED_FILE,
-        demo_dir=demo_dir,
-        users=users,
-        expired=expired,
-        revoked=revoked_user,
-        unknown_ca=unknown,
-        unknown_ca_root=unknown_root,
-    )
-
-    with _dir_lock(pki_dir):
-        # CA
-        if pki.ca_cert.exists() or pki.ca_key.exists():
-            ca = load_ca(pki_dir, trusted=True)
-        else:
-            ca = create_ca("Parafe AC de développement")
-            write_pem(ca, pki.ca_cert, pki.ca_key)
-            created += [pki.ca_cert, pki.ca_key]
-
-        # server
-        if _usable_leaf(pki.server_cert, pki.server_key, ca, renew=True) is None:
-            write_pem(issue_server_cert(ca, list(DEFAULT_SERVER_HOSTS)), pki.server_cert, pki.server_key,
-                      overwrite=True)
-            created += [pki.server_cert, pki.server_key]
-
-        # demo users
-        for uf in users.values():
-            ck = _usable_leaf(uf.cert, uf.key, ca, renew=True)
-            if ck is None:
-                ck = issue_user_cert(ca, uf.email, uf.full_name)
-                write_pem(ck, uf.cert, uf.key, overwrite=True)
-                created += [uf.cert, uf.key]
-            assert uf.p12 is not None
-            if uf.cert in created or not uf.p12.exists():
-                write_p12(ck, uf.p12, DEV_P12_PASSWORD, ca, overwrite=True)
-                created.append(uf.p12)
-
-        # bad certificates (§4.4)
-        if _usable_leaf(expired.cert, expired.key, ca, renew=False) is None:
-            now = _now()
-            ck = issue_user_cert(
-                ca,
-                expired.email,
-                expired.full_name,
-                not_before=now - dt.timedelta(days=400),
-                not_after=now - dt.timedelta(days=1),
-            )
-            write_pem(ck, expired.cert, expired.key, overwrite=True)
-            created += [expired.cert, expired.key]
-
-        revoked_ck = _usable_leaf(revoked_user.cert, revoked_user.key, ca, renew=True)
-        if revoked_ck is None:
-            revoked_ck = issue_user_cert(ca, revoked_user.email, revoked_user.full_name)
-            write_pem(revoked_ck, revoked_user.cert, revoked_user.key, overwrite=True)
-            created += [revoked_user.cert, revoked_user.key]
-
-        if not (unknown.cert.exists() and unknown.key.exists() and unknown_root.exists()):
-            other = create_ca("Parafe AC non référencée")
-            ck = issue_user_cert(other, unknown.email, unknown.full_name)
-            write_pem(ck, unknown.cert, unknown.key, overwrite=True)
-            _write_file(unknown_root, other.cert_pem(), mode=0o644, overwrite=True)
-            created += [unknown.cert, unknown.key, unknown_root]
-
-        # CRL
-        revoked_serials = read_revoked(pki.revoked_state)
-        state_changed = revoked_ck.serial not in revoked_serials or not pki.revoked_state.exists()
-        if state_changed:
-            revoked_serials.setdefault(revoked_ck.serial, _now())
-            _write_revoked(pki.revoked_state, revoked_serials)
-            created.append(pki.revoked_state)
-        if state_changed or not _crl_fresh(pki.crl, ca, revoked_serials):
-            write_crl(pki_dir, ca, next_update_days=DEV_CRL_DAYS)
-            created.append(pki.crl)
-
-    return replace(pki, created=tuple(created))
-
-
-def _crl_fresh(path: Path, ca: CertAndKey, serials: Iterable[int]) -> bool:
-    if not path.is_file():
-        return False
-    try:
-        crl = x509.load_pem_x509_crl(path.read_bytes())
-    except ValueError:
-        return False
-    if crl.issuer != ca.cert.subject or not crl.is_signature_valid(ca.key.public_key()):
-        return False
-    nxt = crl.next_update_utc
-    if nxt is None or nxt - _now() < _CRL_REFRESH_BEFORE:
-        return False
-    return all(crl.get_revoked_certificate_by_serial_number(s) is not None for s in serials)

@@ -118,7 +118,7 @@ def _read_password(value: str | None) -> bytes | None:
 
 @_guard
 def cmd_init(args: argparse.Namespace) -> int:
-    from parafe.security import pki
+    from parafe.security import pki_dev
 
     if args.home is not None:
         home = Path(args.home)
@@ -126,8 +126,8 @@ def cmd_init(args: argparse.Namespace) -> int:
         from parafe.config import get_settings
 
         home = get_settings().resolved_home
-    users = args.users or list(pki.DEFAULT_DEMO_USERS)
-    dev = pki.init_dev_pki(home, users)
+    users = args.users or list(pki_dev.DEFAULT_DEMO_USERS)
+    dev = pki_dev.init_dev_pki(home, users)
     if dev.created:
         print(f"PKI de développement mise à jour dans {dev.home} :")
         for p in dev.created:
@@ -138,7 +138,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     if first is not None:
         print("Essai avec curl :")
         print(f"  curl --cert {first.cert} --key {first.key} --cacert {dev.ca_cert} https://localhost:8443/")
-        print(f"Fichiers PKCS#12 (mot de passe « {pki.DEV_P12_PASSWORD.decode()} ») dans {dev.demo_dir}.")
+        print(f"Fichiers PKCS#12 (mot de passe « {pki_dev.DEV_P12_PASSWORD.decode()} ») dans {dev.demo_dir}.")
     return 0
 
 
@@ -235,14 +235,14 @@ def cmd_crl(args: argparse.Namespace) -> int:
 
 @_guard
 def cmd_unknown_ca(args: argparse.Namespace) -> int:
-    from parafe.security import pki
+    from parafe.security import pki, pki_dev
 
     prefix = _prefix(args.out)
     cert_path, key_path = prefix.with_name(prefix.name + ".pem"), prefix.with_name(prefix.name + ".key")
     root_path = prefix.with_name(prefix.name + "-root.pem")
     _refuse_existing([cert_path, key_path, root_path], args.force)
     other = pki.create_ca(args.cn)
-    ck = pki.issue_user_cert(other, args.email or pki.UNKNOWN_CA_EMAIL, args.name)
+    ck = pki.issue_user_cert(other, args.email or pki_dev.UNKNOWN_CA_EMAIL, args.name)
     pki.write_pem(ck, cert_path, key_path, overwrite=args.force)
     root_path.write_bytes(other.cert_pem())
     print(f"Certificat d'une AC non référencée écrit : {cert_path} (clé : {key_path}, AC : {root_path})")
@@ -357,7 +357,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
             cmd_unknown_ca)
     p.add_argument("--out", required=True, metavar="PREFIXE",
                    help="préfixe : .pem, .key et -root.pem / prefix: .pem, .key and -root.pem")
-    p.add_argument("--email", default=None,  # None: pki.UNKNOWN_CA_EMAIL
+    p.add_argument("--email", default=None,  # None: pki_dev.UNKNOWN_CA_EMAIL
                    help="adresse e-mail / e-mail address")
     p.add_argument("--name", default="AC Inconnue", metavar="NOM", help="nom complet / full name")
     p.add_argument("--cn", default="Parafe AC non référencée", metavar="NOM",

@@ -28,7 +28,7 @@ from parafe.db.models import (
     UserCertificate,
 )
 from parafe.domain.circuits import CircuitType, StepKind
-from parafe.security import pki
+from parafe.security import pki, pki_dev
 from parafe.services.access.auth import hash_password
 from parafe.services.oss.workflows import WorkflowSpec, configure_workflow
 
@@ -133,7 +133,7 @@ def _ensure_circuits(
 def ensure_demo(ctx: AppContext) -> Path:
     """Create the dev PKI and the demo set if missing (idempotent); returns the README path."""
     home = ctx.settings.resolved_home
-    pki.init_dev_pki(home, [(u.email, f"{u.firstname} {u.lastname}") for u in DEMO_USERS])
+    pki_dev.init_dev_pki(home, [(u.email, f"{u.firstname} {u.lastname}") for u in DEMO_USERS])
     password_file = home / "demo" / "admin-password.txt"
     if not password_file.exists():
         password_file.write_text(secrets.token_urlsafe(12) + "\n")

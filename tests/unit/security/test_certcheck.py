@@ -14,7 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from parafe.security import pki
+from parafe.security import pki, pki_dev
 from parafe.security.certcheck import CertificateVerifier, CertVerdict, certificate_email
 
 
@@ -24,14 +24,14 @@ def der(path_or_cert: Path | x509.Certificate) -> bytes:
 
 
 @pytest.fixture
-def verifier(dev_pki: pki.DevPki) -> CertificateVerifier:
+def verifier(dev_pki: pki_dev.DevPki) -> CertificateVerifier:
     return CertificateVerifier(dev_pki.ca_cert, dev_pki.crl, recheck_interval=0)
 
 
 # ------------------------------------------------------------------------------------------ dev PKI verdicts
 
 
-def test_good_demo_certificates(dev_pki: pki.DevPki, verifier: CertificateVerifier) -> None:
+def test_good_demo_certificates(dev_pki: pki_dev.DevPki, verifier: CertificateVerifier) -> None:
     for email, uf in dev_pki.users.items():
         verdict = verifier.verify_der(der(uf.cert))
         assert verdict.ok, verdict
@@ -50,9 +50,9 @@ def test_good_demo_certificates(dev_pki: pki.DevPki, verifier: CertificateVerifi
     ],
 )
 def test_bad_demo_certificates(
-    dev_pki: pki.DevPki, verifier: CertificateVerifier, which: str, reason: str, email: str
+    dev_pki: pki_dev.DevPki, verifier: CertificateVerifier, which: str, reason: str, email: str
 ) -> None:
-    uf: pki.UserFiles = getattr(dev_pki, which)
+    uf: pki_dev.UserFiles = getattr(dev_pki, which)
     verdict = verifier.verify_der(der(uf.cert))
     assert not verdict.ok
     assert verdict.reason == reason, verdict.detail
@@ -70,19 +70,19 @@ def test_missing_and_garbage(verifier: CertificateVerifier) -> None:
     assert verifier.verify_pem("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").reason == "invalid"
 
 
-def test_pem_input(dev_pki: pki.DevPki, verifier: CertificateVerifier) -> None:
+def test_pem_input(dev_pki: pki_dev.DevPki, verifier: CertificateVerifier) -> None:
     pem = dev_pki.users["agent@demo.parafe.test"].cert.read_bytes()
     assert verifier.verify_pem(pem).ok
     assert verifier.verify_pem(pem.decode()).ok
 
 
-def test_server_certificate_is_not_a_client_certificate(dev_pki: pki.DevPki, verifier: CertificateVerifier) -> None:
+def test_server_certificate_is_not_a_client_certificate(dev_pki: pki_dev.DevPki, verifier: CertificateVerifier) -> None:
     verdict = verifier.verify_der(der(dev_pki.server_cert))
     assert verdict.reason == "invalid"
     assert "EKU" in verdict.detail
 
 
-def test_not_yet_valid_is_invalid(dev_pki: pki.DevPki, verifier: CertificateVerifier) -> None:
+def test_not_yet_valid_is_invalid(dev_pki: pki_dev.DevPki, verifier: CertificateVerifier) -> None:
     ca = pki.load_ca(dev_pki.pki_dir)
     now = dt.datetime.now(dt.UTC)
     future = pki.issue_user_cert(ca, "f@b.fr", "F", not_before=now + dt.timedelta(days=2),
@@ -92,7 +92,7 @@ def test_not_yet_valid_is_invalid(dev_pki: pki.DevPki, verifier: CertificateVeri
     assert "not valid before" in verdict.detail
 
 
-def test_explicit_time(dev_pki: pki.DevPki, verifier: CertificateVerifier) -> None:
+def test_explicit_time(dev_pki: pki_dev.DevPki, verifier: CertificateVerifier) -> None:
     agent = der(dev_pki.users["agent@demo.parafe.test"].cert)
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=3000)
     assert verifier.verify_der(agent, now=later).reason == "expired"
@@ -108,7 +108,7 @@ def test_explicit_time(dev_pki: pki.DevPki, verifier: CertificateVerifier) -> No
 # ------------------------------------------------------------------------------------------ bundle and CRL
 
 
-def test_several_cas_in_the_bundle(dev_pki: pki.DevPki, tmp_path: Path) -> None:
+def test_several_cas_in_the_bundle(dev_pki: pki_dev.DevPki, tmp_path: Path) -> None:
     bundle = tmp_path / "bundle.pem"
     bundle.write_bytes(dev_pki.ca_cert.read_bytes() + dev_pki.unknown_ca_root.read_bytes())
     v = CertificateVerifier(bundle, dev_pki.crl)
@@ -169,7 +169,7 @@ def _issue_with(issuer: pki.CertAndKey, email: str) -> x509.Certificate:
 
 
 def test_crl_with_a_bad_signature_is_ignored(
-    dev_pki: pki.DevPki, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    dev_pki: pki_dev.DevPki, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     ca_subject = pki.load_cert(dev_pki.ca_cert).subject
     impostor = pki.create_ca("x")
@@ -194,7 +194,7 @@ def test_crl_with_a_bad_signature_is_ignored(
     assert "bad signature" in caplog.text
 
 
-def test_crl_reloaded_when_it_changes(dev_pki: pki.DevPki) -> None:
+def test_crl_reloaded_when_it_changes(dev_pki: pki_dev.DevPki) -> None:
     v = CertificateVerifier(dev_pki.ca_cert, dev_pki.crl, recheck_interval=0, cache_ttl=3600)
     agent = der(dev_pki.users["agent@demo.parafe.test"].cert)
     assert v.verify_der(agent).ok
@@ -203,7 +203,7 @@ def test_crl_reloaded_when_it_changes(dev_pki: pki.DevPki) -> None:
     assert v.verify_der(agent).reason == "revoked"  # the reload emptied the cache
 
 
-def test_crl_appearing_later(dev_pki: pki.DevPki, tmp_path: Path) -> None:
+def test_crl_appearing_later(dev_pki: pki_dev.DevPki, tmp_path: Path) -> None:
     crl = tmp_path / "later.pem"
     v = CertificateVerifier(dev_pki.ca_cert, crl, recheck_interval=0)
     revoked = der(dev_pki.revoked.cert)
@@ -212,7 +212,7 @@ def test_crl_appearing_later(dev_pki: pki.DevPki, tmp_path: Path) -> None:
     assert v.verify_der(revoked).reason == "revoked"
 
 
-def test_bundle_reloaded_and_broken_bundle_kept(dev_pki: pki.DevPki, tmp_path: Path) -> None:
+def test_bundle_reloaded_and_broken_bundle_kept(dev_pki: pki_dev.DevPki, tmp_path: Path) -> None:
     bundle = tmp_path / "bundle.pem"
     bundle.write_bytes(dev_pki.ca_cert.read_bytes())
     v = CertificateVerifier(bundle, recheck_interval=0)
@@ -226,7 +226,7 @@ def test_bundle_reloaded_and_broken_bundle_kept(dev_pki: pki.DevPki, tmp_path: P
         CertificateVerifier(tmp_path / "nope.pem")
 
 
-def test_stale_crl_still_applies(dev_pki: pki.DevPki, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_stale_crl_still_applies(dev_pki: pki_dev.DevPki, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     ca = pki.load_ca(dev_pki.pki_dir)
     revoked = pki.load_cert(dev_pki.revoked.cert)
     crl = tmp_path / "stale.pem"
@@ -250,7 +250,7 @@ def test_stale_crl_still_applies(dev_pki: pki.DevPki, tmp_path: Path, caplog: py
 # ------------------------------------------------------------------------------------------ e-mail, cache
 
 
-def test_email_from_subject_when_no_san(dev_pki: pki.DevPki) -> None:
+def test_email_from_subject_when_no_san(dev_pki: pki_dev.DevPki) -> None:
     ca = pki.load_ca(dev_pki.pki_dir)
     key = pki._new_key("rsa")
     now = dt.datetime.now(dt.UTC)
@@ -296,7 +296,7 @@ def _custom_leaf(ca: pki.CertAndKey, *extensions: tuple[x509.ExtensionType, bool
     return builder.sign(ca.key, hashes.SHA256())
 
 
-def test_compatible_policy(dev_pki: pki.DevPki) -> None:
+def test_compatible_policy(dev_pki: pki_dev.DevPki) -> None:
     ca = pki.load_ca(dev_pki.pki_dir)
     v = CertificateVerifier(dev_pki.ca_cert)
     rgs_like = _custom_leaf(
@@ -331,7 +331,7 @@ def test_compatible_policy_accepts_older_ca_profiles(tmp_path: Path) -> None:
     assert CertificateVerifier(tmp_path / "old.pem", policy="webpki").verify_der(der(user.cert)).reason == "invalid"
 
 
-def test_cache_is_bounded_and_expires(dev_pki: pki.DevPki) -> None:
+def test_cache_is_bounded_and_expires(dev_pki: pki_dev.DevPki) -> None:
     v = CertificateVerifier(dev_pki.ca_cert, dev_pki.crl, cache_size=2, cache_ttl=60)
     certs = [der(u.cert) for u in dev_pki.users.values()] + [der(dev_pki.revoked.cert)]
     first = v.verify_der(certs[0])
@@ -345,7 +345,7 @@ def test_cache_is_bounded_and_expires(dev_pki: pki.DevPki) -> None:
     assert len(no_cache._cache) == 0
 
 
-def test_verification_is_fast(dev_pki: pki.DevPki) -> None:
+def test_verification_is_fast(dev_pki: pki_dev.DevPki) -> None:
     v = CertificateVerifier(dev_pki.ca_cert, dev_pki.crl)
     agent = der(dev_pki.users["agent@demo.parafe.test"].cert)
     start = time.perf_counter()
@@ -362,7 +362,7 @@ def test_verification_is_fast(dev_pki: pki.DevPki) -> None:
     assert cached < 0.0005, cached
 
 
-def test_reload_is_throttled(dev_pki: pki.DevPki, tmp_path: Path) -> None:
+def test_reload_is_throttled(dev_pki: pki_dev.DevPki, tmp_path: Path) -> None:
     crl = tmp_path / "crl.pem"
     crl.write_bytes(dev_pki.crl.read_bytes())
     v = CertificateVerifier(dev_pki.ca_cert, crl, recheck_interval=3600)

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from parafe.security import pki
+from parafe.security import pki, pki_dev
 from tests.unit.security.conftest import DEMO
 
 OPENSSL = shutil.which("openssl")
@@ -42,7 +42,7 @@ def digest_tree(root: Path) -> dict[str, str]:
 # ------------------------------------------------------------------------------------------ layout
 
 
-def test_layout_and_modes(dev_pki: pki.DevPki) -> None:
+def test_layout_and_modes(dev_pki: pki_dev.DevPki) -> None:
     home = dev_pki.home
     expected_private = [
         "pki/ca.key",
@@ -93,7 +93,7 @@ def test_layout_and_modes(dev_pki: pki.DevPki) -> None:
     assert agent.key.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
 
 
-def test_bad_certificates_use_the_agreed_emails(dev_pki: pki.DevPki) -> None:
+def test_bad_certificates_use_the_agreed_emails(dev_pki: pki_dev.DevPki) -> None:
     for uf, email in [
         (dev_pki.expired, "expired@demo.parafe.test"),
         (dev_pki.revoked, "revoked@demo.parafe.test"),
@@ -111,21 +111,21 @@ def test_bad_certificates_use_the_agreed_emails(dev_pki: pki.DevPki) -> None:
     unknown.verify_directly_issued_by(pki.load_cert(dev_pki.unknown_ca_root))
 
 
-def test_idempotent(dev_pki: pki.DevPki) -> None:
+def test_idempotent(dev_pki: pki_dev.DevPki) -> None:
     before = digest_tree(dev_pki.home)
-    again = pki.init_dev_pki(dev_pki.home, DEMO)
+    again = pki_dev.init_dev_pki(dev_pki.home, DEMO)
     assert again.created == ()
     assert digest_tree(dev_pki.home) == before
     assert again.users.keys() == dev_pki.users.keys()
 
 
-def test_completes_missing_files_only(dev_pki: pki.DevPki) -> None:
+def test_completes_missing_files_only(dev_pki: pki_dev.DevPki) -> None:
     agent = dev_pki.users["agent@demo.parafe.test"]
     assert agent.p12 is not None
     agent.p12.unlink()
     dev_pki.crl.unlink()
     before = digest_tree(dev_pki.home)
-    again = pki.init_dev_pki(dev_pki.home, [*DEMO, ("new@demo.parafe.test", "Nouvel Arrivant")])
+    again = pki_dev.init_dev_pki(dev_pki.home, [*DEMO, ("new@demo.parafe.test", "Nouvel Arrivant")])
     assert set(again.created) == {
         agent.p12,
         dev_pki.crl,
@@ -139,11 +139,11 @@ def test_completes_missing_files_only(dev_pki: pki.DevPki) -> None:
     assert crl.get_revoked_certificate_by_serial_number(pki.load_cert(dev_pki.revoked.cert).serial_number)
 
 
-def test_new_ca_reissues_everything(dev_pki: pki.DevPki) -> None:
+def test_new_ca_reissues_everything(dev_pki: pki_dev.DevPki) -> None:
     old_agent = dev_pki.users["agent@demo.parafe.test"].cert.read_bytes()
     dev_pki.ca_cert.unlink()
     dev_pki.ca_key.unlink()
-    again = pki.init_dev_pki(dev_pki.home, DEMO)
+    again = pki_dev.init_dev_pki(dev_pki.home, DEMO)
     ca = pki.load_cert(again.ca_cert)
     for path in [again.server_cert, again.expired.cert, again.revoked.cert,
                  *(u.cert for u in again.users.values())]:
@@ -155,7 +155,7 @@ def test_new_ca_reissues_everything(dev_pki: pki.DevPki) -> None:
 # ------------------------------------------------------------------------------------------ profiles
 
 
-def test_ca_profile(dev_pki: pki.DevPki) -> None:
+def test_ca_profile(dev_pki: pki_dev.DevPki) -> None:
     ca = pki.load_cert(dev_pki.ca_cert)
     assert ca.version == x509.Version.v3
     bc = ext(ca, x509.BasicConstraints)
@@ -172,7 +172,7 @@ def test_ca_profile(dev_pki: pki.DevPki) -> None:
     assert ca.subject == ca.issuer
 
 
-def test_server_profile(dev_pki: pki.DevPki) -> None:
+def test_server_profile(dev_pki: pki_dev.DevPki) -> None:
     cert = pki.load_cert(dev_pki.server_cert)
     assert cert.version == x509.Version.v3
     san = ext(cert, x509.SubjectAlternativeName).value
@@ -187,7 +187,7 @@ def test_server_profile(dev_pki: pki.DevPki) -> None:
     assert key.public_key().public_numbers() == cert.public_key().public_numbers()  # type: ignore[union-attr]
 
 
-def test_user_profile(dev_pki: pki.DevPki) -> None:
+def test_user_profile(dev_pki: pki_dev.DevPki) -> None:
     ca = pki.load_cert(dev_pki.ca_cert)
     cert = pki.load_cert(dev_pki.users["marie.curie@demo.parafe.test"].cert)
     assert cert.version == x509.Version.v3
@@ -233,7 +233,7 @@ def test_user_cert_options() -> None:
 # ------------------------------------------------------------------------------------------ PKCS#12, files
 
 
-def test_p12_opens_with_demo_password(dev_pki: pki.DevPki) -> None:
+def test_p12_opens_with_demo_password(dev_pki: pki_dev.DevPki) -> None:
     agent = dev_pki.users["agent@demo.parafe.test"]
     assert agent.p12 is not None
     key, cert, extra = pkcs12.load_key_and_certificates(agent.p12.read_bytes(), b"demo")
@@ -281,7 +281,7 @@ def test_load_ca_errors_are_french(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------------ CRL
 
 
-def test_crl_lists_only_the_revoked_certificate(dev_pki: pki.DevPki) -> None:
+def test_crl_lists_only_the_revoked_certificate(dev_pki: pki_dev.DevPki) -> None:
     ca = pki.load_cert(dev_pki.ca_cert)
     crl = x509.load_pem_x509_crl(dev_pki.crl.read_bytes())
     assert crl.issuer == ca.subject
@@ -332,7 +332,7 @@ def test_revoke_and_build_crl(tmp_path: Path) -> None:
         ("unknown-ca", False, False),
     ],
 )
-def test_openssl_verify_agrees(dev_pki: pki.DevPki, which: str, plain_ok: bool, crl_ok: bool) -> None:
+def test_openssl_verify_agrees(dev_pki: pki_dev.DevPki, which: str, plain_ok: bool, crl_ok: bool) -> None:
     path = {
         "agent": dev_pki.users["agent@demo.parafe.test"].cert,
         "server": dev_pki.server_cert,

@@ -10,7 +10,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from parafe.security import pki
+from parafe.security import pki, pki_dev
 from parafe.security.pki_cli import add_commands
 
 
@@ -146,7 +146,7 @@ def test_init_uses_parafe_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         monkeypatch.undo()
         reset_settings()
     assert (tmp_path / "envhome" / "pki" / "ca.pem").is_file()
-    for email, _name in pki.DEFAULT_DEMO_USERS:
+    for email, _name in pki_dev.DEFAULT_DEMO_USERS:
         assert (tmp_path / "envhome" / "demo" / f"{email}.pem").is_file()
 
 
