@@ -198,7 +198,8 @@ def error_semantics(page: Any, field: str, label: str) -> None:
     described = (control.get_attribute("aria-describedby") or "").split()
     assert f"{field}-erreur" in described
     message = re.sub(r"\s+", " ", page.locator(f"#{field}-erreur").text_content() or "").strip()
-    assert message.startswith("Erreur : ") and message[len("Erreur : "):] in link.inner_text(), message
+    assert message.startswith("Erreur : "), message
+    assert message[len("Erreur : "):] in link.inner_text(), message
     link.click()
     assert page.evaluate("() => document.activeElement.id") == field
 
@@ -231,7 +232,8 @@ def test_public_pages_and_the_statement(browsing: Browsing) -> None:
     page = browsing.page(bypass_csp=True, viewport=WIDE)  # no certificate
     problems: list[str] = []
     response = page.goto(browsing.url("/accessibilite"))
-    assert response is not None and response.status == 200
+    assert response is not None
+    assert response.status == 200
     assert page.title().startswith("Déclaration d'accessibilité")
     text = page.locator("main").inner_text()
     for expected in ("Commune de Démo-sur-Loire", "partiellement conforme", "30/11/2026", "74 %",
@@ -243,10 +245,12 @@ def test_public_pages_and_the_statement(browsing: Browsing) -> None:
                         "Voies de recours"]
     problems += examine(page, "public: déclaration d'accessibilité", shot="accessibilite")
     response = page.goto(browsing.url("/tableau-de-bord"))
-    assert response is not None and response.status == 401
+    assert response is not None
+    assert response.status == 401
     problems += examine(page, "public: authentification requise (401)")
     response = page.goto(browsing.url("/n-existe-pas"))
-    assert response is not None and response.status == 404
+    assert response is not None
+    assert response.status == 404
     assert page.title().startswith("Erreur : ")
     problems += examine(page, "public: page introuvable (404)")
     assert problems == []
@@ -340,7 +344,8 @@ def test_agent_pages(browsing: Browsing, tmp_path: Path) -> None:
     page.get_by_label("Rechercher (nom, libellé ou n°)").fill("stationnement")
     page.wait_for_url(re.compile(r"q=stationnement"))
     page.locator("#result-count", has_text=re.compile(r"^1 document$")).wait_for()
-    assert handle is not None and handle.evaluate("e => e.isConnected")  # same live region, updated
+    assert handle is not None
+    assert handle.evaluate("e => e.isConnected")  # same live region, updated
     assert "stationnement" in page.title()
     problems += examine(page, "agent: tableau de bord après une recherche")
 
@@ -355,7 +360,8 @@ def test_agent_pages(browsing: Browsing, tmp_path: Path) -> None:
     problems += examine(page, "agent: PES et son résumé")
 
     response = page.goto(browsing.url("/documents/999999999"))
-    assert response is not None and response.status == 404
+    assert response is not None
+    assert response.status == 404
     problems += examine(page, "agent: document inconnu (404)")
     assert problems == []
 
@@ -374,17 +380,22 @@ def test_valideur_and_signataire_pages(browsing: Browsing) -> None:
     ready()
     # on a phone the actions come first, « Viser » in the first screen, then the information
     button = visa.get_by_role("button", name="Viser", exact=True).bounding_box()
-    assert button is not None and button["y"] + button["height"] <= PHONE["height"]
+    assert button is not None
+    assert button["y"] + button["height"] <= PHONE["height"]
     actions = visa.locator("#actions").bounding_box()
     infos = visa.locator("section[aria-labelledby='titre-infos']").bounding_box()
-    assert actions is not None and infos is not None and actions["y"] < infos["y"]
+    assert actions is not None
+    assert infos is not None
+    assert actions["y"] < infos["y"]
     # the viewer: a named, focusable scrolling region; the page's text is in the DOM; downloads stay
     region = visa.locator(".pdf-canvas-wrap")
-    assert region.get_attribute("tabindex") == "0" and region.get_attribute("role") == "region"
+    assert region.get_attribute("tabindex") == "0"
+    assert region.get_attribute("role") == "region"
     assert (region.get_attribute("aria-label") or "").startswith("Aperçu de deliberation-2026-088.pdf")
     assert visa.get_by_role("region", name=re.compile("Aperçu de deliberation")).count() == 1
     text = re.sub(r"\s+", " ", visa.locator(".pdf-viewer .textLayer").text_content() or "")
-    assert "Deliberation du conseil municipal" in text and "page 1" in text, text
+    assert "Deliberation du conseil municipal" in text, text
+    assert "page 1" in text, text
     visa.get_by_role("button", name="Page suivante").click()
     visa.wait_for_selector(".pdf-viewer[data-text='2']")
     assert "page 2" in (visa.locator(".pdf-viewer .textLayer").text_content() or "")
@@ -541,4 +552,5 @@ def test_no_csp_bypass_outside_these_contexts(browsing: Browsing) -> None:
     with browsing.server.client(AGENT) as client:
         page = client.get("/tableau-de-bord")
     policy = page.headers["content-security-policy"]
-    assert "script-src 'self' 'wasm-unsafe-eval'" in policy and "unsafe-inline" not in policy
+    assert "script-src 'self' 'wasm-unsafe-eval'" in policy
+    assert "unsafe-inline" not in policy

@@ -310,7 +310,8 @@ def _insert_rows(
     conn: Connection, ctx: AppContext, account: Account, circuit: DepositCircuit, req: DepositRequest,
     prep: _Prepared, comment: str | None, dest: str | None, cc: str | None, on_insert: InsertHook | None,
 ) -> Deposited:
-    assert circuit.id is not None and circuit.subscriber_id is not None
+    assert circuit.id is not None
+    assert circuit.subscriber_id is not None
     label_id, label_name, note = _label_for(conn, circuit.id, prep.label, ctx.settings.label_guard)
     now = utcnow()
     document_id = _new_id(conn.execute(_INSERT_DOCUMENT, {

@@ -84,10 +84,12 @@ def test_search_criteria(rest: Rest) -> None:
         assert _post(c, label=label, signBy=SIGNER, signAfter=today) == [b]
         # GET with query parameters, GET with a JSON body (the document's form), numbers for the siren
         r = c.get(SEARCH, params={"siren": SIREN, "label": label, "state": "Signed"})
-        assert r.status_code == 200 and r.json() == [a]
+        assert r.status_code == 200
+        assert r.json() == [a]
         r = c.request("GET", SEARCH, content=json.dumps({"siren": int(SIREN), "label": label, "state": "Signed"}),
                       headers={"content-type": "application/json"})
-        assert r.status_code == 200 and r.json() == [a]
+        assert r.status_code == 200
+        assert r.json() == [a]
         # errors
         error(c.post(SEARCH, json={"label": label}), 400, E.BAD_REQUEST)
         error(c.post(SEARCH, json={"siren": SIREN, "state": "Inconnu"}), 400, E.BAD_REQUEST)
@@ -110,7 +112,8 @@ def test_search_criteria(rest: Rest) -> None:
         assert sorted(_post(c, label=label)) == sorted([a, b, d, serveur])
     with rest.client(OTHER) as c:
         r = c.post(SEARCH, json={"siren": OTHER_SIREN, "label": label})
-        assert r.status_code == 200 and r.json() == []
+        assert r.status_code == 200
+        assert r.json() == []
 
 
 def test_search_on_demand_circuits(rest: Rest) -> None:
