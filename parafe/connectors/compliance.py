@@ -13,16 +13,16 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from parafe.context import AppContext
+from parafe.security.asgi_types import Scope
 from parafe.services.compliance.classify import classify, connector_of
 from parafe.services.compliance.recorder import ClientCert, recorder
 
 log = logging.getLogger(__name__)
 
-Scope = MutableMapping[str, Any]
 ERROR_BODY_LIMIT = 8192
 SOAP_OPERATION = "parafe_soap_operation"  # scope["state"] key the SOAP endpoint fills
 _SOAP_CODE = re.compile(rb"<details>(\d{3}) ")

@@ -6,12 +6,12 @@ client certificate bound to an account of a sandbox subscriber (``parafe admin s
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from parafe.context import AppContext
+from parafe.security.asgi_types import Scope
 
-Scope = MutableMapping[str, Any]
 HEADER = (b"x-parafe-sandbox", b"1")
 
 

@@ -22,13 +22,14 @@ import hmac
 import os
 import secrets
 import threading
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import MutableMapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from parafe.domain.errors import E, ParafeError
+from parafe.security.asgi_types import ASGIApp, Message, Receive, Scope, Send
 
 _lock = threading.Lock()
 _secrets: dict[str, bytes] = {}
@@ -139,10 +140,6 @@ def check_origin(headers: MutableMapping[str, str] | Any, host: str | None) -> N
         raise ParafeError(E.PORTAL_CSRF, detail=f"foreign Origin {origin}")
 
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Any]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-
 BASE_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
@@ -155,7 +152,7 @@ BASE_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 class SecurityHeaders:
     """Adds the security headers to every portal response (a route may set its own CSP or Referrer-Policy)."""
 
-    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.csp = content_security_policy().encode()
 
@@ -164,7 +161,7 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
-        async def wrapped(message: MutableMapping[str, Any]) -> None:
+        async def wrapped(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers") or [])
                 present = {name.lower() for name, _ in headers}

@@ -18,15 +18,11 @@ from __future__ import annotations
 import base64
 import binascii
 import ssl
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 from urllib.parse import unquote
 
+from parafe.security.asgi_types import ASGIApp, Receive, Scope, Send
 from parafe.security.certcheck import CertificateVerifier
 from parafe.services.access.auth import RequestIdentity
-
-Scope = MutableMapping[str, Any]
-ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
 
 _PROXY_HEADERS = (b"x-ssl-client-cert", b"x-ssl-client-verify", b"x-ssl-client-s-dn")
 
@@ -68,8 +64,7 @@ class ClientIdentityMiddleware:
         self.verifier = verifier
         self.trusted_proxies = trusted_proxies
 
-    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Any]],
-                       send: Callable[[Any], Awaitable[None]]) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return

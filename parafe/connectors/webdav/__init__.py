@@ -21,6 +21,7 @@ from wsgidav.wsgidav_app import WsgiDAVApp
 
 from parafe.context import AppContext
 from parafe.domain.errors import E, ParafeError
+from parafe.security.asgi_types import StartResponse
 from parafe.services.access.auth import RequestIdentity, authenticate
 
 from . import errors
@@ -36,7 +37,6 @@ MOUNT = "/partage/webdav/clients"
 WORKERS = 32
 BLOCK_SIZE = 256 * 1024
 
-StartResponse = Callable[..., Any]
 
 
 class WebDavGate:

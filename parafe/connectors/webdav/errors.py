@@ -8,7 +8,7 @@ WsgiDAV's own errors (404, 405, 409, 412, …) keep their status and get the sam
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote
@@ -19,8 +19,7 @@ from wsgidav.dav_error import DAVError
 from parafe.connectors.rest.errors import error_body
 from parafe.connectors.rest.errors import error_response as rest_error_response
 from parafe.domain.errors import E, ParafeError
-
-StartResponse = Callable[..., Any]
+from parafe.security.asgi_types import StartResponse
 
 
 def status_line(code: int) -> str:

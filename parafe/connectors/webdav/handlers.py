@@ -27,6 +27,7 @@ from wsgidav.dav_provider import _DAVResource
 
 from parafe.context import AppContext
 from parafe.domain.errors import E, ParafeError
+from parafe.security.asgi_types import Environ, StartResponse
 from parafe.services.webdav import folders as svc
 
 from . import errors, propfind
@@ -34,8 +35,6 @@ from .resources import Collection, File, InCircuit, InLabel, OutFile, Receipt, p
 
 log = logging.getLogger(__name__)
 
-Environ = dict[str, Any]
-StartResponse = Callable[..., Any]
 
 DAV = "DAV:"
 _HREF_SAFE = "/!*'(),$-_|.~"

@@ -20,6 +20,7 @@ from wsgidav.dav_provider import DAVCollection, DAVNonCollection, _DAVResource
 
 from parafe.context import AppContext
 from parafe.domain.errors import E, ParafeError
+from parafe.security.asgi_types import Environ
 from parafe.services.access.auth import Account, Principal
 from parafe.services.documents import signed_fetches
 from parafe.services.documents.deposit import DepositRequest, Upload, deposit
@@ -31,7 +32,6 @@ log = logging.getLogger(__name__)
 # Past the size limit, read (and drop) this much more so that the client reads the 413 instead of a reset.
 DRAIN_LIMIT = 64 * 1024 * 1024
 
-Environ = dict[str, Any]
 
 
 def _ts(moment: datetime | None) -> float | None:
