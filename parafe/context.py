@@ -8,15 +8,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from parafe.config import Settings, get_settings
 from parafe.db.session import Database
 from parafe.storage import open_store
 from parafe.storage.base import BlobStore
 
-if TYPE_CHECKING:
-    from parafe.services.compliance.recorder import Recorder
+
+class ComplianceRecorder(Protocol):
+    """What the context knows of the compliance recorder it holds: the recorder itself is a service
+    (:class:`parafe.services.compliance.recorder.Recorder`, the only implementation), above this module."""
+
+    def flush(self) -> int: ...
 
 
 @dataclass
@@ -25,7 +29,7 @@ class AppContext:
     db: Database
     store: BlobStore
     # The process's compliance recorder, made on first use (parafe.services.compliance.recorder.recorder).
-    compliance_recorder: Recorder | None = field(default=None, repr=False, compare=False)
+    compliance_recorder: ComplianceRecorder | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> AppContext:

@@ -23,7 +23,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import and_, case, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -244,12 +244,12 @@ _LOCK = threading.Lock()
 def recorder(ctx: AppContext) -> Recorder:
     """The process's recorder for ``ctx`` (one per application context)."""
     found = ctx.compliance_recorder
-    if found is not None:
-        return found
-    with _LOCK:
-        if ctx.compliance_recorder is None:
-            ctx.compliance_recorder = Recorder(ctx)
-        return ctx.compliance_recorder
+    if found is None:
+        with _LOCK:
+            if ctx.compliance_recorder is None:
+                ctx.compliance_recorder = Recorder(ctx)
+            found = ctx.compliance_recorder
+    return cast(Recorder, found)  # only this function sets it (the context types it by a Protocol)
 
 
 def flush(ctx: AppContext) -> None:
