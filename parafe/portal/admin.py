@@ -35,7 +35,7 @@ from parafe.portal.web import (
 from parafe.services.access.auth import Principal, authenticate_async
 from parafe.services.admin import platform as admin
 from parafe.services.portal import admin as portal_admin
-from parafe.services.portal.dashboard import STEP_LABELS
+from parafe.services.portal.lists import STEP_LABELS
 from parafe.services.signers import passkeys
 
 CIRCUIT_TYPES = [

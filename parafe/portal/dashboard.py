@@ -35,7 +35,7 @@ from parafe.portal.web import (
 from parafe.services.access.auth import Principal
 from parafe.services.documents.deposit import DepositRequest, deposit
 from parafe.services.otp import links as otp_links
-from parafe.services.portal import dashboard
+from parafe.services.portal import lists
 
 STATE_CHOICES = [
     ("Prepared", "Préparé"), ("SendForVisa", "Envoyé pour visa"), ("Approved", "Visa approuvé"),
@@ -53,15 +53,15 @@ async def home(request: Request) -> Response:
     return redirect("/tableau-de-bord")
 
 
-def _filters(request: Request, default_view: str) -> dashboard.Filters:
+def _filters(request: Request, default_view: str) -> lists.Filters:
     params = request.query_params
     view = params.get("vue") or default_view
-    if view not in dashboard.VIEWS:
+    if view not in lists.VIEWS:
         view = default_view
     state = params.get("etat") or None
     if state is not None and state not in SEARCH_CODES:
         state = None
-    return dashboard.Filters(view=view, siren=params.get("siren") or None, circuit=params.get("circuit") or None,
+    return lists.Filters(view=view, siren=params.get("siren") or None, circuit=params.get("circuit") or None,
                              label=params.get("libelle") or None, state=state, text=params.get("q") or None,
                              page=int_param(params.get("page")))
 
@@ -69,10 +69,10 @@ def _filters(request: Request, default_view: str) -> dashboard.Filters:
 @page
 async def board(request: Request, principal: Principal) -> Response:
     ctx = ctx_of(request)
-    counts = await call(dashboard.counts, ctx, principal)
+    counts = await call(lists.counts, ctx, principal)
     default_view = "a-traiter" if counts.to_visa + counts.to_sign else "en-cours"
     filters = _filters(request, default_view)
-    listing = await call(dashboard.documents, ctx, principal, filters)
+    listing = await call(lists.documents, ctx, principal, filters)
     context: dict[str, Any] = {
         "filters": filters, "listing": listing, "counts": counts, "views": VIEW_LABELS,
         "page_title": _title(filters, listing), "count_text": _count_text(listing),
@@ -82,11 +82,11 @@ async def board(request: Request, principal: Principal) -> Response:
     }
     if request.headers.get("hx-request") and request.headers.get("hx-target", "").endswith("liste"):
         return render(request, "_document_list.html", context, principal=principal)
-    context["categories"] = await call(dashboard.categories, ctx, principal)
+    context["categories"] = await call(lists.categories, ctx, principal)
     return render(request, "dashboard.html", context, principal=principal)
 
 
-def _title(filters: dashboard.Filters, listing: dashboard.Page) -> str:
+def _title(filters: lists.Filters, listing: lists.Page) -> str:
     """A distinct page title per view, search and page (WCAG 2.4.2), e.g. « En cours, recherche « voirie »,
     page 2 — Tableau de bord »."""
     parts = [VIEW_LABELS.get(filters.view, filters.view)]
@@ -99,14 +99,14 @@ def _title(filters: dashboard.Filters, listing: dashboard.Page) -> str:
     return ", ".join(parts) + " — Tableau de bord"
 
 
-def _count_text(listing: dashboard.Page) -> str:
+def _count_text(listing: lists.Page) -> str:
     text = f"{listing.total} document{'s' if listing.total != 1 else ''}"
     if listing.pages > 1:
         text += f" — page {listing.page} sur {listing.pages}"
     return text
 
 
-def _page_url(filters: dashboard.Filters, number: int) -> str:
+def _page_url(filters: lists.Filters, number: int) -> str:
     return query("/tableau-de-bord", vue=filters.view, circuit=filters.circuit, libelle=filters.label,
                  etat=filters.state, q=filters.text, page=number if number > 1 else None)
 
@@ -114,7 +114,7 @@ def _page_url(filters: dashboard.Filters, number: int) -> str:
 async def _deposit_form(request: Request, principal: Principal, *, error: str | None = None,
                         values: dict[str, str] | None = None, status: int = 200,
                         error_field: str | None = None) -> Response:
-    targets = await call(dashboard.deposit_targets, ctx_of(request), principal)
+    targets = await call(lists.deposit_targets, ctx_of(request), principal)
     chosen = (values or {}).get("circuit") or request.query_params.get("circuit") or ""
     return render(request, "deposit.html", {"targets": targets, "error": error, "values": values or {},
                                             "chosen": chosen, "error_field": error_field},

@@ -24,7 +24,7 @@ from parafe.services import steps as workflow
 from parafe.services.access.auth import Principal
 from parafe.services.documents import downloads, lifecycle
 from parafe.services.documents.downloads import Content
-from parafe.services.portal import dashboard, pes_summary
+from parafe.services.portal import document_page, pes_summary
 from parafe.workflow import failures
 
 
@@ -47,7 +47,7 @@ def content_response(ctx: AppContext, content: Content, *, inline: bool) -> Resp
 
 async def _show(request: Request, principal: Principal, *, error: str | None = None, status: int = 200,
                 open_form: str | None = None, error_field: str | None = None) -> Response:
-    view = await call(dashboard.document_view, ctx_of(request), principal, request.path_params["doc_id"])
+    view = await call(document_page.document_view, ctx_of(request), principal, request.path_params["doc_id"])
     return render(request, "document.html", {"doc": view, "error": error, "open_form": open_form,
                                              "error_field": error_field}, status=status, principal=principal)
 
@@ -71,7 +71,7 @@ async def download(request: Request, principal: Principal) -> Response:
     fdc = request.query_params.get("fdc") == "1"
     content = await call(downloads.download, ctx, principal, request.path_params["doc_id"], fdc=fdc)
     if not fdc:  # a signed version is saved as « <nom>-signe.pdf », next to the original
-        original = await call(dashboard.original_content, ctx, principal, request.path_params["doc_id"])
+        original = await call(document_page.original_content, ctx, principal, request.path_params["doc_id"])
         if content.blob_sha256 != original.blob_sha256:
             content = replace(content, filename=downloads.signed_filename(content.filename))
     return content_response(ctx, content, inline=False)
@@ -80,7 +80,7 @@ async def download(request: Request, principal: Principal) -> Response:
 @page
 async def original(request: Request, principal: Principal) -> Response:
     ctx = ctx_of(request)
-    content = await call(dashboard.original_content, ctx, principal, request.path_params["doc_id"])
+    content = await call(document_page.original_content, ctx, principal, request.path_params["doc_id"])
     return content_response(ctx, content, inline=False)
 
 
@@ -95,7 +95,7 @@ async def fdc(request: Request, principal: Principal) -> Response:
 @page
 async def annex(request: Request, principal: Principal) -> Response:
     ctx = ctx_of(request)
-    content = await call(dashboard.annex_content, ctx, principal, request.path_params["doc_id"],
+    content = await call(document_page.annex_content, ctx, principal, request.path_params["doc_id"],
                          int(request.path_params["position"]))
     return content_response(ctx, content, inline=False)
 
@@ -103,13 +103,13 @@ async def annex(request: Request, principal: Principal) -> Response:
 @page
 async def detached_signature(request: Request, principal: Principal) -> Response:
     ctx = ctx_of(request)
-    content = await call(dashboard.signature_content, ctx, principal, request.path_params["doc_id"])
+    content = await call(document_page.signature_content, ctx, principal, request.path_params["doc_id"])
     return content_response(ctx, content, inline=False)
 
 
 @page
 async def verification(request: Request, principal: Principal) -> Response:
-    report = await call(dashboard.verification, ctx_of(request), principal, request.path_params["doc_id"])
+    report = await call(document_page.verification, ctx_of(request), principal, request.path_params["doc_id"])
     return render(request, "_verification.html", {"report": report}, principal=principal)
 
 

@@ -26,7 +26,7 @@ from starlette.routing import Route
 
 from parafe.domain.errors import E, ParafeError
 from parafe.portal.web import call, check_post, csrf_subject, ctx_of, page, principal_of, render
-from parafe.services.portal import dashboard
+from parafe.services.portal import lists
 from parafe.services.signers import passkeys, remote_signing
 
 BODY_LIMIT = 1024 * 1024
@@ -45,7 +45,7 @@ def _ids(raw: str) -> list[int]:
 @page
 async def signing_page(request: Request, principal: Any) -> Response:
     wanted = _ids(",".join(request.query_params.getlist("ids")))
-    pending = await call(dashboard.pending, ctx_of(request), principal)
+    pending = await call(lists.pending, ctx_of(request), principal)
     rows = [r for r in pending if r.action == "signature" and r.id in wanted]
     has_key, passkey_count = await call(passkeys.can_sign, ctx_of(request), principal)
     return render(request, "signing.html", {"rows": rows, "ignored": len(wanted) - len(rows),

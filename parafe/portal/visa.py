@@ -18,11 +18,11 @@ from parafe.domain.errors import ParafeError
 from parafe.portal.signing import _ids
 from parafe.portal.web import call, ctx_of, page, read_form, render
 from parafe.services import steps as workflow
-from parafe.services.portal import dashboard
+from parafe.services.portal import lists
 
 
-async def _rows(request: Request, principal: Any, wanted: list[int]) -> list[dashboard.DocumentRow]:
-    pending = await call(dashboard.pending, ctx_of(request), principal)
+async def _rows(request: Request, principal: Any, wanted: list[int]) -> list[lists.DocumentRow]:
+    pending = await call(lists.pending, ctx_of(request), principal)
     by_id = {r.id: r for r in pending if r.action == "visa"}
     return [by_id[i] for i in wanted if i in by_id]
 

@@ -193,7 +193,7 @@ async def principal_of(request: Request) -> Principal:
         return cached
     principal = await authenticate_async(ctx_of(request), identity_of(request))
     request.scope["parafe.principal"] = principal
-    from parafe.services.portal.dashboard import may_deposit
+    from parafe.services.portal.lists import may_deposit
 
     request.scope["parafe.may_deposit"] = await call(may_deposit, ctx_of(request), principal)
     return principal

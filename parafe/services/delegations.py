@@ -10,7 +10,7 @@ delegator's roles on a circuit. The history entry keeps the spec's state name an
 - :func:`admin_create` / :func:`admin_list` — ``parafe admin delegation`` (any user of a subscriber);
 - :func:`behalf_of` — used by :mod:`parafe.services.steps` when the actor is not a member of the step;
 - :func:`delegate_emails` — the replacing colleagues also get the « document à viser / à signer » mail;
-- :func:`delegated_clause` — the same rule in SQL for the dashboard lists (:mod:`parafe.services.portal.dashboard`).
+- :func:`delegated_clause` — the same rule in SQL for the dashboard lists (:mod:`parafe.services.portal.lists`).
 
 The period is given as dates (Europe/Paris): from the start date at 00:00 to the end date at 24:00.
 """

@@ -21,7 +21,7 @@ from parafe.domain.errors import ParafeError
 from parafe.domain.paris_time import paris_today
 from parafe.notify import mail
 from parafe.services.access.auth import principal_for_email
-from parafe.services.portal import dashboard
+from parafe.services.portal import lists
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def subject(count: int) -> str:
     return (f"Parafe : {count} document{'s' if count > 1 else ''} en attente de votre visa ou signature")
 
 
-def text(ctx: AppContext, name: str, rows: list[dashboard.DocumentRow]) -> str:
+def text(ctx: AppContext, name: str, rows: list[lists.DocumentRow]) -> str:
     """The digest's body: the waiting documents, oldest first, each with its link."""
     lines = [f"Bonjour {name},", "", "Les documents suivants attendent votre action dans Parafe :", ""]
     for row in rows:
@@ -64,7 +64,7 @@ def send_digests(ctx: AppContext, today: date | None = None) -> DigestReport:
         except ParafeError:
             skipped += 1
             continue
-        rows = dashboard.pending(ctx, principal)
+        rows = lists.pending(ctx, principal)
         if not rows:
             skipped += 1
             continue

@@ -17,7 +17,7 @@ from parafe.domain.errors import E, ParafeError
 from parafe.services import steps as workflow
 from parafe.services.access.auth import principal_for_email
 from parafe.services.demo import AGENT, OTHER_AGENT, SIGNER, VISA
-from parafe.services.portal import dashboard
+from parafe.services.portal import document_page, lists
 from parafe.services.signers import remote_signing
 from parafe.signing.keys import load_signer
 from tests.fixtures.files import pdf_bytes
@@ -57,10 +57,10 @@ def test_lists_are_one_query_each_whatever_the_number_of_documents(ctx: Any, tmp
     sizes = []
     for _round in range(2):
         with counted(ctx) as statements:
-            pending = dashboard.pending(ctx, visa)
-            page = dashboard.documents(ctx, visa, dashboard.Filters(view="en-cours"))
-            cats = dashboard.categories(ctx, visa)
-            counts = dashboard.counts(ctx, visa)
+            pending = lists.pending(ctx, visa)
+            page = lists.documents(ctx, visa, lists.Filters(view="en-cours"))
+            cats = lists.categories(ctx, visa)
+            counts = lists.counts(ctx, visa)
         sizes.append((len(pending), page.total, len(statements)))
         at_visa(ctx, tmp_path, 5, f"b{_round}")
     assert sizes[0][0] == 2
@@ -74,33 +74,33 @@ def test_lists_are_one_query_each_whatever_the_number_of_documents(ctx: Any, tmp
 def test_pending_follows_the_step_members_and_visibility(ctx: Any, tmp_path: Path) -> None:
     ids = at_visa(ctx, tmp_path, 2)
     visa, signer, agent, other = (principal_for_email(ctx, e) for e in (VISA, SIGNER, AGENT, OTHER_AGENT))
-    assert [r.id for r in dashboard.pending(ctx, visa)] == ids
-    assert all(r.action == "visa" for r in dashboard.pending(ctx, visa))
-    assert dashboard.pending(ctx, signer) == []
-    assert dashboard.pending(ctx, agent) == []
-    assert dashboard.documents(ctx, other, dashboard.Filters(view="tous")).total == 0
-    assert dashboard.counts(ctx, other).in_progress == 0
+    assert [r.id for r in lists.pending(ctx, visa)] == ids
+    assert all(r.action == "visa" for r in lists.pending(ctx, visa))
+    assert lists.pending(ctx, signer) == []
+    assert lists.pending(ctx, agent) == []
+    assert lists.documents(ctx, other, lists.Filters(view="tous")).total == 0
+    assert lists.counts(ctx, other).in_progress == 0
     workflow.approve_visa(ctx, visa, ids[0])
     run_jobs(ctx)
-    assert [(r.id, r.action) for r in dashboard.pending(ctx, signer)] == [(ids[0], "signature")]
-    assert [r.id for r in dashboard.pending(ctx, visa)] == [ids[1]]
-    mine = dashboard.documents(ctx, agent, dashboard.Filters(view="deposes"))
+    assert [(r.id, r.action) for r in lists.pending(ctx, signer)] == [(ids[0], "signature")]
+    assert [r.id for r in lists.pending(ctx, visa)] == [ids[1]]
+    mine = lists.documents(ctx, agent, lists.Filters(view="deposes"))
     assert {r.id for r in mine.rows} == set(ids)
     assert all(r.action is None for r in mine.rows)  # the depositor cannot act on them
-    listed = {r.id: r.action for r in dashboard.documents(ctx, visa, dashboard.Filters(view="tous")).rows}
+    listed = {r.id: r.action for r in lists.documents(ctx, visa, lists.Filters(view="tous")).rows}
     assert listed == {ids[0]: None, ids[1]: "visa"}
-    found = dashboard.documents(ctx, agent, dashboard.Filters(view="tous", text="DOC-1"))
+    found = lists.documents(ctx, agent, lists.Filters(view="tous", text="DOC-1"))
     assert [r.id for r in found.rows] == [ids[1]]
-    by_state = dashboard.documents(ctx, agent, dashboard.Filters(view="tous", state="SentForSign"))
+    by_state = lists.documents(ctx, agent, lists.Filters(view="tous", state="SentForSign"))
     assert [r.id for r in by_state.rows] == [ids[0]]
     with pytest.raises(ParafeError) as err:
-        dashboard.document_view(ctx, other, ids[0])
+        document_page.document_view(ctx, other, ids[0])
     assert err.value.error is E.DOCUMENT_NOT_FOUND
-    view = dashboard.document_view(ctx, signer, ids[0])
+    view = document_page.document_view(ctx, signer, ids[0])
     assert view.actions == frozenset({"signature"})
     assert [s.status for s in view.steps] == ["done", "current", "todo"]
     assert "Victor Valideur" in view.steps[0].members[0]
-    assert dashboard.document_view(ctx, agent, ids[1]).actions == frozenset()
+    assert document_page.document_view(ctx, agent, ids[1]).actions == frozenset()
 
 
 def _demo_signer(home: Any, email: str) -> Any:
@@ -139,9 +139,9 @@ def test_remote_signing_prepare_and_finish(ctx: Any, home: Any, tmp_path: Path) 
     assert [(o.id, o.ok) for o in outcomes] == [(ids[0], True), (ids[1], False)]
     assert "ne correspond pas" in (outcomes[1].message or "")
     run_jobs(ctx)
-    assert dashboard.document_view(ctx, signer_principal, ids[0]).state_label == "Classé"
-    assert dashboard.document_view(ctx, signer_principal, ids[1]).state_label == "Envoyé pour signature"
-    report = dashboard.verification(ctx, signer_principal, ids[0])
+    assert document_page.document_view(ctx, signer_principal, ids[0]).state_label == "Classé"
+    assert document_page.document_view(ctx, signer_principal, ids[1]).state_label == "Envoyé pour signature"
+    report = document_page.verification(ctx, signer_principal, ids[0])
     assert report is not None
     assert report.valid
     with pytest.raises(ParafeError) as err:
