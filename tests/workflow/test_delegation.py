@@ -89,10 +89,14 @@ def test_delegate_sees_and_visas_the_absent_valideurs_documents(ctx: Any, tmp_pa
         assert entry.user_fullname == "Sophie Signataire"  # the wire's userFullname: the actor
         assert entry.comment == "Par délégation de Victor Valideur — Vu pour Victor"
     states = _states(ctx, doc_id)
-    assert "Visa approuvé" in states and "Envoyé pour signature" in states  # the spec's state names, unchanged
+    assert "Visa approuvé" in states
+    assert "Envoyé pour signature" in states  # the spec's state names, unchanged
     # the signature step: she acts as herself (no delegation note)
     given, received = delegations.listing(ctx, signer)
-    assert given == [] and len(received) == 1 and received[0].active and received[0].delegator == "Victor Valideur"
+    assert given == []
+    assert len(received) == 1
+    assert received[0].active
+    assert received[0].delegator == "Victor Valideur"
 
 
 def test_delegation_ended_gives_nothing_and_admin_cli(ctx: Any, tmp_path: Path, home: Any) -> None:
@@ -108,7 +112,8 @@ def test_delegation_ended_gives_nothing_and_admin_cli(ctx: Any, tmp_path: Path, 
     assert done.returncode == 0, done.stderr
     assert f"Victor Valideur <{VISA}> → Sophie Signataire <{SIGNER}>, du {first} au {last} (en cours)" in done.stdout
     listed = admin("list", "123456789")
-    assert listed.returncode == 0 and "Délégation " in listed.stdout
+    assert listed.returncode == 0
+    assert "Délégation " in listed.stdout
     bad = admin("add", "123456789", VISA, AGENT, "--from", first, "--to", last)
     assert bad.returncode == 1
     assert "n'a le rôle de valideur ou de signataire sur aucun des circuits" in bad.stderr
@@ -139,7 +144,8 @@ def test_bulk_visa(ctx: Any, tmp_path: Path) -> None:
     assert [(o.id, o.ok) for o in outcomes] == [(ids[0], True), (ids[1], True)]
     run_jobs(ctx)
     for doc_id in ids[:2]:
-        assert "Visa approuvé" in _states(ctx, doc_id) and "Envoyé pour signature" in _states(ctx, doc_id)
+        assert "Visa approuvé" in _states(ctx, doc_id)
+        assert "Envoyé pour signature" in _states(ctx, doc_id)
 
 
 def test_daily_digest(ctx: Any, tmp_path: Path, smtp: Inbox) -> None:  # noqa: F811 - the fixture
@@ -154,11 +160,14 @@ def test_daily_digest(ctx: Any, tmp_path: Path, smtp: Inbox) -> None:  # noqa: F
     assert report.sent == 1
     smtp.wait(before + 1)
     digests = [m for m in smtp.messages[before:]]
-    assert len(digests) == 1 and VISA in str(digests[0]["X-Envelope-To"])
+    assert len(digests) == 1
+    assert VISA in str(digests[0]["X-Envelope-To"])
     assert digests[0]["Subject"] == "Parafe : 1 document en attente de votre visa ou signature"
     text = body(digests[0])
-    assert "Bonjour Victor Valideur" in text and "À viser : budget-2027.pdf" in text
-    assert f"/documents/{doc_id}" in text and "/absence" in text
+    assert "Bonjour Victor Valideur" in text
+    assert "À viser : budget-2027.pdf" in text
+    assert f"/documents/{doc_id}" in text
+    assert "/absence" in text
     assert digest.send_digests(ctx).sent == 0  # once a day
     assert len(smtp.messages) == before + 1
     # tomorrow, after opting out from the portal's preference: nothing
@@ -173,7 +182,8 @@ def test_daily_digest(ctx: Any, tmp_path: Path, smtp: Inbox) -> None:  # noqa: F
     assert digest.send_digests(ctx, TODAY + timedelta(days=2)).sent == 2
     smtp.wait(before + 4)
     to_signer = [m for m in smtp.messages if SIGNER in str(m["X-Envelope-To"]) and "Parafe :" in m["Subject"]]
-    assert len(to_signer) == 1 and "À viser : budget-2027.pdf" in body(to_signer[0])
+    assert len(to_signer) == 1
+    assert "À viser : budget-2027.pdf" in body(to_signer[0])
     assert ADMIN not in " ".join(str(m["X-Envelope-To"]) for m in smtp.messages[before:])
 
 
@@ -185,4 +195,5 @@ def test_the_replacing_colleague_gets_the_next_actor_mail(ctx: Any, tmp_path: Pa
     smtp.wait(1)
     alerts = [m for m in smtp.messages if m["Subject"] == "Document à viser : arrete-mail-absence.pdf"]
     assert len(alerts) == 1
-    assert VISA in str(alerts[0]["X-Envelope-To"]) and SIGNER in str(alerts[0]["X-Envelope-To"])
+    assert VISA in str(alerts[0]["X-Envelope-To"])
+    assert SIGNER in str(alerts[0]["X-Envelope-To"])
