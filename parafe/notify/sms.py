@@ -262,7 +262,7 @@ class _CaSession(requests.Session):
         super().__init__()
         self.ca_file = ca_file
 
-    def request(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def request(self, *args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("verify", self.ca_file)
         return super().request(*args, **kwargs)
 

@@ -29,7 +29,8 @@ from parafe.domain.errors import E, ParafeError
 from parafe.domain.paris_time import FORMAT_PORTAL, paris_format
 from parafe.domain.states import ACTOR_AUTOMATIC, ACTOR_OTP, State
 from parafe.portal import forms, security
-from parafe.services.access.auth import Principal, RequestIdentity, authenticate_async
+from parafe.security.identity import RequestIdentity
+from parafe.services.access.auth import Principal, authenticate_async
 from parafe.signing.names import readable_rfc4514
 
 HERE = Path(__file__).resolve().parent

@@ -9,8 +9,8 @@ Sources, in order:
 The certificate is verified (CA bundle, validity, CRL) by :class:`CertificateVerifier`; ``Authorization: Basic``
 credentials are parsed (verified later against the database); an empty user with an empty password counts as no
 Basic header at all. The result is stored as
-``scope["state"]["identity"]`` (a :class:`parafe.services.access.auth.RequestIdentity`); the connectors turn it into a
-principal, or into a 401 in their own wire format.
+``scope["state"]["identity"]`` (a :class:`RequestIdentity`); the connectors turn it into a principal
+(:mod:`parafe.services.access.auth`), or into a 401 in their own wire format.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from __future__ import annotations
 import base64
 import binascii
 import ssl
+from dataclasses import dataclass
 from urllib.parse import unquote
 
 from parafe.security.asgi_types import ASGIApp, Receive, Scope, Send
-from parafe.security.certcheck import CertificateVerifier
-from parafe.services.access.auth import RequestIdentity
+from parafe.security.certcheck import CertificateVerifier, CertVerdict
 
 _PROXY_HEADERS = (b"x-ssl-client-cert", b"x-ssl-client-verify", b"x-ssl-client-s-dn")
 
@@ -30,6 +30,15 @@ _PROXY_HEADERS = (b"x-ssl-client-cert", b"x-ssl-client-verify", b"x-ssl-client-s
 # Basic credentials that cannot be decoded (not base64, not UTF-8, no ":"): no account has an empty login, so
 # they are refused like a wrong password (165), not taken for an absent header (161).
 MALFORMED_BASIC = ("", "\x00")
+
+
+@dataclass(frozen=True)
+class RequestIdentity:
+    """What the transport proved about the caller, before any database lookup."""
+
+    verdict: CertVerdict | None = None
+    basic: tuple[str, str] | None = None
+    client: str | None = None  # the client's address (Basic authentication throttling)
 
 
 def parse_basic(value: bytes) -> tuple[str, str] | None:

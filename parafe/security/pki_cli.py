@@ -267,7 +267,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------- parser
 
 
-def add_commands(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+def add_commands(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add ``pki`` and its sub-commands to the top-level ``parafe`` sub-parsers."""
     fmt = argparse.RawDescriptionHelpFormatter
     days_help = "durée de validité en jours / validity (days)"

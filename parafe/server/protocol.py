@@ -44,4 +44,4 @@ class TLSHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         if self._tls_ext is not None:
-            self.scope["extensions"] = {"tls": self._tls_ext}  # type: ignore[typeddict-unknown-key,dict-item]
+            self.scope["extensions"] = {"tls": self._tls_ext}  # type: ignore[dict-item]

@@ -104,7 +104,7 @@ async def _adopt(server: uvicorn.Server, channel: socket.socket) -> None:
         protocol = config.http_protocol_class(  # type: ignore[call-arg]
             config=config, server_state=server.server_state, app_state=server.lifespan.state)
         protocol.on_closed = on_closed  # type: ignore[attr-defined]
-        return protocol  # type: ignore[no-any-return]
+        return protocol
 
     def parent_gone() -> None:
         server.should_exit = True

@@ -216,7 +216,7 @@ def _xades111_properties(
             el.text = text
         return el
 
-    qp = etree.SubElement(obj, qn(XADES111, "QualifyingProperties"), nsmap={"xad": XADES111})  # type: ignore[arg-type]
+    qp = etree.SubElement(obj, qn(XADES111, "QualifyingProperties"), nsmap={"xad": XADES111})
     qp.set("Target", f"#{sig_id}")
     sp = sub(qp, "SignedProperties")
     sp.set("Id", sp_id)

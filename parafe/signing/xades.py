@@ -144,7 +144,7 @@ def _xades132_properties(
         return el
 
     der = cert.public_bytes(serialization.Encoding.DER)
-    qp = etree.SubElement(obj, qn(XADES132, "QualifyingProperties"), nsmap={"xades": XADES132})  # type: ignore[arg-type]
+    qp = etree.SubElement(obj, qn(XADES132, "QualifyingProperties"), nsmap={"xades": XADES132})
     qp.set("Target", f"#{sig_id}")
     sp = sub(qp, "SignedProperties")
     sp.set("Id", sp_id)

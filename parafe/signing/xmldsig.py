@@ -147,7 +147,7 @@ def new_signature(
 ) -> SignatureParts:
     """A detached ``ds:Signature`` element (not yet in a document) with empty digests and value."""
     nsmap = {"ds": DSIG}
-    sig = etree.Element(qn(DSIG, "Signature"), nsmap=nsmap)  # type: ignore[arg-type]
+    sig = etree.Element(qn(DSIG, "Signature"), nsmap=nsmap)
     sig.set("Id", sig_id)
     si = etree.SubElement(sig, qn(DSIG, "SignedInfo"))
     etree.SubElement(si, qn(DSIG, "CanonicalizationMethod")).set("Algorithm", c14n_method)

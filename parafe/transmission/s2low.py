@@ -163,7 +163,7 @@ def load_client_certificate(cert: bytes, key: bytes | None = None, password: str
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo):
         raise ValueError("la clé privée ne correspond pas au certificat")
     cert_pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
-    key_pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,  # type: ignore[union-attr]
+    key_pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                     serialization.NoEncryption())
     return cert_pem, key_pem
 

@@ -27,7 +27,7 @@ from parafe.connectors.rest.downloads import content_disposition
 from parafe.context import AppContext
 from parafe.domain.errors import E, ParafeError
 from parafe.notify.mail import paris
-from parafe.services.access.auth import RequestIdentity
+from parafe.security.identity import RequestIdentity
 from parafe.services.oss import model as oss
 from parafe.services.oss import pages as oss_pages
 from parafe.storage.spool import CHUNK_SIZE

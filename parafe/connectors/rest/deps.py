@@ -19,7 +19,8 @@ from starlette.concurrency import run_in_threadpool
 from parafe.connectors.multipart import FormData, parse_form
 from parafe.context import AppContext
 from parafe.domain.errors import E, ParafeError
-from parafe.services.access.auth import Principal, RequestIdentity, authenticate_async
+from parafe.security.identity import RequestIdentity
+from parafe.services.access.auth import Principal, authenticate_async
 from parafe.services.documents.deposit import Upload
 
 T = TypeVar("T")

@@ -37,7 +37,8 @@ from parafe.connectors.soap.envelope import ParsedRequest, SoapVersionMismatch, 
 from parafe.connectors.soap.ops import Call, load_all
 from parafe.context import AppContext
 from parafe.domain.errors import E, ParafeError
-from parafe.services.access.auth import Principal, RequestIdentity, authenticate_async
+from parafe.security.identity import RequestIdentity
+from parafe.services.access.auth import Principal, authenticate_async
 
 log = logging.getLogger(__name__)
 

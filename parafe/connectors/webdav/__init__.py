@@ -22,7 +22,8 @@ from wsgidav.wsgidav_app import WsgiDAVApp
 from parafe.context import AppContext
 from parafe.domain.errors import E, ParafeError
 from parafe.security.asgi_types import StartResponse
-from parafe.services.access.auth import RequestIdentity, authenticate
+from parafe.security.identity import RequestIdentity
+from parafe.services.access.auth import authenticate
 
 from . import errors
 from .handlers import ALLOW_ANY, UNSUPPORTED, handle

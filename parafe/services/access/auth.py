@@ -1,7 +1,7 @@
 """Who is calling: from a verified client certificate or Basic credentials to a :class:`Principal`.
 
-The identity middleware (``parafe.security.identity``) gives each request a :class:`RequestIdentity`; this
-module maps it to the user accounts it stands for. A certificate is bound to accounts by its SHA-256
+The identity middleware (:mod:`parafe.security.identity`) gives each request a ``RequestIdentity``; this module
+maps it to the user accounts it stands for. A certificate is bound to accounts by its SHA-256
 fingerprint (one account per subscriber); Basic credentials (argon2 hashes) are for accounts whose
 authentication type is BASIC (subscriber admins, spec §2.5.21/§2.5.24); they are throttled per account and per
 client address and verified in the same time whether the account exists or not (issue 18).
@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from parafe.context import AppContext
 from parafe.db.models import Subscriber, User, UserCertificate
 from parafe.domain.errors import E, ErrorDef, ParafeError
-from parafe.security.certcheck import CertVerdict
+from parafe.security.identity import RequestIdentity
 
 # Certificate → accounts, kept a few seconds per process: every request needs it, and a binding removed by an
 # administrator takes effect within that delay (the certificate itself is verified on every request).
@@ -38,15 +38,6 @@ _CERT_ERRORS: dict[str, ErrorDef] = {
     "unknown_ca": E.CERT_UNKNOWN_CA,
     "invalid": E.AUTH_UNKNOWN_USER,
 }
-
-
-@dataclass(frozen=True)
-class RequestIdentity:
-    """What the transport proved about the caller, before any database lookup."""
-
-    verdict: CertVerdict | None = None
-    basic: tuple[str, str] | None = None
-    client: str | None = None  # the client's address (Basic authentication throttling)
 
 
 @dataclass(frozen=True)

@@ -243,7 +243,7 @@ def _administered(session: Any, admin: Principal, user_id: int) -> User:
     user = session.get(User, user_id)
     if user is None or not any(a.is_admin and a.subscriber_id == user.subscriber_id for a in admin.accounts):
         raise ParafeError(E.PASSKEY_NOT_FOUND, detail=f"user {user_id}")
-    return user  # type: ignore[no-any-return]
+    return user
 
 
 def validate(ctx: AppContext, admin: Principal, passkey_id: int) -> PasskeyView:

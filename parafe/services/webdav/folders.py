@@ -319,7 +319,7 @@ def receipts(ctx: AppContext, circuit: CircuitView, label_folder: str, now: date
     """Receipts of ``in/<circuit>[/<label_folder>]``: accepted PUTs of the last 15 minutes (D6)."""
     with ctx.db.read() as session:
         rows = [tuple(r) for r in session.execute(_receipt_stmt(circuit, label_folder, now or utcnow()))]
-    return _receipt_entries(rows)  # type: ignore[arg-type]
+    return _receipt_entries(rows)
 
 
 def receipt(ctx: AppContext, circuit: CircuitView, label_folder: str, name: str,
@@ -327,7 +327,7 @@ def receipt(ctx: AppContext, circuit: CircuitView, label_folder: str, name: str,
     with ctx.db.read() as session:
         stmt = _receipt_stmt(circuit, label_folder, now or utcnow()).where(WebdavDeposit.put_name == nfc(name))
         rows = [tuple(r) for r in session.execute(stmt)]
-    found = _receipt_entries(rows)  # type: ignore[arg-type]
+    found = _receipt_entries(rows)
     return found[0] if found else None
 
 

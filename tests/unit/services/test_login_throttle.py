@@ -11,7 +11,8 @@ from sqlalchemy import select
 
 from parafe.db.models import LoginThrottle
 from parafe.domain.errors import E, ParafeError
-from parafe.services.access.auth import RequestIdentity, authenticate
+from parafe.security.identity import RequestIdentity
+from parafe.services.access.auth import authenticate
 from parafe.services.demo import ADMIN
 
 ADDRESS = "203.0.113.7"
