@@ -1,4 +1,4 @@
-"""Soak: the chaos scenario's mixed load (:class:`parafe.devtools.chaos.Load`: REST, SOAP and WebDAV deposits,
+"""Soak: the chaos scenario's mixed load (:class:`parafe.devtools.chaos_load.Load`: REST, SOAP and WebDAV deposits,
 ``serveur``, ``bureautique`` with visa and signature through the portal's API, ``otp`` with its code, OSS
 ``signServerDoc``, downloads, deletes) on ONE node, without faults, for a given time, recording every minute:
 
@@ -81,12 +81,12 @@ def p99(values: list[float]) -> float:
 
 
 class SingleNode:
-    """What :class:`parafe.devtools.chaos.Load` needs of a cluster: one node, its home, a context, ``say``."""
+    """What :class:`parafe.devtools.chaos_load.Load` needs of a cluster: one node, its home, a context, ``say``."""
 
     def __init__(self, home: Path, url: str, database_url: str) -> None:
         from parafe.config import Settings
         from parafe.context import AppContext
-        from parafe.devtools.chaos import Proc
+        from parafe.devtools.chaos_cluster import Proc
 
         self.template = home
         self.nodes = [Proc("serve", [], {}, home / "serve.log", url=url)]
@@ -107,7 +107,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args()
 
-    from parafe.devtools.chaos import PORTAL_SECRET, Load, Report
+    from parafe.devtools.chaos import Report
+    from parafe.devtools.chaos_cluster import PORTAL_SECRET
+    from parafe.devtools.chaos_load import Load
 
     work = Path(tempfile.mkdtemp(prefix="parafe-soak-"))
     home = work / "home"
