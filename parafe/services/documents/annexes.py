@@ -2,7 +2,9 @@
 
 Same rules as annexes given at deposit: file name rules, the extension allow-list of spec §2.7, no empty file.
 Allowed to the document's depositor, agents of its circuit and the subscriber's admins, while the document is
-not finished (filed, archived or replaced). The blob is written before the transaction that references it.
+not finished (``states.FINISHED``: filed, archived, replaced, and since issue 19 also refused, rejected or
+failed in transmission, as nobody acts on it any more). The blob is written before the transaction that
+references it.
 """
 
 from __future__ import annotations
@@ -13,12 +15,10 @@ from parafe.context import AppContext
 from parafe.db.models import Annex
 from parafe.domain import deposit as rules
 from parafe.domain.errors import E, ParafeError
-from parafe.domain.states import State
+from parafe.domain.states import FINISHED_VALUES
 from parafe.services.access.auth import Principal
 from parafe.services.access.rights import AGENT, roles_on, visible_document
 from parafe.services.documents.deposit import Upload
-
-_FINISHED = frozenset({State.FILED.value, State.ARCHIVED.value, State.REPLACED.value})
 
 
 def add_annex(ctx: AppContext, principal: Principal, document_id: int | str, upload: Upload) -> int:
@@ -32,7 +32,7 @@ def add_annex(ctx: AppContext, principal: Principal, document_id: int | str, upl
         document, account = visible_document(session, principal, document_id)
         allowed = (account.is_admin or document.uploader_id == account.user_id
                    or AGENT in roles_on(session, account, document.circuit_id))
-        if not allowed or document.state in _FINISHED:
+        if not allowed or document.state in FINISHED_VALUES:
             raise ParafeError(E.NO_PERMISSION)
         doc_id = document.id
     ref = ctx.store.put_file(upload.path, sha256=upload.sha256, move=True)

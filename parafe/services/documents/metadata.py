@@ -28,7 +28,7 @@ from parafe.db.models import Circuit, Document, HistoryEntry, MetadataValue, Out
 from parafe.domain.circuits import StepKind
 from parafe.domain.emails import is_email
 from parafe.domain.errors import E, ParafeError
-from parafe.domain.states import ACTOR_OTP, State
+from parafe.domain.states import ACTOR_OTP, FINISHED_VALUES, State
 from parafe.formats.metadata import (
     MetadataField,
     OtpSigner,
@@ -49,10 +49,7 @@ MAILEVA_NAMES = tuple(f"MAILEVA_{side}_{part}" for side in ("SENDER", "RECEIVER"
                       for part in (["MAIL"] if side == "SENDER" else []) + [f"ADDR{i}" for i in range(1, 7)])
 
 # Where OTP information can no longer change: the OTP signature happened, or the document is finished.
-OTP_CLOSED_STATES = frozenset({
-    State.OTP_VALIDATED.value, State.OTP_SIGNED.value, State.REFUSED.value, State.DISAPPROVED.value,
-    State.FILED.value, State.ARCHIVED.value, State.REPLACED.value, State.SIGNATURE_REJECTED.value,
-})
+OTP_CLOSED_STATES = frozenset({State.OTP_VALIDATED.value, State.OTP_SIGNED.value}) | FINISHED_VALUES
 
 _PHONE = re.compile(r"^\+?[0-9 .()\-]{6,32}$")
 

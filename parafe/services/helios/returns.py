@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from parafe.context import AppContext
 from parafe.db.models import CircuitRole, Document, ReturnItem, Subscriber, utcnow
 from parafe.domain.errors import E, ParafeError
+from parafe.domain.ids import parse_id
 from parafe.services.access.auth import Account, Principal
 from parafe.services.access.rights import AGENT, subscriber_account, visible_document
 from parafe.storage.base import BlobNotFound
@@ -145,10 +146,7 @@ def download(ctx: AppContext, principal: Principal, public_id: int | str, kind: 
             if item is None:
                 raise ParafeError(E.ACK_BUILD_ERROR, detail="no Helios acknowledgement for this document yet")
         else:
-            try:
-                wanted = int(str(public_id).strip())
-            except ValueError:
-                raise ParafeError(E.DOCUMENT_NOT_FOUND, detail="id is not a number") from None
+            wanted = parse_id(public_id)
             candidates = session.scalars(select(ReturnItem).where(
                 ReturnItem.public_id == wanted, ReturnItem.kind == kind,
                 ReturnItem.subscriber_id.in_([a.subscriber_id for a in principal.accounts]))).all()

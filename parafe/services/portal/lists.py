@@ -40,14 +40,14 @@ from parafe.db.models import (
 )
 from parafe.domain.circuits import StepKind
 from parafe.domain.errors import E, ParafeError
-from parafe.domain.states import State, label, states_for_search_code
+from parafe.domain.states import CIRCUIT_DONE, State, label, states_for_search_code
 from parafe.services import delegations
 from parafe.services.access.auth import Account, Principal
 from parafe.services.access.rights import AGENT, visible_clause
 from parafe.workflow.members import ROLE_FOR_STEP
 
 # States that have left the dashboard (spec §2.1 H20: « n'apparaît plus sur le tableau de bord »).
-OFF_DASHBOARD = (State.FILED.value, State.ARCHIVED.value)
+OFF_DASHBOARD = tuple(sorted(s.value for s in CIRCUIT_DONE))
 WAITING = {StepKind.VISA.value: State.SENT_FOR_VISA.value, StepKind.SIGNATURE.value: State.SENT_FOR_SIGN.value}
 VIEWS = ("a-traiter", "en-cours", "deposes", "classes", "tous")
 PER_PAGE = 25
