@@ -142,12 +142,38 @@ def sign_pes(
 
 
 def finish_pes(prepared: PreparedPes, signature_values: Sequence[bytes]) -> bytes:
-    """Insert the RSA-SHA256 values (one per signature, in ``to_sign`` order) and serialise."""
+    """Insert the RSA-SHA256 values (one per signature, in ``to_sign`` order) and serialise.
+
+    The values are spliced into the serialised document in place of short placeholders rather than set as the
+    texts of the SignatureValue elements: with twenty 344-character texts set in a tree of a 10 MB PES, freeing
+    that tree afterwards costs about 4x more CPU (0.12 s instead of 0.03 s, glibc malloc; issue 17), a fifth of
+    the whole ``parafe sign pes`` command. Documents in an encoding that does not keep ASCII bytes as they are
+    (UTF-16…) get the texts set in the tree."""
     if len(signature_values) != len(prepared._value_elements):
         raise XmlSigningError("Nombre de valeurs de signature incorrect.")
-    for el, value in zip(prepared._value_elements, signature_values, strict=True):
-        el.text = b64_lines(value)
-    return prepared.serialize()
+    texts = [b64_lines(value).encode("ascii") for value in signature_values]
+    token = secrets.token_hex(8)
+    if not _ascii_compatible(prepared.tree.docinfo.encoding or "UTF-8", token):
+        for el, text in zip(prepared._value_elements, texts, strict=True):
+            el.text = text.decode("ascii")
+        return prepared.serialize()
+    filled: set[int] = set()
+
+    def value(match: re.Match[bytes]) -> bytes:
+        filled.add(int(match.group(1)))
+        return texts[int(match.group(1))]
+
+    out = re.sub(rb"@@PARAFE-SV-(\d+)-" + token.encode("ascii") + rb"@@", value, prepared.with_placeholders(token))
+    if filled != set(range(len(texts))):
+        raise XmlSigningError("Emplacements des valeurs de signature introuvables.")
+    return out
+
+
+def _ascii_compatible(encoding: str, sample: str) -> bool:
+    try:
+        return f"@@PARAFE-SV-0-{sample}@@".encode(encoding) == f"@@PARAFE-SV-0-{sample}@@".encode("ascii")
+    except (LookupError, UnicodeError):
+        return False
 
 
 def prepare_pes(

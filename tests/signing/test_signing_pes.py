@@ -341,3 +341,26 @@ def test_untrusted_and_revoked_signers(tmp_path: Path, pki: Pki, signer: ServerS
     d = report.to_dict()
     assert d["valid"] is False
     assert d["signatures"][0]["revoked"] is True
+
+
+@pytest.mark.parametrize("encoding", ["ISO-8859-1", "UTF-8", "UTF-16"])
+def test_spliced_signature_values_equal_the_tree_serialisation(signer: ServerSigner, encoding: str) -> None:
+    # finish_pes splices the values into the serialised bytes (issue 17); the result is the same as setting them
+    # as the SignatureValue texts, in an ASCII-compatible encoding or not (UTF-16: set in the tree)
+    from datetime import UTC, datetime
+
+    from parafe.signing.pes import PreparedPes, finish_pes, prepare_pes
+    from parafe.signing.xmldsig import b64_lines
+
+    text = make_pes(3).decode("iso-8859-1").replace('encoding="ISO-8859-1"', f'encoding="{encoding}"', 1)
+    data = text.encode("utf-16" if encoding == "UTF-16" else encoding)
+    when = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
+
+    def prepared() -> PreparedPes:
+        return prepare_pes(data, signer.certificate, signer.chain, per_bordereau=True, signing_time=when)
+
+    reference = prepared()
+    values = [signer.sign_raw(d, "sha256") for d in reference.to_sign]
+    for el, value in zip(reference._value_elements, values, strict=True):
+        el.text = b64_lines(value)
+    assert finish_pes(prepared(), values) == reference.serialize()
