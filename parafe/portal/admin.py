@@ -15,7 +15,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from parafe.connectors.multipart import parse_form
 from parafe.domain.circuits import CircuitType, StepKind
 from parafe.domain.errors import E, ParafeError
 from parafe.portal import forms
@@ -37,6 +36,7 @@ from parafe.services.admin import platform as admin
 from parafe.services.portal import admin as portal_admin
 from parafe.services.portal.lists import STEP_LABELS
 from parafe.services.signers import passkeys
+from parafe.web.multipart import parse_form
 
 CIRCUIT_TYPES = [
     (CircuitType.BUREAUTIQUE_PDF.value, "Bureautique (PDF)"),

@@ -15,7 +15,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from parafe.connectors.multipart import FormData, parse_form
 from parafe.domain.errors import E, ParafeError
 from parafe.domain.states import SEARCH_CODES
 from parafe.portal import forms
@@ -36,6 +35,7 @@ from parafe.services.access.auth import Principal
 from parafe.services.documents.deposit import DepositRequest, deposit
 from parafe.services.otp import links as otp_links
 from parafe.services.portal import lists
+from parafe.web.multipart import FormData, parse_form
 
 STATE_CHOICES = [
     ("Prepared", "Préparé"), ("SendForVisa", "Envoyé pour visa"), ("Approved", "Visa approuvé"),

@@ -1,4 +1,4 @@
-"""Streaming ``multipart/form-data`` parser shared by the REST and OSS connectors.
+"""Streaming ``multipart/form-data`` parser shared by the REST and OSS connectors and the portal.
 
 File parts go straight to disk through :class:`parafe.storage.spool.HashingSpool` (hashed while written, the
 size limit enforced while reading: a 101 MiB stream is cut at 100 MiB, never held in memory). Text fields are

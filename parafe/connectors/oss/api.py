@@ -15,7 +15,6 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
-from parafe.connectors.multipart import FormData
 from parafe.connectors.rest.deps import (
     SMALL_PART_LIMIT,
     base_url,
@@ -36,6 +35,7 @@ from parafe.services.oss import operations as oss
 from parafe.services.oss import statistics as oss_statistics
 from parafe.services.otp.identity import SignerIdentity
 from parafe.storage.spool import CHUNK_SIZE
+from parafe.web.multipart import FormData
 
 router = APIRouter(tags=["OSS"])
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -16,12 +16,12 @@ from typing import Any, TypeVar
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
-from parafe.connectors.multipart import FormData, parse_form
 from parafe.context import AppContext
 from parafe.domain.errors import E, ParafeError
 from parafe.security.identity import RequestIdentity
 from parafe.services.access.auth import Principal, authenticate_async
 from parafe.services.documents.deposit import Upload
+from parafe.web.multipart import FormData, parse_form
 
 T = TypeVar("T")
 
