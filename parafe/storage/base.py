@@ -110,6 +110,9 @@ class BlobStore(ABC):
         successful case, no longer exists at ``path`` afterwards.
         """
 
+    def start_flush(self, path: Path) -> None:  # noqa: B027 - an optional hint, nothing to do by default
+        """A hint: ``path`` will be handed to :meth:`put_file` soon; a store may start making it durable."""
+
     def put_files(self, items: Sequence[tuple[Path, str | None]]) -> list[BlobRef]:
         """Store several files handed over as with ``put_file(path, sha256=…, move=True)`` (``None``: hash
         here); a store may make them durable together (one barrier instead of one per file)."""

@@ -13,8 +13,10 @@ import datetime as dt
 import errno
 import os
 import shutil
+import threading
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
@@ -41,6 +43,23 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+_flusher: ThreadPoolExecutor | None = None
+_flusher_lock = threading.Lock()
+
+
+def _forget_flusher() -> None:
+    global _flusher
+    _flusher = None  # a forked child has none of its parent's threads
+
+
+os.register_at_fork(after_in_child=_forget_flusher)
+
+
+def _flush_quietly(path: Path) -> None:
+    with contextlib.suppress(OSError):  # gone already (a refused deposit): nothing to write
+        _fsync_file(path)
 
 
 def _fsync_file(path: Path) -> None:
@@ -112,6 +131,17 @@ class FilesystemBlobStore(BlobStore):
                 self._install(tmp_path, final)
         return BlobRef(actual, size)
 
+    def start_flush(self, path: Path) -> None:
+        """Start writing ``path``'s data to disk in a background thread, so that the checks a deposit runs
+        meanwhile (rights, PDF, duplicates) overlap the disk's latency: its later ``put_file(path, move=True)``
+        still fsyncs (durability does not depend on this hint) but finds the data written and only waits for
+        the directory's journal commit."""
+        global _flusher
+        with _flusher_lock:
+            if _flusher is None:  # lazily, in the process that deposits (server processes are forked)
+                _flusher = ThreadPoolExecutor(max_workers=4, thread_name_prefix="blob-flush")
+        _flusher.submit(_flush_quietly, Path(path))
+
     def put_files(self, items: Sequence[tuple[Path, str | None]]) -> list[BlobRef]:
         """Several files handed over (``move=True``) behind one durability barrier: the data of every file is
         fsynced before any of them gets its name, then each directory touched is fsynced once. The directory
@@ -134,10 +164,10 @@ class FilesystemBlobStore(BlobStore):
                 path.unlink(missing_ok=True)
                 continue
             finals.add(final)
-            os.chmod(path, READ_ONLY & ~current_umask())
             staged.append((path, final, sha256))
         for path, _final, _sha in staged:
             _fsync_file(path)
+            os.chmod(path, READ_ONLY & ~current_umask())  # as put_file: after the data's fsync
         directories: dict[Path, None] = {}
         for path, final, sha256 in staged:
             try:
