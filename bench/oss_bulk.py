@@ -3,21 +3,25 @@ a 5-page PDF, and the ratio to the Signature engine's in-process bulk rate measu
 
 What runs: a fresh home (SQLite, files, dev PKI, the demo OSS workflow ``oss-demo``), a real ``parafe serve`` over
 TLS (one server process per core, its default; the server CPU figure counts them all), and 8 client threads (one
-keep-alive HTTPS connection each, the demo agent's certificate) posting the same 5-page PDF to
+keep-alive HTTPS connection each with ``http.client``, the demo agent's certificate) posting the same 5-page PDF to
 ``/oss/signServerDoc`` (synchronous: the signed PDF comes back in the body; each request also stores the original
-and the signed file and writes its database row). The in-process reference is
+and the signed file and writes its database row). The anchor (issue 17) is ``openssl speed -seconds 3 rsa2048``'s
+RSA-2048 sign/s on one core, measured in the same run (after the HTTPS runs, so that it sees the same machine
+load): the figure is printed as a percentage of it, with the p99 latency of the requests. A second reference is
 :class:`parafe.signing.bulk.BulkPdfSigner` with the same key, level (B-B) and pictogram, in this process, one
 thread. Every response is checked (200, ``X-FAST-document-id``, a PDF larger than the input). The server and the
 clients share the machine's cores; the figure is the median of ``--runs`` runs of ``--seconds`` each.
 
 Usage: ``.venv/bin/python bench/oss_bulk.py [--seconds 10] [--runs 3] [--clients 8]``
-Prints one line: ``oss_bulk …: HTTPS X req/s (median), in-process bulk Y/s, ratio X/Y``.
+Prints one line: ``oss_bulk …: signServerDoc X req/s (median) p99 … ms … = N % of openssl speed rsa2048 (Z sign/s,
+1 core); in-process bulk Y/s …``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -74,53 +78,86 @@ def start_server(home: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 
 
-def http_rate(url: str, home: Path, pdf: bytes, clients: int, seconds: float, server_pid: int,
-              ) -> tuple[float, float]:
-    """Successful signServerDoc responses per second with ``clients`` concurrent keep-alive connections, and
-    the server process's CPU milliseconds per request."""
-    import ssl
+def openssl_rsa2048_signs() -> float:
+    """RSA-2048 signatures per second of ``openssl speed`` on one core (one process), 3 seconds."""
+    out = subprocess.run(["openssl", "speed", "-seconds", "3", "rsa2048"], capture_output=True, text=True,
+                         check=True).stdout
+    match = re.search(r"^rsa\s+2048 bits\s+\S+\s+\S+\s+([\d.]+)", out, re.MULTILINE)
+    if match is None:
+        raise SystemExit(f"unexpected openssl speed output: {out[-500:]}")
+    return float(match.group(1))
 
-    import httpx
+
+def http_rate(url: str, home: Path, pdf: bytes, clients: int, seconds: float, server_pid: int,
+              ) -> tuple[float, float, list[float]]:
+    """Successful signServerDoc responses per second with ``clients`` concurrent keep-alive connections, the
+    server process's CPU milliseconds per request and the latencies (ms) of the requests in the window."""
+    import http.client
+    import ssl
+    import uuid
+    from urllib.parse import urlsplit
 
     context = ssl.create_default_context(cafile=str(home / "pki" / "ca.pem"))
     context.load_cert_chain(str(home / "demo" / f"{AGENT}.pem"), str(home / "demo" / f"{AGENT}.key"))
+    host, port = urlsplit(url).hostname or "127.0.0.1", urlsplit(url).port or 443
+    boundary = uuid.uuid4().hex
+    body = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in (("workflowId", "oss-demo"), ("pictogramme", "2,3,-1"))) + (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="dataFile"; filename="arrete.pdf"\r\n'
+        "Content-Type: application/pdf\r\n\r\n").encode() + pdf + f"\r\n--{boundary}--\r\n".encode()
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}", "Content-Length": str(len(body))}
     start_gate = threading.Barrier(clients + 1)
     stop = threading.Event()
     counts = [0] * clients
     errors: list[str] = []
+    latencies: list[float] = []
+    window = [False]
 
     def worker(index: int) -> None:
-        with httpx.Client(base_url=url, verify=context, timeout=120) as client:
+        # http.client, not httpx: the load generator shares the cores with the server and must cost little
+        # (httpx, used before, spent more CPU per request in the 8 client threads than the server did)
+        conn = http.client.HTTPSConnection(host, port, context=context, timeout=120)
+        try:
             def one() -> bool:
-                r = client.post("/oss/signServerDoc", data={"workflowId": "oss-demo", "pictogramme": "2,3,-1"},
-                                files={"dataFile": ("arrete.pdf", pdf, "application/pdf")})
-                ok = (r.status_code == 200 and r.headers.get("X-FAST-document-id", "").isdigit()
-                      and r.content.startswith(b"%PDF") and len(r.content) > len(pdf))
+                conn.request("POST", "/oss/signServerDoc", body=body, headers=headers)
+                r = conn.getresponse()
+                content = r.read()
+                ok = (r.status == 200 and (r.getheader("X-FAST-document-id") or "").isdigit()
+                      and content.startswith(b"%PDF") and len(content) > len(pdf))
                 if not ok:
-                    errors.append(f"{r.status_code} {r.text[:200]}")
+                    errors.append(f"{r.status} {content[:200]!r}")
                 return ok
 
             one()  # warm-up (TLS handshake, caches)
             start_gate.wait()
             while not stop.is_set():
-                if one():
+                began = time.perf_counter()
+                ok = one()
+                if ok:
                     counts[index] += 1
+                if window[0]:
+                    latencies.append(1000 * (time.perf_counter() - began))
+        finally:
+            conn.close()
 
     threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(clients)]
     for thread in threads:
         thread.start()
     start_gate.wait()
+    window[0] = True
     began, cpu_before, done_before = time.perf_counter(), cpu_seconds(server_pid), sum(counts)
     time.sleep(seconds)
     total_at_stop, cpu_after = sum(counts), cpu_seconds(server_pid)
     elapsed = time.perf_counter() - began
+    window[0] = False
     stop.set()
     for thread in threads:
         thread.join(timeout=120)
     if errors:
         raise SystemExit(f"{len(errors)} failed requests, first: {errors[0]}")
     done = max(total_at_stop - done_before, 1)
-    return (total_at_stop - done_before) / elapsed, 1000 * (cpu_after - cpu_before) / done
+    return (total_at_stop - done_before) / elapsed, 1000 * (cpu_after - cpu_before) / done, latencies
 
 
 def bulk_rate(ctx: object, pdf: bytes, seconds: float) -> float:
@@ -164,12 +201,14 @@ def main() -> None:
     pdf = pdf_of_pages(5)
     process, url = start_server(home)
     try:
-        http_rates, bulk_rates, cpu_ms = [], [], []
+        http_rates, bulk_rates, cpu_ms, p99s, anchors = [], [], [], [], []
         for _ in range(args.runs):
-            rate, cpu = http_rate(url, home, pdf, args.clients, args.seconds, process.pid)
+            rate, cpu, latencies = http_rate(url, home, pdf, args.clients, args.seconds, process.pid)
             http_rates.append(rate)
             cpu_ms.append(cpu)
+            p99s.append(statistics.quantiles(latencies, n=100, method="inclusive")[98])
             bulk_rates.append(bulk_rate(ctx, pdf, args.seconds / 2))
+            anchors.append(openssl_rsa2048_signs())
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -177,10 +216,15 @@ def main() -> None:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
     http, bulk = statistics.median(http_rates), statistics.median(bulk_rates)
+    anchor = statistics.median(anchors)
+    ratios = [r / a for r, a in zip(http_rates, anchors, strict=True)]
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"oss_bulk (5-page PDF, B-B, RSA-2048, {args.clients} HTTPS clients, {cores} cores shared by server and "
           f"clients, median of {args.runs} x {args.seconds:.0f}s): signServerDoc {http:.1f} req/s "
-          f"(runs {', '.join(f'{r:.1f}' for r in http_rates)}; server CPU {statistics.median(cpu_ms):.1f} ms/request); "
+          f"p99 {statistics.median(p99s):.0f} ms = {100 * statistics.median(ratios):.1f} % of openssl speed rsa2048 "
+          f"({anchor:.0f} sign/s, 1 core; runs {', '.join(f'{100 * r:.1f}' for r in ratios)} %) "
+          f"(runs {', '.join(f'{r:.1f}' for r in http_rates)} req/s; "
+          f"server CPU {statistics.median(cpu_ms):.1f} ms/request); "
           f"in-process BulkPdfSigner {bulk:.1f}/s (1 thread, {1000 / bulk:.1f} ms/signature); "
           f"ratio HTTPS/in-process {http / bulk:.2f}; load average {os.getloadavg()[0]:.1f}")
 

@@ -1,26 +1,36 @@
-"""REST upload throughput and latency over HTTPS with client certificates, SQLite and PostgreSQL, against the
-machine's ceiling measured in the same run: a plain nginx HTTPS ``PUT`` (WebDAV module) of the same files.
+"""Deposit throughput and latency over HTTPS with client certificates — REST ``upload``, WebDAV ``PUT`` and SOAP
+``upload`` on the same server — against the machine's ceiling measured in the same run: a plain nginx HTTPS
+``PUT`` (WebDAV module) of the same files with the same load generator.
 
-One ``parafe serve`` (TLS, in-process workflow worker off so that the deposit is what is measured) per backend
-on a fresh home; ``--concurrency`` client threads (default 8), each with its own keep-alive TLS connection and
-the demo agent's certificate, upload 100 KB PDFs (each one distinct) to
-``/parapheur-ws/rest/v1/documents/v2/123456789/bureautique/upload``. The nginx ceiling uses the same TLS
-server certificate, requests (optionally) the same client certificate and writes each file to disk.
-Bodies are built before the clock starts; the client runs on the same machine (loopback), so it shares the
-CPUs with the server. Each figure is the median over ``--rounds`` rounds of ``--n`` uploads.
+One ``parafe serve`` (TLS, its default process count, in-process workflow worker off so that the deposit is what
+is measured) per backend on a fresh home; ``--concurrency`` client threads (default 8), each with its own
+keep-alive TLS connection (``http.client``) and the demo agent's certificate, deposit 100 KB PDFs (each one
+distinct) into ``bureautique``: REST ``/parapheur-ws/rest/v1/documents/v2/123456789/bureautique/upload``
+(multipart), WebDAV ``PUT /partage/webdav/clients/123456789/in/bureautique/<label>/<name>``, SOAP ``upload``
+(base64 in the envelope). The nginx ceiling uses the same TLS server certificate, requests (optionally) the
+same client certificate and writes each file to disk. Bodies are built before the clock starts; the client
+runs on the same machine (loopback), so it shares the CPUs with the server.
 
-Usage: .venv/bin/python bench/rest_upload.py [--n 1000] [--rounds 3] [--concurrency 8] [--postgres URL]
-                                             [--backends sqlite,postgresql] [--no-nginx]
-Prints one line per target (``server_cpu``: CPU time of the server process(es) per upload, a figure that does
-not depend on what else the machine runs; ``load``: the 1-minute load average when the line is printed):
-  rest_upload  target=sqlite      concurrency=8  pdf100k  rate=…/s  p50=… ms  p99=… ms  server_cpu=… ms/upload …
-  rest_upload  target=postgresql  …
-  rest_upload  target=nginx_put   …
+Rounds are paired: each round runs nginx, then every protocol, one after the other, so that the ratios compare
+figures taken under the same machine load (the 2-core machine is shared). Each figure is the median over
+``--rounds`` rounds of ``--n`` uploads; ``ratio_nginx`` is the median of the per-round ratios to nginx's rate,
+``ratio_rest`` (WebDAV, SOAP) the median of the per-round ratios to REST's.
+
+Usage: .venv/bin/python bench/rest_upload.py [--n 600] [--rounds 3] [--concurrency 8] [--postgres URL]
+                                             [--backends sqlite,postgresql] [--protocols rest,webdav,soap]
+                                             [--no-nginx]
+Prints one line per backend and protocol, then nginx's (``server_cpu``: CPU time of the server process(es) per
+upload, a figure that does not depend on what else the machine runs; ``load``: the 1-minute load average):
+  rest_upload  target=sqlite/rest    concurrency=8 … rate=…/s  p50=… ms  p99=… ms  server_cpu=… ms/upload
+      ratio_nginx=…% …
+  rest_upload  target=sqlite/webdav  … ratio_nginx=…%  ratio_rest=…
+  rest_upload  target=nginx_put      …
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import http.client
 import os
 import shutil
@@ -42,6 +52,9 @@ from benchlib import cpu_seconds, create_pg_database, drop_pg_database, free_por
 SIREN = "123456789"
 AGENT = "agent@demo.parafe.test"
 REST_PATH = f"/parapheur-ws/rest/v1/documents/v2/{SIREN}/bureautique/upload"
+DAV_FOLDER = f"/partage/webdav/clients/{SIREN}/in/bureautique"
+SOAP_PATH = "/parapheur-soap/soap/v1/Documents"
+PROTOCOLS = ("rest", "webdav", "soap")
 
 
 
@@ -128,6 +141,30 @@ def _bodies(n: int, size: int, tag: str) -> list[tuple[str, bytes]]:
     return [(f"bench-{tag}-{i}.pdf", base + f"%{tag}-{i}\n".encode()) for i in range(n)]
 
 
+def _soap(name: str, data: bytes) -> tuple[bytes, dict[str, str]]:
+    body = ('<?xml version="1.0" encoding="UTF-8"?>\n<SOAP-ENV:Envelope '
+            'xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/" xmlns:ns1="http://sei.ws.fast.cdc.com/">'
+            "<SOAP-ENV:Body><ns1:upload><label>bench</label><comment></comment>"
+            f"<subscriberId>{SIREN}</subscriberId><circuitId>bureautique</circuitId><dataFileVO><dataHandler>"
+            f"{base64.b64encode(data).decode()}</dataHandler><filename>{name}</filename></dataFileVO></ns1:upload>"
+            "</SOAP-ENV:Body></SOAP-ENV:Envelope>\n").encode()
+    return body, {"Content-Type": "text/xml; charset=utf-8", "Content-Length": str(len(body))}
+
+
+def _requests(protocol: str, n: int, size: int, tag: str) -> tuple[str, list[tuple[str, bytes, dict[str, str]]]]:
+    """The HTTP method and the ``n`` requests of one round of ``protocol``, built before the clock starts."""
+    bodies = _bodies(n, size, tag)
+    if protocol == "rest":
+        return "POST", [(REST_PATH, *_multipart(name, data)) for name, data in bodies]
+    if protocol == "webdav":
+        headers = {"Content-Type": "application/pdf"}
+        return "PUT", [(f"{DAV_FOLDER}/{tag}/{name}", data, {**headers, "Content-Length": str(len(data))})
+                       for name, data in bodies]
+    if protocol == "soap":
+        return "POST", [(SOAP_PATH, *_soap(name, data)) for name, data in bodies]
+    raise ValueError(protocol)
+
+
 # --- Parafe -------------------------------------------------------------------------------------------------
 
 
@@ -170,39 +207,51 @@ def _wait(port: int, ca: Path, proc: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("server did not start")
 
 
-def bench_parafe(backend: str, args: argparse.Namespace) -> tuple[Result, Path]:
-    home = Path(tempfile.mkdtemp(prefix=f"parafe-restbench-{backend}-"))
-    dbname = None
-    if backend == "sqlite":
-        url = f"sqlite:///{home / 'parafe.db'}"
-    else:
-        url, dbname = create_pg_database(args.postgres)
-    proc = None
-    try:
-        _init_home(home, url)
-        port = free_port()
-        proc = _serve(home, url, port, args.workers)
-        ctx = _ssl_context(home / "pki" / "ca.pem", home / "demo" / f"{AGENT}.pem", home / "demo" / f"{AGENT}.key")
-        warm = [(REST_PATH, *_multipart(n, d)) for n, d in _bodies(50, args.size, f"{backend}-warm")]
-        run_load(Target("warmup", port, "POST", warm[:1]), ctx, 1)  # creates today's label: steady state
-        run_load(Target("warmup", port, "POST", warm[1:]), ctx, args.concurrency)
-        results = []
-        for r in range(args.rounds):
-            reqs = [(REST_PATH, *_multipart(n, d)) for n, d in _bodies(args.n, args.size, f"{backend}-{r}")]
-            cpu = cpu_seconds(proc.pid)
-            result = run_load(Target(backend, port, "POST", reqs), ctx, args.concurrency)
-            result.server_cpu_ms = (cpu_seconds(proc.pid) - cpu) * 1000 / len(reqs)
-            results.append(result)
-            del reqs
-        return _median(results), home
-    finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=30)
-        if not args.keep:
-            shutil.rmtree(home, ignore_errors=True)
-        if dbname:
-            drop_pg_database(args.postgres, dbname)
+class ParafeServer:
+    """A fresh home and a running ``parafe serve`` on ``backend`` (``sqlite`` or ``postgresql``)."""
+
+    def __init__(self, backend: str, args: argparse.Namespace) -> None:
+        self.backend, self.args = backend, args
+        self.home = Path(tempfile.mkdtemp(prefix=f"parafe-restbench-{backend}-"))
+        self.dbname: str | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+        if backend == "sqlite":
+            url = f"sqlite:///{self.home / 'parafe.db'}"
+        else:
+            url, self.dbname = create_pg_database(args.postgres)
+        try:
+            _init_home(self.home, url)
+            self.port = free_port()
+            self.proc = _serve(self.home, url, self.port, args.workers)
+        except BaseException:
+            self.close()
+            raise
+        demo = self.home / "demo"
+        self.ctx = _ssl_context(self.home / "pki" / "ca.pem", demo / f"{AGENT}.pem", demo / f"{AGENT}.key")
+        for protocol in args.protocols:  # warm-up: today's label, caches, the checker pool
+            method, reqs = _requests(protocol, 1 + 4 * args.concurrency, args.size, f"{backend}-warm-{protocol}")
+            run_load(Target("warmup", self.port, method, reqs[:1]), self.ctx, 1)
+            run_load(Target("warmup", self.port, method, reqs[1:]), self.ctx, args.concurrency)
+
+    def round(self, protocol: str, index: int) -> Result:
+        assert self.proc is not None
+        method, reqs = _requests(protocol, self.args.n, self.args.size, f"{self.backend}-{protocol}-{index}")
+        cpu = cpu_seconds(self.proc.pid)
+        result = run_load(Target(f"{self.backend}/{protocol}", self.port, method, reqs), self.ctx,
+                          self.args.concurrency)
+        result.server_cpu_ms = (cpu_seconds(self.proc.pid) - cpu) * 1000 / len(reqs)
+        return result
+
+    def close(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+            self.proc = None
+        if not self.args.keep:
+            shutil.rmtree(self.home, ignore_errors=True)
+        if self.dbname:
+            drop_pg_database(self.args.postgres, self.dbname)
+            self.dbname = None
 
 
 # --- nginx ceiling ------------------------------------------------------------------------------------------
@@ -240,46 +289,60 @@ http {{
 """
 
 
-def bench_nginx(args: argparse.Namespace) -> Result | None:
-    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
-    if nginx is None:
-        print("  nginx not installed (apt-get install nginx): ceiling skipped", file=sys.stderr)
-        return None
-    prefix = Path(tempfile.mkdtemp(prefix="parafe-nginx-"))
-    pki_home = Path(tempfile.mkdtemp(prefix="parafe-nginx-pki-"))
-    proc = None
-    try:
-        from parafe.security import pki_dev
+class Nginx:
+    """nginx serving HTTPS ``PUT`` into a temporary folder (the ceiling), or ``None`` from :meth:`start`."""
 
-        pki_dev.init_dev_pki(pki_home, [(AGENT, "Alice Agent")])
-        (prefix / "www" / "upload").mkdir(parents=True)
-        port = free_port()
-        conf = prefix / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(prefix=prefix, port=port, pki=pki_home / "pki"))
-        proc = subprocess.Popen([nginx, "-c", str(conf), "-p", str(prefix), "-g", "daemon off;"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        _wait(port, pki_home / "pki" / "ca.pem", proc)
-        ctx = _ssl_context(pki_home / "pki" / "ca.pem", pki_home / "demo" / f"{AGENT}.pem",
-                           pki_home / "demo" / f"{AGENT}.key")
+    @classmethod
+    def start(cls, args: argparse.Namespace) -> Nginx | None:
+        nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+        if nginx is None:
+            print("  nginx not installed (apt-get install nginx): ceiling skipped", file=sys.stderr)
+            return None
+        return cls(nginx, args)
+
+    def __init__(self, nginx: str, args: argparse.Namespace) -> None:
+        from parafe.security.pki_dev import init_dev_pki
+
+        self.args = args
+        self.prefix = Path(tempfile.mkdtemp(prefix="parafe-nginx-"))
+        self.pki_home = Path(tempfile.mkdtemp(prefix="parafe-nginx-pki-"))
+        self.proc: subprocess.Popen[bytes] | None = None
+        try:
+            init_dev_pki(self.pki_home, [(AGENT, "Alice Agent")])
+            (self.prefix / "www" / "upload").mkdir(parents=True)
+            self.port = free_port()
+            conf = self.prefix / "nginx.conf"
+            conf.write_text(NGINX_CONF.format(prefix=self.prefix, port=self.port, pki=self.pki_home / "pki"))
+            self.proc = subprocess.Popen([nginx, "-c", str(conf), "-p", str(self.prefix), "-g", "daemon off;"],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+            _wait(self.port, self.pki_home / "pki" / "ca.pem", self.proc)
+        except BaseException:
+            self.close()
+            raise
+        demo = self.pki_home / "demo"
+        self.ctx = _ssl_context(self.pki_home / "pki" / "ca.pem", demo / f"{AGENT}.pem", demo / f"{AGENT}.key")
         headers = {"Content-Type": "application/pdf"}
         warm = [(f"/upload/warm-{n}", d, headers) for n, d in _bodies(50, args.size, "nginx-warm")]
-        run_load(Target("warmup", port, "PUT", warm), ctx, args.concurrency)
-        results = []
-        for r in range(args.rounds):
-            reqs = [(f"/upload/{n}", d, headers) for n, d in _bodies(args.n, args.size, f"nginx-{r}")]
-            workers = [int(p) for p in subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
-                                                      text=True).stdout.split()]
-            cpu = sum(cpu_seconds(p) for p in workers)
-            result = run_load(Target("nginx_put", port, "PUT", reqs), ctx, args.concurrency)
-            result.server_cpu_ms = (sum(cpu_seconds(p) for p in workers) - cpu) * 1000 / len(reqs)
-            results.append(result)
-        return _median(results)
-    finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=30)
-        shutil.rmtree(prefix, ignore_errors=True)
-        shutil.rmtree(pki_home, ignore_errors=True)
+        run_load(Target("warmup", self.port, "PUT", warm), self.ctx, args.concurrency)
+
+    def round(self, index: int) -> Result:
+        assert self.proc is not None
+        headers = {"Content-Type": "application/pdf"}
+        reqs = [(f"/upload/{n}", d, headers) for n, d in _bodies(self.args.n, self.args.size, f"nginx-{index}")]
+        workers = [int(p) for p in subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True,
+                                                  text=True).stdout.split()]
+        cpu = sum(cpu_seconds(p) for p in workers)
+        result = run_load(Target("nginx_put", self.port, "PUT", reqs), self.ctx, self.args.concurrency)
+        result.server_cpu_ms = (sum(cpu_seconds(p) for p in workers) - cpu) * 1000 / len(reqs)
+        return result
+
+    def close(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+            self.proc = None
+        shutil.rmtree(self.prefix, ignore_errors=True)
+        shutil.rmtree(self.pki_home, ignore_errors=True)
 
 
 def _median(results: list[Result]) -> Result:
@@ -288,36 +351,69 @@ def _median(results: list[Result]) -> Result:
                   statistics.median(r.server_cpu_ms for r in results))
 
 
-def _line(target: str, result: Result, args: argparse.Namespace) -> str:
+def _line(target: str, result: Result, args: argparse.Namespace, ratios: str = "") -> str:
     errors = f"  errors={result.errors}" if result.errors else ""
-    return (f"rest_upload  target={target:<10s}  concurrency={args.concurrency}  workers={args.workers}  "
+    return (f"rest_upload  target={target:<18s}  concurrency={args.concurrency}  workers={args.workers}  "
             f"pdf{args.size // 1024}k  "
             f"rate={result.rate:.0f}/s  p50={result.p50_ms:.1f} ms  p99={result.p99_ms:.1f} ms  "
-            f"server_cpu={result.server_cpu_ms:.1f} ms/upload  load={os.getloadavg()[0]:.1f}  "
+            f"server_cpu={result.server_cpu_ms:.1f} ms/upload{ratios}  load={os.getloadavg()[0]:.1f}  "
             f"(median of {args.rounds}×{args.n}){errors}")
+
+
+def _ratio(values: list[float], unit: str = "") -> str:
+    scale = 100 if unit == "%" else 1
+    listed = ", ".join(f"{scale * v:.{1 if unit else 2}f}" for v in values)
+    return f"{scale * statistics.median(values):.{1 if unit else 2}f}{unit} ({listed})"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=1000, help="uploads per round")
+    parser.add_argument("--n", type=int, default=600, help="uploads per round and protocol")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="server processes (parafe serve --workers; default: one per core)")
     parser.add_argument("--size", type=int, default=100 * 1024, help="bytes per PDF (default 100 KB)")
     parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--protocols", default=",".join(PROTOCOLS), help="among rest, webdav, soap")
     parser.add_argument("--postgres", default=os.environ.get(
         "PARAFE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--no-nginx", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the Parafe homes (server logs)")
     args = parser.parse_args()
-    for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
-        result, _home = bench_parafe(backend, args)
-        print(_line(backend, result, args), flush=True)
-    if not args.no_nginx:
-        ceiling = bench_nginx(args)
-        if ceiling is not None:
-            print(_line("nginx_put", ceiling, args), flush=True)
+    args.protocols = [p.strip() for p in args.protocols.split(",") if p.strip()]
+    if set(args.protocols) - set(PROTOCOLS):
+        parser.error(f"--protocols: among {', '.join(PROTOCOLS)}")
+    nginx = None if args.no_nginx else Nginx.start(args)
+    ceiling: list[Result] = []
+    try:
+        for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
+            server = ParafeServer(backend, args)
+            try:
+                results: dict[str, list[Result]] = {p: [] for p in args.protocols}
+                anchors: list[Result] = []
+                for index in range(args.rounds):
+                    if nginx is not None:
+                        anchors.append(nginx.round(index))
+                    for protocol in args.protocols:
+                        results[protocol].append(server.round(protocol, index))
+                ceiling.extend(anchors)
+            finally:
+                server.close()
+            for protocol in args.protocols:
+                ratios = ""
+                if anchors:
+                    ratios += "  ratio_nginx=" + _ratio(
+                        [r.rate / a.rate for r, a in zip(results[protocol], anchors, strict=True)], "%")
+                if protocol != "rest" and "rest" in results:
+                    ratios += "  ratio_rest=" + _ratio(
+                        [r.rate / q.rate for r, q in zip(results[protocol], results["rest"], strict=True)])
+                print(_line(f"{backend}/{protocol}", _median(results[protocol]), args, ratios), flush=True)
+    finally:
+        if nginx is not None:
+            nginx.close()
+    if ceiling:
+        print(_line("nginx_put", _median(ceiling), args), flush=True)
     return 0
 
 
