@@ -114,7 +114,7 @@ def _issue(
             critical=False)
     if issuer is not None:
         builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), critical=False)  # type: ignore[arg-type]
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), critical=False)
     if eku:
         builder = builder.add_extension(x509.ExtendedKeyUsage(eku), critical=True)
     cert = builder.sign(signing_key, hashes.SHA256())
@@ -149,8 +149,8 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
             x509.RevokedCertificateBuilder().serial_number(revoked.cert.serial_number)
             .revocation_date(now - dt.timedelta(hours=2)).build())
         .add_extension(x509.CRLNumber(1), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False)  # type: ignore[arg-type]
-        .sign(ca.key, hashes.SHA256())  # type: ignore[arg-type]
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False)
+        .sign(ca.key, hashes.SHA256())
     )
     crl_pem = tmp / "ca.crl.pem"
     crl_pem.write_bytes(crl.public_bytes(serialization.Encoding.PEM))
@@ -197,13 +197,13 @@ def dummy_timestamper(pki: Pki) -> DummyTimeStamper:
 
 
 class _TsaHandler(http.server.BaseHTTPRequestHandler):
-    stamper = None
+    stamper: DummyTimeStamper  # set on the subclass made per server
     requests = 0
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", "0"))
         req = tsp.TimeStampReq.load(self.rfile.read(length))
-        resp = run_sync(type(self).stamper.async_request_tsa_response(req))  # type: ignore[union-attr]
+        resp = run_sync(self.stamper.async_request_tsa_response(req))
         body = resp.dump()
         type(self).requests += 1
         self.send_response(200)

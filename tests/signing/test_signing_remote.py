@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, utils
+from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 
 from parafe.signing import remote
 from parafe.signing.errors import RemoteSigningError
@@ -23,9 +23,10 @@ from .conftest import Pki, make_pes, openssl_cms_verify, pdfsig, signxml_verify_
 def client_sign(pki: Pki, req: remote.SignRequest, *, prehashed: bool = False) -> bytes:
     """What the signer's helper does with its own key (here: the test signer's key)."""
     key = pki.signer2.key
+    assert isinstance(key, rsa.RSAPrivateKey)
     if prehashed:  # helpers that sign a hash (e.g. CKM_RSA_PKCS over digest_info)
-        return key.sign(req.digest, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))  # type: ignore[union-attr, call-arg]
-    return key.sign(req.data_to_sign, padding.PKCS1v15(), hashes.SHA256())  # type: ignore[union-attr, call-arg]
+        return key.sign(req.digest, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
+    return key.sign(req.data_to_sign, padding.PKCS1v15(), hashes.SHA256())
 
 
 @pytest.mark.parametrize("level", ["B-B", "B-T"])
@@ -55,7 +56,9 @@ def test_remote_pdf(tmp_path: Path, pki: Pki, pdf5: bytes, tsa_url: str, level: 
 
 def test_remote_pdf_refuses_wrong_values_and_stale_sessions(pki: Pki, pdf5: bytes) -> None:
     session, requests = remote.prepare_pdf(pdf5, pki.signer2.cert, [pki.ca.cert])
-    wrong_key = pki.signer.key.sign(requests[0].data_to_sign, padding.PKCS1v15(), hashes.SHA256())  # type: ignore[union-attr, call-arg]
+    signer_key = pki.signer.key
+    assert isinstance(signer_key, rsa.RSAPrivateKey)
+    wrong_key = signer_key.sign(requests[0].data_to_sign, padding.PKCS1v15(), hashes.SHA256())
     with pytest.raises(RemoteSigningError):
         remote.finish_pdf(session, [wrong_key])
     with pytest.raises(RemoteSigningError):  # a value over other data

@@ -62,4 +62,4 @@ def test_package_exports_lazily() -> None:
     assert signing.sign_pdf.__module__ == "parafe.signing.pades"
     assert signing.BulkPdfSigner.__name__ == "BulkPdfSigner"
     with pytest.raises(AttributeError):
-        _ = signing.nothing_here  # type: ignore[attr-defined]
+        _ = signing.nothing_here

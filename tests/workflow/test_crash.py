@@ -93,9 +93,9 @@ def test_sigkill_during_server_signature_and_helios(home: Home, ctx: Any, tmp_pa
     assert first.returncode == -signal.SIGKILL
     # killed between effect and commit: nothing of those transitions is in the database
     for name in paused:
-        kind, _, doc_id = name.partition("-")
+        kind, _, paused_id = name.partition("-")
         expected = State.SENT_FOR_SIGN if kind == "sign.server" else State.SENDING
-        assert state_of(ctx, int(doc_id)) == expected.value, name
+        assert state_of(ctx, int(paused_id)) == expected.value, name
     sim = HeliosSimulator.for_context(ctx)
     sent_before = {t["key"] for t in sim.transmissions()}
     assert any(name.startswith("helios.send-") for name in paused)
@@ -117,7 +117,7 @@ def test_sigkill_during_server_signature_and_helios(home: Home, ctx: Any, tmp_pa
         assert states(ctx, doc_id) == HELIOS_OK
         mine = [t for t in transmissions if str(t["key"]).startswith(f"doc-{doc_id}-")]
         assert len(mine) == 1  # Helios received the file once
-    resent = [t for t in transmissions if int(t["duplicates"]) > 0]
+    resent = [t for t in transmissions if int(str(t["duplicates"])) > 0]
     paused_helios = {int(n.partition("-")[2]) for n in paused if n.startswith("helios.send-")}
     assert {int(str(t["key"]).split("-")[1]) for t in resent} == paused_helios  # re-sends were deduplicated
     with ctx.db.read() as s:

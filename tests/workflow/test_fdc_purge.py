@@ -63,7 +63,7 @@ def test_purge(ctx: Any, tmp_path: Path) -> None:
     assert report["outbox"] == 3
     assert purge(ctx)["documents"] == 0  # idempotent
     with ctx.db.read() as s:
-        assert s.get(Document, doc_id).extra["out_purged"] is True  # type: ignore[union-attr]
+        assert s.get(Document, doc_id).extra["out_purged"] is True
         # the 15-day WebDAV purge hides old files from out/ (by date) but never takes a return out of the web
         # services' remaining lists: only a download or a WebDAV DELETE does (DECISIONS D11)
         assert s.scalars(select(ReturnItem.webdav_deleted_at)).one() is None

@@ -48,7 +48,7 @@ def test_pes_signed_then_helios_then_ack(ctx: Any, tmp_path: Path) -> None:
     assert states(ctx, doc_id) == [State.PREPARED, State.SENT_FOR_SIGN, State.SIGNED, *HELIOS_OK]
     # the simulator received the signed PES once
     sim = HeliosSimulator.for_context(ctx)
-    sent = [t for t in sim.transmissions() if t["key"].startswith(f"doc-{doc_id}-")]
+    sent = [t for t in sim.transmissions() if str(t["key"]).startswith(f"doc-{doc_id}-")]
     assert len(sent) == 1
     assert sent[0]["duplicates"] == 0
     signed = ctx.store.read_bytes(document(ctx, doc_id).signed_blob_sha256 or "")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -80,7 +81,7 @@ def _fail(reason: str, exc: Exception | None = None) -> ParafeError:
     return ParafeError(E.SIGNING_HELPER_REFUSED, reason=reason.rstrip(". "), detail=repr(exc) if exc else None)
 
 
-def _parse_ids(document_ids: list[int | str]) -> list[int]:
+def _parse_ids(document_ids: Sequence[int | str]) -> list[int]:
     ids: list[int] = []
     for raw in document_ids:
         value = parse_id(raw)
@@ -93,7 +94,7 @@ def _parse_ids(document_ids: list[int | str]) -> list[int]:
     return ids
 
 
-def prepare(ctx: AppContext, principal: Principal, document_ids: list[int | str],
+def prepare(ctx: AppContext, principal: Principal, document_ids: Sequence[int | str],
             certificates: list[bytes | str]) -> Prepared:
     """Prepare the signature of ``document_ids`` by the holder of ``certificates`` (signer first, then its
     chain; PEM, DER or base64 DER). Raises catalogue errors (``DOCUMENT_NOT_FOUND``, ``STEP_NOT_ACTIONABLE``,
@@ -186,7 +187,7 @@ def data_to_sign(ctx: AppContext, principal: Principal, session_id: str) -> list
     return out
 
 
-def _decode(values: list[str | bytes]) -> list[bytes]:
+def _decode(values: Sequence[str | bytes]) -> list[bytes]:
     out = []
     for value in values:
         if isinstance(value, bytes):
@@ -218,7 +219,7 @@ def _finish_one(ctx: AppContext, principal: Principal, item: dict[str, Any], val
 
 
 def finish(ctx: AppContext, principal: Principal, session_id: str,
-           values: dict[int, list[str | bytes]]) -> list[Outcome]:
+           values: Mapping[int, Sequence[str | bytes]]) -> list[Outcome]:
     """Finish the documents of a session with the helper's signature values (``{document id: [values]}``, raw
     bytes or base64, in request order). Raises ``SIGNING_SESSION_INVALID`` for an unknown, foreign or expired
     session; per-document failures are reported in the outcomes."""

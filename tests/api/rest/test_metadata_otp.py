@@ -3,6 +3,7 @@ URL for one or several ids (R17), OTP upload (R18); success paths and documented
 
 from __future__ import annotations
 
+import httpx
 from sqlalchemy import func, select
 
 from parafe.db.models import Document, MetadataValue, OtpLink
@@ -30,13 +31,13 @@ JOHN = {"firstname": "John", "lastname": "Doe", "phonenumber": "0606060606", "em
 JANE = {"firstname": "Jane", "lastname": "Roe", "phonenumber": "0707070707", "email": "jane.roe@mail.fr"}
 
 
-def _define(c: object, doc: int, data: bytes, name: str = "meta.xml") -> object:
-    return c.put(f"{V1}/documents/v2/{doc}/metadata/define",  # type: ignore[attr-defined]
+def _define(c: httpx.Client, doc: int, data: bytes, name: str = "meta.xml") -> httpx.Response:
+    return c.put(f"{V1}/documents/v2/{doc}/metadata/define",
                  files={"meta": (name, data, "application/xml")})
 
 
-def _define_otp(c: object, doc: int, data: bytes, name: str = "METAS_API.xml") -> object:
-    return c.put(f"{V1}/documents/v2/otp/{doc}/metadata/define",  # type: ignore[attr-defined]
+def _define_otp(c: httpx.Client, doc: int, data: bytes, name: str = "METAS_API.xml") -> httpx.Response:
+    return c.put(f"{V1}/documents/v2/otp/{doc}/metadata/define",
                  files={"otpinformation": (name, data)})
 
 

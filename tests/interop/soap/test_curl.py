@@ -70,7 +70,7 @@ def _pastell_call(server: LiveServer, address: str, tmp: Path, operation: str, i
     body.write_bytes(_php_envelope(operation, inner))
     status, content = _curl(server, address, body, ["Content-Type: text/xml; charset=utf-8"])
     root = etree.fromstring(_pastell_cut(content))
-    node = root.find(f"{{{SOAP_ENV}}}Body")[0]  # type: ignore[index]
+    node = root.find(f"{{{SOAP_ENV}}}Body")[0]
     if status != 200:
         assert node.tag == f"{{{SOAP_ENV}}}Fault"
     return node

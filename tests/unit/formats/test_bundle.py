@@ -8,6 +8,7 @@ import struct
 import tracemalloc
 import unicodedata
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ METAS = (b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<meta-data-l
          b'    <meta-data name="TEXT001" value="John"/>\n</meta-data-list>\n')
 
 
-def _zip(path: Path, entries: list[tuple[str | zipfile.ZipInfo, bytes]]) -> Path:
+def _zip(path: Path, entries: Sequence[tuple[str | zipfile.ZipInfo, bytes]]) -> Path:
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for name, data in entries:
             zf.writestr(name, data)

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -116,10 +117,10 @@ print(json.dumps(result))
 """
 
 
-def _probe(path: Path, circuit: str) -> dict[str, object]:
+def _probe(path: Path, circuit: str) -> dict[str, Any]:
     out = subprocess.run([sys.executable, "-c", PROBE, str(path), circuit], cwd=ROOT, check=True,
                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    result: dict[str, object] = json.loads(out.stdout)
+    result: dict[str, Any] = json.loads(out.stdout)
     print(f"{path.name}: {result}")  # visible with -s: the figures of the module docstring
     return result
 

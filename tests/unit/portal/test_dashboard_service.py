@@ -122,9 +122,9 @@ def test_remote_signing_prepare_and_finish(ctx: Any, home: Any, tmp_path: Path) 
     assert err.value.error is E.SIGNER_CERTIFICATE_NOT_OWNED
     # the validator cannot prepare a signature
     with pytest.raises(ParafeError) as err:
-        remote_signing.prepare(ctx, visa, ids, pem)  # type: ignore[arg-type]
+        remote_signing.prepare(ctx, visa, ids, pem)
     assert err.value.error is E.STEP_NOT_ACTIONABLE
-    prepared = remote_signing.prepare(ctx, signer_principal, ids, pem)  # type: ignore[arg-type]
+    prepared = remote_signing.prepare(ctx, signer_principal, ids, pem)
     assert [d.id for d in prepared.documents] == ids
     assert all(d.prepared for d in prepared.documents)
     values = {d.id: [base64.b64encode(key.sign_raw(r.data_to_sign)).decode() for r in d.requests]

@@ -9,6 +9,7 @@ import ipaddress
 import shutil
 import subprocess
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from cryptography import x509
@@ -27,7 +28,10 @@ def mode(path: Path) -> int:
     return path.stat().st_mode & 0o777
 
 
-def ext(cert: x509.Certificate, cls: type[x509.ExtensionType]) -> x509.Extension[x509.ExtensionType]:
+_Ext = TypeVar("_Ext", bound=x509.ExtensionType)
+
+
+def ext(cert: x509.Certificate, cls: type[_Ext]) -> x509.Extension[_Ext]:
     return cert.extensions.get_extension_for_class(cls)
 
 
@@ -160,13 +164,13 @@ def test_ca_profile(dev_pki: pki_dev.DevPki) -> None:
     assert ca.version == x509.Version.v3
     bc = ext(ca, x509.BasicConstraints)
     assert bc.critical
-    assert bc.value.ca  # type: ignore[attr-defined]
+    assert bc.value.ca
     ku = ext(ca, x509.KeyUsage)
     assert ku.critical
     assert ku.value.key_cert_sign
-    assert ku.value.crl_sign  # type: ignore[attr-defined]
+    assert ku.value.crl_sign
     ski = ext(ca, x509.SubjectKeyIdentifier).value
-    assert ski == x509.SubjectKeyIdentifier.from_public_key(ca.public_key())  # type: ignore[arg-type]
+    assert ski == x509.SubjectKeyIdentifier.from_public_key(ca.public_key())
     assert isinstance(ca.public_key(), rsa.RSAPublicKey)
     assert ca.public_key().key_size == 2048  # type: ignore[union-attr]
     assert ca.subject == ca.issuer
@@ -176,13 +180,13 @@ def test_server_profile(dev_pki: pki_dev.DevPki) -> None:
     cert = pki.load_cert(dev_pki.server_cert)
     assert cert.version == x509.Version.v3
     san = ext(cert, x509.SubjectAlternativeName).value
-    assert san.get_values_for_type(x509.DNSName) == ["localhost"]  # type: ignore[attr-defined]
-    assert set(san.get_values_for_type(x509.IPAddress)) == {  # type: ignore[attr-defined]
+    assert san.get_values_for_type(x509.DNSName) == ["localhost"]
+    assert set(san.get_values_for_type(x509.IPAddress)) == {
         ipaddress.ip_address("127.0.0.1"),
         ipaddress.ip_address("::1"),
     }
-    assert list(ext(cert, x509.ExtendedKeyUsage).value) == [ExtendedKeyUsageOID.SERVER_AUTH]  # type: ignore[call-overload]
-    assert not ext(cert, x509.BasicConstraints).value.ca  # type: ignore[attr-defined]
+    assert list(ext(cert, x509.ExtendedKeyUsage).value) == [ExtendedKeyUsageOID.SERVER_AUTH]
+    assert not ext(cert, x509.BasicConstraints).value.ca
     key = pki.load_key(dev_pki.server_key)
     assert key.public_key().public_numbers() == cert.public_key().public_numbers()  # type: ignore[union-attr]
 
@@ -194,8 +198,8 @@ def test_user_profile(dev_pki: pki_dev.DevPki) -> None:
     assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "Marie Curie"
     assert cert.subject.get_attributes_for_oid(NameOID.EMAIL_ADDRESS)[0].value == "marie.curie@demo.parafe.test"
     san = ext(cert, x509.SubjectAlternativeName).value
-    assert san.get_values_for_type(x509.RFC822Name) == ["marie.curie@demo.parafe.test"]  # type: ignore[attr-defined]
-    assert set(ext(cert, x509.ExtendedKeyUsage).value) == {  # type: ignore[call-overload]
+    assert san.get_values_for_type(x509.RFC822Name) == ["marie.curie@demo.parafe.test"]
+    assert set(ext(cert, x509.ExtendedKeyUsage).value) == {
         ExtendedKeyUsageOID.CLIENT_AUTH,
         ExtendedKeyUsageOID.EMAIL_PROTECTION,
     }
@@ -203,10 +207,10 @@ def test_user_profile(dev_pki: pki_dev.DevPki) -> None:
     assert ku.critical
     assert ku.value.digital_signature
     assert ku.value.content_commitment
-    assert ku.value.key_encipherment  # type: ignore[attr-defined]
-    assert not ku.value.key_cert_sign  # type: ignore[attr-defined]
+    assert ku.value.key_encipherment
+    assert not ku.value.key_cert_sign
     aki = ext(cert, x509.AuthorityKeyIdentifier).value
-    assert aki.key_identifier == ext(ca, x509.SubjectKeyIdentifier).value.digest  # type: ignore[attr-defined]
+    assert aki.key_identifier == ext(ca, x509.SubjectKeyIdentifier).value.digest
     assert ext(cert, x509.SubjectKeyIdentifier)
     assert cert.serial_number > 0
     assert cert.serial_number.bit_length() <= 159
@@ -221,7 +225,7 @@ def test_user_cert_options() -> None:
     )
     assert ck.cert.not_valid_after_utc.date() == (now + dt.timedelta(days=1)).date()
     dp = ext(ck.cert, x509.CRLDistributionPoints).value
-    assert dp[0].full_name[0].value == "http://crl.example/ca.crl"  # type: ignore[index]
+    assert dp[0].full_name[0].value == "http://crl.example/ca.crl"
     with pytest.raises(ValueError, match="invalid e-mail address"):
         pki.issue_user_cert(ca, "not-an-email", "X")
     with pytest.raises(ValueError, match="not_after must be after not_before"):
@@ -342,8 +346,9 @@ def test_openssl_verify_agrees(dev_pki: pki_dev.DevPki, which: str, plain_ok: bo
     }[which]
     base = [OPENSSL, "verify", "-CAfile", str(dev_pki.ca_cert)]
     plain = subprocess.run([*base, str(path)], capture_output=True, text=True)  # type: ignore[list-item]
-    with_crl = subprocess.run(  # type: ignore[call-overload]
-        [*base, "-crl_check", "-CRLfile", str(dev_pki.crl), str(path)], capture_output=True, text=True
+    with_crl = subprocess.run(
+        [*base, "-crl_check", "-CRLfile", str(dev_pki.crl), str(path)],  # type: ignore[list-item]
+        capture_output=True, text=True,
     )
     assert (plain.returncode == 0) is plain_ok, plain.stdout + plain.stderr
     assert (with_crl.returncode == 0) is crl_ok, with_crl.stdout + with_crl.stderr

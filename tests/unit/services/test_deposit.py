@@ -83,7 +83,7 @@ def test_default_label_is_today_in_paris(ctx: Any, tmp_path: Path) -> None:
 
     doc_id = _deposit(ctx, tmp_path, "sans-libelle.pdf", pdf_bytes())
     with ctx.db.read() as s:
-        assert s.get(Document, doc_id).label.name == default_label()  # type: ignore[union-attr]
+        assert s.get(Document, doc_id).label.name == default_label()
 
 
 def test_rights(ctx: Any, tmp_path: Path) -> None:
@@ -111,7 +111,7 @@ def test_name_150_ok_and_nfc(ctx: Any, tmp_path: Path) -> None:
     nfd = unicodedata.normalize("NFD", "délibération.pdf")
     doc_id = _deposit(ctx, tmp_path, nfd, pdf_bytes(text="nfd"))
     with ctx.db.read() as s:
-        assert s.get(Document, doc_id).name == unicodedata.normalize("NFC", nfd)  # type: ignore[union-attr]
+        assert s.get(Document, doc_id).name == unicodedata.normalize("NFC", nfd)
     _refused(ctx, tmp_path, E.DUPLICATE_FILE, "délibération.pdf", pdf_bytes(text="nfc"))
 
 
@@ -264,7 +264,7 @@ def test_refusal_queues_error_mail(ctx: Any, tmp_path: Path) -> None:
 def test_email_lists(ctx: Any, tmp_path: Path) -> None:
     doc_id = _deposit(ctx, tmp_path, "m.pdf", pdf_bytes(), email_destinataire="a@x.fr; b@y.fr,c@z.fr")
     with ctx.db.read() as s:
-        assert s.get(Document, doc_id).email_destinataire == "a@x.fr,b@y.fr,c@z.fr"  # type: ignore[union-attr]
+        assert s.get(Document, doc_id).email_destinataire == "a@x.fr,b@y.fr,c@z.fr"
     _refused(ctx, tmp_path, E.BAD_REQUEST, "n.pdf", pdf_bytes(), email_destinataire="pas-une-adresse")
 
 
