@@ -39,12 +39,18 @@ log = logging.getLogger(__name__)
 NEW_ITEMS_KEY = "parafe_new_outbox"
 
 
+RunMany = Callable[[AppContext, list[OutboxItem]], list[tuple[OutboxItem, Exception]]]
+
+
 @dataclass(frozen=True)
 class Handler:
-    """What runs an outbox kind: ``run(ctx, item)`` and optionally ``give_up(ctx, item, error)``."""
+    """What runs an outbox kind: ``run(ctx, item)``, optionally ``give_up(ctx, item, error)`` and
+    ``run_many(ctx, items)``: several rows of the kind at once (one signing batch, one closing transaction);
+    it returns the rows that failed with their error, and raising means "run them one by one instead"."""
 
     run: Callable[[AppContext, OutboxItem], None]
     give_up: Callable[[AppContext, OutboxItem, str], None] | None = None
+    run_many: RunMany | None = None
 
 
 _DECLARED: dict[str, dict[str, Handler]] = {}  # module name -> the kinds it declares
@@ -60,12 +66,13 @@ class UnknownJobKind(RuntimeError):
         super().__init__("tâches en attente d'un type que personne ne traite : " + ", ".join(self.kinds))
 
 
-def handler(kind: str, give_up: Callable[[AppContext, OutboxItem, str], None] | None = None
+def handler(kind: str, give_up: Callable[[AppContext, OutboxItem, str], None] | None = None, *,
+            many: RunMany | None = None
             ) -> Callable[[Callable[[AppContext, OutboxItem], None]], Callable[[AppContext, OutboxItem], None]]:
     """Declare the handler of an outbox kind in its module (decorator); it runs once the composition root has
     registered the module (:func:`register`)."""
     def decorate(func: Callable[[AppContext, OutboxItem], None]) -> Callable[[AppContext, OutboxItem], None]:
-        _DECLARED.setdefault(func.__module__, {})[kind] = Handler(func, give_up)
+        _DECLARED.setdefault(func.__module__, {})[kind] = Handler(func, give_up, many)
         return func
     return decorate
 
@@ -131,13 +138,14 @@ def close(item: OutboxItem, error: str | None = None) -> None:
         item.last_error = error[:4000]
 
 
-def claim(ctx: AppContext, ids: Iterable[int] | None = None, limit: int = 50) -> list[int]:
+def claim(ctx: AppContext, ids: Iterable[int] | None = None, limit: int = 50, *, one_kind: bool = False
+          ) -> list[int]:
     """Claim due rows (given ids, or the oldest due ones): each claimed id is handed to exactly one caller
-    per lease period."""
+    per lease period. ``one_kind``: only rows of the oldest due row's kind (a worker's batch: rows of one kind
+    run together, and a slow kind does not hold back the rows of another in the same batch)."""
     s = workflow_settings()
     now = utcnow()
     lease_end = now + timedelta(seconds=s.lease_seconds)
-    claimed: list[int] = []
     with ctx.db.write() as session:
         stmt = select(OutboxItem.id).where(OutboxItem.done_at.is_(None), OutboxItem.available_at <= now)
         if ids is not None:
@@ -145,19 +153,26 @@ def claim(ctx: AppContext, ids: Iterable[int] | None = None, limit: int = 50) ->
             if not wanted:
                 return []
             stmt = stmt.where(OutboxItem.id.in_(wanted))
+        if one_kind:
+            kind = session.scalar(stmt.with_only_columns(OutboxItem.kind)
+                                  .order_by(OutboxItem.available_at, OutboxItem.id).limit(1))
+            if kind is None:
+                return []
+            stmt = stmt.where(OutboxItem.kind == kind)
         stmt = stmt.order_by(OutboxItem.available_at, OutboxItem.id).limit(limit)
         if not ctx.db.is_sqlite:
             stmt = stmt.with_for_update(skip_locked=True)
         candidates = list(session.scalars(stmt))
-        for item_id in candidates:
-            result = session.execute(
-                update(OutboxItem)
-                .where(OutboxItem.id == item_id, OutboxItem.done_at.is_(None), OutboxItem.available_at <= now)
-                .values(available_at=lease_end, attempts=OutboxItem.attempts + 1)
-                .execution_options(synchronize_session=False))
-            if getattr(result, "rowcount", 0) == 1:
-                claimed.append(item_id)
-    return claimed
+        if not candidates:
+            return []
+        # one statement for the batch; the conditions are checked again (a row claimed or closed meanwhile)
+        claimed = set(session.scalars(
+            update(OutboxItem)
+            .where(OutboxItem.id.in_(candidates), OutboxItem.done_at.is_(None), OutboxItem.available_at <= now)
+            .values(available_at=lease_end, attempts=OutboxItem.attempts + 1)
+            .returning(OutboxItem.id)
+            .execution_options(synchronize_session=False)))
+    return [item_id for item_id in candidates if item_id in claimed]
 
 
 def next_due(ctx: AppContext) -> datetime | None:
@@ -179,6 +194,45 @@ def execute(ctx: AppContext, item_id: int) -> None:
         if item is None or item.done_at is not None:
             return
         session.expunge(item)
+    _execute_item(ctx, item)
+
+
+def execute_many(ctx: AppContext, item_ids: Iterable[int]) -> None:
+    """Run claimed outbox rows: read in one query, rows of a kind with ``run_many`` handed to it together
+    (claim order kept between kinds), the others one by one."""
+    wanted = list(item_ids)
+    if not wanted:
+        return
+    with ctx.db.read() as session:
+        rows = {item.id: item for item in session.scalars(
+            select(OutboxItem).where(OutboxItem.id.in_(wanted), OutboxItem.done_at.is_(None)))}
+        for item in rows.values():
+            session.expunge(item)
+    groups: dict[str, list[OutboxItem]] = {}
+    for item_id in wanted:
+        if item_id in rows:
+            groups.setdefault(rows[item_id].kind, []).append(rows[item_id])
+    for kind, items in groups.items():
+        entry = _HANDLERS.get(kind)
+        if entry is None or entry.run_many is None or len(items) == 1:
+            for item in items:
+                _execute_item(ctx, item)
+            continue
+        try:
+            failed = entry.run_many(ctx, items)
+        except Exception:  # the batch as a whole failed: each row on its own (handlers are idempotent)
+            log.warning("outbox: batch of %s %s failed, running them one by one", len(items), kind, exc_info=True)
+            for item in items:
+                execute(ctx, item.id)
+            continue
+        for item, exc in failed:
+            error = f"{exc.__class__.__name__}: {exc}"
+            log.warning("outbox %s (%s) attempt %s failed: %s", item.id, item.kind, item.attempts, error)
+            _failed(ctx, item, entry, error)
+
+
+def _execute_item(ctx: AppContext, item: OutboxItem) -> None:
+    item_id = item.id
     entry = _HANDLERS.get(item.kind)
     if entry is None:
         if not _HANDLERS:
@@ -233,7 +287,6 @@ def run_due(ctx: AppContext, *, limit: int = 100) -> int:
         ids = claim(ctx, limit=min(20, limit - ran))
         if not ids:
             break
-        for item_id in ids:
-            execute(ctx, item_id)
-            ran += 1
+        execute_many(ctx, ids)
+        ran += len(ids)
     return ran

@@ -92,8 +92,3 @@ def get_huey(ctx: AppContext) -> Huey:
             register(huey)
             _instances[key] = huey
         return huey
-
-
-def shared_queue() -> bool:
-    """Whether messages enqueued here reach other processes (every backend but ``memory``)."""
-    return workflow_settings().queue != "memory"

@@ -1,12 +1,16 @@
 """Running jobs: the worker (``parafe worker``), the in-process worker of ``parafe serve``, and ``kick``.
 
-A worker is a huey consumer (thread workers) plus a dispatcher thread that claims due outbox rows and puts them
-on the queue. Several workers (processes, machines) may run at once: a claim hands each row to one of them per
-lease period, and handlers are idempotent.
+A worker runs ``threads`` executor threads. Each claims a batch of due outbox rows of one kind (a claim
+hands each row to one worker per lease period, whatever the number of worker processes and machines) and
+executes it (:func:`parafe.jobs.outbox.execute_many`: rows of a kind that has a batch handler — the server
+signature, the start of the workflow — run together, with one signing batch and one closing transaction).
+When nothing is due, a thread waits on the worker's bell (:mod:`parafe.jobs.wake`) for at most the dispatch
+interval. A huey consumer (one thread) runs the periodic tasks (purge, digest, S²LOW, SMS status) and the
+"execute row N" messages an earlier version may have left in the queue.
 
 :func:`kicking_tx` is the write transaction of the workflow (``engine.workflow_tx``): right after it commits,
-:func:`kick` claims the outbox rows it created and enqueues them at once, so that chained steps do not wait for
-the dispatcher's next look. A worker checks at start-up that every pending row has a registered kind
+:func:`kick` rings the workers' bells, so that the rows it created run at once and chained steps do not wait
+for anybody's next look. A worker checks at start-up that every pending row has a registered kind
 (:func:`parafe.jobs.outbox.check_registered`).
 """
 
@@ -24,15 +28,13 @@ from sqlalchemy.orm import Session
 
 from parafe.config import workflow_settings
 from parafe.context import AppContext
-from parafe.jobs import outbox
-from parafe.jobs.queue import get_huey, shared_queue
-from parafe.jobs.tasks import enqueue_execute
+from parafe.jobs import outbox, wake
+from parafe.jobs.queue import get_huey
 
 log = logging.getLogger(__name__)
 
 _state_lock = threading.Lock()
 _context: AppContext | None = None
-_local_consumers = 0
 
 
 def set_context(ctx: AppContext) -> None:
@@ -59,16 +61,13 @@ class _QuietConsumer(Consumer):  # type: ignore[misc]
 
 
 def kick(ctx: AppContext, item_ids: Iterable[int]) -> None:
-    """Hand the given new outbox rows to the queue now (best effort: the dispatcher catches up otherwise)."""
-    ids = list(item_ids)
-    if not ids or not (shared_queue() or _local_consumers):
+    """New outbox rows were committed: wake the workers now (best effort: they look by themselves anyway)."""
+    if not list(item_ids):
         return
     try:
-        huey = get_huey(ctx)
-        for item_id in outbox.claim(ctx, ids):
-            enqueue_execute(huey, item_id)
+        wake.ring(ctx.settings.resolved_home)
     except Exception:  # never fail the caller's committed transaction
-        log.warning("kick failed; the dispatcher will pick the rows up", exc_info=True)
+        log.warning("kick failed; the workers will pick the rows up", exc_info=True)
 
 
 @contextmanager
@@ -80,8 +79,11 @@ def kicking_tx(ctx: AppContext) -> Iterator[Session]:
     kick(ctx, new_items)
 
 
+BATCH = 16  # rows claimed at once by an executor thread
+
+
 class WorkerRuntime:
-    """A huey consumer + the outbox dispatcher, in threads of this process."""
+    """Executor threads over the outbox + a huey consumer for the periodic tasks, in threads of this process."""
 
     def __init__(self, ctx: AppContext, threads: int | None = None, *, periodic: bool = True,
                  dispatch: bool = True) -> None:
@@ -91,47 +93,55 @@ class WorkerRuntime:
         self.dispatch = dispatch
         self.huey = get_huey(ctx)
         self._stop = threading.Event()
-        self._dispatcher: threading.Thread | None = None
+        self._bell = wake.Bell()
+        self._listener: wake.Listener | None = None
+        self._executors: list[threading.Thread] = []
         self._consumer: Consumer | None = None
 
     def start(self) -> WorkerRuntime:
-        global _local_consumers
         outbox.check_registered(self.ctx)
         set_context(self.ctx)
         self._consumer = _QuietConsumer(
-            self.huey, workers=self.threads, periodic=self.periodic, initial_delay=0.05, backoff=1.5,
+            self.huey, workers=1, periodic=self.periodic, initial_delay=0.05, backoff=1.5,
             max_delay=0.5, worker_type="thread", check_worker_health=True)
         self._consumer.start()
-        with _state_lock:
-            _local_consumers += 1
         if self.dispatch:
-            self._dispatcher = threading.Thread(target=self._dispatch_loop, name="parafe-dispatcher", daemon=True)
-            self._dispatcher.start()
+            self._listener = wake.listen(self.ctx.settings.resolved_home, self._bell)
+            for index in range(self.threads):
+                thread = threading.Thread(target=self._execute_loop, name=f"parafe-executor-{index}", daemon=True)
+                thread.start()
+                self._executors.append(thread)
         return self
 
-    def _dispatch_loop(self) -> None:
+    def _execute_loop(self) -> None:
         interval = workflow_settings().dispatch_interval
         while not self._stop.is_set():
+            seen = self._bell.generation()
             try:
-                ids = outbox.claim(self.ctx, limit=100)
-                for item_id in ids:
-                    enqueue_execute(self.huey, item_id)
+                ids = outbox.claim(self.ctx, limit=BATCH, one_kind=True)
             except Exception:
-                log.warning("dispatcher: claim failed", exc_info=True)
+                log.warning("executor: claim failed", exc_info=True)
                 ids = []
-            if not ids:
-                self._stop.wait(interval)
+            if ids:
+                try:
+                    outbox.execute_many(self.ctx, ids)
+                except Exception:  # a claimed row left undone is claimed again when its lease ends
+                    log.exception("executor: batch failed")
+                continue
+            self._bell.wait(seen, interval)
 
     def stop(self, graceful: bool = True) -> None:
-        global _local_consumers
         self._stop.set()
-        if self._dispatcher is not None:
-            self._dispatcher.join(timeout=10)
+        self._bell.ring()
+        for thread in self._executors:
+            thread.join(timeout=60 if graceful else 1)
+        self._executors = []
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
         if self._consumer is not None:
             self._consumer.stop(graceful=graceful)
             self._consumer = None
-            with _state_lock:
-                _local_consumers -= 1
 
 
 def start_in_process_worker(ctx: AppContext) -> WorkerRuntime:

@@ -1,4 +1,6 @@
-"""Huey tasks of Parafe: execute one outbox row, the daily purge and the S²LOW PES_Retour fetch (periodic).
+"""Huey tasks of Parafe: the periodic ones (daily purge, digest, S²LOW PES_Retour fetch, SMS status) and
+"execute outbox row N", which earlier versions queued (the executors of :mod:`parafe.jobs.runtime` now claim the
+rows themselves; messages left in a queue still run).
 
 The task bodies need the process's :class:`~parafe.context.AppContext`, installed by
 :mod:`parafe.jobs.runtime` when a worker starts.
@@ -7,7 +9,6 @@ The task bodies need the process's :class:`~parafe.context.AppContext`, installe
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from huey import Huey, crontab
 
@@ -18,8 +19,6 @@ PURGE = "parafe_purge"
 DIGEST = "parafe_digest"
 SMS_STATUS = "parafe_sms_status"
 S2LOW_RETOURS = "parafe_s2low_retours"
-
-_EXECUTE_TASKS: dict[int, Any] = {}
 
 
 def register(huey: Huey) -> None:
@@ -73,9 +72,3 @@ def register(huey: Huey) -> None:
         if changed:
             log.info("SMS status: %s deliveries changed", changed)
 
-    _EXECUTE_TASKS[id(huey)] = execute_outbox
-
-
-def enqueue_execute(huey: Huey, item_id: int) -> Any:
-    """Put "execute outbox row ``item_id``" on the queue."""
-    return _EXECUTE_TASKS[id(huey)](item_id)

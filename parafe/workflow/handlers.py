@@ -13,7 +13,6 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -27,7 +26,8 @@ from parafe.jobs import outbox
 from parafe.jobs.outbox import handler
 from parafe.notify.mail import document_link, paris, send_mail, signature_block
 from parafe.transmission import helios, postal
-from parafe.workflow import engine, signatures, verification
+from parafe.workflow import batches, engine, signatures, verification
+from parafe.workflow.batches import circuit_settings, current_bytes
 from parafe.workflow.engine import lock_document, record, workflow_tx
 from parafe.workflow.members import actor_emails
 
@@ -57,8 +57,6 @@ def _pause(ctx: AppContext, kind: str, document_id: int | None) -> None:
     time.sleep(seconds)
 
 
-def current_bytes(ctx: AppContext, document: Document) -> bytes:
-    return ctx.store.read_bytes(document.signed_blob_sha256 or document.blob_sha256)
 
 
 def _load(ctx: AppContext, document_id: int | None) -> Document | None:
@@ -78,7 +76,7 @@ def _position(item: OutboxItem) -> int | None:
 
 # --- workflow.start -------------------------------------------------------------------------------------------
 
-@handler("workflow.start")
+@handler("workflow.start", many=batches.start_many)
 def _start(ctx: AppContext, item: OutboxItem) -> None:
     def apply(session: Session, document: Document | None) -> None:
         if document is not None:
@@ -105,13 +103,7 @@ def _resume(ctx: AppContext, item: OutboxItem) -> None:
 
 # --- signatures -------------------------------------------------------------------------------------------------
 
-def _circuit_settings(ctx: AppContext, document: Document) -> dict[str, Any]:
-    with ctx.db.read() as session:
-        circuit = session.get(Circuit, document.circuit_id)
-        return dict(circuit.settings or {}) if circuit is not None else {}
-
-
-@handler("sign.server")
+@handler("sign.server", many=batches.sign_server_many)
 def _sign_server(ctx: AppContext, item: OutboxItem) -> None:
     document = _load(ctx, item.document_id)
     position = _position(item)
@@ -125,7 +117,7 @@ def _sign_server(ctx: AppContext, item: OutboxItem) -> None:
         signed_sha = ctx.store.put_bytes(signatures.server_sign_pdf(
             ctx, data, reason="Signature serveur", at=signatures.deposit_pictogram(document.extra, position))).sha256
     elif document.kind == "pes":
-        mode = str(_circuit_settings(ctx, document).get("pes_signature") or "per_bordereau")
+        mode = str(circuit_settings(ctx, document).get("pes_signature") or "per_bordereau")
         signed_sha = ctx.store.put_bytes(signatures.sign_pes(data, signatures.server_signer(ctx), mode=mode)).sha256
     else:
         signature_sha = ctx.store.put_bytes(signatures.sign_xades_detached(

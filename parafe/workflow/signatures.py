@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import fcntl
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +94,28 @@ def server_sign_pdf(ctx: AppContext, data: bytes, *, name: str | None = None, qu
                     at: PictogramPosition | None = None) -> bytes:
     """A PAdES B-B signature with the server key and a visible pictogram naming ``name`` (placed ``at`` the
     deposit's position when given)."""
+    return _bulk_signer(ctx, name, quality, extra, reason, at).sign_one(data)
+
+
+def server_sign_pdfs(ctx: AppContext, items: Sequence[tuple[bytes, PictogramPosition | None]], *,
+                     reason: str | None = None) -> list[bytes | Exception]:
+    """:func:`server_sign_pdf` of several documents (the server signature step of a batch, issue 17): those
+    whose pictogram goes to the same place are one :class:`BulkPdfSigner` batch; each document gets its signed
+    bytes or its error (one bad file does not stop the others)."""
+    out: list[bytes | Exception] = [RuntimeError("non signé")] * len(items)
+    groups: dict[str, list[int]] = {}
+    for index, (_data, at) in enumerate(items):
+        groups.setdefault(repr(at), []).append(index)
+    for indexes in groups.values():
+        bulk = _bulk_signer(ctx, None, None, (), reason, items[indexes[0]][1])
+        for result in bulk.sign_many([(index, items[index][0]) for index in indexes]):
+            out[result.key] = result.pdf if result.pdf is not None else (result.error or RuntimeError("non signé"))
+    return out
+
+
+def _bulk_signer(ctx: AppContext, name: str | None, quality: str | None, extra: tuple[str, ...],
+                 reason: str | None, at: PictogramPosition | None) -> BulkPdfSigner:
+    """The process's signer of one set of options (key, pictogram text and place, reason), built once."""
     signer = server_signer(ctx)
     shown = name or signer.common_name
     key = (str(server_key_path(ctx)), shown, "|".join((quality or "", *extra, reason or "", repr(at))))
@@ -104,7 +126,7 @@ def server_sign_pdf(ctx: AppContext, data: bytes, *, name: str | None = None, qu
                 _bulk.clear()
             bulk = BulkPdfSigner(signer, stamp=server_stamp(shown, quality, extra, at), reason=reason)
             _bulk[key] = bulk
-    return bulk.sign_one(data)
+    return bulk
 
 
 def sign_pes(data: bytes, signer: ServerSigner, *, mode: str = "per_bordereau", role: str | None = None) -> bytes:
