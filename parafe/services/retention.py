@@ -14,7 +14,7 @@ Per spec §4.2 notes / DECISIONS D6, connector files live 15 days (``PARAFE_PURG
   documents out: they wait for no action, spec §2.5.5);
 - closed outbox rows, used or expired OTP codes and development-outbox messages older than that are deleted;
 - login failures past their window (:mod:`parafe.services.access.login_throttle`), the WebDAV ``out/`` entries
-  (:func:`parafe.services.webdav.folders.purge_webdav`), the OSS documents past their ``dateToPurge``
+  (:func:`parafe.services.webdav.out_folders.purge_webdav`), the OSS documents past their ``dateToPurge``
   (:mod:`parafe.services.oss.purge`), then the blobs nothing references any more
   (:mod:`parafe.services.blob_sweep`).
 
@@ -35,7 +35,7 @@ from parafe.services.access import login_throttle
 from parafe.services.blob_sweep import sweep_orphan_blobs
 from parafe.services.documents import erasure
 from parafe.services.oss import purge as oss_purge
-from parafe.services.webdav import folders as webdav
+from parafe.services.webdav import out_folders
 
 FINISHED = FINISHED_VALUES  # « Échec du traitement » is not finished: it waits for an administrator's retry
 
@@ -74,7 +74,7 @@ def purge(ctx: AppContext, days: int | None = None) -> dict[str, int]:
         report["otp_expired"] = int(getattr(expired, "rowcount", 0) or 0)
     report["login_throttle"] = login_throttle.purge(ctx)  # failures older than their window (issue 18)
     # connector-specific retention: WebDAV out/ entries (15 days, spec §4.5), OSS documents (dateToPurge)
-    webdav_report = webdav.purge_webdav(ctx)
+    webdav_report = out_folders.purge_webdav(ctx)
     report["webdav_signed"], report["webdav_refusals"] = webdav_report.signed, webdav_report.refusals
     report["oss_documents"] = oss_purge.purge(ctx)
     # then the files nothing references any more (purged OSS documents, refused deposits, replaced signed

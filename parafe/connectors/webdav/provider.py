@@ -13,6 +13,7 @@ from wsgidav.dav_provider import DAVProvider, _DAVResource
 from parafe.context import AppContext
 from parafe.services.access.auth import Account
 from parafe.services.webdav import folders as svc
+from parafe.services.webdav import out_folders
 
 from .resources import (
     Environ,
@@ -146,7 +147,7 @@ class ParafeDAVProvider(DAVProvider):
             if len(rest) == 1:
                 return folder
             if len(rest) == 2:
-                entry = svc.out_entry(ctx, folder.folder, rest[1])
+                entry = out_folders.out_entry(ctx, folder.folder, rest[1])
                 return OutFile(child(folder.path, entry.name), environ, ctx, folder.folder, entry) if entry else None
             return None
         circuit = self._circuit(environ, account, rest[0])
@@ -156,14 +157,14 @@ class ParafeDAVProvider(DAVProvider):
         if len(rest) == 1:
             return top
         if len(rest) == 2:
-            entry = svc.out_entry(ctx, top.folder, rest[1])
+            entry = out_folders.out_entry(ctx, top.folder, rest[1])
             if entry is not None:
                 return OutFile(child(top.path, entry.name), environ, ctx, top.folder, entry)
-            if svc.out_label_folder_exists(ctx, circuit, rest[1]):
+            if out_folders.out_label_folder_exists(ctx, circuit, rest[1]):
                 return OutLabel(child(top.path, rest[1]), environ, ctx, account, circuit, rest[1])
             return None
         if len(rest) == 3:
             label = OutLabel(child(top.path, rest[1]), environ, ctx, account, circuit, rest[1])
-            entry = svc.out_entry(ctx, label.folder, rest[2])
+            entry = out_folders.out_entry(ctx, label.folder, rest[2])
             return OutFile(child(label.path, entry.name), environ, ctx, label.folder, entry) if entry else None
         return None

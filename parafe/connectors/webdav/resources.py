@@ -25,6 +25,7 @@ from parafe.services.access.auth import Account, Principal
 from parafe.services.documents import signed_fetches
 from parafe.services.documents.deposit import DepositRequest, Upload, deposit
 from parafe.services.webdav import folders as svc
+from parafe.services.webdav import out_folders
 from parafe.storage.spool import HashingSpool, SizeLimitExceeded
 
 log = logging.getLogger(__name__)
@@ -229,10 +230,10 @@ class OutRoot(Collection):
 
 
 class _OutFolder(Collection):
-    folder: svc.OutFolder
+    folder: out_folders.OutFolder
 
     def _files(self) -> list[svc.FileEntry]:
-        return svc.out_entries(self.ctx, self.folder)
+        return out_folders.out_entries(self.ctx, self.folder)
 
     def file_resource(self, entry: svc.FileEntry) -> _DAVResource:
         return OutFile(child(self.path, entry.name), self.environ, self.ctx, self.folder, entry)
@@ -249,13 +250,13 @@ class OutCircuit(_OutFolder):
         super().__init__(path, environ, ctx)
         self.account = account
         self.circuit = circuit
-        self.folder = svc.OutFolder(subscriber_id=account.subscriber_id, circuit=circuit)
+        self.folder = out_folders.OutFolder(subscriber_id=account.subscriber_id, circuit=circuit)
 
     def listing(self) -> Listing:
         folders: list[Collection] = [
             OutLabel(child(self.path, f.name), self.environ, self.ctx, self.account, self.circuit, f.name,
                      f.modified)
-            for f in svc.out_label_folders(self.ctx, self.circuit)]
+            for f in out_folders.out_label_folders(self.ctx, self.circuit)]
         return folders, self._files()
 
 
@@ -265,7 +266,7 @@ class OutLabel(_OutFolder):
     def __init__(self, path: str, environ: Environ, ctx: AppContext, account: Account,
                  circuit: svc.CircuitView, label_folder: str, modified: datetime | None = None) -> None:
         super().__init__(path, environ, ctx)
-        self.folder = svc.OutFolder(subscriber_id=account.subscriber_id, circuit=circuit,
+        self.folder = out_folders.OutFolder(subscriber_id=account.subscriber_id, circuit=circuit,
                                     label_folder=svc.nfc(label_folder))
         self._modified = modified
 
@@ -283,7 +284,7 @@ class FlowFolder(_OutFolder):
 
     def __init__(self, path: str, environ: Environ, ctx: AppContext, account: Account, flow: str) -> None:
         super().__init__(path, environ, ctx)
-        self.folder = svc.OutFolder(subscriber_id=account.subscriber_id, flow=flow)
+        self.folder = out_folders.OutFolder(subscriber_id=account.subscriber_id, flow=flow)
 
     def listing(self) -> Listing:
         return [], self._files()
@@ -325,7 +326,7 @@ class File(Node, DAVNonCollection):
             self.entry.blob is not None and self.ctx.store.local_path(self.entry.blob) is not None)
 
     def get_content(self) -> BinaryIO:
-        return svc.open_entry(self.ctx, self.entry)
+        return out_folders.open_entry(self.ctx, self.entry)
 
     def begin_write(self, *, content_type: str | None = None) -> Any:
         raise ParafeError(E.NO_PERMISSION, detail="returns are read-only")
@@ -339,20 +340,20 @@ class OutFile(File):
 
     kind = "out-file"
 
-    def __init__(self, path: str, environ: Environ, ctx: AppContext, folder: svc.OutFolder,
+    def __init__(self, path: str, environ: Environ, ctx: AppContext, folder: out_folders.OutFolder,
                  entry: svc.FileEntry) -> None:
         super().__init__(path, environ, ctx)
         self.folder = folder
         self.entry = entry
 
     def get_content(self) -> BinaryIO:
-        content = svc.open_entry(self.ctx, self.entry)
+        content = out_folders.open_entry(self.ctx, self.entry)
         if self.entry.kind == svc.SIGNED:  # fetched: it leaves listRemainingSignedDocs
             signed_fetches.mark(self.ctx, principal_of(self.environ), self.entry.ref, "webdav")
         return content
 
     def delete(self) -> None:
-        svc.delete_entry(self.ctx, self.folder, self.entry)
+        out_folders.delete_entry(self.ctx, self.folder, self.entry)
 
 
 class _Writer:
@@ -476,7 +477,7 @@ class Receipt(PendingUpload):
     def get_content(self) -> BinaryIO:
         if self.entry.blob is None or not self.ctx.store.exists(self.entry.blob):
             raise ParafeError(E.ROUTE_NOT_FOUND, detail="the content of a zip bundle is not kept as such")
-        return svc.open_entry(self.ctx, self.entry)
+        return out_folders.open_entry(self.ctx, self.entry)
 
     def delete(self) -> None:
         svc.hide_receipt(self.ctx, self.folder.circuit, self.entry)

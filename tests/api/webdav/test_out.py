@@ -15,7 +15,7 @@ from parafe.domain.errors import E
 from parafe.domain.states import State
 from parafe.services.access.auth import principal_for_email
 from parafe.services.helios import returns
-from parafe.services.webdav import folders as svc
+from parafe.services.webdav import out_folders
 from tests.api.webdav.davutil import (
     AGENT,
     OTHER,
@@ -176,7 +176,7 @@ def test_purge_after_15_days(dav: Dav) -> None:
         listed = children(propfind(c, out_label), out_label)
         assert sorted(listed) == [dav.document(new_doc).name]
         # the daily purge makes it durable: a later change of the document does not bring it back
-        report = svc.purge_webdav(dav.ctx)
+        report = out_folders.purge_webdav(dav.ctx)
         assert report.signed >= 1
         dav.age_returns(document_id=old_doc, when=utcnow())
         assert sorted(children(propfind(c, out_label), out_label)) == [dav.document(new_doc).name]

@@ -13,6 +13,7 @@ from parafe.connectors.webdav.handlers import accepts_gzip
 from parafe.connectors.webdav.paths import check_raw_path
 from parafe.domain.errors import E, ParafeError
 from parafe.services.webdav import folders as svc
+from parafe.services.webdav import out_folders
 
 
 @pytest.mark.parametrize(("raw", "error"), [
@@ -49,7 +50,7 @@ def test_names_in_out() -> None:
                svc.FileEntry("ACQUIT_a.pdf", svc.ACK, 9, 1, "e", when, "b"),
                svc.FileEntry("notes", svc.SIGNED, 4, 1, "e", when, "b"),
                svc.FileEntry("notes", svc.SIGNED, 5, 1, "e", when, "b")]
-    names = sorted(e.name for e in svc._named(entries))
+    names = sorted(e.name for e in out_folders._named(entries))
     assert names == ["ACQUIT_a.pdf", "a.pdf", "a_7.pdf", "notes", "notes_5"]
     assert svc.flow_folder("Chorus-Pivot") == svc.CHORUS_PIVOT
     assert svc.flow_folder("pes-retour") == svc.PES_RETOUR
@@ -57,13 +58,14 @@ def test_names_in_out() -> None:
 
 
 def test_refusal_envelope() -> None:
-    data = svc.refusal_envelope(100000042, "a&b.pdf", "disapproved", datetime(2026, 11, 28, 9, 5, 1, 250000),
-                                "Victor Valideur", "Motif <important>", "clients")
+    data = out_folders.refusal_envelope(100000042, "a&b.pdf", "disapproved", datetime(2026, 11, 28, 9, 5, 1, 250000),
+                                        "Victor Valideur", "Motif <important>", "clients")
     root = etree.fromstring(data)
     assert [(c.tag, c.text) for c in root] == [
         ("docId", "100000042"), ("nomFichier", "a&b.pdf"), ("etat", "Visa désapprouvé"),
         ("date", "2026-11-28T09:05:01.250Z"), ("acteur", "Victor Valideur"), ("message", "Motif <important>")]
-    assert b"Rejet\xc3\xa9" in svc.refusal_envelope(1, "x", "disapproved", datetime.now(UTC), None, None, "v3.4")
+    envelope = out_folders.refusal_envelope(1, "x", "disapproved", datetime.now(UTC), None, None, "v3.4")
+    assert b"Rejet\xc3\xa9" in envelope
 
 
 def test_propfind_rendering() -> None:
