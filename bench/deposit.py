@@ -18,16 +18,21 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from benchlib import create_pg_database, drop_pg_database, pdf_of_size  # noqa: E402  (bench/ is the script's folder)
 
+if TYPE_CHECKING:
+    from parafe.context import AppContext
+
 PES_PJ = ROOT / "tests" / "data" / "pes" / "samples" / "valid_PES_PJ.xml"
 
 
-def _setup(home: Path, url: str) -> object:
+def _setup(home: Path, url: str) -> AppContext:
     os.environ["PARAFE_HOME"] = str(home)
     os.environ["PARAFE_DATABASE_URL"] = url
     from parafe.cli import initialise
@@ -59,11 +64,11 @@ def _pdf(size: int, seed: str) -> bytes:
     return data[:xref] + pad + head + b"startxref\n" + str(int(offset) + len(pad)).encode() + b"\n" + tail
 
 
-def _rate(ctx: object, circuit: str, n: int, make: callable) -> float:  # type: ignore[valid-type]
+def _rate(ctx: AppContext, circuit: str, n: int, make: Callable[[int], tuple[str, bytes]]) -> float:
     from parafe.services.access.auth import principal_for_email
     from parafe.services.documents.deposit import DepositRequest, Upload, deposit
 
-    principal = principal_for_email(ctx, "agent@demo.parafe.test")  # type: ignore[arg-type]
+    principal = principal_for_email(ctx, "agent@demo.parafe.test")
     tmp = Path(tempfile.mkdtemp())
     uploads = []
     for i in range(n):
@@ -73,7 +78,7 @@ def _rate(ctx: object, circuit: str, n: int, make: callable) -> float:  # type: 
         uploads.append(Upload(path=path, sha256=hashlib.sha256(data).hexdigest(), size=len(data), filename=name))
     start = time.perf_counter()
     for up in uploads:
-        deposit(ctx, principal, DepositRequest(siren="123456789", circuit=circuit, upload=up))  # type: ignore[arg-type]
+        deposit(ctx, principal, DepositRequest(siren="123456789", circuit=circuit, upload=up))
     elapsed = time.perf_counter() - start
     shutil.rmtree(tmp, ignore_errors=True)
     return n / elapsed
@@ -99,7 +104,7 @@ def run_backend(backend: str, n: int, pg_url: str | None) -> str:
             return f"pj-{i}.xml", re.sub(rb'(<NomFic V=")[^"]*(")', nom_fic, pes, count=1)
 
         pes_rate = _rate(ctx, "pes-pj", max(10, n // 10), make_pes)
-        ctx.close()  # type: ignore[attr-defined]
+        ctx.close()
         return f"deposit  backend={backend}  pdf100k={pdf_rate:.1f}/s  pes_pj_2.4MB={pes_rate:.1f}/s"
     finally:
         shutil.rmtree(home, ignore_errors=True)

@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -54,7 +55,7 @@ def _refused(c: httpx.Client, siren: str) -> str:
     return name
 
 
-def _report(dav: Dav, email: str) -> dict[str, object]:
+def _report(dav: Dav, email: str) -> dict[str, Any]:
     with dav.client(email) as c:
         r = c.get(f"{V1}/compliance")
     assert r.status_code == 200, r.text
@@ -70,9 +71,9 @@ def test_misbehaving_and_well_behaved_clients(dav: Dav) -> None:
     with dav.client(BAD) as c:
         signed_bad = _deposit_and_sign(dav, c, bad_siren)
         refused_bad = _refused(c, bad_siren)
-        out = url_path(bad_siren, "out", "bureautique", collection=True)
+        out_folder = url_path(bad_siren, "out", "bureautique", collection=True)
         for _ in range(4):  # polls every second
-            assert propfind(c, out).status_code == 207
+            assert propfind(c, out_folder).status_code == 207
             time.sleep(1)
         assert c.get(url_path(bad_siren, "out", "bureautique", signed_bad)).status_code == 200  # never deleted
     with dav.client(GOOD) as c:
@@ -91,7 +92,7 @@ def test_misbehaving_and_well_behaved_clients(dav: Dav) -> None:
     assert {k for k, v in good_verdicts.items() if v == BREACH} == set()
     assert bad["verdict"] == BREACH
     assert good["verdict"] == CONFORME
-    rules = {rule["id"]: rule for rule in bad["rules"]}  # type: ignore[attr-defined]
+    rules = {rule["id"]: rule for rule in bad["rules"]}
     assert rules["polling"]["figures"]["too_frequent"] == 3
     assert rules["polling"]["figures"]["listings"] == 4
     assert rules["polling"]["reference"] == "§2.3, §2.4 et §4.3"

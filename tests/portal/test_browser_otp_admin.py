@@ -107,8 +107,11 @@ def test_otp_signature_with_the_sms_code_redirects_signed(browsing: Browsing) ->
     # the signer's name shows once the workflow has reached the OTP step (the page updates itself until then)
     page.locator(".lead").filter(has_text="Jeanne Martin").wait_for()
     page.wait_for_selector(".pdf-viewer[data-rendered]")
-    both_widths(page, "otp", prepare=lambda: (page.wait_for_timeout(400),
-                                             page.wait_for_selector(".pdf-viewer[data-rendered]")))
+    def settle() -> None:
+        page.wait_for_timeout(400)
+        page.wait_for_selector(".pdf-viewer[data-rendered]")
+
+    both_widths(page, "otp", prepare=settle)
     page.get_by_role("button", name="Recevoir un code").click()
     notice = page.get_by_role("status").first.inner_text()
     assert "par SMS au +336" in notice

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import pikepdf
 import pytest
@@ -34,7 +35,7 @@ def pyhanko_statuses(data: bytes, pki: Pki, *, crls: bool = False) -> list:
     return [validate_pdf_signature(s, vc, vc) for s in reader.embedded_regular_signatures]
 
 
-def sign_with(path: str, data: bytes, signer: ServerSigner, **kw) -> bytes:
+def sign_with(path: str, data: bytes, signer: ServerSigner, **kw: Any) -> bytes:
     if path == "pyhanko":
         return sign_pdf(data, signer, **kw)
     bulk = BulkPdfSigner(signer, **kw)
@@ -130,7 +131,7 @@ def test_stamp_on_rotated_page(tmp_path: Path, pki: Pki, signer: ServerSigner, p
 
 @pytest.mark.parametrize(("first", "second"), [("pyhanko", "bulk"), ("bulk", "pyhanko"), ("bulk", "bulk")])
 def test_successive_signers_keep_earlier_signatures_valid(
-    tmp_path: Path, pki: Pki, signer, signer2, pdf5: bytes, first: str, second: str
+    tmp_path: Path, pki: Pki, signer: ServerSigner, signer2: ServerSigner, pdf5: bytes, first: str, second: str
 ) -> None:
     once = sign_with(first, pdf5, signer, stamp=StampSpec.from_cm(1, 1, page=1))
     twice = sign_with(second, once, signer2, stamp=StampSpec.from_cm(9, 1, page=1, quality="Directrice"))

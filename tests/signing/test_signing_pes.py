@@ -140,7 +140,7 @@ def test_missing_ids_are_added_and_unique(
 
 @pytest.mark.parametrize("per_bordereau", [True, False])
 def test_edited_amount_in_signed_bordereau_fails_every_verifier(
-    tmp_path: Path, pki: Pki, signer, per_bordereau: bool
+    tmp_path: Path, pki: Pki, signer: ServerSigner, per_bordereau: bool
 ) -> None:
     signed = sign_pes(make_pes(3), signer, per_bordereau=per_bordereau)
     target = b'<MtHT V="101.50"/>'

@@ -35,8 +35,8 @@ def _upload_inner(data: bytes, name: str, label: str = "dispatch") -> str:
             f"<filename>{name}</filename></dataFileVO>")
 
 
-def _upload(c: httpx.Client, name: str, **kwargs: str) -> str:
-    r = post(c, envelope("upload", _upload_inner(pdf_bytes(text=name), name)), **kwargs)
+def _upload(c: httpx.Client, name: str, *, path: str = ENDPOINT, soapaction: str | None = None) -> str:
+    r = post(c, envelope("upload", _upload_inner(pdf_bytes(text=name), name)), path=path, soapaction=soapaction)
     (ret,) = returns(r, "upload")
     return ret.text or ""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 from pathlib import Path
+from typing import Literal
 
 import pikepdf
 import pytest
@@ -37,8 +38,11 @@ def _save(tmp_path: Path, name: str, data: bytes) -> Path:
     return path
 
 
+Revision = Literal[2, 3, 4, 5, 6]  # pikepdf.Encryption's R
+
+
 def _encrypted(tmp_path: Path, name: str, *, user: str = "", allow: pikepdf.Permissions | None = None,
-               r: int = 6) -> Path:
+               r: Revision = 6) -> Path:
     src = pikepdf.open(io.BytesIO(_plain_pdf()))
     path = tmp_path / name
     src.save(path, encryption=pikepdf.Encryption(owner="owner-secret", user=user, R=r, metadata=r >= 4, aes=r >= 4,
@@ -70,9 +74,10 @@ def signer(tmp_path_factory: pytest.TempPathFactory) -> signers.SimpleSigner:
 
 def _signed(signer: signers.SimpleSigner, data: bytes, *, certify: bool, level: MDPPerm | None = None,
             field: str = "Sig1") -> bytes:
-    meta = signers.PdfSignatureMetadata(field_name=field, certify=certify, docmdp_permissions=level)
     if level is None:
         meta = signers.PdfSignatureMetadata(field_name=field, certify=certify)
+    else:
+        meta = signers.PdfSignatureMetadata(field_name=field, certify=certify, docmdp_permissions=level)
     out = signers.sign_pdf(IncrementalPdfFileWriter(io.BytesIO(data)), meta, signer=signer)
     return out.getvalue()
 
@@ -97,7 +102,7 @@ def test_user_password_is_protected(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("r", [3, 4, 6])
-def test_permissions_denied_is_protected(tmp_path: Path, r: int) -> None:
+def test_permissions_denied_is_protected(tmp_path: Path, r: Revision) -> None:
     denied = pikepdf.Permissions(modify_annotation=False, modify_form=False, modify_other=False,
                                  modify_assembly=False, extract=True, print_lowres=True, print_highres=True)
     path = _encrypted(tmp_path, "denied.pdf", allow=denied, r=r)

@@ -44,7 +44,7 @@ def test_search_paris_days_and_details(ctx: Any, tmp_path: Path) -> None:
         row.created_at = datetime(2025, 12, 31, 23, 30, tzinfo=UTC)
     principal = principal_for_email(ctx, AGENT)
 
-    def ids(**kw: str) -> list[int]:
+    def ids(**kw: Any) -> list[int]:
         return search(ctx, principal, SearchCriteria(siren="123456789", label="Lot", **kw))
 
     assert ids(upload_after="01/01/2026", upload_before="01/01/2026") == [doc]

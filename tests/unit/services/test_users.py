@@ -26,7 +26,7 @@ def _all(**changes: Any) -> list[dict[str, Any]]:
 
 def test_sync_entry_errors_leave_users_untouched(ctx: Any) -> None:
     admin = principal_for_email(ctx, ADMIN)
-    body = _all(**{"visa@demo.parafe.test": {"groups": "pas une liste"}})
+    body: list[Any] = _all(**{"visa@demo.parafe.test": {"groups": "pas une liste"}})
     body.append(body[0] | {"firstName": "Doublon"})
     body.append({"authenticationType": "BASIC", "email": "ctl@x.fr", "firstName": "a\x00", "lastName": "b",
                  "groups": []})
