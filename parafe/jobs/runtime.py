@@ -53,7 +53,7 @@ def current_context() -> AppContext:
     return _context
 
 
-class _QuietConsumer(Consumer):  # type: ignore[misc]
+class _QuietConsumer(Consumer):
     """A huey consumer that leaves the process's signal handlers alone (the host process owns them)."""
 
     def _set_signal_handlers(self) -> None:
