@@ -14,6 +14,7 @@ from lxml import etree
 
 from parafe.context import AppContext
 from parafe.formats.safexml import parse_untrusted
+from parafe.transmission.returns import add_return
 
 XSD_DIR = Path(__file__).resolve().parent.parent / "formats" / "xsd" / "chorus"
 SCHEMAS = ("CPPFacturePivot_V2_02.xsd", "CPPFacturePivot_V1_22.xsd", "CPPFacturePivot_V1_21.xsd",
@@ -37,8 +38,6 @@ def matching_schema(data: bytes) -> str | None:
 
 def inject(ctx: AppContext, siren: str, data: bytes, name: str) -> int:
     """Store a Chorus flow for ``siren``; returns its public id. Refuses a file no pivot schema accepts."""
-    from parafe.services.helios.returns import add_return
-
     if matching_schema(data) is None:
         raise ValueError("flux Chorus refusé : aucun schéma pivot (CPPFacturePivot / CPPStatutPivot) ne le valide")
     return add_return(ctx, kind="chorus", data=data, name=name, siren=siren)
@@ -47,7 +46,6 @@ def inject(ctx: AppContext, siren: str, data: bytes, name: str) -> int:
 def inject_pes_retour(ctx: AppContext, siren: str, data: bytes, name: str) -> int:
     """Store a PES_Retour flow for ``siren`` (schema-checked); returns its public id."""
     from parafe.formats.pes import validate_pes_retour
-    from parafe.services.helios.returns import add_return
 
     errors = validate_pes_retour(data)
     if errors:

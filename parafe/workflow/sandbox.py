@@ -31,6 +31,7 @@ from parafe.domain.circuits import StepKind
 from parafe.domain.states import State
 from parafe.jobs import outbox
 from parafe.jobs.outbox import handler
+from parafe.transmission.returns import RETURN_ID_START
 from parafe.workflow import engine, signatures
 from parafe.workflow.engine import record
 
@@ -39,7 +40,6 @@ VISA_COMMENT = "Visa automatique (bac à sable)"
 SIGN_COMMENT = ("Signature automatique par la clé du serveur Parafe (bac à sable) : ce n'est pas la signature "
                 "du signataire")
 REFUSAL = "Refus simulé (bac à sable)"
-RETURN_ID_START = 200_000_000  # the allocation of parafe.services.helios.returns.RETURN_ID_START (a test checks it)
 
 
 def in_sandbox(ctx: AppContext, session: Session, subscriber_id: int | None) -> bool:

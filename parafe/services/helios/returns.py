@@ -10,30 +10,28 @@ Each return is a :class:`parafe.db.models.ReturnItem` whose ``public_id`` is the
   allocated from ``RETURN_ID_START`` + the row id (9 digits, never reused).
 
 An id leaves its remaining list once it has been downloaded through the matching download method (REST or
-SOAP) or its WebDAV return deleted (D11). :func:`add_return` is how the Helios simulator, the Chorus poller
-and ``parafe dev inject`` create returns.
+SOAP) or its WebDAV return deleted (D11). Returns are filed by :func:`parafe.transmission.returns.add_return`
+(the Chorus poller, ``parafe dev inject``), which this module re-exports with the kinds and the id allocation.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Literal
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from parafe.context import AppContext
-from parafe.db.models import CircuitRole, Document, ReturnItem, Subscriber, utcnow
+from parafe.db.models import CircuitRole, Document, ReturnItem, utcnow
 from parafe.domain.errors import E, ParafeError
 from parafe.domain.ids import parse_id
 from parafe.services.access.auth import Account, Principal
 from parafe.services.access.rights import AGENT, subscriber_account, visible_document
 from parafe.storage.base import BlobNotFound
-
-ReturnKind = Literal["ack", "pes_retour", "chorus"]
-KINDS: tuple[ReturnKind, ...] = ("ack", "pes_retour", "chorus")
-RETURN_ID_START = 200_000_000
+from parafe.transmission.returns import KINDS as KINDS
+from parafe.transmission.returns import RETURN_ID_START as RETURN_ID_START
+from parafe.transmission.returns import ReturnKind as ReturnKind
+from parafe.transmission.returns import add_return as add_return
 
 
 @dataclass(frozen=True)
@@ -44,41 +42,6 @@ class ReturnContent:
     name: str
     data: bytes
     media_type: str = "application/xml"
-
-
-def add_return(
-    ctx: AppContext, *, kind: ReturnKind, data: bytes | Path, name: str, document_id: int | None = None,
-    siren: str | None = None,
-) -> int:
-    """Store a return and put it in its remaining list; returns its public id.
-
-    An ``ack`` needs ``document_id`` (its public id is the document id); ``pes_retour`` and ``chorus`` need
-    ``siren`` (or a ``document_id`` whose subscriber is used). The blob is written before the row commits.
-    """
-    if kind not in KINDS:
-        raise ValueError(f"unknown return kind {kind!r}")
-    if kind == "ack" and document_id is None:
-        raise ValueError("an acknowledgement belongs to a document")
-    ref = ctx.store.put_file(data) if isinstance(data, Path) else ctx.store.put_bytes(data)
-    with ctx.db.write() as session:
-        if document_id is not None:
-            document = session.get(Document, document_id)
-            if document is None:
-                raise ValueError(f"no document {document_id}")
-            subscriber_id = document.subscriber_id
-        elif siren is not None:
-            found = session.scalar(select(Subscriber.id).where(Subscriber.siren == siren))
-            if found is None:
-                raise ValueError(f"no subscriber {siren}")
-            subscriber_id = found
-        else:
-            raise ValueError("siren or document_id is required")
-        item = ReturnItem(subscriber_id=subscriber_id, document_id=document_id, public_id=0, kind=kind,
-                          name=name[:255], blob_sha256=ref.sha256)
-        session.add(item)
-        session.flush()
-        item.public_id = document_id if kind == "ack" and document_id is not None else RETURN_ID_START + item.id
-        return item.public_id
 
 
 def _may_fetch_subscriber_returns(session: Session, account: Account) -> bool:

@@ -29,7 +29,7 @@ from parafe.db.models import Document, ReturnItem, S2lowAccount, S2lowRetour, S2
 from parafe.domain.errors import E, ParafeError
 from parafe.domain.states import State
 from parafe.formats.safexml import parse_untrusted
-from parafe.services.helios.returns import RETURN_ID_START
+from parafe.transmission.returns import RETURN_ID_START
 from parafe.transmission.s2low import (
     DEFAULT_ACCOUNT,
     S2lowClient,
