@@ -470,7 +470,7 @@ class HttpSms:
 
 # --- choosing and checking -------------------------------------------------------------------------------------
 
-def provider(ctx: AppContext, settings: SmsSettings | None = None) -> Any:
+def provider(ctx: AppContext, settings: SmsSettings | None = None) -> SmsProvider:
     """The configured provider (``PARAFE_SMS_PROVIDER``)."""
     s = settings or sms_settings()
     if s.provider == "outbox":
