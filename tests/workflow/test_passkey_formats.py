@@ -44,10 +44,6 @@ def b64u(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def unb64u(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 class SoftAuthenticator:
     """A user-verifying platform authenticator with one ES256 credential."""
 

@@ -66,10 +66,6 @@ class Dav(ServedHome):
     def client(self, email: str | None = AGENT, **kwargs: Any) -> httpx.Client:
         return self.server.client(email, **kwargs)
 
-    def cert_args(self, email: str = AGENT) -> list[str]:
-        pem, key = self.home.demo(email)
-        return ["--cacert", self.home.ca, "--cert", pem, "--key", key]
-
     # --- database views
 
     def count_documents(self) -> int:
