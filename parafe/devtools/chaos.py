@@ -40,7 +40,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -385,7 +385,3 @@ def main_from_args(args: Any) -> int:
         Path(args.json).write_text(json.dumps({"lines": report.lines(), "failures": report.failures,
                                                "acked": dict(report.acked)}, ensure_ascii=False, indent=2))
     return 0 if report.failures == 0 else 1
-
-
-def iter_lines(report: Report) -> Iterator[str]:
-    yield from report.lines()

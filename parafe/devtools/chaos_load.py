@@ -95,10 +95,6 @@ class Load:
         context.load_cert_chain(str(home / "demo" / f"{email}.pem"), str(home / "demo" / f"{email}.key"))
         return context
 
-    def _node_url(self) -> str:
-        urls = [n.url for n in self.cluster.nodes if n.url]
-        return self.rng.choice(urls)
-
     def request(self, email: str, method: str, path: str, **kwargs: Any) -> httpx.Response | None:
         """One request to a random node (the other one if the first is down); None when both failed."""
         urls = [n.url for n in self.cluster.nodes if n.url]
