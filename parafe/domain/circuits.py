@@ -41,12 +41,6 @@ ON_DEMAND_STEPS: dict[str, StepKind] = {
     "otpsignature": StepKind.OTP_SIGNATURE,
 }
 
-# Steps whose members act as people (and need a role on the circuit).
-HUMAN_STEPS = frozenset({StepKind.VISA, StepKind.SIGNATURE})
-
-# Steps after which a document may carry metadata (uploadMeta precondition, spec §2.5.3).
-METADATA_STEPS = frozenset({StepKind.METADATA, StepKind.DIGIPOSTE, StepKind.MAILEVA})
-
 
 def parse_circuit_type(value: str) -> CircuitType | None:
     """The circuit type named by ``value`` (surrounding spaces ignored, G-12), or None."""
