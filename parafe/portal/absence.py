@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from parafe.domain.errors import E, ParafeError
+from parafe.domain.paris_time import FORMAT_DAY, paris_format
 from parafe.portal import forms
 from parafe.portal.web import call, ctx_of, page, read_form, redirect, render
 from parafe.services import delegations, digest
@@ -33,7 +34,7 @@ async def _page(request: Request, principal: Any, *, error: str | None = None, e
         "colleagues": await call(delegations.colleagues, ctx, principal),
         "may_delegate": await call(delegations.may_delegate, ctx, principal),
         "digest_on": await call(digest.preference, ctx, principal.user_ids),
-        "today": delegations.utcnow().astimezone(delegations.PARIS).strftime("%d/%m/%Y"),
+        "today": paris_format(delegations.utcnow(), FORMAT_DAY),
     }
     notice = NOTICES.get(request.query_params.get("fait", ""))
     if notice:

@@ -27,7 +27,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from parafe.context import AppContext
 from parafe.db.models import CircuitRole, CircuitStep, Delegation, Document, GroupMember, StepMember, User, utcnow
 from parafe.domain.errors import E, ParafeError
-from parafe.domain.paris_time import PARIS
+from parafe.domain.paris_time import FORMAT_DAY, PARIS, paris_format, paris_today
 from parafe.services.access.auth import Account, Principal
 from parafe.workflow.members import ROLE_FOR_STEP, actor_user_ids
 
@@ -57,7 +57,7 @@ def paris_midnight(day: date) -> datetime:
 
 
 def _period(start: date, end: date, *, today: date | None = None) -> tuple[datetime, datetime]:
-    today = today or utcnow().astimezone(PARIS).date()
+    today = today or paris_today(utcnow())
     if end < start:
         raise ParafeError(E.DELEGATION_PERIOD_INVALID, reason="la date de fin précède la date de début")
     if end < today:
@@ -283,8 +283,8 @@ def delegated_clause(user_ids: list[int], step: object, now: datetime) -> Column
 # --- shown by parafe admin delegation add|list (parafe.admin_cli) ------------------------------------------------
 
 def describe(line: DelegationLine) -> str:
-    first = line.starts_at.astimezone(PARIS).strftime("%d/%m/%Y")
-    last = line.last_day.astimezone(PARIS).strftime("%d/%m/%Y")
+    first = paris_format(line.starts_at, FORMAT_DAY)
+    last = paris_format(line.last_day, FORMAT_DAY)
     state = " (en cours)" if line.active else ""
     return (f"Délégation {line.id} : {line.delegator} <{line.delegator_email}> → {line.delegate} "
             f"<{line.delegate_email}>, du {first} au {last}{state}")
