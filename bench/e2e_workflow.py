@@ -14,15 +14,21 @@ Figures (the clock of the history entries and the client's are the same machine'
 - ``rate``: documents per second end to end, N / (last « Signé » entry − first deposit sent);
 - ``p50`` / ``p99``: deposit → signed latency per document, from the moment its deposit was sent to its
   « Signé » entry;
-- ``deposit``: REST deposits per second (what the clients managed on their own).
+- ``deposit``: REST deposits per second (what the clients managed on their own): ``rate`` cannot exceed it;
+- ``lag``: last « Signé » entry − last deposit answered (how far the workflow trails the deposits; near 0 when
+  the workflow keeps up and the deposits are the limit).
+
+``--backlog`` (with ``--workers N`` or ``--compare-workers``) deposits every document before the workers start:
+``rate`` is then the workflow's own (N / (last « Signé » − first « Signé »)), whatever the deposits manage, and
+p50/p99 are measured from the first « Signé ».
 
 ``--profile FILE`` samples the server's processes with py-spy during the run (``--format raw``: collapsed
 stacks) and prints the functions with the most samples (self and inclusive) on stderr.
 
 Usage: .venv/bin/python bench/e2e_workflow.py [--docs 300] [--clients 4] [--runs 1] [--postgres [URL]]
-                                              [--workers N | --compare-workers] [--profile FILE]
+                                              [--workers N | --compare-workers] [--backlog] [--profile FILE]
 Prints one line per configuration:
-  e2e_workflow backend=sqlite workers=embedded docs=300 rate=…/s p50=…s p99=…s deposit=…/s (median of R: …)
+  e2e_workflow backend=sqlite workers=embedded docs=300 rate=…/s p50=…s p99=…s deposit=…/s lag=…s (median of R: …)
 and with --compare-workers one more: ``e2e_workflow … ratio_2_vs_1=…``
 """
 
@@ -63,6 +69,7 @@ class Run:
     p50: float
     p99: float
     deposit_rate: float
+    lag: float  # last « Signé » entry − last deposit answered: how far the workflow trails the deposits
     errors: int
 
 
@@ -231,9 +238,14 @@ def run_once(args: argparse.Namespace, workers: int, pdf: bytes) -> Run:
         if args.server_processes:
             cmd += ["--workers", str(args.server_processes)]
         procs.append(subprocess.Popen(cmd, cwd=str(ROOT), env=env, stdout=log, stderr=subprocess.STDOUT))
-        for _ in range(workers):
-            procs.append(subprocess.Popen([sys.executable, "-m", "parafe", "worker"], cwd=str(ROOT), env=env,
-                                          stdout=log, stderr=subprocess.STDOUT))
+
+        def start_workers() -> None:
+            for _ in range(workers):
+                procs.append(subprocess.Popen([sys.executable, "-m", "parafe", "worker"], cwd=str(ROOT), env=env,
+                                              stdout=log, stderr=subprocess.STDOUT))
+
+        if not args.backlog:
+            start_workers()
         _wait_up(port, home / "pki" / "ca.pem", procs[0])
         ssl_ctx = ssl.create_default_context(cafile=str(home / "pki" / "ca.pem"))
         ssl_ctx.check_hostname = False
@@ -241,7 +253,8 @@ def run_once(args: argparse.Namespace, workers: int, pdf: bytes) -> Run:
         # warm-up: a few documents through the whole circuit (imports, the server key, today's label)
         warm = [_multipart(f"warm-{i}.pdf", pdf + f"%warm-{i}\n".encode()) for i in range(4)]
         warm_sent, _, _, _ = _deposit_all(port, ssl_ctx, warm, min(args.clients, 4))
-        _signed_times(url, set(warm_sent), 120)
+        if not args.backlog:
+            _signed_times(url, set(warm_sent), 120)
         bodies = [_multipart(f"e2e-{i}.pdf", pdf + f"%{uuid.uuid4().hex}\n".encode()) for i in range(args.docs)]
         if args.profile:
             target = procs[-1].pid if workers else procs[0].pid
@@ -250,14 +263,24 @@ def run_once(args: argparse.Namespace, workers: int, pdf: bytes) -> Run:
                                     "-p", str(target)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(1)
         sent, errors, first, last_answer = _deposit_all(port, ssl_ctx, bodies, args.clients)
-        signed = _signed_times(url, set(sent), args.timeout)
+        if args.backlog:  # every document waits; the workers start now and the clock starts at the first signed
+            start_workers()
+            _signed_times(url, set(warm_sent), 120)
+            signed = _signed_times(url, set(sent), args.timeout)
+            deposit_rate = len(sent) / (last_answer - first)
+            first = min(signed.values(), default=time.time())
+            sent = dict.fromkeys(sent, first)
+            last_answer = first
+        else:
+            signed = _signed_times(url, set(sent), args.timeout)
+            deposit_rate = len(sent) / (last_answer - first)
         missing = len(sent) - len(signed)
         if missing:
             print(f"  {missing} documents not signed within {args.timeout:.0f} s", file=sys.stderr)
         latencies = [signed[i] - sent[i] for i in signed]
         end = max(signed.values()) if signed else time.time()
         return Run(rate=len(signed) / (end - first), p50=_quantile(latencies, 0.5), p99=_quantile(latencies, 0.99),
-                   deposit_rate=len(sent) / (last_answer - first), errors=errors + missing)
+                   deposit_rate=deposit_rate, lag=end - last_answer, errors=errors + missing)
     finally:
         if spy is not None:
             spy.send_signal(signal.SIGINT)
@@ -284,11 +307,13 @@ def measure(args: argparse.Namespace, workers: int, pdf: bytes) -> Run:
     backend = "postgresql" if args.postgres else "sqlite"
     median = Run(statistics.median(r.rate for r in runs), statistics.median(r.p50 for r in runs),
                  statistics.median(r.p99 for r in runs), statistics.median(r.deposit_rate for r in runs),
-                 sum(r.errors for r in runs))
+                 statistics.median(r.lag for r in runs), sum(r.errors for r in runs))
     detail = " ".join(f"{r.rate:.1f}/s,p99={r.p99:.1f}s" for r in runs)
     errors = f" errors={median.errors}" if median.errors else ""
-    print(f"e2e_workflow backend={backend} workers={workers or 'embedded'} docs={args.docs} clients={args.clients} "
+    print(f"e2e_workflow backend={backend} workers={workers or 'embedded'}{' backlog' if args.backlog else ''} "
+          f"docs={args.docs} clients={args.clients} "
           f"rate={median.rate:.1f}/s p50={median.p50:.2f}s p99={median.p99:.2f}s deposit={median.deposit_rate:.1f}/s "
+          f"lag={median.lag:.2f}s "
           f"load={os.getloadavg()[0]:.1f}{errors} (median of {args.runs}: {detail})", flush=True)
     return median
 
@@ -304,6 +329,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=0,
                         help="job worker processes (parafe worker); 0: the embedded worker of parafe serve")
     parser.add_argument("--compare-workers", action="store_true", help="1 then 2 worker processes, and the ratio")
+    parser.add_argument("--backlog", action="store_true",
+                        help="with --workers/--compare-workers: deposit everything first, then start the workers "
+                             "(the workflow's own rate, whatever the deposits manage)")
     parser.add_argument("--server-processes", type=int, default=0, help="parafe serve --workers (default: serve's)")
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--profile", default=None, help="py-spy collapsed stacks of the server (or last worker)")
@@ -312,6 +340,8 @@ def main() -> int:
     if args.postgres:
         args.postgres = args.postgres.replace("postgresql://", "postgresql+psycopg://")
     pdf = pdf_of_pages(args.pages)
+    if args.backlog and not (args.workers or args.compare_workers):
+        parser.error("--backlog needs --workers N or --compare-workers")
     if args.compare_workers:
         one = measure(args, 1, pdf)
         two = measure(args, 2, pdf)

@@ -141,8 +141,9 @@ def close(item: OutboxItem, error: str | None = None) -> None:
 def claim(ctx: AppContext, ids: Iterable[int] | None = None, limit: int = 50, *, one_kind: bool = False
           ) -> list[int]:
     """Claim due rows (given ids, or the oldest due ones): each claimed id is handed to exactly one caller
-    per lease period. ``one_kind``: only rows of the oldest due row's kind (a worker's batch: rows of one kind
-    run together, and a slow kind does not hold back the rows of another in the same batch)."""
+    per lease period. ``one_kind``: only rows of the oldest due row's kind, and only one unless the kind has a
+    batch handler (a worker's batch: rows of one kind run together; a slow row — a remote send waiting for its
+    answer — holds back no other row, which the next free thread claims)."""
     s = workflow_settings()
     now = utcnow()
     lease_end = now + timedelta(seconds=s.lease_seconds)
@@ -159,6 +160,9 @@ def claim(ctx: AppContext, ids: Iterable[int] | None = None, limit: int = 50, *,
             if kind is None:
                 return []
             stmt = stmt.where(OutboxItem.kind == kind)
+            entry = _HANDLERS.get(kind)
+            if entry is None or entry.run_many is None:
+                limit = 1  # rows run one by one: each to the next free thread (a slow send holds back no other)
         stmt = stmt.order_by(OutboxItem.available_at, OutboxItem.id).limit(limit)
         if not ctx.db.is_sqlite:
             stmt = stmt.with_for_update(skip_locked=True)

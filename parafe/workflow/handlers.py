@@ -434,8 +434,26 @@ _END_SUBJECT = {
 }
 
 
-@handler("mail.end")
+def _mail_end_many(ctx: AppContext, items: list[OutboxItem]) -> list[tuple[OutboxItem, Exception]]:
+    """End-of-circuit mails of a batch: each sent as on its own, then one closing transaction for all."""
+    failed: list[tuple[OutboxItem, Exception]] = []
+    for item in items:
+        try:
+            _send_end_mail(ctx, item)
+        except Exception as exc:
+            failed.append((item, exc))
+    failed_ids = {item.id for item, _exc in failed}
+    batches.finish_many(ctx, [item for item in items if item.id not in failed_ids], lambda s, i, d: None)
+    return failed
+
+
+@handler("mail.end", many=_mail_end_many)
 def _mail_end(ctx: AppContext, item: OutboxItem) -> None:
+    _send_end_mail(ctx, item)
+    _finish(ctx, item, lambda s, d: None)
+
+
+def _send_end_mail(ctx: AppContext, item: OutboxItem) -> None:
     outcome = str(item.payload.get("outcome") or "done")
     with ctx.db.read() as session:
         document = session.get(Document, item.document_id) if item.document_id else None
@@ -454,15 +472,15 @@ def _mail_end(ctx: AppContext, item: OutboxItem) -> None:
                     f"est à l'état « {state} » depuis le {paris(document.updated_at)}.\n")
             if outcome in ("refused", "rejected") and document.refusal_message:
                 body += f"\nMotif : {document.refusal_message}\n"
-            last = document.history[-1] if document.history else None
-            if outcome in ("failed", "signature_rejected", "step_failed") and last is not None and last.comment:
-                body += f"\nDétail : {last.comment}\n"
+            if outcome in ("failed", "signature_rejected", "step_failed"):  # the history is read only then
+                last = document.history[-1] if document.history else None
+                if last is not None and last.comment:
+                    body += f"\nDétail : {last.comment}\n"
             body += f"\nAccéder au document : {document_link(ctx, document.id)}" + signature_block()
     if to:
         send_mail(ctx, to, subject, body, document_id=item.document_id)
     if receivers and item.document_id is not None:
         _mail_receivers(ctx, item.document_id, receivers)
-    _finish(ctx, item, lambda s, d: None)
 
 
 def _mail_receivers(ctx: AppContext, document_id: int, receivers: list[str]) -> None:
