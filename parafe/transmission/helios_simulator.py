@@ -1,10 +1,8 @@
-"""Transmission of PES files to Helios (DGFiP) through FAST, and the Helios simulator (DECISIONS D13).
+"""The Helios simulator (DECISIONS D13), the default Helios transport, and the ``PES_ACQUIT`` it builds
+(:func:`build_acquit`) and the engine reads (:func:`etat_ack`, whatever the transport).
 
-:class:`HeliosTransport` is the interface the engine uses: ``send`` hands a file over (idempotent on its key) and
-answers a remote id; ``status`` tells where it is: ``received`` (FAST has it), ``transmitted`` (sent to Helios),
-``acknowledged`` (with the ``PES_ACQUIT``), ``fast_failed`` or ``helios_failed``. ``PARAFE_HELIOS_TRANSPORT``
-chooses it: ``s2low`` sends through the tiers de télétransmission S²LOW (:mod:`parafe.transmission.s2low`,
-docs/helios.md); ``simulator``, the default, is :class:`HeliosSimulator`, which behaves like a real one:
+:class:`HeliosSimulator` implements :class:`~parafe.transmission.helios_types.HeliosTransport` (chosen by
+:func:`parafe.transmission.helios.transport`) and behaves like a real one:
 
 - it keeps what it receives (``$PARAFE_HOME/simulators/helios``), once per key;
 - ``PARAFE_HELIOS_SIM_DELAY`` seconds after receipt the file is "transmitted", twice that later the
@@ -18,50 +16,19 @@ docs/helios.md); ``simulator``, the default, is :class:`HeliosSimulator`, which 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, Protocol
 
 from lxml import etree
 
 from parafe.config import workflow_settings
 from parafe.context import AppContext
 from parafe.formats.safexml import parse_untrusted
+from parafe.transmission.helios_types import HeliosSendError, HeliosStatus
 from parafe.transmission.simstore import SimStore
-
-Stage = Literal["received", "transmitted", "acknowledged", "fast_failed", "helios_failed"]
 
 NS_ACK = "http://www.minefi.gouv.fr/cp/helios/pes_v2/Rev0/retour/v2"
 NS_RETOUR = "http://www.minefi.gouv.fr/cp/helios/pes_v2/Rev0/retour"
-
-
-class HeliosSendError(Exception):
-    """The file could not be handed to FAST (transport error: retried, then "Échec de l'envoi à FAST")."""
-
-
-class HeliosRefused(Exception):
-    """The transport refuses the file for good (not retried: "Échec de l'envoi à FAST" at once)."""
-
-
-class HeliosAnswerLost(Exception):
-    """The transport holds the file (an earlier send reached it) but its transmission id was lost with the
-    answer: the document waits for the operator to name the transmission (docs/helios.md)."""
-
-
-@dataclass(frozen=True)
-class HeliosStatus:
-    stage: Stage
-    ack: bytes | None = None
-    detail: str | None = None
-
-
-class HeliosTransport(Protocol):
-    def send(self, key: str, name: str, data: bytes, *, document_id: int | None = None) -> str: ...
-
-    def status(self, remote_id: str) -> HeliosStatus: ...
-
-    def poll_delay(self, rounds: int) -> float: ...
 
 
 def _local(tag: object) -> str:
@@ -216,21 +183,3 @@ class HeliosSimulator:
 </InfoLignePiece></BlocLignePiece></LigneDePiece></Piece></Bordereau></PES_DepenseRetour>
 </n:PES_Retour>
 """.encode()
-
-
-def transport(ctx: AppContext, subscriber_id: int | None = None) -> HeliosTransport:
-    """The configured Helios transport (``PARAFE_HELIOS_TRANSPORT``: ``simulator`` or ``s2low``) for the
-    documents of a subscriber (S²LOW accounts are per subscriber)."""
-    from parafe.transmission.sandbox import sandbox_transport  # issue 21: the sandbox never transmits
-
-    sandboxed = sandbox_transport(ctx, subscriber_id)
-    if sandboxed is not None:
-        return sandboxed
-    name = workflow_settings().helios_transport
-    if name == "simulator":
-        return HeliosSimulator.for_context(ctx)
-    if name == "s2low":
-        from parafe.transmission.s2low import S2lowHelios
-
-        return S2lowHelios(ctx, subscriber_id)
-    raise RuntimeError(f"transport Helios inconnu : {name!r} (« simulator » ou « s2low »)")

@@ -15,11 +15,12 @@ The wire format follows S²LOW's public API (``libriciel/s2low``, ``public.ssl/`
   ``id``, ``nom``, ``date``; ``resultat`` is empty on success, ``KO`` on failure),
   ``helios_get_retour.php?id=N`` the file itself, ``helios_change_status.php?id=N`` marks it read.
 
-:class:`S2lowClient` speaks that protocol; :class:`S2lowHelios` is the :class:`~parafe.transmission.helios`
-transport: it stores an intent (:class:`~parafe.db.models.S2lowTransaction`) before posting and the transaction
-id as soon as S²LOW answers, so a retried send never posts a file S²LOW already accepted; when the answer to a
-post was lost, S²LOW's duplicate refusal tells the file is there (:class:`~parafe.transmission.helios.
-HeliosAnswerLost`: its number is then set by the operator, ``parafe admin s2low transaction``).
+:class:`S2lowClient` speaks that protocol; :class:`S2lowHelios` is the Helios transport
+(:class:`~parafe.transmission.helios_types.HeliosTransport`, chosen by :mod:`parafe.transmission.helios`): it
+stores an intent (:class:`~parafe.db.models.S2lowTransaction`) before posting and the transaction id as soon as
+S²LOW answers, so a retried send never posts a file S²LOW already accepted; when the answer to a post was lost,
+S²LOW's duplicate refusal tells the file is there (:class:`~parafe.transmission.helios_types.HeliosAnswerLost`:
+its number is then set by the operator, ``parafe admin s2low transaction``).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 from cryptography import x509
@@ -48,9 +49,7 @@ from parafe.config import workflow_settings
 from parafe.context import AppContext
 from parafe.db.models import S2lowAccount, S2lowTransaction, utcnow
 from parafe.formats.safexml import parse_untrusted
-
-if TYPE_CHECKING:
-    from parafe.transmission.helios import HeliosStatus
+from parafe.transmission.helios_types import HeliosAnswerLost, HeliosRefused, HeliosSendError, HeliosStatus
 
 log = logging.getLogger(__name__)
 
@@ -360,8 +359,6 @@ class S2lowHelios:
         return S2lowClient(credentials_for(self.ctx, self.subscriber_id))
 
     def send(self, key: str, name: str, data: bytes, *, document_id: int | None = None) -> str:
-        from parafe.transmission.helios import HeliosAnswerLost, HeliosRefused, HeliosSendError
-
         client = self.client()
         sha1 = hashlib.sha1(data, usedforsecurity=False).hexdigest()
         with self.ctx.db.write() as session:  # the intent, committed before anything leaves
@@ -425,8 +422,6 @@ class S2lowHelios:
         """Where the transaction is. S²LOW out of reach changes nothing (the polling goes on with its back-off:
         the file is with S²LOW or Helios, an outage must not fail it); a ``KO`` answer is an error (retried by
         the outbox, then « Échec du traitement FAST »)."""
-        from parafe.transmission.helios import HeliosStatus
-
         client = self.client()
         try:
             current = client.status(remote_id)

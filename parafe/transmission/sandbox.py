@@ -12,7 +12,7 @@ import hashlib
 
 from parafe.context import AppContext
 from parafe.db.models import Subscriber
-from parafe.transmission.helios import HeliosSimulator
+from parafe.transmission.helios_simulator import HeliosSimulator
 
 
 class SandboxHelios(HeliosSimulator):

@@ -130,7 +130,7 @@ def _act(ctx: AppContext, item: OutboxItem) -> None:
 
 @handler("sandbox.pes_retour")
 def _pes_retour(ctx: AppContext, item: OutboxItem) -> None:
-    from parafe.transmission.helios import HeliosSimulator
+    from parafe.transmission.helios_simulator import HeliosSimulator
     from parafe.workflow.handlers import _finish
 
     data = HeliosSimulator.pes_retour()

@@ -12,7 +12,7 @@ What it answers, in S²LOW's shapes: ``KO\\n<message>`` for the legacy authentic
 UTF-8 (as ``HeliosAPIResponse`` does), the PES_Retour list with an empty ``resultat`` on success, the change
 status XML. Statuses follow ``S2low\\Enum\\HeliosStatus``; each status request moves a transaction one step
 along its progression (default posted 1 → transmitted 3 → acknowledged 4); the PES_ACQUIT served for 4 / 6 is
-a schema-valid acknowledgement built with :func:`parafe.transmission.helios.build_acquit` (EtatAck 0 for a
+a schema-valid acknowledgement built with :func:`parafe.transmission.helios_simulator.build_acquit` (EtatAck 0 for a
 refusal, 6).
 
 Test controls: ``fail_next_import`` (KO answer), ``import_delay`` (slow answers), ``drop_status`` (status
@@ -39,7 +39,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from parafe.security import pki
-from parafe.transmission.helios import build_acquit
+from parafe.transmission.helios_simulator import build_acquit
 
 ACQUITTE, REFUSE = 4, 6
 
