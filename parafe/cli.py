@@ -117,7 +117,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 def _groups_for(argv: Sequence[str] | None) -> list[tuple[str, str, tuple[str, ...]]]:
     """The command groups to load for ``argv``: the one of its command, else all (help, usage errors)."""
-    command = next((a for a in argv if not a.startswith("-")), None) if argv is not None else None
+    command = None
+    for arg in argv if argv is not None else ():
+        if not arg.startswith("-"):
+            command = arg
+            break
+        if arg in ("-h", "--help"):  # ``parafe -h sign``: the top-level help, every command listed
+            break
     if command in ("serve", "init"):
         return []
     chosen = [group for group in _COMMAND_GROUPS if command in group[2]]
