@@ -33,6 +33,9 @@ class StepKind(StrEnum):
 
 HELIOS_TYPES = frozenset({CircuitType.HELIOS_AVEC_TELETRANSMISSION, CircuitType.HELIOS_SANS_TELETRANSMISSION})
 
+# The circuit key under which clients search on-demand documents (Maarch: ``"circuit": "circuit-a-la-volee"``).
+ON_DEMAND_SEARCH_KEY = "circuit-a-la-volee"
+
 # Step names accepted in on-demand circuits (spec §5.3), compared case-insensitively.
 ON_DEMAND_STEPS: dict[str, StepKind] = {
     "visa": StepKind.VISA,

@@ -29,7 +29,13 @@ from sqlalchemy.orm import Session
 
 from parafe.context import AppContext
 from parafe.db.models import Circuit, CircuitRole, CircuitStep, StepMember, Subscriber, User
-from parafe.domain.circuits import CircuitType, StepKind, parse_circuit_type, parse_on_demand_step
+from parafe.domain.circuits import (
+    ON_DEMAND_SEARCH_KEY,
+    CircuitType,
+    StepKind,
+    parse_circuit_type,
+    parse_on_demand_step,
+)
 from parafe.domain.emails import is_email
 from parafe.domain.errors import E, ParafeError
 from parafe.formats.safexml import parse_untrusted
@@ -41,8 +47,6 @@ from parafe.services.documents.deposit import Deposited, DepositRequest, Upload
 log = logging.getLogger(__name__)
 
 ON_DEMAND_KEY_PREFIX = "ondemand-"
-# The circuit key under which clients search on-demand documents (Maarch: ``"circuit": "circuit-a-la-volee"``).
-ON_DEMAND_SEARCH_KEY = "circuit-a-la-volee"
 MAX_STEPS = 50
 MAX_MEMBERS = 50
 

@@ -27,12 +27,12 @@ from sqlalchemy.orm import Session
 
 from parafe.context import AppContext
 from parafe.db.models import Circuit, CircuitRole, Document, HistoryEntry, Label, MetadataValue, Subscriber, User
+from parafe.domain.circuits import ON_DEMAND_SEARCH_KEY
 from parafe.domain.errors import E, ParafeError
 from parafe.domain.paris_time import PARIS
 from parafe.domain.states import State, states_for_search_code
 from parafe.services.access.auth import Principal
 from parafe.services.access.rights import subscriber_account, visible_within
-from parafe.services.ondemand import ON_DEMAND_SEARCH_KEY
 
 MAX_RESULTS = 10_000
 TEXT_LIMIT = 255
