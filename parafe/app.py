@@ -113,7 +113,9 @@ def create_app(ctx: AppContext) -> Any:
     from parafe.connectors.compliance import ComplianceRecording
     from parafe.connectors.rest import RejectControlCharacters
     from parafe.connectors.sandbox import SandboxMarker
+    from parafe.connectors.webdav.errors import asgi_error_response
 
     return StrictTransportSecurity(CollapseSlashes(RejectControlCharacters(
         ClientIdentityMiddleware(SandboxMarker(ComplianceRecording(app, ctx), ctx), verifier,
-                                 ctx.settings.trusted_proxy_set))))
+                                 ctx.settings.trusted_proxy_set),
+        shapes={"/partage/webdav": asgi_error_response})))  # WebDAV's shape: the x-fast-error headers

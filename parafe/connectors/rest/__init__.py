@@ -9,6 +9,7 @@ are the JSON shape of DECISIONS D2 (``errors``).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
 from parafe.context import AppContext
 from parafe.domain.errors import ParafeError
@@ -48,10 +50,14 @@ TAGS = [
 
 class RejectControlCharacters:
     """Refuse paths and query strings holding control characters (``%00`` …) before any route sees them: they
-    can never be valid identifiers and some databases refuse them."""
+    can never be valid identifiers and some databases refuse them.
 
-    def __init__(self, app: Any) -> None:
+    The refusal has the REST shape, except under a path prefix of ``shapes``, answered by its own error response
+    (the whole application passes WebDAV's, which this connector does not know)."""
+
+    def __init__(self, app: Any, shapes: Mapping[str, Callable[[ParafeError], Response]] | None = None) -> None:
         self.app = app
+        self.shapes = dict(shapes or {})
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
@@ -63,12 +69,10 @@ class RejectControlCharacters:
                 from parafe.domain.errors import E
 
                 exc = ParafeError(E.BAD_CHARACTERS, detail="control character in the path or the query string")
-                if scope.get("path", "").startswith("/partage/webdav"):  # WebDAV's shape: x-fast-error headers
-                    from parafe.connectors.webdav.errors import asgi_error_response
-
-                    response = asgi_error_response(exc)
-                else:
-                    response = errors.error_response(exc)
+                path = scope.get("path", "")
+                shape = next((s for prefix, s in self.shapes.items() if path.startswith(prefix)),
+                             errors.error_response)
+                response = shape(exc)
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
