@@ -120,13 +120,13 @@ def _cmd_open_url(args: argparse.Namespace) -> int:
     from parafe.signer import desktop
 
     config = desktop.load_config()
-    return desktop.serve_installed([desktop.parse_url(args.url, list(config["origins"]))])
+    return desktop.serve_installed([desktop.parse_url(args.url, list(config["origins"]))], _cmd_serve, DEFAULT_PORT)
 
 
 def _cmd_start(args: argparse.Namespace) -> int:
     from parafe.signer import desktop
 
-    return desktop.serve_installed(list(desktop.load_config()["origins"]))
+    return desktop.serve_installed(list(desktop.load_config()["origins"]), _cmd_serve, DEFAULT_PORT)
 
 
 def _add(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

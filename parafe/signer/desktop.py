@@ -27,6 +27,7 @@ import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -215,12 +216,11 @@ def _graphical_secret(prompt: str) -> str | None:
     return None
 
 
-def serve_installed(origins: list[str]) -> int:
-    """Serve the installed key for ``origins`` on the installed port (``open-url`` and ``start``)."""
-    from parafe.signer import cli
-
+def serve_installed(origins: list[str], serve: Callable[[argparse.Namespace], int], default_port: int) -> int:
+    """Serve the installed key for ``origins`` on the installed port (``open-url`` and ``start``): ``serve`` is
+    the command line's ``serve`` command, ``default_port`` its port when the configuration names none."""
     config = load_config()
-    port = int(config.get("port") or cli.DEFAULT_PORT)
+    port = int(config.get("port") or default_port)
     if answering(port):
         print(f"parafe-signer : l'assistant répond déjà sur le port {port}.", flush=True)
         return 0
@@ -238,4 +238,4 @@ def serve_installed(origins: list[str]) -> int:
                 namespace.pin_env = "PARAFE_SIGNER_SECRET"
             else:
                 namespace.password_env = "PARAFE_SIGNER_SECRET"
-    return cli._cmd_serve(namespace)
+    return serve(namespace)
