@@ -25,7 +25,6 @@ from parafe.services.access.auth import Principal
 from parafe.services.documents import downloads, lifecycle
 from parafe.services.documents.downloads import Content
 from parafe.services.portal import document_page, pes_summary
-from parafe.workflow import failures
 
 
 def content_response(ctx: AppContext, content: Content, *, inline: bool) -> Response:
@@ -140,7 +139,7 @@ def _action(kind: str) -> object:
                 await call(workflow.refuse, ctx, principal, doc_id, text)
                 done = "refuse"
             elif kind == "relancer":
-                await call(failures.retry_as, ctx, principal, doc_id)
+                await call(lifecycle.retry_failed_step, ctx, principal, doc_id)
                 done = "relance"
             else:
                 await call(lifecycle.delete, ctx, principal, doc_id)

@@ -64,7 +64,7 @@ def _acting(session: Session, principal: Principal, document_id: int | str, kind
     step = engine.current_step(session, document)
     if step is None or step.kind != kind.value or document.state != _WAITING[kind.value]:
         raise ParafeError(E.STEP_NOT_ACTIONABLE, detail=f"state {document.state}, step {document.current_step}")
-    if not may_act(session, account, step) and delegations.behalf_of(session, account, step) is None:
+    if not may_act(session, account.user_id, step) and delegations.behalf_of(session, account, step) is None:
         raise ParafeError(E.STEP_NOT_ACTIONABLE, detail="not a member of the current step")
     return document, account
 
@@ -72,7 +72,7 @@ def _acting(session: Session, principal: Principal, document_id: int | str, kind
 def _noted(session: Session, document: Document, account: Account, comment: str | None) -> str | None:
     """The history comment: « Par délégation de … » first when the account acts for an absent member."""
     step = engine.current_step(session, document)
-    if step is None or may_act(session, account, step):
+    if step is None or may_act(session, account.user_id, step):
         return comment
     return delegations.behalf_comment(delegations.behalf_of(session, account, step), comment)
 

@@ -8,8 +8,8 @@ signature » forever with nothing said. The failed job (kind, payload, the state
 ``documents.extra["failed_job"]``.
 
 :func:`retry` (``parafe admin document retry <id>``, the portal's « Relancer » button for the subscriber's
-administrators) puts the document back in the state the job expects, writes it in the history with who retried,
-and queues the job again.
+administrators, :func:`parafe.services.documents.lifecycle.retry_failed_step`) puts the document back in the
+state the job expects, writes it in the history with who retried, and queues the job again.
 
 The Helios jobs keep their own give-up (« Échec de l'envoi à FAST », …), the mails and connector jobs theirs.
 """
@@ -25,8 +25,6 @@ from parafe.db.models import Document, OutboxItem, utcnow
 from parafe.domain.errors import E, ParafeError
 from parafe.domain.states import ACTOR_AUTOMATIC, State
 from parafe.jobs import outbox
-from parafe.services.access.auth import Principal
-from parafe.services.access.rights import visible_document
 from parafe.workflow.engine import lock_document, record, workflow_tx
 
 log = logging.getLogger(__name__)
@@ -103,14 +101,3 @@ def register() -> None:
     """Make :func:`step_failed` the outbox's give-up of every step job that has none of its own."""
     for kind in STEP_JOBS:
         outbox.default_give_up(kind, step_failed)
-
-
-def retry_as(ctx: AppContext, principal: Principal, document_id: int | str) -> str:
-    """:func:`retry` for a subscriber administrator (the portal): the document must be visible to them, in
-    their subscriber, and they must be its administrator (``NO_PERMISSION`` otherwise)."""
-    with ctx.db.read() as session:
-        document, account = visible_document(session, principal, document_id)
-        subscriber_id, doc_id = document.subscriber_id, document.id
-    if not account.is_admin:
-        raise ParafeError(E.NO_PERMISSION, detail="only the subscriber's administrators retry a failed step")
-    return retry(ctx, doc_id, actor=account.full_name, user_id=account.user_id, subscriber_id=subscriber_id)

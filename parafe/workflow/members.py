@@ -8,7 +8,6 @@ from sqlalchemy.orm import Session
 
 from parafe.db.models import CircuitRole, CircuitStep, Document, GroupMember, StepMember, User
 from parafe.domain.circuits import StepKind
-from parafe.services.access.auth import Account
 
 ROLE_FOR_STEP = {StepKind.VISA.value: "valideur", StepKind.SIGNATURE.value: "signataire"}
 
@@ -46,8 +45,9 @@ def actor_user_ids(session: Session, step: CircuitStep) -> set[int]:
         CircuitRole.circuit_id == step.circuit_id, CircuitRole.role == role)))
 
 
-def may_act(session: Session, account: Account, step: CircuitStep) -> bool:
-    return account.user_id in actor_user_ids(session, step)
+def may_act(session: Session, user_id: int, step: CircuitStep) -> bool:
+    """Whether the user (one account of the caller, ``Account.user_id``) may act on the step."""
+    return user_id in actor_user_ids(session, step)
 
 
 def actor_emails(session: Session, step: CircuitStep) -> list[str]:

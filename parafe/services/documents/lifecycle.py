@@ -9,6 +9,9 @@ the refusal message (spec §2.5.15 / §2.6.16, DECISIONS D20).
   ``{"comment": null}``); :func:`require_refusal_message` raises « Le document n'a pas été rejeté ou refusé »
   instead (SOAP ``getRefusalMessage`` faults).
 
+:func:`retry_failed_step` queues again the failed job of a document in « Échec du traitement » for a subscriber
+administrator (the portal's « Relancer »; :mod:`parafe.workflow.failures`).
+
 :func:`may_act` is the rule "who may act on a document as its depositor" (the subscriber admin, the depositor,
 an agent of the document's circuit), used by the other services of this family.
 """
@@ -58,6 +61,20 @@ def delete(ctx: AppContext, principal: Principal, document_id: int | str) -> Non
         if State(document.state) not in DELETABLE:
             raise ParafeError(E.DELETE_NOT_ALLOWED, detail=f"state {document.state}")
         bury(session, document, reason="delete", by_user_id=account.user_id, by_name=account.full_name)
+
+
+def retry_failed_step(ctx: AppContext, principal: Principal, document_id: int | str) -> str:
+    """:func:`parafe.workflow.failures.retry` for a subscriber administrator (the portal): the document must be
+    visible to them, in their subscriber, and they must be its administrator (``NO_PERMISSION`` otherwise);
+    returns the state the document is back in."""
+    from parafe.workflow.failures import retry
+
+    with ctx.db.read() as session:
+        document, account = visible_document(session, principal, document_id)
+        subscriber_id, doc_id = document.subscriber_id, document.id
+    if not account.is_admin:
+        raise ParafeError(E.NO_PERMISSION, detail="only the subscriber's administrators retry a failed step")
+    return retry(ctx, doc_id, actor=account.full_name, user_id=account.user_id, subscriber_id=subscriber_id)
 
 
 def _refusal(session: Session, document: Document) -> tuple[bool, str | None]:

@@ -106,7 +106,7 @@ def prepare(ctx: AppContext, principal: Principal, document_ids: Sequence[int | 
             document, account = visible_document(session, principal, doc_id)
             step = engine.current_step(session, document)
             if step is None or step.kind != StepKind.SIGNATURE.value or document.state != State.SENT_FOR_SIGN.value \
-                    or not may_act(session, account, step):
+                    or not may_act(session, account.user_id, step):
                 raise ParafeError(E.STEP_NOT_ACTIONABLE, detail=f"document {document.id}")
             user = session.get(User, account.user_id)
             circuit = session.get(Circuit, document.circuit_id)
