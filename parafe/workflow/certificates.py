@@ -1,4 +1,5 @@
-"""Whose is a signing certificate: the rule shared by the portal's remote signing and the signature check.
+"""Whose is a signing certificate: the rule shared by the engine's signature check
+(:mod:`parafe.workflow.verification`) and the portal's remote signing (:mod:`parafe.services.signers.remote_signing`).
 
 A certificate belongs to an account when it is bound to it (a :class:`~parafe.db.models.UserCertificate` row
 with its SHA-256 fingerprint, what the demo set and ``parafe-admin user cert add`` create) or when it is issued

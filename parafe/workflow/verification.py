@@ -5,7 +5,7 @@ the verification reports kept with each document.
   if its reference digest matches the exact stored document (and names it), its SignatureValue and signed
   properties hold, its SigningCertificate designates the certificate that signed, that certificate is within
   its validity period, chains to the configured trust store and belongs to the signer of the step (bound to
-  their account, :mod:`parafe.services.signers.certificates`). Each refusal is a catalogue error naming its
+  their account, :mod:`parafe.workflow.certificates`). Each refusal is a catalogue error naming its
   reason (codes 230-234, or 195 for a broken signature).
 - :func:`check_pdf_signer` — the new signature of a signed PDF submitted by a signer is theirs too (232).
 - :func:`verify_document` — the verdict of the verification step for the document's current version (PDF:
@@ -29,10 +29,10 @@ from sqlalchemy.orm import Session
 from parafe.context import AppContext
 from parafe.db.models import Document
 from parafe.domain.errors import E, ParafeError
-from parafe.services.signers.certificates import owned_by
 from parafe.signing.errors import SigningError
 from parafe.signing.keys import certificate_display_name
 from parafe.signing.xades import XadesVerificationReport, verify_xades_detached
+from parafe.workflow.certificates import owned_by
 from parafe.workflow.signatures import trust_roots
 
 KIND_LABELS = {"pdf": "signature PAdES du PDF", "pes": "signature XAdES du PES",

@@ -37,11 +37,11 @@ from parafe.security.pki import fingerprint_sha256
 from parafe.services import steps as workflow
 from parafe.services.access.auth import Account, Principal
 from parafe.services.access.rights import visible_document
-from parafe.services.signers.certificates import owned_by
 from parafe.signing import remote
 from parafe.signing.errors import SigningError
 from parafe.storage.base import BlobError, is_sha256
 from parafe.workflow import engine, signatures
+from parafe.workflow.certificates import owned_by
 from parafe.workflow.members import may_act
 
 SESSION_TTL = timedelta(minutes=15)
