@@ -110,8 +110,9 @@ class BlobStore(ABC):
         successful case, no longer exists at ``path`` afterwards.
         """
 
-    def start_flush(self, path: Path) -> None:  # noqa: B027 - an optional hint, nothing to do by default
-        """A hint: ``path`` will be handed to :meth:`put_file` soon; a store may start making it durable."""
+    def start_flush(self, path: Path, sha256: str | None = None) -> None:  # noqa: B027 - an optional hint
+        """A hint: ``path`` (of content ``sha256`` when known) will be handed to :meth:`put_file` soon; a store
+        may start making it durable. Nothing to do by default."""
 
     def put_files(self, items: Sequence[tuple[Path, str | None]]) -> list[BlobRef]:
         """Store several files handed over as with ``put_file(path, sha256=…, move=True)`` (``None``: hash

@@ -131,12 +131,15 @@ class FilesystemBlobStore(BlobStore):
                 self._install(tmp_path, final)
         return BlobRef(actual, size)
 
-    def start_flush(self, path: Path) -> None:
+    def start_flush(self, path: Path, sha256: str | None = None) -> None:
         """Start writing ``path``'s data to disk in a background thread, so that the checks a deposit runs
         meanwhile (rights, PDF, duplicates) overlap the disk's latency: its later ``put_file(path, move=True)``
         still fsyncs (durability does not depend on this hint) but finds the data written and only waits for
-        the directory's journal commit."""
+        the directory's journal commit. Nothing to do for content already stored (``sha256`` known): that file
+        is only deleted."""
         global _flusher
+        if sha256 is not None and self.exists(sha256):
+            return
         with _flusher_lock:
             if _flusher is None:  # lazily, in the process that deposits (server processes are forked)
                 _flusher = ThreadPoolExecutor(max_workers=4, thread_name_prefix="blob-flush")

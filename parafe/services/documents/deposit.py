@@ -361,7 +361,7 @@ def deposit(ctx: AppContext, principal: Principal, req: DepositRequest, *,
     ``on_insert(connection, document_id)`` runs inside the deposit's transaction (for a connector's own rows)."""
     account = None
     if not bundles.is_bundle_name(str(req.upload.filename)):  # a zip is unpacked, not stored
-        ctx.store.start_flush(req.upload.path)  # the disk writes it while the checks below run
+        ctx.store.start_flush(req.upload.path, req.upload.sha256)  # written while the checks below run
     try:
         triplet: tuple[str, str] | None = None
         name_error: ParafeError | None = None
