@@ -260,7 +260,8 @@ def upload_for_page(ctx: AppContext, principal: Principal, req: UploadRequest) -
 
 def _deposit(ctx: AppContext, principal: Principal, req: UploadRequest) -> Uploaded:
     for item in req.files:
-        ctx.store.start_flush(item.upload.path)  # the disk writes them while the checks and the signature run
+        # the disk writes them while the checks and the signature run
+        ctx.store.start_flush(item.upload.path, item.upload.sha256)
     with ctx.db.read() as session:
         workflow, account = workflow_for(session, principal, req.workflow, AGENT)
         session.expunge(workflow)
