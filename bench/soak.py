@@ -107,9 +107,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args()
 
-    from parafe.devtools.chaos import Report
     from parafe.devtools.chaos_cluster import PORTAL_SECRET
     from parafe.devtools.chaos_load import Load
+    from parafe.devtools.chaos_report import Report
 
     work = Path(tempfile.mkdtemp(prefix="parafe-soak-"))
     home = work / "home"

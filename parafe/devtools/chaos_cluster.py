@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 if TYPE_CHECKING:
-    from parafe.devtools.chaos import ChaosOptions
+    from parafe.devtools.chaos_report import ChaosOptions
 
 
 BUCKET = "parafe-chaos"

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 if TYPE_CHECKING:
-    from parafe.devtools.chaos import Report
+    from parafe.devtools.chaos_report import Report
 
 
 SIREN = "123456789"
