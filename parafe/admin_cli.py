@@ -376,7 +376,7 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("document_id", type=int, help="identifiant du document / document id")
     p.set_defaults(func=_run(_document_retry))
 
-    from parafe.transmission.admin_cli import add_commands as add_provider_commands
+    from parafe.transmission_cli import add_commands as add_provider_commands
 
     add_provider_commands(sub, _run)
     add_report_commands(sub, _run)  # report clients (issue 21)

@@ -31,7 +31,7 @@ _COMMAND_GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("parafe.security.pki_cli", "add_commands", ("pki",)),
     ("parafe.admin_cli", "add_commands", ("admin",)),
     ("parafe.signing.cli", "add_commands", ("sign", "verify")),
-    ("parafe.workflow.cli", "add_commands", ("worker", "dev")),
+    ("parafe.worker_cli", "add_commands", ("worker", "dev")),
     ("parafe.signer.cli", "add_commands", ("signer",)),
     ("parafe.client.cli", "add_commands", ("client",)),  # parafe client … (issue 21)
 )

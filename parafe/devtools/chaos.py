@@ -276,7 +276,7 @@ def run(options: ChaosOptions) -> Report:
 
 
 def main_from_args(args: Any) -> int:
-    """``parafe dev chaos`` (options in :mod:`parafe.workflow.cli`; ``--postgres`` defaults to
+    """``parafe dev chaos`` (options in :mod:`parafe.worker_cli`; ``--postgres`` defaults to
     ``$PARAFE_TEST_POSTGRES_URL``, else :data:`DEFAULT_POSTGRES`)."""
     postgres = args.postgres or os.environ.get("PARAFE_TEST_POSTGRES_URL") or DEFAULT_POSTGRES
     options = ChaosOptions(duration=args.duration, clients=args.clients, kill_every=args.kill_every,
