@@ -256,15 +256,22 @@ def run_once(args: argparse.Namespace, workers: int, pdf: bytes) -> Run:
         if not args.backlog:
             _signed_times(url, set(warm_sent), 120)
         bodies = [_multipart(f"e2e-{i}.pdf", pdf + f"%{uuid.uuid4().hex}\n".encode()) for i in range(args.docs)]
-        if args.profile:
+        def start_profile() -> subprocess.Popen[bytes] | None:
+            if not args.profile:
+                return None
             target = procs[-1].pid if workers else procs[0].pid
-            spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--format", "raw",
-                                    "-o", args.profile, "-r", "50", "--subprocesses", "--nonblocking",
-                                    "-p", str(target)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            profiler = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--format", "raw",
+                                         "-o", args.profile, "-r", "50", "--subprocesses", "--nonblocking",
+                                         "-p", str(target)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(1)
+            return profiler
+
+        if not args.backlog:
+            spy = start_profile()
         sent, errors, first, last_answer = _deposit_all(port, ssl_ctx, bodies, args.clients)
         if args.backlog:  # every document waits; the workers start now and the clock starts at the first signed
             start_workers()
+            spy = start_profile()
             _signed_times(url, set(warm_sent), 120)
             signed = _signed_times(url, set(sent), args.timeout)
             deposit_rate = len(sent) / (last_answer - first)

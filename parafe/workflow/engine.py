@@ -36,6 +36,7 @@ from parafe.jobs import outbox
 from parafe.jobs.runtime import kicking_tx
 
 EnterFn = Callable[[AppContext, Session, Document, CircuitStep], None]
+_STEPS_KEY = "parafe_circuit_steps"
 
 
 workflow_tx = kicking_tx
@@ -63,8 +64,15 @@ def record(session: Session, document: Document, state: State | None, *, actor: 
 
 
 def steps_of(session: Session, document: Document) -> list[CircuitStep]:
-    return list(session.scalars(select(CircuitStep).where(CircuitStep.circuit_id == document.circuit_id)
-                                .order_by(CircuitStep.position, CircuitStep.id)))
+    """The steps of the document's circuit, in order (read once per transaction and circuit: a batch of
+    documents of one circuit asks for them once)."""
+    cache: dict[int, list[CircuitStep]] = session.info.setdefault(_STEPS_KEY, {})
+    steps = cache.get(document.circuit_id)
+    if steps is None:
+        steps = list(session.scalars(select(CircuitStep).where(CircuitStep.circuit_id == document.circuit_id)
+                                     .order_by(CircuitStep.position, CircuitStep.id)))
+        cache[document.circuit_id] = steps
+    return list(steps)
 
 
 def current_step(session: Session, document: Document) -> CircuitStep | None:
