@@ -69,6 +69,7 @@ class Listener:
         self.name = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sock.bind(_address(home, self.name))
+        self._sock.settimeout(1.0)  # the thread checks now and then whether it was closed
         directory = wake_dir(home)
         directory.mkdir(parents=True, exist_ok=True)
         (directory / self.name).touch()
@@ -82,11 +83,16 @@ class Listener:
         while not self._closed:
             try:
                 self._sock.recv(64)
+            except TimeoutError:
+                continue
             except OSError:
                 return
-            self.bell.ring()
+            if not self._closed:
+                self.bell.ring()
 
     def close(self) -> None:
+        """Unregister, wake the listening thread (a datagram to itself), wait for it, then close the socket (a
+        socket closed under a thread blocked on it would leave that thread reading whatever reuses the fd)."""
         self._closed = True
         with _lock:
             bells = _local.get(str(self.home), [])
@@ -94,8 +100,9 @@ class Listener:
                 bells.remove(self.bell)
         with contextlib.suppress(OSError):
             (wake_dir(self.home) / self.name).unlink()
-        with contextlib.suppress(OSError):
-            self._sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as poke:
+            poke.sendto(b"!", _address(self.home, self.name))
+        self._thread.join(timeout=5)
         self._sock.close()
 
 
