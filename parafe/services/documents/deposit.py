@@ -47,6 +47,7 @@ from parafe.formats import metadata as metaformat
 from parafe.formats import pdf as pdfformat
 from parafe.formats import pes as pesformat
 from parafe.formats.pictograms import check_pictograms
+from parafe.jobs.runtime import kick
 from parafe.services.access.auth import Account, Principal
 from parafe.services.access.rights import LIVE_TRIPLET_TAKEN, DepositCircuit, deposit_target
 
@@ -420,7 +421,9 @@ def deposit_into(
                         raise ParafeError(E.PES_DUPLICATE_NOMFIC)
             _store_blobs(ctx, prep)
             try:
-                return _insert(ctx, account, circuit, req, prep, comment, dest, cc, make_circuit, on_insert)
+                deposited = _insert(ctx, account, circuit, req, prep, comment, dest, cc, make_circuit, on_insert)
+                kick(ctx, [deposited.document_id])  # its workflow.start row is committed: wake the workers now
+                return deposited
             except IntegrityError:
                 with ctx.db.read_connection() as conn:  # a concurrent deposit won the race: say which rule
                     if make_circuit is None:
