@@ -129,7 +129,7 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def _cmd_digest(args: argparse.Namespace) -> int:
-    from parafe.jobs.schedule import daily_digest
+    from parafe.services.digest import daily_digest
 
     ctx = _ctx()
     try:
@@ -140,7 +140,7 @@ def _cmd_digest(args: argparse.Namespace) -> int:
 
 
 def _cmd_purge(args: argparse.Namespace) -> int:
-    from parafe.jobs.schedule import purge
+    from parafe.services.retention import purge
 
     ctx = _ctx()
     try:

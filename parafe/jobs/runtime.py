@@ -29,29 +29,10 @@ from sqlalchemy.orm import Session
 from parafe.config import workflow_settings
 from parafe.context import AppContext
 from parafe.jobs import outbox, wake
+from parafe.jobs.current import set_context
 from parafe.jobs.queue import get_huey
 
 log = logging.getLogger(__name__)
-
-_state_lock = threading.Lock()
-_context: AppContext | None = None
-
-
-def set_context(ctx: AppContext) -> None:
-    global _context
-    with _state_lock:
-        _context = ctx
-
-
-def current_context() -> AppContext:
-    """The context the tasks of this process run with (set when a worker starts)."""
-    if _context is None:
-        from parafe.config import get_settings
-
-        set_context(AppContext.from_settings(get_settings()))
-    assert _context is not None
-    return _context
-
 
 class _QuietConsumer(Consumer):
     """A huey consumer that leaves the process's signal handlers alone (the host process owns them)."""

@@ -9,7 +9,8 @@ delegator's roles on a circuit. The history entry keeps the spec's state name an
 - :func:`create` / :func:`end` / :func:`listing` — the portal's « Absence » page (the caller's own delegations);
 - :func:`admin_create` / :func:`admin_list` — ``parafe admin delegation`` (any user of a subscriber);
 - :func:`behalf_of` — used by :mod:`parafe.services.steps` when the actor is not a member of the step;
-- :func:`delegate_emails` — the replacing colleagues also get the « document à viser / à signer » mail;
+- :func:`parafe.workflow.members.delegate_emails` — the replacing colleagues also get the « document à viser /
+  à signer » mail (the workflow sends it);
 - :func:`delegated_clause` — the same rule in SQL for the dashboard lists (:mod:`parafe.services.portal.lists`).
 
 The period is given as dates (Europe/Paris): from the start date at 00:00 to the end date at 24:00.
@@ -228,24 +229,6 @@ def behalf_of(session: Session, account: Account, step: CircuitStep) -> User | N
         if delegator_id in actors:
             return session.get(User, delegator_id)
     return None
-
-
-def delegate_emails(session: Session, step: CircuitStep) -> list[str]:
-    """The e-mails of the colleagues replacing one of the step's actors now (they get the « document à viser /
-    à signer » mail too)."""
-    role = ROLE_FOR_STEP.get(step.kind)
-    if role is None:
-        return []
-    actors = actor_user_ids(session, step)
-    if not actors:
-        return []
-    now = utcnow()
-    stmt = (select(User.email).join(Delegation, Delegation.delegate_id == User.id)
-            .join(CircuitRole, CircuitRole.user_id == User.id)
-            .where(Delegation.delegator_id.in_(sorted(actors)), Delegation.starts_at <= now,
-                   Delegation.ends_at > now, User.active.is_(True), CircuitRole.circuit_id == step.circuit_id,
-                   CircuitRole.role == role))
-    return sorted(set(session.scalars(stmt)))
 
 
 def behalf_comment(delegator: User | None, comment: str | None) -> str | None:

@@ -1,8 +1,8 @@
 """The daily digest (issue 20): one French e-mail a day to each person with documents waiting for their visa or
 signature (their own, and those of a colleague who delegated to them), through :mod:`parafe.notify.mail`.
 
-Scheduled by :func:`parafe.jobs.schedule.daily_digest` (huey periodic task, ``parafe dev digest``). A user opts out
-from the portal's « Absence et récapitulatif » page (``users.digest_mail``). One digest per person and per
+Run by :func:`daily_digest`, scheduled at the composition root (huey periodic task, ``parafe dev digest``). A
+user opts out from the portal's « Absence et récapitulatif » page (``users.digest_mail``). One digest per person and per
 Paris day, whatever the number of workers: the day is claimed in ``users.digest_sent_on`` before the mail goes
 (and released if the SMTP server refuses it, so that the next run retries).
 """
@@ -88,6 +88,13 @@ def send_digests(ctx: AppContext, today: date | None = None) -> DigestReport:
             continue
         sent += 1
     return DigestReport(sent, skipped, failed)
+
+
+def daily_digest(ctx: AppContext) -> dict[str, int]:
+    """The daily run (huey periodic task at 06:05 UTC, i.e. 07:05 or 08:05 in Paris, or ``parafe dev digest``):
+    :func:`send_digests`, as counts."""
+    report = send_digests(ctx)
+    return {"sent": report.sent, "skipped": report.skipped, "failed": report.failed}
 
 
 def set_preference(ctx: AppContext, user_ids: frozenset[int], wanted: bool) -> None:

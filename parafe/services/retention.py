@@ -1,5 +1,5 @@
 """Retention: the daily purge of what Parafe no longer has to keep, one rule per kind of record, scheduled by
-:mod:`parafe.jobs.schedule` (huey periodic task at 03:17 UTC, or ``parafe dev purge``).
+:mod:`parafe.composition` (huey periodic task at 03:17 UTC, or ``parafe dev purge``).
 
 Per spec §4.2 notes / DECISIONS D6, connector files live 15 days (``PARAFE_PURGE_DAYS``):
 

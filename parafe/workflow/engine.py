@@ -7,7 +7,7 @@ the position of the step the document is at (``len(steps)`` once past the last o
 
 Entering a step (:func:`enter`):
 
-- visa → ``Envoyé pour visa``, mail to the step's members; they approve or reject (services.workflow);
+- visa → ``Envoyé pour visa``, mail to the step's members; they approve or reject (services.steps);
 - signature → ``Envoyé pour signature``, mail to the members; a PES already signed in a circuit that allows it
   (``skip_signature_if_signed``, spec §1.1.3) is verified instead (``pes.verify``) and skips the step;
 - server signature → ``Envoyé pour signature`` and a ``sign.server`` job;
@@ -18,6 +18,10 @@ Entering a step (:func:`enter`):
 - archive → an ``archive.send`` job; signature verification → a ``verify.signature`` job;
 - filing → ``Classé``, then the next step. Past the last step the document is ``Classé`` (written if no
   filing step did it) and the depositor (and the receivers of the deposit) get the end-of-circuit mail.
+
+Modules that act whenever a step is entered register a hook with :func:`on_step_entered` at the composition
+root (the sandbox mode of :mod:`parafe.workflow.sandbox`, issue 21); entering a step before the composition
+root ran is a wiring error and fails.
 """
 
 from __future__ import annotations
@@ -95,6 +99,9 @@ def advance(ctx: AppContext, session: Session, document: Document) -> None:
 
 
 def enter(ctx: AppContext, session: Session, document: Document, position: int) -> None:
+    if not _STEP_HOOKS:
+        raise RuntimeError("aucun module du circuit enregistré : parafe.composition.install_jobs() n'a pas été "
+                           "appelée")
     steps = steps_of(session, document)
     document.current_step = position
     if position >= len(steps):
@@ -102,9 +109,19 @@ def enter(ctx: AppContext, session: Session, document: Document, position: int) 
         return
     step = steps[position]
     _ENTER[StepKind(step.kind)](ctx, session, document, step)
-    from parafe.workflow import sandbox  # issue 21: in sandbox mode, steps complete by themselves
+    for hook in _STEP_HOOKS:
+        hook(ctx, session, document, step)
 
-    sandbox.on_enter(ctx, session, document, step)
+
+StepHook = Callable[[AppContext, Session, Document, CircuitStep], None]
+_STEP_HOOKS: list[StepHook] = []
+
+
+def on_step_entered(hook: StepHook) -> None:
+    """Call ``hook`` in the transaction that enters a step, after the step's own entry (the composition root
+    registers the sandbox mode's, :mod:`parafe.composition`); idempotent."""
+    if hook not in _STEP_HOOKS:
+        _STEP_HOOKS.append(hook)
 
 
 def finish(ctx: AppContext, session: Session, document: Document) -> None:

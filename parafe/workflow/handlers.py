@@ -24,12 +24,12 @@ from parafe.domain.errors import WEBDAV_CASE_OF, WEBDAV_CASES, catalogue
 from parafe.domain.states import ACTOR_AUTOMATIC, ACTOR_OTP, State, label
 from parafe.jobs import outbox
 from parafe.jobs.outbox import handler
-from parafe.notify.mail import document_link, paris, send_mail, signature_block
+from parafe.notify.mail import base_url, document_link, paris, send_mail, signature_block, split_recipients
 from parafe.transmission import helios, postal
-from parafe.workflow import batches, engine, signatures, verification
+from parafe.workflow import batches, engine, recipient_links, signatures, verification
 from parafe.workflow.batches import circuit_settings, current_bytes
 from parafe.workflow.engine import lock_document, record, workflow_tx
-from parafe.workflow.members import actor_emails
+from parafe.workflow.members import actor_emails, delegate_emails
 
 log = logging.getLogger(__name__)
 
@@ -407,8 +407,6 @@ def _mail_next_actor(ctx: AppContext, item: OutboxItem) -> None:
             step = engine.current_step(session, document)
             to = actor_emails(session, step) if step is not None else []
             if step is not None:  # colleagues replacing an absent actor (issue 20)
-                from parafe.services.delegations import delegate_emails
-
                 to += delegate_emails(session, step)
             action = "viser" if step is not None and step.kind == StepKind.VISA.value else "signer"
             circuit, label_name, uploader = _describe(session, document)
@@ -486,19 +484,16 @@ def _send_end_mail(ctx: AppContext, item: OutboxItem) -> None:
 def _mail_receivers(ctx: AppContext, document_id: int, receivers: list[str]) -> None:
     """Spec §2.6.3: « une fois le document signé, un email sera envoyé à ces adresses avec un lien permettant de
     télécharger le document signé » — a capability link, no account or certificate needed
-    (:mod:`parafe.services.documents.download_links`). A new link per sending (a job run twice mails two valid
+    (:mod:`parafe.workflow.recipient_links`). A new link per sending (a job run twice mails two valid
     links)."""
-    from parafe.notify.mail import base_url, split_recipients
-    from parafe.services.documents import download_links
-
     to = split_recipients(receivers)
     with ctx.db.write() as session:
         document = session.get(Document, document_id)
         if document is None or document.deleted_at is not None or not to:
             return
-        token, expires = download_links.create(session, ctx, document, to)
+        token, expires = recipient_links.create(session, ctx, document, to)
         name = document.name
-    url = download_links.link_url(base_url(ctx), token)
+    url = recipient_links.link_url(base_url(ctx), token)
     send_mail(ctx, to, f"Document signé mis à votre disposition : {name}",
               f"Bonjour,\n\nLe document « {name} » a terminé son circuit de signature.\n\n"
               f"Le télécharger : {url}\n\nCe lien personnel, sans compte ni certificat, est valable jusqu'au "

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from parafe.db.models import CircuitRole, CircuitStep, Document, GroupMember, StepMember, User
+from parafe.db.models import CircuitRole, CircuitStep, Delegation, Document, GroupMember, StepMember, User, utcnow
 from parafe.domain.circuits import StepKind
 
 ROLE_FOR_STEP = {StepKind.VISA.value: "valideur", StepKind.SIGNATURE.value: "signataire"}
@@ -55,3 +55,21 @@ def actor_emails(session: Session, step: CircuitStep) -> list[str]:
     if not ids:
         return []
     return sorted(set(session.scalars(select(User.email).where(User.id.in_(ids), User.active.is_(True)))))
+
+
+def delegate_emails(session: Session, step: CircuitStep) -> list[str]:
+    """The e-mails of the colleagues replacing one of the step's actors now (they get the « document à viser /
+    à signer » mail too)."""
+    role = ROLE_FOR_STEP.get(step.kind)
+    if role is None:
+        return []
+    actors = actor_user_ids(session, step)
+    if not actors:
+        return []
+    now = utcnow()
+    stmt = (select(User.email).join(Delegation, Delegation.delegate_id == User.id)
+            .join(CircuitRole, CircuitRole.user_id == User.id)
+            .where(Delegation.delegator_id.in_(sorted(actors)), Delegation.starts_at <= now,
+                   Delegation.ends_at > now, User.active.is_(True), CircuitRole.circuit_id == step.circuit_id,
+                   CircuitRole.role == role))
+    return sorted(set(session.scalars(stmt)))

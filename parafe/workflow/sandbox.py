@@ -59,6 +59,11 @@ def share_hit(share: float, *parts: object) -> bool:
     return int.from_bytes(digest[:4], "big") / 2**32 < share
 
 
+def register() -> None:
+    """Have the engine call :func:`on_enter` whenever a step is entered (the composition root)."""
+    engine.on_step_entered(on_enter)
+
+
 def on_enter(ctx: AppContext, session: Session, document: Document, step: CircuitStep) -> None:
     """Called by the engine once a step is entered: in the sandbox, schedule what people would do."""
     if not in_sandbox(ctx, session, document.subscriber_id):

@@ -27,13 +27,13 @@ from parafe.context import AppContext
 from parafe.db.models import Annex, Document, HistoryEntry, MetadataValue, PesNomFic, ReturnItem, utcnow
 from parafe.domain.errors import E
 from parafe.domain.states import State
-from parafe.jobs.schedule import purge
 from parafe.services import steps as wf
 from parafe.services.access.auth import principal_for_email
 from parafe.services.demo import ADMIN, AGENT, SIGNER, VISA
 from parafe.services.documents.deposit import DepositRequest, deposit
 from parafe.services.helios import returns
 from parafe.services.ondemand import OnDemandRequest, deposit_on_demand
+from parafe.services.retention import purge
 from parafe.signing.keys import load_signer
 from tests.conftest import TESTDATA, Home, LiveServer, start_server, stop_server
 from tests.fixtures.files import pdf_bytes

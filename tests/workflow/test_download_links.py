@@ -74,7 +74,7 @@ def test_recipients_link_downloads_the_signed_pdf_without_certificate(
     doc_id = _deposit(live_server, "arrêté signé.pdf")
     url = _wait_link(ctx, DEST)  # one mail to both recipients
     from parafe.db.models import DownloadLink  # (issue 15's table)
-    from parafe.services.documents.download_links import token_hash
+    from parafe.workflow.recipient_links import token_hash
     assert url.startswith("https://127.0.0.1:8443/telechargement/")  # PARAFE_PUBLIC_URL unset: the default
     token = url.rsplit("/", 1)[1]
     with ctx.db.read() as session:
@@ -134,8 +134,8 @@ def test_link_of_a_deleted_document_is_revoked(live_server: LiveServer, ctx: Any
     doc_id = _deposit(live_server, "à supprimer.pdf")
     url = _wait_link(ctx, DEST)
     from parafe.db.models import DownloadLink
-    from parafe.services.documents.download_links import token_hash
     from parafe.services.documents.erasure import bury
+    from parafe.workflow.recipient_links import token_hash
 
     assert _curl(live_server, url, tmp_path / "avant.pdf")[0] == 200
     # a signed, filed document leaves the parapheur through the definitive delete's own function (the REST and

@@ -10,11 +10,11 @@ from typing import Any
 from sqlalchemy import select, update
 
 from parafe.db.models import Document, OutboxItem, ReturnItem, utcnow
-from parafe.jobs.schedule import purge
 from parafe.reports.fdc import fdc_pdf
 from parafe.services import steps as wf
 from parafe.services.access.auth import principal_for_email
 from parafe.services.demo import SIGNER, VISA
+from parafe.services.retention import purge
 from parafe.signing.keys import load_signer
 from tests.fixtures.files import pdf_bytes
 from tests.workflow.conftest import deposit_file, run_jobs

@@ -93,17 +93,17 @@ def run_periodic_sms_status(ctx: Any) -> None:
     """Run the worker's periodic task ``parafe_sms_status`` as huey would at the next minute."""
     from huey import MemoryHuey
 
-    from parafe.jobs import runtime, tasks
+    from parafe.composition import SMS_STATUS
+    from parafe.jobs import current, tasks
 
     huey = MemoryHuey("sms-status-test")
     tasks.register(huey)
-    (task,) = [t for t in huey.read_periodic(datetime.now()) if t.name == tasks.SMS_STATUS]
-    previous = runtime._context
-    runtime.set_context(ctx)
+    (task,) = [t for t in huey.read_periodic(datetime.now()) if t.name == SMS_STATUS]
+    previous = current.set_context(ctx)
     try:
         huey.execute(task)
     finally:
-        runtime._context = previous
+        current.set_context(previous)
 
 
 def sign_with(ctx: Any, doc_id: int, code: str) -> None:

@@ -2,52 +2,30 @@
 email sera envoyé à ces adresses avec un lien permettant de télécharger le document signé »).
 
 A link is a capability URL ``<public URL>/telechargement/<token>``: the token carries 256 random bits
-(``secrets``), only its SHA-256 is stored (``download_links.token_hash``), so a copy of the database gives no
-usable link. Whoever holds the URL downloads the document (its signed version; the original when the circuit
-signed nothing) without an account or a certificate, until ``expires_at`` (``PARAFE_DOWNLOAD_LINK_DAYS``, 30 days
-by default). Each use writes a history entry of the document. Deleting or purging the document revokes the link
-(:mod:`parafe.services.documents.erasure`); an unknown, expired or revoked link answers a French error (404 / 410).
+(``secrets``), only its SHA-256 is stored, so a copy of the database gives no usable link; the workflow creates
+it when it mails the recipients (:mod:`parafe.workflow.recipient_links`). Whoever holds the URL downloads the
+document (its signed version; the original when the circuit signed nothing) without an account or a
+certificate, until ``expires_at`` (``PARAFE_DOWNLOAD_LINK_DAYS``, 30 days by default). Each use writes a history
+entry of the document. Deleting or purging the document revokes the link (:mod:`parafe.services.documents.erasure`);
+an unknown, expired or revoked link answers a French error (404 / 410).
 """
 
 from __future__ import annotations
 
-import hashlib
-import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from parafe.context import AppContext
 from parafe.db.models import Document, DownloadLink, HistoryEntry, utcnow
 from parafe.domain.errors import E, ParafeError
 from parafe.services.documents.downloads import Content, media_type_for
 from parafe.storage.base import BlobNotFound
+from parafe.workflow.recipient_links import PATH, token_hash
 
-PATH = "/telechargement/{token}"
-TOKEN_BYTES = 32  # 256 bits
+__all__ = ["HISTORY_COMMENT", "PATH", "open_link", "token_hash"]
+
 HISTORY_COMMENT = "Document téléchargé par le lien envoyé aux destinataires ({recipients})."
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-def link_url(base_url: str, token: str) -> str:
-    return base_url.rstrip("/") + PATH.format(token=token)
-
-
-def create(session: Session, ctx: AppContext, document: Document, recipients: list[str],
-           now: datetime | None = None) -> tuple[str, datetime]:
-    """A new link for ``document`` in the current transaction: (token, expiry). The token is returned once,
-    to be mailed; it is not stored."""
-    moment = now or utcnow()
-    token = secrets.token_urlsafe(TOKEN_BYTES)
-    expires = moment + timedelta(days=ctx.settings.download_link_days)
-    session.add(DownloadLink(token_hash=token_hash(token), document_id=document.id,
-                             subscriber_id=document.subscriber_id, recipients=", ".join(recipients)[:1024],
-                             created_at=moment, expires_at=expires, uses=0))
-    return token, expires
 
 
 def _aware(moment: datetime) -> datetime:

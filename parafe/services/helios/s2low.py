@@ -354,3 +354,13 @@ def check_providers(ctx: AppContext) -> list[Verdict]:
 
 __all__ = ["DEFAULT_ACCOUNT", "RetourReport", "Verdict", "attach_transaction", "check_providers", "check_s2low",
            "describe_accounts", "poll_retours", "remove_account", "set_account"]
+
+
+def scheduled_poll(ctx: AppContext) -> RetourReport | None:
+    """The worker's periodic fetch (each minute, :mod:`parafe.composition`): nothing unless
+    ``PARAFE_HELIOS_TRANSPORT=s2low``; each account is polled every ``PARAFE_S2LOW_POLL_SECONDS`` (one process
+    polls an account per period). Returns the report when an account was polled."""
+    if workflow_settings().helios_transport != "s2low":
+        return None
+    report = poll_retours(ctx)
+    return report if report.accounts else None

@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import select
 
 from parafe.db.models import Document
-from parafe.jobs.schedule import purge
 from parafe.services.blob_sweep import sweep_orphan_blobs
+from parafe.services.retention import purge
 from tests.conftest import ROOT, Home
 from tests.unit.services._helpers import deposit_pdf
 
