@@ -125,9 +125,10 @@ class WorkerRuntime:
             self._consumer = None
 
 
-def start_in_process_worker(ctx: AppContext) -> WorkerRuntime:
-    """The embedded worker of ``parafe serve`` (``PARAFE_WORKER_IN_PROCESS``): returns an object with ``stop()``."""
-    return WorkerRuntime(ctx).start()
+def start_in_process_worker(ctx: AppContext, *, periodic: bool = True) -> WorkerRuntime:
+    """The embedded worker of a ``parafe serve`` process (``PARAFE_WORKER_IN_PROCESS``): executor threads in every
+    server process, the periodic tasks in one (``periodic``). Returns an object with ``stop()``."""
+    return WorkerRuntime(ctx, periodic=periodic).start()
 
 
 def run_worker(ctx: AppContext, threads: int | None = None) -> int:

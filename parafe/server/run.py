@@ -3,8 +3,8 @@
 With ``--workers N`` (``PARAFE_WORKERS``) N processes are forked (the work is CPU-bound Python: one process per
 core); the parent accepts the connections and hands each one to the child with the fewest open connections
 (:mod:`parafe.server.dispatch`: a shared listening socket left 8 keep-alive clients split 6/2). Each process
-builds its own application context (database pools must not cross a fork); only the first one runs the
-embedded job worker. The parent forwards SIGINT/SIGTERM to the children and exits when they have.
+builds its own application context (database pools must not cross a fork); each runs job executors (the
+embedded worker, so that the workflow uses every core too), the first one also the periodic tasks. The parent forwards SIGINT/SIGTERM to the children and exits when they have.
 """
 
 from __future__ import annotations
@@ -44,18 +44,17 @@ class _TLSConfig(uvicorn.Config):
             self.ssl = server_context(s.server_cert, s.server_key, s.ca_bundle)
 
 
-def _start_in_process_worker(ctx: AppContext) -> Any:
-    """The embedded job worker (``PARAFE_WORKER_IN_PROCESS``, default on), when the workflow package provides it."""
+def _start_in_process_worker(ctx: AppContext, *, periodic: bool) -> Any:
+    """The embedded job worker (``PARAFE_WORKER_IN_PROCESS``, default on); ``periodic``: this process also runs
+    the periodic tasks (one process of the server does)."""
     if not ctx.settings.worker_in_process:
         return None
-    try:
-        from parafe.jobs.runtime import start_in_process_worker  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return None
-    return start_in_process_worker(ctx)
+    from parafe.jobs.runtime import start_in_process_worker
+
+    return start_in_process_worker(ctx, periodic=periodic)
 
 
-def _serve_one(settings: Settings, host: str, port: int, *, tls: bool, log_level: str, job_worker: bool,
+def _serve_one(settings: Settings, host: str, port: int, *, tls: bool, log_level: str, periodic: bool,
                channel: socket.socket | None = None, threads: int = 40) -> None:
     ctx = AppContext.from_settings(settings)
     app = create_app(ctx)
@@ -75,7 +74,7 @@ def _serve_one(settings: Settings, host: str, port: int, *, tls: bool, log_level
         import anyio.to_thread
 
         anyio.to_thread.current_default_thread_limiter().total_tokens = threads
-        worker = _start_in_process_worker(ctx) if job_worker else None
+        worker = _start_in_process_worker(ctx, periodic=periodic)
         adopting = asyncio.create_task(_adopt(server, channel)) if channel is not None else None
         try:
             await server.serve(sockets=[] if channel is not None else None)
@@ -125,7 +124,7 @@ def serve(settings: Settings, host: str, port: int, *, tls: bool = True, workers
           log_level: str = "info") -> None:
     """Run the server until interrupted (``workers`` processes sharing one listening socket)."""
     if workers <= 1:
-        _serve_one(settings, host, port, tls=tls, log_level=log_level, job_worker=True)
+        _serve_one(settings, host, port, tls=tls, log_level=log_level, periodic=True)
         return
     sock = _listen(host, port)
     pids: list[int] = []
@@ -141,7 +140,7 @@ def serve(settings: Settings, host: str, port: int, *, tls: bool = True, workers
                 for other in channels:
                     other.close()
                 signal.signal(signal.SIGINT, signal.default_int_handler)
-                _serve_one(settings, host, port, tls=tls, log_level=log_level, job_worker=index == 0,
+                _serve_one(settings, host, port, tls=tls, log_level=log_level, periodic=index == 0,
                            channel=child_end)
             except KeyboardInterrupt:
                 pass
