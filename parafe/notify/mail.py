@@ -7,14 +7,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import smtplib
 import ssl
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import make_msgid
 
-from parafe.config import workflow_settings
+from parafe.config import WorkflowSettings, workflow_settings
 from parafe.context import AppContext
 from parafe.db.models import DevMessage
 from parafe.domain.paris_time import aware as aware  # re-exported: the services import it from here
@@ -51,33 +53,84 @@ def split_recipients(to: Iterable[str]) -> list[str]:
     return _recipients(to)
 
 
+@dataclass(frozen=True)
+class Mail:
+    """One message to send (all recipients in To)."""
+    to: list[str]
+    subject: str
+    body: str
+    document_id: int | None = None
+    message_id: str | None = None
+
+
 def send_mail(ctx: AppContext, to: Iterable[str], subject: str, body: str, *, document_id: int | None = None,
               message_id: str | None = None) -> list[str]:
     """Send one mail to every recipient (one message, all in To); returns the recipients."""
     recipients = _recipients(to)
     if not recipients:
         return []
+    failures = send_many(ctx, [Mail(recipients, subject, body, document_id, message_id)])
+    if failures:
+        raise failures[0][1]
+    return recipients
+
+
+def send_many(ctx: AppContext, mails: list[Mail]) -> list[tuple[int, Exception]]:
+    """Send several mails at once (a batch of jobs): through ONE SMTP connection, or ONE write transaction of the
+    development outbox. Returns the (index, error) of the mails that could not be sent; a refused message does
+    not stop the others (the connection is opened again for the next one)."""
+    wanted = [(index, mail, _recipients(mail.to)) for index, mail in enumerate(mails)]
+    wanted = [(index, mail, recipients) for index, mail, recipients in wanted if recipients]
+    if not wanted:
+        return []
     s = workflow_settings()
     if not s.smtp_host:
         with ctx.db.write() as session:
-            session.add(DevMessage(channel="mail", recipient=", ".join(recipients), subject=subject, body=body,
-                                   document_id=document_id))
-        return recipients
-    msg = EmailMessage()
-    msg["From"] = s.mail_from
-    msg["To"] = ", ".join(recipients)
-    msg["Subject"] = subject
-    msg["Message-ID"] = message_id or make_msgid(domain="parafe")
-    msg["Content-Language"] = "fr"
-    msg.set_content(body, charset="utf-8")
+            session.add_all([DevMessage(channel="mail", recipient=", ".join(recipients), subject=mail.subject,
+                                        body=mail.body, document_id=mail.document_id)
+                             for _index, mail, recipients in wanted])
+        return []
+    failures: list[tuple[int, Exception]] = []
+    smtp: smtplib.SMTP | None = None
+    try:
+        for index, mail, recipients in wanted:
+            msg = EmailMessage()
+            msg["From"] = s.mail_from
+            msg["To"] = ", ".join(recipients)
+            msg["Subject"] = mail.subject
+            msg["Message-ID"] = mail.message_id or make_msgid(domain="parafe")
+            msg["Content-Language"] = "fr"
+            msg.set_content(mail.body, charset="utf-8")
+            try:
+                if smtp is None:
+                    smtp = _connect(s)
+                smtp.send_message(msg)
+            except Exception as exc:
+                failures.append((index, exc))
+                if smtp is not None:
+                    with contextlib.suppress(Exception):
+                        smtp.close()
+                smtp = None
+    finally:
+        if smtp is not None:
+            with contextlib.suppress(Exception):
+                smtp.quit()
+    return failures
+
+
+def _connect(s: WorkflowSettings) -> smtplib.SMTP:
+    assert s.smtp_host
     smtp_cls = smtplib.SMTP_SSL if s.smtp_ssl else smtplib.SMTP
-    with smtp_cls(s.smtp_host, s.smtp_port, timeout=30) as smtp:
+    smtp = smtp_cls(s.smtp_host, s.smtp_port, timeout=30)
+    try:
         if s.smtp_starttls and not s.smtp_ssl:
             smtp.starttls(context=ssl.create_default_context())
         if s.smtp_user:
             smtp.login(s.smtp_user, s.smtp_password or "")
-        smtp.send_message(msg)
-    return recipients
+    except Exception:
+        smtp.close()
+        raise
+    return smtp
 
 
 def signature_block() -> str:

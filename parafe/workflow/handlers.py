@@ -24,7 +24,16 @@ from parafe.domain.errors import WEBDAV_CASE_OF, WEBDAV_CASES, catalogue
 from parafe.domain.states import ACTOR_AUTOMATIC, ACTOR_OTP, State, label
 from parafe.jobs import outbox
 from parafe.jobs.outbox import handler
-from parafe.notify.mail import base_url, document_link, paris, send_mail, signature_block, split_recipients
+from parafe.notify.mail import (
+    Mail,
+    base_url,
+    document_link,
+    paris,
+    send_mail,
+    send_many,
+    signature_block,
+    split_recipients,
+)
 from parafe.transmission import helios, postal
 from parafe.workflow import batches, engine, recipient_links, signatures, verification
 from parafe.workflow.batches import circuit_settings, current_bytes
@@ -433,14 +442,20 @@ _END_SUBJECT = {
 
 
 def _mail_end_many(ctx: AppContext, items: list[OutboxItem]) -> list[tuple[OutboxItem, Exception]]:
-    """End-of-circuit mails of a batch: each sent as on its own, then one closing transaction for all."""
-    failed: list[tuple[OutboxItem, Exception]] = []
-    for item in items:
-        try:
-            _send_end_mail(ctx, item)
-        except Exception as exc:
-            failed.append((item, exc))
+    """End-of-circuit mails of a batch: composed in one read, sent together (one SMTP connection, or one write
+    of the development outbox), then one closing transaction for all."""
+    with ctx.db.read() as session:
+        composed = [_end_mail(ctx, session, item) for item in items]
+    mails = [(item, mail) for item, (mail, _receivers) in zip(items, composed, strict=True) if mail is not None]
+    failed = [(mails[index][0], exc) for index, exc in send_many(ctx, [mail for _item, mail in mails])]
     failed_ids = {item.id for item, _exc in failed}
+    for item, (_mail, receivers) in zip(items, composed, strict=True):
+        if receivers and item.document_id is not None and item.id not in failed_ids:
+            try:
+                _mail_receivers(ctx, item.document_id, receivers)
+            except Exception as exc:
+                failed.append((item, exc))
+                failed_ids.add(item.id)
     batches.finish_many(ctx, [item for item in items if item.id not in failed_ids], lambda s, i, d: None)
     return failed
 
@@ -452,33 +467,38 @@ def _mail_end(ctx: AppContext, item: OutboxItem) -> None:
 
 
 def _send_end_mail(ctx: AppContext, item: OutboxItem) -> None:
-    outcome = str(item.payload.get("outcome") or "done")
     with ctx.db.read() as session:
-        document = session.get(Document, item.document_id) if item.document_id else None
-        to: list[str] = []
-        receivers: list[str] = []
-        if document is not None and document.deleted_at is None:
-            uploader = session.get(User, document.uploader_id) if document.uploader_id else None
-            if uploader is not None:
-                to.append(uploader.email)
-            if outcome == "done":
-                receivers = [a for a in (document.email_destinataire, document.email_cc) if a]
-            circuit, label_name, _ = _describe(session, document)
-            state = label(State(document.state), ctx.label_set)
-            subject = _END_SUBJECT.get(outcome, _END_SUBJECT["done"]).format(name=document.name)
-            body = (f"Bonjour,\n\nLe document « {document.name} » (circuit {circuit}, libellé {label_name}) "
-                    f"est à l'état « {state} » depuis le {paris(document.updated_at)}.\n")
-            if outcome in ("refused", "rejected") and document.refusal_message:
-                body += f"\nMotif : {document.refusal_message}\n"
-            if outcome in ("failed", "signature_rejected", "step_failed"):  # the history is read only then
-                last = document.history[-1] if document.history else None
-                if last is not None and last.comment:
-                    body += f"\nDétail : {last.comment}\n"
-            body += f"\nAccéder au document : {document_link(ctx, document.id)}" + signature_block()
-    if to:
-        send_mail(ctx, to, subject, body, document_id=item.document_id)
+        mail, receivers = _end_mail(ctx, session, item)
+    if mail is not None:
+        send_mail(ctx, mail.to, mail.subject, mail.body, document_id=mail.document_id)
     if receivers and item.document_id is not None:
         _mail_receivers(ctx, item.document_id, receivers)
+
+
+def _end_mail(ctx: AppContext, session: Session, item: OutboxItem) -> tuple[Mail | None, list[str]]:
+    """The end-of-circuit mail to the depositor (None when there is nobody to tell) and the receivers of the
+    deposit to send a download link to."""
+    outcome = str(item.payload.get("outcome") or "done")
+    document = session.get(Document, item.document_id) if item.document_id else None
+    if document is None or document.deleted_at is not None:
+        return None, []
+    uploader = session.get(User, document.uploader_id) if document.uploader_id else None
+    receivers = [a for a in (document.email_destinataire, document.email_cc) if a] if outcome == "done" else []
+    if uploader is None:
+        return None, receivers
+    circuit, label_name, _ = _describe(session, document)
+    state = label(State(document.state), ctx.label_set)
+    subject = _END_SUBJECT.get(outcome, _END_SUBJECT["done"]).format(name=document.name)
+    body = (f"Bonjour,\n\nLe document « {document.name} » (circuit {circuit}, libellé {label_name}) "
+            f"est à l'état « {state} » depuis le {paris(document.updated_at)}.\n")
+    if outcome in ("refused", "rejected") and document.refusal_message:
+        body += f"\nMotif : {document.refusal_message}\n"
+    if outcome in ("failed", "signature_rejected", "step_failed"):  # the history is read only then
+        last = document.history[-1] if document.history else None
+        if last is not None and last.comment:
+            body += f"\nDétail : {last.comment}\n"
+    body += f"\nAccéder au document : {document_link(ctx, document.id)}" + signature_block()
+    return Mail([uploader.email], subject, body, item.document_id), receivers
 
 
 def _mail_receivers(ctx: AppContext, document_id: int, receivers: list[str]) -> None:

@@ -142,3 +142,58 @@ def test_smtp_down_is_retried(ctx: Any, tmp_path: Path, smtp: Inbox, monkeypatch
     run_jobs(ctx)
     smtp.wait(1)
     assert len(smtp.to(VISA)) == 1
+
+
+class CountingInbox(Inbox):
+    """An inbox that counts SMTP sessions and refuses the messages whose subject says so."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sessions = 0
+
+    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
+                          responses: list[str]) -> list[str]:
+        self.sessions += 1
+        session.host_name = hostname
+        return responses
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if b"Subject: refuse" in envelope.content:
+            return "554 Message refusé"
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_a_batch_of_mails_goes_through_one_smtp_session_and_a_refusal_stops_no_other(
+        ctx: Any, wf_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from parafe.notify.mail import Mail, send_many
+
+    inbox = CountingInbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    monkeypatch.setenv("PARAFE_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("PARAFE_SMTP_PORT", str(controller.port))
+    try:
+        mails = [Mail([f"agent{i}@exemple.fr"], "refuse" if i == 2 else f"Circuit terminé : {i}", "Bonjour")
+                 for i in range(5)] + [Mail([], "personne", "")]
+        failures = send_many(ctx, mails)
+    finally:
+        controller.stop()
+    assert [index for index, _exc in failures] == [2]
+    assert sorted(str(m["Subject"]) for m in inbox.messages) == [f"Circuit terminé : {i}" for i in (0, 1, 3, 4)]
+    assert inbox.sessions == 2  # one session, opened again after the refusal
+
+
+def test_a_batch_of_mails_is_one_write_of_the_development_outbox(ctx: Any, wf_env: None) -> None:
+    from sqlalchemy import func, select
+
+    from parafe.db.models import DevMessage
+    from parafe.notify.mail import Mail, send_many
+
+    with ctx.db.read() as session:
+        before = session.scalar(select(func.count()).select_from(DevMessage))
+    mails = [Mail(["a@exemple.fr"], "un", "x"), Mail(["b@exemple.fr; c@exemple.fr"], "deux", "y")]
+    assert send_many(ctx, mails) == []
+    with ctx.db.read() as session:
+        rows = list(session.scalars(select(DevMessage).order_by(DevMessage.id)))[before:]
+    assert [(r.recipient, r.subject) for r in rows] == [("a@exemple.fr", "un"),
+                                                        ("b@exemple.fr, c@exemple.fr", "deux")]
