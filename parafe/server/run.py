@@ -4,7 +4,8 @@ With ``--workers N`` (``PARAFE_WORKERS``) N processes are forked (the work is CP
 core); the parent accepts the connections and hands each one to the child with the fewest open connections
 (:mod:`parafe.server.dispatch`: a shared listening socket left 8 keep-alive clients split 6/2). Each process
 builds its own application context (database pools must not cross a fork); each runs job executors (the
-embedded worker, so that the workflow uses every core too), the first one also the periodic tasks. The parent forwards SIGINT/SIGTERM to the children and exits when they have.
+embedded worker, so that the workflow uses every core too), the first one also the periodic tasks. The parent
+forwards SIGINT/SIGTERM to the children and exits when they have.
 """
 
 from __future__ import annotations
