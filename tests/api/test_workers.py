@@ -160,3 +160,16 @@ def test_the_parent_fails_when_every_worker_died(home: Home) -> None:
         assert "un processus serveur s'est arrêté en erreur" in server.log.read_text(encoding="utf-8")
     finally:
         stop_server(server)
+
+
+def test_every_server_process_runs_job_executors(home: Home) -> None:
+    """The embedded worker runs in each server process (the workflow uses every core): each registers its wake
+    socket in ``$PARAFE_HOME/run/wake/`` (parafe.jobs.wake)."""
+    server = start_server(home, {"PARAFE_WORKERS": "2"})
+    try:
+        wake = home.path / "run" / "wake"
+        assert len(_children(server.process.pid)) == 2
+        assert _eventually(lambda: wake.is_dir() and len(list(wake.iterdir())) == 2), \
+            sorted(p.name for p in wake.iterdir()) if wake.is_dir() else "no wake folder"
+    finally:
+        stop_server(server)
