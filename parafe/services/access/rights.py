@@ -20,7 +20,6 @@ from parafe.services.access.auth import Account, Principal
 AGENT = "agent"
 VALIDEUR = "valideur"
 SIGNATAIRE = "signataire"
-ROLES = (AGENT, VALIDEUR, SIGNATAIRE)
 
 
 def subscriber_account(

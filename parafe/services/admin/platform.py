@@ -41,7 +41,6 @@ from parafe.security.pki import fingerprint_sha256
 from parafe.services.access.auth import hash_password
 
 _SIREN = re.compile(r"^\d{9}$")
-ROLES = ("agent", "valideur", "signataire")
 _STEP_ROLE = {StepKind.VISA: "valideur", StepKind.SIGNATURE: "signataire"}
 
 
