@@ -84,7 +84,8 @@ def send_many(ctx: AppContext, mails: list[Mail]) -> list[tuple[int, Exception]]
     if not wanted:
         return []
     s = workflow_settings()
-    if not s.smtp_host:
+    host = s.smtp_host
+    if not host:
         with ctx.db.write() as session:
             session.add_all([DevMessage(channel="mail", recipient=", ".join(recipients), subject=mail.subject,
                                         body=mail.body, document_id=mail.document_id)
@@ -103,7 +104,7 @@ def send_many(ctx: AppContext, mails: list[Mail]) -> list[tuple[int, Exception]]
             msg.set_content(mail.body, charset="utf-8")
             try:
                 if smtp is None:
-                    smtp = _connect(s)
+                    smtp = _connect(s, host)
                 smtp.send_message(msg)
             except Exception as exc:
                 failures.append((index, exc))
@@ -118,10 +119,10 @@ def send_many(ctx: AppContext, mails: list[Mail]) -> list[tuple[int, Exception]]
     return failures
 
 
-def _connect(s: WorkflowSettings) -> smtplib.SMTP:
-    assert s.smtp_host
+def _connect(s: WorkflowSettings, host: str) -> smtplib.SMTP:
+    """An SMTP session with ``host``, secured and logged in as the settings say."""
     smtp_cls = smtplib.SMTP_SSL if s.smtp_ssl else smtplib.SMTP
-    smtp = smtp_cls(s.smtp_host, s.smtp_port, timeout=30)
+    smtp = smtp_cls(host, s.smtp_port, timeout=30)
     try:
         if s.smtp_starttls and not s.smtp_ssl:
             smtp.starttls(context=ssl.create_default_context())

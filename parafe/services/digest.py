@@ -2,9 +2,9 @@
 signature (their own, and those of a colleague who delegated to them), through :mod:`parafe.notify.mail`.
 
 Run by :func:`daily_digest`, scheduled at the composition root (huey periodic task, ``parafe dev digest``). A
-user opts out from the portal's « Absence et récapitulatif » page (``users.digest_mail``). One digest per person and per
-Paris day, whatever the number of workers: the day is claimed in ``users.digest_sent_on`` before the mail goes
-(and released if the SMTP server refuses it, so that the next run retries).
+user opts out from the portal's « Absence et récapitulatif » page (``users.digest_mail``). One digest per person
+and per Paris day, whatever the number of workers: the day is claimed in ``users.digest_sent_on`` before the mail
+goes (and released if the SMTP server refuses it, so that the next run retries).
 """
 
 from __future__ import annotations

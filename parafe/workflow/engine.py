@@ -98,6 +98,17 @@ def advance(ctx: AppContext, session: Session, document: Document) -> None:
     enter(ctx, session, document, (document.current_step if document.current_step is not None else -1) + 1)
 
 
+StepHook = Callable[[AppContext, Session, Document, CircuitStep], None]
+_STEP_HOOKS: list[StepHook] = []
+
+
+def on_step_entered(hook: StepHook) -> None:
+    """Call ``hook`` in the transaction that enters a step, after the step's own entry (the composition root
+    registers the sandbox mode's, :mod:`parafe.composition`); idempotent."""
+    if hook not in _STEP_HOOKS:
+        _STEP_HOOKS.append(hook)
+
+
 def enter(ctx: AppContext, session: Session, document: Document, position: int) -> None:
     if not _STEP_HOOKS:
         raise RuntimeError("aucun module du circuit enregistré : parafe.composition.install_jobs() n'a pas été "
@@ -111,17 +122,6 @@ def enter(ctx: AppContext, session: Session, document: Document, position: int) 
     _ENTER[StepKind(step.kind)](ctx, session, document, step)
     for hook in _STEP_HOOKS:
         hook(ctx, session, document, step)
-
-
-StepHook = Callable[[AppContext, Session, Document, CircuitStep], None]
-_STEP_HOOKS: list[StepHook] = []
-
-
-def on_step_entered(hook: StepHook) -> None:
-    """Call ``hook`` in the transaction that enters a step, after the step's own entry (the composition root
-    registers the sandbox mode's, :mod:`parafe.composition`); idempotent."""
-    if hook not in _STEP_HOOKS:
-        _STEP_HOOKS.append(hook)
 
 
 def finish(ctx: AppContext, session: Session, document: Document) -> None:

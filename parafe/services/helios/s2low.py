@@ -352,10 +352,6 @@ def check_providers(ctx: AppContext) -> list[Verdict]:
     return verdicts
 
 
-__all__ = ["DEFAULT_ACCOUNT", "RetourReport", "Verdict", "attach_transaction", "check_providers", "check_s2low",
-           "describe_accounts", "poll_retours", "remove_account", "set_account"]
-
-
 def scheduled_poll(ctx: AppContext) -> RetourReport | None:
     """The worker's periodic fetch (each minute, :mod:`parafe.composition`): nothing unless
     ``PARAFE_HELIOS_TRANSPORT=s2low``; each account is polled every ``PARAFE_S2LOW_POLL_SECONDS`` (one process
@@ -364,3 +360,8 @@ def scheduled_poll(ctx: AppContext) -> RetourReport | None:
         return None
     report = poll_retours(ctx)
     return report if report.accounts else None
+
+
+__all__ = ["DEFAULT_ACCOUNT", "RetourReport", "Verdict", "attach_transaction", "check_providers", "check_s2low",
+           "describe_accounts", "poll_retours", "remove_account", "scheduled_poll", "set_account"]
+
