@@ -83,7 +83,9 @@ def purge(ctx: AppContext, days: int | None = None) -> dict[str, int]:
     if ctx.db.is_sqlite:
         # keep the query planner's statistics fresh (the search indexes need them on SQLite; PostgreSQL's
         # autovacuum does this by itself)
-        with ctx.db.engine.connect() as connection:
-            connection.exec_driver_sql("PRAGMA optimize")
-            connection.commit()  # ANALYZE's statistics are written in the transaction SQLAlchemy began
+        # ANALYZE writes its statistics: in a write transaction (BEGIN IMMEDIATE, behind the writers' queue), not
+        # in a read transaction upgraded to a write, which SQLite refuses at once ("database is locked") when
+        # another process committed in between
+        with ctx.db.write() as session:
+            session.connection().exec_driver_sql("PRAGMA optimize")
     return report
