@@ -126,8 +126,8 @@ class WorkerRuntime:
 
 
 def start_in_process_worker(ctx: AppContext, *, periodic: bool = True) -> WorkerRuntime:
-    """The embedded worker of a ``parafe serve`` process (``PARAFE_WORKER_IN_PROCESS``): executor threads in every
-    server process, the periodic tasks in one (``periodic``). Returns an object with ``stop()``."""
+    """The embedded worker of a single-process ``parafe serve`` (``PARAFE_WORKER_IN_PROCESS``): executor threads
+    and, with ``periodic``, the periodic tasks. Returns an object with ``stop()``."""
     return WorkerRuntime(ctx, periodic=periodic).start()
 
 

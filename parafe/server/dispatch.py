@@ -21,6 +21,7 @@ import selectors
 import signal
 import socket
 import ssl
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -29,12 +30,14 @@ log = logging.getLogger(__name__)
 _CLOSED = b"x"  # child → parent: one connection closed
 _TAKE = b"c"  # parent → child: one descriptor attached
 _MAX_FDS = 32
+_JOBS_RESTART_DELAY = 2.0  # seconds between two starts of the job process
 
 
 class Dispatcher:
     """Accepts on ``listener`` and gives each connection to the least-loaded live child."""
 
-    def __init__(self, listener: socket.socket, channels: list[socket.socket], pids: list[int]) -> None:
+    def __init__(self, listener: socket.socket, channels: list[socket.socket], pids: list[int], *,
+                 jobs: Callable[[], int] | None = None) -> None:
         self.listener = listener
         self.channels = channels
         self.pids = pids
@@ -43,6 +46,10 @@ class Dispatcher:
         self.stopping = False
         self.statuses: dict[int, int] = {}  # wait statuses of the children already reaped
         self._selector = selectors.DefaultSelector()
+        # the job process (parafe.server.run): forked by ``jobs``, given no connection, restarted when it dies
+        self._fork_jobs = jobs
+        self.jobs_pid: int | None = jobs() if jobs is not None else None
+        self._jobs_started = time.monotonic()
 
     def stop(self, signum: int) -> None:
         """Stop accepting and forward ``signum`` to the children (called from a signal handler)."""
@@ -51,6 +58,9 @@ class Dispatcher:
             if self.alive[index]:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signum)
+        if self.jobs_pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.jobs_pid, signum)
 
     def run(self) -> bool:
         """Dispatch until every child has exited (or closed its channel), then wait for them; True when they all
@@ -80,7 +90,11 @@ class Dispatcher:
         if listening:
             self.listener.close()
         self._selector.close()
-        for pid in self.pids:  # a child that closed its channel may still be finishing its requests
+        if self.jobs_pid is not None and not self.stopping:  # the servers are gone: the jobs go with them
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.jobs_pid, signal.SIGTERM)
+        for pid in [*self.pids, *([self.jobs_pid] if self.jobs_pid is not None else [])]:
+            # a child that closed its channel may still be finishing its requests (the job process its batch)
             with contextlib.suppress(ChildProcessError):
                 _pid, status = os.waitpid(pid, 0)
                 self.statuses[pid] = status
@@ -149,6 +163,29 @@ class Dispatcher:
             if done == pid:
                 self.statuses[pid] = status
                 self._lost(index)
+        self._reap_jobs()
+
+    def _reap_jobs(self) -> None:
+        """Restart the job process when it died while the server runs (at most once per ``_JOBS_RESTART_DELAY``
+        seconds: a process that cannot start does not spin)."""
+        if self._fork_jobs is None:
+            return
+        if self.jobs_pid is not None:
+            try:
+                done, status = os.waitpid(self.jobs_pid, os.WNOHANG)
+            except ChildProcessError:
+                done, status = self.jobs_pid, 0
+            if done != self.jobs_pid:
+                return
+            self.statuses[self.jobs_pid] = status
+            if not self.stopping:
+                log.error("le processus des tâches (pid %s) s'est arrêté (statut %s) : il est relancé",
+                          self.jobs_pid, status)
+                del self.statuses[self.jobs_pid]  # replaced: its status does not make the server's
+            self.jobs_pid = None
+        if not self.stopping and time.monotonic() - self._jobs_started >= _JOBS_RESTART_DELAY:
+            self.jobs_pid = self._fork_jobs()
+            self._jobs_started = time.monotonic()
 
 
 def install_signal_forwarding(dispatcher: Dispatcher) -> None:

@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Home, start_server, stop_server
+from tests.conftest import Home, LiveServer, start_server, stop_server
+from tests.fixtures.files import pdf_bytes
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
@@ -162,14 +163,65 @@ def test_the_parent_fails_when_every_worker_died(home: Home) -> None:
         stop_server(server)
 
 
-def test_every_server_process_runs_job_executors(home: Home) -> None:
-    """The embedded worker runs in each server process (the workflow uses every core): each registers its wake
-    socket in ``$PARAFE_HOME/run/wake/`` (parafe.jobs.wake)."""
+def _wake_pids(home: Home) -> set[int]:
+    """Processes whose wake socket is registered in ``$PARAFE_HOME/run/wake/`` (a worker's executors)."""
+    wake = home.path / "run" / "wake"
+    return {int(p.name.split("-", 1)[0]) for p in wake.iterdir()} if wake.is_dir() else set()
+
+
+def _alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists() and \
+        "Z" not in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def _signed(server: LiveServer, name: str) -> None:
+    with server.client("agent@demo.parafe.test") as agent:
+        r = agent.post("/parapheur-ws/rest/v1/documents/v2/123456789/serveur/upload",
+                       files={"content": (name, pdf_bytes(), "application/pdf")})
+        assert r.status_code == 200, r.text
+        assert _eventually(lambda: "Signé" in agent.get(
+            f"/parapheur-ws/rest/v1/documents/v2/{r.text}/history").text, 60), "the server signature did not happen"
+
+
+def test_the_jobs_run_in_a_process_of_their_own(home: Home) -> None:
+    """With several server processes the workflow runs in one job process beside them (executors and periodic
+    tasks, as ``parafe worker``), not in the processes that answer requests: only it registers a wake socket,
+    and a deposit in a server-signature circuit is signed."""
     server = start_server(home, {"PARAFE_WORKERS": "2"})
     try:
-        wake = home.path / "run" / "wake"
-        assert len(_children(server.process.pid)) == 2
-        assert _eventually(lambda: wake.is_dir() and len(list(wake.iterdir())) == 2), \
-            sorted(p.name for p in wake.iterdir()) if wake.is_dir() else "no wake folder"
+        children = _children(server.process.pid)
+        assert len(children) == 3  # two server processes and the job process
+        assert _eventually(lambda: len(_wake_pids(home)) == 1), _wake_pids(home)
+        (job,) = _wake_pids(home)
+        assert job in children
+        port = int(server.url.rsplit(":", 1)[1])
+        clients = _clients(home, 4)
+        try:
+            for client in clients:
+                assert client.get(f"{server.url}/healthz").status_code == 200
+            assert _connections_of(job, port) == 0  # it is given no connection
+        finally:
+            for client in clients:
+                client.close()
+        _signed(server, "processus-des-taches.pdf")
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(timeout=30) == 0
+        assert _children_gone(children) == []
+    finally:
+        stop_server(server)
+
+
+def test_a_killed_job_process_is_restarted(home: Home) -> None:
+    server = start_server(home, {"PARAFE_WORKERS": "2"})
+    try:
+        assert _eventually(lambda: len(_wake_pids(home)) == 1), _wake_pids(home)
+        (job,) = _wake_pids(home)
+        os.kill(job, signal.SIGKILL)
+        assert _eventually(lambda: any(pid != job and _alive(pid) for pid in _wake_pids(home)), 20), \
+            _wake_pids(home)
+        assert job not in _children(server.process.pid)
+        assert len(_children(server.process.pid)) == 3
+        _signed(server, "apres-relance.pdf")  # the new job process runs the workflow
+        assert "le processus des tâches" in server.log.read_text(encoding="utf-8")
     finally:
         stop_server(server)
