@@ -19,7 +19,7 @@ import time
 import weakref
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import DisconnectionError
@@ -197,3 +197,20 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+_KEPT = "parafe_kept"
+_Model = TypeVar("_Model")
+
+
+def get_kept(session: Session, model: type[_Model], ident: Any) -> _Model | None:
+    """``session.get`` whose result the session keeps until it closes. SQLAlchemy's identity map holds its
+    objects weakly: a row nobody references any more (a batch's circuit, its depositor, its subscriber) is
+    collected, and the next ``get`` of the same id in the same transaction reads it again (issue 17: 5 SELECTs
+    per document of a batch of the ``serveur`` circuit)."""
+    kept: dict[tuple[type[Any], Any], Any] = session.info.setdefault(_KEPT, {})
+    key = (model, ident)
+    if key not in kept:
+        kept[key] = session.get(model, ident)
+    found: _Model | None = kept[key]
+    return found

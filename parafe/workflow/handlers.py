@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 
 from parafe.config import fault_pause_for
 from parafe.context import AppContext
-from parafe.db.models import Circuit, Document, OutboxItem, ReturnItem, User, utcnow
+from parafe.db.models import Circuit, Document, Label, OutboxItem, ReturnItem, User, utcnow
+from parafe.db.session import get_kept
 from parafe.domain.circuits import StepKind
 from parafe.domain.errors import WEBDAV_CASE_OF, WEBDAV_CASES, catalogue
 from parafe.domain.states import ACTOR_AUTOMATIC, ACTOR_OTP, State, label
@@ -399,9 +400,10 @@ for _kind in ("digiposte", "maileva", "archive"):
 # --- mails ------------------------------------------------------------------------------------------------------
 
 def _describe(session: Session, document: Document) -> tuple[str, str, str]:
-    circuit = session.get(Circuit, document.circuit_id)
-    uploader = session.get(User, document.uploader_id) if document.uploader_id else None
-    return (circuit.name if circuit else "?", document.label.name if document.label else "",
+    circuit = get_kept(session, Circuit, document.circuit_id)  # kept: a batch's documents share them
+    uploader = get_kept(session, User, document.uploader_id) if document.uploader_id else None
+    label_row = get_kept(session, Label, document.label_id) if document.label_id else None
+    return (circuit.name if circuit else "?", label_row.name if label_row else "",
             uploader.full_name if uploader else "un agent")
 
 
@@ -482,7 +484,7 @@ def _end_mail(ctx: AppContext, session: Session, item: OutboxItem) -> tuple[Mail
     document = session.get(Document, item.document_id) if item.document_id else None
     if document is None or document.deleted_at is not None:
         return None, []
-    uploader = session.get(User, document.uploader_id) if document.uploader_id else None
+    uploader = get_kept(session, User, document.uploader_id) if document.uploader_id else None
     receivers = [a for a in (document.email_destinataire, document.email_cc) if a] if outcome == "done" else []
     if uploader is None:
         return None, receivers

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from parafe.config import workflow_settings
 from parafe.context import AppContext
 from parafe.db.models import CircuitStep, Document, OutboxItem, ReturnItem, Subscriber, utcnow
+from parafe.db.session import get_kept
 from parafe.domain.circuits import StepKind
 from parafe.domain.states import State
 from parafe.jobs import outbox
@@ -47,7 +48,7 @@ def in_sandbox(ctx: AppContext, session: Session, subscriber_id: int | None) -> 
         return True
     if subscriber_id is None:
         return False
-    subscriber = session.get(Subscriber, subscriber_id)
+    subscriber = get_kept(session, Subscriber, subscriber_id)  # asked at every step of every document
     return bool(subscriber is not None and subscriber.sandbox)
 
 
