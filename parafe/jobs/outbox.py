@@ -109,19 +109,27 @@ def check_registered(ctx: AppContext) -> None:
 
 
 def add(session: Session, kind: str, document_id: int | None = None, payload: dict[str, Any] | None = None,
-        *, delay: float = 0.0) -> OutboxItem:
-    """Add an outbox row to the current transaction (dispatched right after commit when a queue is there)."""
+        *, delay: float = 0.0, flush: bool = True) -> OutboxItem:
+    """Add an outbox row to the current transaction (the workers are woken right after the commit).
+
+    ``flush=False`` leaves the row to the transaction's next flush (its ``id`` is not known yet): the workflow
+    engine adds rows for a whole batch of documents, inserted together (issue 17)."""
     item = OutboxItem(kind=kind, document_id=document_id, payload=dict(payload or {}),
                       available_at=utcnow() + timedelta(seconds=delay), created_at=utcnow())
     session.add(item)
-    session.flush()
+    if flush:
+        session.flush()
     if delay <= 0:
-        session.info.setdefault(NEW_ITEMS_KEY, []).append(item.id)
+        session.info.setdefault(NEW_ITEMS_KEY, []).append(item)
     return item
 
 
 def new_items(session: Session) -> list[int]:
-    return list(session.info.get(NEW_ITEMS_KEY, []))
+    """The ids of the rows due now that this transaction added (flushing what is pending)."""
+    items: list[OutboxItem] = session.info.get(NEW_ITEMS_KEY, [])
+    if any(item.id is None for item in items):
+        session.flush()
+    return [item.id for item in items]
 
 
 def lock_pending(session: Session, item_id: int) -> OutboxItem | None:

@@ -129,12 +129,12 @@ def finish(ctx: AppContext, session: Session, document: Document) -> None:
         HistoryEntry.document_id == document.id, HistoryEntry.state == State.FILED.value).limit(1)) is not None
     if not filed:
         record(session, document, State.FILED)
-    outbox.add(session, "mail.end", document.id, {"outcome": "done"})
+    outbox.add(session, "mail.end", document.id, {"outcome": "done"}, flush=False)
 
 
 def stop(ctx: AppContext, session: Session, document: Document, outcome: str) -> None:
     """The circuit ends here (refusal, rejection, rejected signature, transmission failure): tell the depositor."""
-    outbox.add(session, "mail.end", document.id, {"outcome": outcome})
+    outbox.add(session, "mail.end", document.id, {"outcome": outcome}, flush=False)
 
 
 def circuit_of(session: Session, document: Document) -> Circuit:
@@ -154,7 +154,7 @@ def metadata_of(session: Session, document: Document, kind: str = "meta") -> dic
 
 def _enter_visa(ctx: AppContext, session: Session, document: Document, step: CircuitStep) -> None:
     record(session, document, State.SENT_FOR_VISA)
-    outbox.add(session, "mail.next_actor", document.id, {"position": step.position})
+    outbox.add(session, "mail.next_actor", document.id, {"position": step.position}, flush=False)
 
 
 def _enter_signature(ctx: AppContext, session: Session, document: Document, step: CircuitStep) -> None:
@@ -163,15 +163,15 @@ def _enter_signature(ctx: AppContext, session: Session, document: Document, step
     extra = dict(document.extra or {})
     if (document.kind == "pes" and settings.get("skip_signature_if_signed")
             and extra.get("pes_signature") in ("global", "per_bordereau")):
-        outbox.add(session, "pes.verify", document.id, {"position": step.position})
+        outbox.add(session, "pes.verify", document.id, {"position": step.position}, flush=False)
         return
     record(session, document, State.SENT_FOR_SIGN)
-    outbox.add(session, "mail.next_actor", document.id, {"position": step.position})
+    outbox.add(session, "mail.next_actor", document.id, {"position": step.position}, flush=False)
 
 
 def _enter_server_signature(ctx: AppContext, session: Session, document: Document, step: CircuitStep) -> None:
     record(session, document, State.SENT_FOR_SIGN)
-    outbox.add(session, "sign.server", document.id, {"position": step.position})
+    outbox.add(session, "sign.server", document.id, {"position": step.position}, flush=False)
 
 
 def _enter_otp(ctx: AppContext, session: Session, document: Document, step: CircuitStep) -> None:
@@ -200,7 +200,7 @@ def _enter_postal(ctx: AppContext, session: Session, document: Document, step: C
     kind = StepKind(step.kind)
     values = metadata_of(session, document)
     if all(values.get(name, "").strip() for name in required_metadata(kind)):
-        outbox.add(session, f"{kind.value}.send", document.id, {"position": step.position})
+        outbox.add(session, f"{kind.value}.send", document.id, {"position": step.position}, flush=False)
         return
     record(session, document, State.READY_FOR_METADATA)
 
@@ -211,15 +211,15 @@ def _enter_helios(ctx: AppContext, session: Session, document: Document, step: C
         advance(ctx, session, document)
         return
     record(session, document, State.SENDING)
-    outbox.add(session, "helios.send", document.id, {"position": step.position})
+    outbox.add(session, "helios.send", document.id, {"position": step.position}, flush=False)
 
 
 def _enter_archive(ctx: AppContext, session: Session, document: Document, step: CircuitStep) -> None:
-    outbox.add(session, "archive.send", document.id, {"position": step.position})
+    outbox.add(session, "archive.send", document.id, {"position": step.position}, flush=False)
 
 
 def _enter_verification(ctx: AppContext, session: Session, document: Document, step: CircuitStep) -> None:
-    outbox.add(session, "verify.signature", document.id, {"position": step.position})
+    outbox.add(session, "verify.signature", document.id, {"position": step.position}, flush=False)
 
 
 def _enter_filing(ctx: AppContext, session: Session, document: Document, step: CircuitStep) -> None:
