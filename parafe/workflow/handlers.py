@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from parafe.config import fault_pause_for
@@ -447,7 +448,11 @@ def _mail_end_many(ctx: AppContext, items: list[OutboxItem]) -> list[tuple[Outbo
     """End-of-circuit mails of a batch: composed in one read, sent together (one SMTP connection, or one write
     of the development outbox), then one closing transaction for all."""
     with ctx.db.read() as session:
+        # the batch's documents in one query, held while the mails are composed (session.get finds them)
+        held = list(session.scalars(select(Document).where(
+            Document.id.in_({item.document_id for item in items if item.document_id is not None}))))
         composed = [_end_mail(ctx, session, item) for item in items]
+        del held
     mails = [(item, mail) for item, (mail, _receivers) in zip(items, composed, strict=True) if mail is not None]
     failed = [(mails[index][0], exc) for index, exc in send_many(ctx, [mail for _item, mail in mails])]
     failed_ids = {item.id for item, _exc in failed}
