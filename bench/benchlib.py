@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -82,6 +83,50 @@ def serve(home: Path, env: dict[str, str], root: Path) -> tuple[subprocess.Popen
             proc.terminate()
             raise RuntimeError("the server did not start (see server.log)")
         time.sleep(0.2)
+
+
+class MachineCpu:
+    """Busy cores of the whole machine over time (``/proc/stat``, sampled every ``interval`` seconds in a thread):
+    :meth:`busy` gives the mean number of busy cores between two ``time.time()`` moments. On a 2-core machine a
+    configuration that already keeps 1.25 cores busy cannot be made more than 2 / 1.25 = 1.6 times faster by
+    adding processes: the bench prints it next to the rates it compares."""
+
+    def __init__(self, interval: float = 0.1) -> None:
+        self.interval = interval
+        self.samples: list[tuple[float, int, int]] = []  # (time, total jiffies, idle jiffies)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    @staticmethod
+    def _read() -> tuple[int, int]:
+        try:
+            values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        except OSError:
+            return 0, 0
+        return sum(values), values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            total, idle = self._read()
+            self.samples.append((time.time(), total, idle))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> MachineCpu:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def busy(self, start: float, end: float) -> float:
+        """Mean busy cores between ``start`` and ``end`` (0 when the window holds fewer than two samples)."""
+        window = [s for s in self.samples if start <= s[0] <= end]
+        if len(window) < 2 or window[-1][1] == window[0][1]:
+            return 0.0
+        total = window[-1][1] - window[0][1]
+        idle = window[-1][2] - window[0][2]
+        return (os.cpu_count() or 1) * (total - idle) / total
 
 
 def cpu_seconds(pid: int) -> float:

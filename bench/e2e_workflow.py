@@ -29,7 +29,9 @@ Usage: .venv/bin/python bench/e2e_workflow.py [--docs 300] [--clients 4] [--runs
                                               [--workers N | --compare-workers] [--backlog] [--profile FILE]
 Prints one line per configuration:
   e2e_workflow backend=sqlite workers=embedded docs=300 rate=…/s p50=…s p99=…s deposit=…/s lag=…s (median of R: …)
-and with --compare-workers one more: ``e2e_workflow … ratio_2_vs_1=…``
+and with --compare-workers one more: ``e2e_workflow … ratio_2_vs_1=… (… ceiling on this machine …)``.
+``cores_busy`` is the mean number of busy cores of the whole machine (``/proc/stat``) while the documents were
+signed: when one worker already keeps 1.25 of 2 cores busy, a second one can add at most 2 / 1.25 = 1.6 times.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import create_pg_database, drop_pg_database, free_port, pdf_of_pages  # noqa: E402
+from benchlib import MachineCpu, create_pg_database, drop_pg_database, free_port, pdf_of_pages  # noqa: E402
 
 SIREN = "123456789"
 AGENT = "agent@demo.parafe.test"
@@ -71,6 +73,7 @@ class Run:
     deposit_rate: float
     lag: float  # last « Signé » entry − last deposit answered: how far the workflow trails the deposits
     errors: int
+    cores: float = 0.0  # mean busy cores of the machine while the documents were signed
 
 
 def _env(home: Path, url: str, extra: dict[str, str]) -> dict[str, str]:
@@ -227,6 +230,7 @@ def run_once(args: argparse.Namespace, workers: int, pdf: bytes) -> Run:
     procs: list[subprocess.Popen[bytes]] = []
     spy: subprocess.Popen[bytes] | None = None
     log = open(home / "server.log", "wb")  # noqa: SIM115
+    cpu = MachineCpu().__enter__()
     try:
         extra = {"PARAFE_WORKER_IN_PROCESS": "false"} if workers > 0 else {}
         env = _env(home, url, extra)
@@ -287,8 +291,10 @@ def run_once(args: argparse.Namespace, workers: int, pdf: bytes) -> Run:
         latencies = [signed[i] - sent[i] for i in signed]
         end = max(signed.values()) if signed else time.time()
         return Run(rate=len(signed) / (end - first), p50=_quantile(latencies, 0.5), p99=_quantile(latencies, 0.99),
-                   deposit_rate=deposit_rate, lag=end - last_answer, errors=errors + missing)
+                   deposit_rate=deposit_rate, lag=end - last_answer, errors=errors + missing,
+                   cores=cpu.busy(first, end))
     finally:
+        cpu.__exit__()
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             spy.wait(timeout=60)
@@ -314,13 +320,14 @@ def measure(args: argparse.Namespace, workers: int, pdf: bytes) -> Run:
     backend = "postgresql" if args.postgres else "sqlite"
     median = Run(statistics.median(r.rate for r in runs), statistics.median(r.p50 for r in runs),
                  statistics.median(r.p99 for r in runs), statistics.median(r.deposit_rate for r in runs),
-                 statistics.median(r.lag for r in runs), sum(r.errors for r in runs))
+                 statistics.median(r.lag for r in runs), sum(r.errors for r in runs),
+                 statistics.median(r.cores for r in runs))
     detail = " ".join(f"{r.rate:.1f}/s,p99={r.p99:.1f}s" for r in runs)
     errors = f" errors={median.errors}" if median.errors else ""
     print(f"e2e_workflow backend={backend} workers={workers or 'embedded'}{' backlog' if args.backlog else ''} "
           f"docs={args.docs} clients={args.clients} "
           f"rate={median.rate:.1f}/s p50={median.p50:.2f}s p99={median.p99:.2f}s deposit={median.deposit_rate:.1f}/s "
-          f"lag={median.lag:.2f}s "
+          f"lag={median.lag:.2f}s cores_busy={median.cores:.2f}/{os.cpu_count()} "
           f"load={os.getloadavg()[0]:.1f}{errors} (median of {args.runs}: {detail})", flush=True)
     return median
 
@@ -352,8 +359,12 @@ def main() -> int:
     if args.compare_workers:
         one = measure(args, 1, pdf)
         two = measure(args, 2, pdf)
+        cores = os.cpu_count() or 1
+        ceiling = f"{cores / one.cores:.2f}" if one.cores else "?"
         print(f"e2e_workflow backend={'postgresql' if args.postgres else 'sqlite'} ratio_2_vs_1="
-              f"{two.rate / one.rate:.2f} (1 worker {one.rate:.1f}/s, 2 workers {two.rate:.1f}/s)", flush=True)
+              f"{two.rate / one.rate:.2f} (1 worker {one.rate:.1f}/s keeping {one.cores:.2f} of {cores} cores busy, "
+              f"2 workers {two.rate:.1f}/s keeping {two.cores:.2f}; ceiling on this machine {cores}/{one.cores:.2f} = "
+              f"{ceiling})", flush=True)
         return 0
     measure(args, args.workers, pdf)
     return 0
