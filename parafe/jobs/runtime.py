@@ -60,7 +60,7 @@ def kicking_tx(ctx: AppContext) -> Iterator[Session]:
     kick(ctx, new_items)
 
 
-BATCH = 16  # rows claimed at once by an executor thread
+BATCH = 32  # rows claimed at once by an executor thread (issue 17: 16 → 32, e2e 99 → 114 documents/s)
 
 
 class WorkerRuntime:

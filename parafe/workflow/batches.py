@@ -5,7 +5,8 @@ path of every document this module runs them as one batch instead of one by one:
 
 - ``sign.server``: the documents read in one query, the PDFs signed as :class:`~parafe.signing.bulk.BulkPdfSigner`
   batches (PES and office documents one by one, as before), the signed files stored behind one durability
-  barrier (:meth:`~parafe.storage.base.BlobStore.put_files`), then ONE closing transaction for the batch;
+  barrier (:meth:`~parafe.storage.base.BlobStore.put_files`), chunk by chunk of at most ``SIGN_CHUNK_BYTES``
+  (the memory a batch holds is bounded whatever its row count), then ONE closing transaction for the batch;
 - ``workflow.start``: one transaction starts every document of the batch.
 
 The closing transaction does what each row's own would (re-read the row and the document under lock, check the
@@ -125,6 +126,60 @@ def sign_server_many(ctx: AppContext, items: list[OutboxItem]) -> list[tuple[Out
         if document is not None and document.current_step == position and document.state == State.SENT_FOR_SIGN.value:
             due.append((item, document, position))
     failed: list[tuple[OutboxItem, Exception]] = []
+    stored: dict[int, tuple[str | None, str | None]] = {}  # item id -> (signed document, detached signature)
+    for chunk in _chunks_by_size(due):  # the bytes of one chunk at a time in memory, signed then stored
+        chunk_stored, chunk_failed = _sign_and_store(ctx, chunk)
+        stored.update(chunk_stored)
+        failed += chunk_failed
+    pause_many(ctx, "sign.server", [document.id for item, document, _p in due if item.id in stored])
+    failed_ids = {item.id for item, _exc in failed}
+
+    def apply(session: Session, item: OutboxItem, doc: Document | None) -> None:
+        position = _position(item)
+        if doc is None or not engine.at_step(session, doc, position, StepKind.SERVER_SIGNATURE):
+            return
+        if doc.state != State.SENT_FOR_SIGN.value:
+            return
+        signed_sha, signature_sha = stored[item.id]
+        if signed_sha:
+            doc.signed_blob_sha256 = signed_sha
+        if signature_sha:
+            doc.signature_blob_sha256 = signature_sha
+        record(session, doc, State.SIGNED, actor=ACTOR_AUTOMATIC)
+        engine.advance(ctx, session, doc)
+
+    def apply_or_skip(session: Session, item: OutboxItem, doc: Document | None) -> None:
+        if item.id in stored:
+            apply(session, item, doc)
+        # else: the document moved on (or was deleted) before the job ran: the row closes with nothing to do
+
+    finish_many(ctx, [item for item in items if item.id not in failed_ids], apply_or_skip)
+    return failed
+
+
+SIGN_CHUNK_BYTES = 64 * 1024 * 1024  # documents signed and stored together by a batch, at most (their sizes)
+
+
+def _chunks_by_size(due: list[tuple[OutboxItem, Document, int | None]],
+                    ) -> list[list[tuple[OutboxItem, Document, int | None]]]:
+    """The batch's documents in chunks of at most :data:`SIGN_CHUNK_BYTES` (a document larger than that alone):
+    a claimed batch holds a bounded number of bytes in memory whatever its row count."""
+    chunks: list[list[tuple[OutboxItem, Document, int | None]]] = []
+    size = 0
+    for entry in due:
+        if not chunks or (size + entry[1].size > SIGN_CHUNK_BYTES and chunks[-1]):
+            chunks.append([])
+            size = 0
+        chunks[-1].append(entry)
+        size += entry[1].size
+    return chunks
+
+
+def _sign_and_store(ctx: AppContext, due: list[tuple[OutboxItem, Document, int | None]],
+                    ) -> tuple[dict[int, tuple[str | None, str | None]], list[tuple[OutboxItem, Exception]]]:
+    """Sign a chunk of the batch (the PDFs as bulk batches) and store the results behind one durability
+    barrier: item id -> (signed document, detached signature) SHA-256, and the items that failed."""
+    failed: list[tuple[OutboxItem, Exception]] = []
     results: dict[int, tuple[bytes | None, bytes | None]] = {}  # item id -> (signed document, detached signature)
     pdfs = [(item, document, position) for item, document, position in due if document.kind == "pdf"]
     if pdfs:
@@ -157,30 +212,7 @@ def sign_server_many(ctx: AppContext, items: list[OutboxItem]) -> list[tuple[Out
         signed_blob, signature_blob = results[item_id]
         stored[item_id] = (next(cursor) if signed_blob is not None else None,
                            next(cursor) if signature_blob is not None else None)
-    pause_many(ctx, "sign.server", [document.id for item, document, _p in due if item.id in stored])
-    failed_ids = {item.id for item, _exc in failed}
-
-    def apply(session: Session, item: OutboxItem, doc: Document | None) -> None:
-        position = _position(item)
-        if doc is None or not engine.at_step(session, doc, position, StepKind.SERVER_SIGNATURE):
-            return
-        if doc.state != State.SENT_FOR_SIGN.value:
-            return
-        signed_sha, signature_sha = stored[item.id]
-        if signed_sha:
-            doc.signed_blob_sha256 = signed_sha
-        if signature_sha:
-            doc.signature_blob_sha256 = signature_sha
-        record(session, doc, State.SIGNED, actor=ACTOR_AUTOMATIC)
-        engine.advance(ctx, session, doc)
-
-    def apply_or_skip(session: Session, item: OutboxItem, doc: Document | None) -> None:
-        if item.id in stored:
-            apply(session, item, doc)
-        # else: the document moved on (or was deleted) before the job ran: the row closes with nothing to do
-
-    finish_many(ctx, [item for item in items if item.id not in failed_ids], apply_or_skip)
-    return failed
+    return stored, failed
 
 
 # --- workflow.start ---------------------------------------------------------------------------------------------

@@ -53,6 +53,40 @@ def test_server_signatures_of_several_documents_are_one_batch(ctx: Any, tmp_path
         assert session.scalars(select(OutboxItem).where(OutboxItem.done_at.is_(None))).all() == []
 
 
+def test_a_batch_signs_its_documents_by_chunks_of_bounded_size(ctx: Any, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bytes a claimed batch holds in memory are bounded (``SIGN_CHUNK_BYTES``), whatever its row count:
+    the documents are signed and stored chunk by chunk, then closed together."""
+    calls: list[int] = []
+    real = signatures.server_sign_pdfs
+
+    def counting(ctx_: Any, items: Any, **kwargs: Any) -> Any:
+        calls.append(len(items))
+        return real(ctx_, items, **kwargs)
+
+    monkeypatch.setattr(signatures, "server_sign_pdfs", counting)
+    docs = _deposit(ctx, tmp_path, 5)
+    sizes = [document(ctx, doc_id).size for doc_id in docs]
+    monkeypatch.setattr(batches, "SIGN_CHUNK_BYTES", 2 * max(sizes))  # two documents per chunk
+    run_jobs(ctx)
+    assert calls == [2, 2, 1]
+    for doc_id in docs:
+        assert states(ctx, doc_id) == SERVER_OK
+
+
+def test_chunks_by_size_keeps_a_large_document_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Doc:
+        def __init__(self, size: int) -> None:
+            self.size = size
+
+    due: Any = [(index, Doc(size), 0) for index, size in enumerate([10, 10, 100, 5, 5, 5])]
+    chunks = batches._chunks_by_size(due)  # budget 64 MiB: one chunk
+    assert [[entry[0] for entry in chunk] for chunk in chunks] == [[0, 1, 2, 3, 4, 5]]
+    monkeypatch.setattr(batches, "SIGN_CHUNK_BYTES", 20)
+    chunks = batches._chunks_by_size(due)
+    assert [[entry[0] for entry in chunk] for chunk in chunks] == [[0, 1], [2], [3, 4, 5]]
+
+
 def test_a_document_that_fails_to_sign_holds_back_no_other(ctx: Any, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     real = signatures.server_sign_pdfs
