@@ -28,7 +28,8 @@ stacks) and prints the functions with the most samples (self and inclusive) on s
 Usage: .venv/bin/python bench/e2e_workflow.py [--docs 300] [--clients 4] [--runs 1] [--postgres [URL]]
                                               [--workers N | --compare-workers] [--backlog] [--profile FILE]
 Prints one line per configuration:
-  e2e_workflow backend=sqlite workers=embedded docs=300 rate=…/s p50=…s p99=…s deposit=…/s lag=…s cores_busy=…/N load=… (median of R: …)
+  e2e_workflow backend=sqlite workers=embedded docs=300 rate=…/s p50=…s p99=…s deposit=…/s lag=…s
+               cores_busy=…/N load=… (median of R: …)   [one line]
 and with --compare-workers one more: ``e2e_workflow … ratio_2_vs_1=… (… ceiling on this machine …)``.
 ``cores_busy`` is the mean number of busy cores of the whole machine (``/proc/stat``) while the documents were
 signed: when one worker already keeps 1.25 of 2 cores busy, a second one can add at most 2 / 1.25 = 1.6 times.

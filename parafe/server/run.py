@@ -13,6 +13,7 @@ parent forwards SIGINT/SIGTERM to the children and exits when they have.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import gc
 import logging
 import os
@@ -57,13 +58,30 @@ def _start_in_process_worker(ctx: AppContext) -> Any:
     return start_in_process_worker(ctx, periodic=True)
 
 
-def _run_jobs(settings: Settings) -> int:
+def _die_with_parent(parent: int) -> bool:
+    """SIGTERM to this process when the parent dies (Linux ``PR_SET_PDEATHSIG``): the server processes notice a
+    killed parent by their closed hand-over channel, the job process has none. Checked once more after the call,
+    in case the parent died before it: False when it did."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the job process outlives a parent killed with SIGKILL
+        log.warning("the job process cannot follow its parent (no prctl)")
+    return os.getppid() == parent
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _run_jobs(settings: Settings, parent: int) -> int:
     """The job process of a multi-process server: the executor threads and the periodic tasks, as
     ``parafe worker`` runs them (stopped by the SIGTERM / SIGINT the parent forwards)."""
     from parafe.composition import install_jobs
     from parafe.jobs.runtime import run_worker
 
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    if not _die_with_parent(parent):
+        return 0
     install_jobs()
     ctx = AppContext.from_settings(settings)
     try:
@@ -149,6 +167,8 @@ def serve(settings: Settings, host: str, port: int, *, tls: bool = True, workers
     channels: list[socket.socket] = []
     job_process = settings.worker_in_process  # the jobs run in a process of their own, not in the servers'
 
+    parent = os.getpid()
+
     def fork_jobs() -> int:
         pid = os.fork()
         if pid == 0:
@@ -157,7 +177,7 @@ def serve(settings: Settings, host: str, port: int, *, tls: bool = True, workers
                 sock.close()
                 for channel in channels:
                     channel.close()
-                code = _run_jobs(settings)
+                code = _run_jobs(settings, parent)
             except KeyboardInterrupt:
                 pass
             except BaseException:

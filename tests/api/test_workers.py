@@ -127,11 +127,12 @@ def test_sigterm_stops_every_worker(home: Home) -> None:
 
 
 def test_the_workers_exit_when_the_parent_dies(home: Home) -> None:
-    """A killed parent (no signal forwarding possible) closes the hand-over channels: the servers stop."""
-    server = start_server(home, {"PARAFE_WORKERS": "2", "PARAFE_WORKER_IN_PROCESS": "false"})
+    """A killed parent (no signal forwarding possible) closes the hand-over channels: the servers stop; the job
+    process, which has no channel, follows its parent too (``PR_SET_PDEATHSIG``)."""
+    server = start_server(home, {"PARAFE_WORKERS": "2"})
     try:
         children = _children(server.process.pid)
-        assert len(children) == 2
+        assert len(children) == 3
         server.process.kill()
         server.process.wait(timeout=15)
         assert _children_gone(children) == []
