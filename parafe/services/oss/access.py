@@ -4,7 +4,7 @@ the subscriber's administrators, and document lookups that answer an invisible d
 
 from __future__ import annotations
 
-from sqlalchemy import exists, select
+from sqlalchemy import Connection, and_, bindparam, exists, select
 from sqlalchemy.orm import Session
 
 from parafe.db.models import OssDocument, OssWorkflow, OssWorkflowMember
@@ -19,20 +19,52 @@ def roles(session: Session, workflow_id: int, user_id: int) -> set[str]:
         OssWorkflowMember.workflow_id == workflow_id, OssWorkflowMember.user_id == user_id)))
 
 
+def _wanted(key: str | None) -> str:
+    wanted = (key or "").strip()
+    if not wanted:
+        raise ParafeError(E.BAD_REQUEST, reason="le paramètre « workflowId » est obligatoire")
+    return wanted
+
+
+def _check_role(held: set[str], role: str, account: Account, wanted: str) -> None:
+    if role not in held and not (role == ADMIN and account.is_admin):
+        raise ParafeError(E.NO_PERMISSION, detail=f"not {role} of OSS workflow {wanted!r}")
+
+
 def workflow_for(session: Session, principal: Principal, key: str | None, role: str = AGENT,
                  ) -> tuple[OssWorkflow, Account]:
     """The active workflow ``key`` and the caller's account: ``OSS_WORKFLOW_NOT_FOUND`` when unknown or of
     another subscriber, ``NO_PERMISSION`` when the caller has not the role on it."""
-    wanted = (key or "").strip()
-    if not wanted:
-        raise ParafeError(E.BAD_REQUEST, reason="le paramètre « workflowId » est obligatoire")
+    wanted = _wanted(key)
     workflow = session.scalar(select(OssWorkflow).where(OssWorkflow.key == wanted, OssWorkflow.active.is_(True)))
     account = principal.account_in(workflow.subscriber_id) if workflow is not None else None
     if workflow is None or account is None:
         raise ParafeError(E.OSS_WORKFLOW_NOT_FOUND, detail=f"workflow {wanted!r}")
-    held = roles(session, workflow.id, account.user_id)
-    if role not in held and not (role == ADMIN and account.is_admin):
-        raise ParafeError(E.NO_PERMISSION, detail=f"not {role} of OSS workflow {wanted!r}")
+    _check_role(roles(session, workflow.id, account.user_id), role, account, wanted)
+    return workflow, account
+
+
+_WORKFLOWS = OssWorkflow.__table__
+_MEMBERS = OssWorkflowMember.__table__
+# the workflow and the caller's roles on it in one statement (one row per role, or one with no role)
+_WORKFLOW_AND_ROLES = (
+    select(_WORKFLOWS, _MEMBERS.c.user_id.label("member_user_id"), _MEMBERS.c.role.label("member_role"))
+    .select_from(_WORKFLOWS.outerjoin(_MEMBERS, and_(
+        _MEMBERS.c.workflow_id == _WORKFLOWS.c.id, _MEMBERS.c.user_id.in_(bindparam("user_ids", expanding=True)))))
+    .where(_WORKFLOWS.c.key == bindparam("key"), _WORKFLOWS.c.active.is_(True)))
+
+
+def workflow_for_deposit(conn: Connection, principal: Principal, key: str | None, role: str = AGENT,
+                         ) -> tuple[OssWorkflow, Account]:
+    """:func:`workflow_for` in one Core statement on a bare connection, for the deposits' hot path (issue 17:
+    0.55 ms of ORM per request): the same errors; the workflow comes back detached (read-only use)."""
+    wanted = _wanted(key)
+    rows = conn.execute(_WORKFLOW_AND_ROLES, {"key": wanted, "user_ids": sorted(principal.user_ids) or [-1]}).all()
+    account = principal.account_in(rows[0].subscriber_id) if rows else None
+    if not rows or account is None:
+        raise ParafeError(E.OSS_WORKFLOW_NOT_FOUND, detail=f"workflow {wanted!r}")
+    _check_role({r.member_role for r in rows if r.member_user_id == account.user_id}, role, account, wanted)
+    workflow = OssWorkflow(**{column.key: rows[0]._mapping[column] for column in _WORKFLOWS.c})
     return workflow, account
 
 

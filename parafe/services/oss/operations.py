@@ -53,7 +53,7 @@ from parafe.services.access.auth import Principal
 from parafe.services.documents.deposit import Upload
 from parafe.services.documents.history import iso_ms
 from parafe.services.oss import signing
-from parafe.services.oss.access import visible_document, workflow_for
+from parafe.services.oss.access import visible_document, workflow_for_deposit
 from parafe.services.oss.model import (
     AGENT,
     FAILED,
@@ -262,9 +262,8 @@ def _deposit(ctx: AppContext, principal: Principal, req: UploadRequest) -> Uploa
     for item in req.files:
         # the disk writes them while the checks and the signature run
         ctx.store.start_flush(item.upload.path, item.upload.sha256)
-    with ctx.db.read() as session:
-        workflow, account = workflow_for(session, principal, req.workflow, AGENT)
-        session.expunge(workflow)
+    with ctx.db.read_connection() as conn:
+        workflow, account = workflow_for_deposit(conn, principal, req.workflow, AGENT)
     if req.mode not in (workflow.modes or []):
         raise ParafeError(E.OSS_MODE_NOT_ALLOWED, detail=f"workflow {workflow.key} does not allow {req.mode}")
     if not req.files:
