@@ -177,11 +177,11 @@ class Dispatcher:
                 done, status = self.jobs_pid, 0
             if done != self.jobs_pid:
                 return
-            self.statuses[self.jobs_pid] = status
-            if not self.stopping:
+            if self.stopping:
+                self.statuses[self.jobs_pid] = status
+            else:  # replaced below: its status does not make the server's
                 log.error("le processus des tâches (pid %s) s'est arrêté (statut %s) : il est relancé",
                           self.jobs_pid, status)
-                del self.statuses[self.jobs_pid]  # replaced: its status does not make the server's
             self.jobs_pid = None
         if not self.stopping and time.monotonic() - self._jobs_started >= _JOBS_RESTART_DELAY:
             self.jobs_pid = self._fork_jobs()

@@ -58,6 +58,9 @@ def _start_in_process_worker(ctx: AppContext) -> Any:
     return start_in_process_worker(ctx, periodic=True)
 
 
+_PR_SET_PDEATHSIG = 1
+
+
 def _die_with_parent(parent: int) -> bool:
     """SIGTERM to this process when the parent dies (Linux ``PR_SET_PDEATHSIG``): the server processes notice a
     killed parent by their closed hand-over channel, the job process has none. Checked once more after the call,
@@ -70,8 +73,6 @@ def _die_with_parent(parent: int) -> bool:
     return os.getppid() == parent
 
 
-_PR_SET_PDEATHSIG = 1
-
 
 def _run_jobs(settings: Settings, parent: int) -> int:
     """The job process of a multi-process server: the executor threads and the periodic tasks, as
@@ -79,7 +80,6 @@ def _run_jobs(settings: Settings, parent: int) -> int:
     from parafe.composition import install_jobs
     from parafe.jobs.runtime import run_worker
 
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     if not _die_with_parent(parent):
         return 0
     install_jobs()
@@ -156,6 +156,27 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _fork(run: Callable[[], int], what: str, inherited: list[socket.socket]) -> int:
+    """Fork a child that closes the parent's sockets it must not hold (``inherited``), runs ``run`` with the
+    default SIGINT handler and exits with its code (1, logged, when it raised); the child's pid."""
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            for sock in inherited:
+                sock.close()
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            code = run()
+        except KeyboardInterrupt:
+            pass
+        except BaseException:
+            log.exception("%s failed", what)
+            code = 1
+        finally:
+            os._exit(code)
+    return pid
+
+
 def serve(settings: Settings, host: str, port: int, *, tls: bool = True, workers: int = 1,
           log_level: str = "info") -> None:
     """Run the server until interrupted (``workers`` processes sharing one listening socket)."""
@@ -165,51 +186,23 @@ def serve(settings: Settings, host: str, port: int, *, tls: bool = True, workers
     sock = _listen(host, port)
     pids: list[int] = []
     channels: list[socket.socket] = []
-    job_process = settings.worker_in_process  # the jobs run in a process of their own, not in the servers'
-
     parent = os.getpid()
-
-    def fork_jobs() -> int:
-        pid = os.fork()
-        if pid == 0:
-            code = 0
-            try:
-                sock.close()
-                for channel in channels:
-                    channel.close()
-                code = _run_jobs(settings, parent)
-            except KeyboardInterrupt:
-                pass
-            except BaseException:
-                log.exception("the job process failed")
-                code = 1
-            finally:
-                os._exit(code)
-        return pid
-
     for index in range(workers):
         parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        pid = os.fork()
-        if pid == 0:  # child
-            code = 0
-            try:
-                sock.close()
-                parent_end.close()
-                for other in channels:
-                    other.close()
-                signal.signal(signal.SIGINT, signal.default_int_handler)
-                _serve_one(settings, host, port, tls=tls, log_level=log_level, jobs=False, channel=child_end)
-            except KeyboardInterrupt:
-                pass
-            except BaseException:
-                log.exception("server process %s failed", index)
-                code = 1
-            finally:
-                os._exit(code)
+
+        def serve_child(channel: socket.socket = child_end) -> int:
+            _serve_one(settings, host, port, tls=tls, log_level=log_level, jobs=False, channel=channel)
+            return 0
+
+        pids.append(_fork(serve_child, f"server process {index}", [sock, parent_end, *channels]))
         child_end.close()
-        pids.append(pid)
         channels.append(parent_end)
-    dispatcher = Dispatcher(sock, channels, pids, jobs=fork_jobs if job_process else None)
+
+    def fork_jobs() -> int:
+        return _fork(lambda: _run_jobs(settings, parent), "the job process", [sock, *channels])
+
+    # the jobs run in a process of their own, not in the servers'
+    dispatcher = Dispatcher(sock, channels, pids, jobs=fork_jobs if settings.worker_in_process else None)
     install_signal_forwarding(dispatcher)
     if not dispatcher.run() and not dispatcher.stopping:
         raise SystemExit("un processus serveur s'est arrêté en erreur (voir le journal ci-dessus)")

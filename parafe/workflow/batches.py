@@ -134,27 +134,38 @@ def sign_server_many(ctx: AppContext, items: list[OutboxItem]) -> list[tuple[Out
     pause_many(ctx, "sign.server", [document.id for item, document, _p in due if item.id in stored])
     failed_ids = {item.id for item, _exc in failed}
 
-    def apply(session: Session, item: OutboxItem, doc: Document | None) -> None:
-        position = _position(item)
-        if doc is None or not engine.at_step(session, doc, position, StepKind.SERVER_SIGNATURE):
-            return
-        if doc.state != State.SENT_FOR_SIGN.value:
-            return
-        signed_sha, signature_sha = stored[item.id]
-        if signed_sha:
-            doc.signed_blob_sha256 = signed_sha
-        if signature_sha:
-            doc.signature_blob_sha256 = signature_sha
-        record(session, doc, State.SIGNED, actor=ACTOR_AUTOMATIC)
-        engine.advance(ctx, session, doc)
-
     def apply_or_skip(session: Session, item: OutboxItem, doc: Document | None) -> None:
         if item.id in stored:
-            apply(session, item, doc)
+            apply_server_signature(ctx, session, doc, _position(item), *stored[item.id])
         # else: the document moved on (or was deleted) before the job ran: the row closes with nothing to do
 
     finish_many(ctx, [item for item in items if item.id not in failed_ids], apply_or_skip)
     return failed
+
+
+def sign_not_pdf(ctx: AppContext, document: Document, data: bytes) -> tuple[bytes | None, bytes | None]:
+    """The server signature of a PES (enveloped: the signed file) or of an office document (a detached XAdES
+    signature): (signed document, detached signature)."""
+    if document.kind == "pes":
+        mode = str(circuit_settings(ctx, document).get("pes_signature") or "per_bordereau")
+        return signatures.sign_pes(data, signatures.server_signer(ctx), mode=mode), None
+    return None, signatures.sign_xades_detached(data, signatures.server_signer(ctx), document.name)
+
+
+def apply_server_signature(ctx: AppContext, session: Session, doc: Document | None, position: int | None,
+                           signed_sha: str | None, signature_sha: str | None) -> None:
+    """The closing transaction's part of the server signature step, when the document is still there: the
+    stored signed file or detached signature, « Signé », the next step."""
+    if doc is None or not engine.at_step(session, doc, position, StepKind.SERVER_SIGNATURE):
+        return
+    if doc.state != State.SENT_FOR_SIGN.value:
+        return
+    if signed_sha:
+        doc.signed_blob_sha256 = signed_sha
+    if signature_sha:
+        doc.signature_blob_sha256 = signature_sha
+    record(session, doc, State.SIGNED, actor=ACTOR_AUTOMATIC)
+    engine.advance(ctx, session, doc)
 
 
 SIGN_CHUNK_BYTES = 64 * 1024 * 1024  # documents signed and stored together by a batch, at most (their sizes)
@@ -195,13 +206,7 @@ def _sign_and_store(ctx: AppContext, due: list[tuple[OutboxItem, Document, int |
         if document.kind == "pdf":
             continue
         try:
-            data = current_bytes(ctx, document)
-            if document.kind == "pes":
-                mode = str(circuit_settings(ctx, document).get("pes_signature") or "per_bordereau")
-                results[item.id] = (signatures.sign_pes(data, signatures.server_signer(ctx), mode=mode), None)
-            else:
-                results[item.id] = (None, signatures.sign_xades_detached(
-                    data, signatures.server_signer(ctx), document.name))
+            results[item.id] = sign_not_pdf(ctx, document, current_bytes(ctx, document))
         except Exception as exc:
             failed.append((item, exc))
     signed_ids = list(results)

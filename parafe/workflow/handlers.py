@@ -23,7 +23,7 @@ from parafe.db.models import Circuit, Document, Label, OutboxItem, ReturnItem, U
 from parafe.db.session import get_kept
 from parafe.domain.circuits import StepKind
 from parafe.domain.errors import WEBDAV_CASE_OF, WEBDAV_CASES, catalogue
-from parafe.domain.states import ACTOR_AUTOMATIC, ACTOR_OTP, State, label
+from parafe.domain.states import ACTOR_OTP, State, label
 from parafe.jobs import outbox
 from parafe.jobs.outbox import handler
 from parafe.notify.mail import (
@@ -38,7 +38,7 @@ from parafe.notify.mail import (
 )
 from parafe.transmission import helios, postal
 from parafe.workflow import batches, engine, recipient_links, signatures, verification
-from parafe.workflow.batches import circuit_settings, current_bytes
+from parafe.workflow.batches import current_bytes
 from parafe.workflow.engine import lock_document, record, workflow_tx
 from parafe.workflow.members import actor_emails, delegate_emails
 
@@ -122,31 +122,18 @@ def _sign_server(ctx: AppContext, item: OutboxItem) -> None:
         _finish(ctx, item, lambda s, d: None)
         return
     data = current_bytes(ctx, document)
-    signed_sha: str | None = None
-    signature_sha: str | None = None
+    signed: bytes | None
+    signature: bytes | None
     if document.kind == "pdf":
-        signed_sha = ctx.store.put_bytes(signatures.server_sign_pdf(
-            ctx, data, reason="Signature serveur", at=signatures.deposit_pictogram(document.extra, position))).sha256
-    elif document.kind == "pes":
-        mode = str(circuit_settings(ctx, document).get("pes_signature") or "per_bordereau")
-        signed_sha = ctx.store.put_bytes(signatures.sign_pes(data, signatures.server_signer(ctx), mode=mode)).sha256
+        signed, signature = signatures.server_sign_pdf(
+            ctx, data, reason="Signature serveur", at=signatures.deposit_pictogram(document.extra, position)), None
     else:
-        signature_sha = ctx.store.put_bytes(signatures.sign_xades_detached(
-            data, signatures.server_signer(ctx), document.name)).sha256
+        signed, signature = batches.sign_not_pdf(ctx, document, data)
+    signed_sha = ctx.store.put_bytes(signed).sha256 if signed is not None else None
+    signature_sha = ctx.store.put_bytes(signature).sha256 if signature is not None else None
     _pause(ctx, "sign.server", document.id)
-
-    def apply(session: Session, doc: Document | None) -> None:
-        if doc is None or not engine.at_step(session, doc, position, StepKind.SERVER_SIGNATURE):
-            return
-        if doc.state != State.SENT_FOR_SIGN.value:
-            return
-        if signed_sha:
-            doc.signed_blob_sha256 = signed_sha
-        if signature_sha:
-            doc.signature_blob_sha256 = signature_sha
-        record(session, doc, State.SIGNED, actor=ACTOR_AUTOMATIC)
-        engine.advance(ctx, session, doc)
-    _finish(ctx, item, apply)
+    _finish(ctx, item, lambda session, doc: batches.apply_server_signature(
+        ctx, session, doc, position, signed_sha, signature_sha))
 
 
 @handler("sign.otp")

@@ -32,8 +32,8 @@ def _deposit(ctx: Any, tmp_path: Path, count: int) -> list[int]:
             for i in range(count)]
 
 
-def test_server_signatures_of_several_documents_are_one_batch(ctx: Any, tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def _count_signing_batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The sizes of the PDF signing batches made from now on (the real signer still signs)."""
     calls: list[int] = []
     real = signatures.server_sign_pdfs
 
@@ -42,6 +42,12 @@ def test_server_signatures_of_several_documents_are_one_batch(ctx: Any, tmp_path
         return real(ctx_, items, **kwargs)
 
     monkeypatch.setattr(signatures, "server_sign_pdfs", counting)
+    return calls
+
+
+def test_server_signatures_of_several_documents_are_one_batch(ctx: Any, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _count_signing_batches(monkeypatch)
     docs = _deposit(ctx, tmp_path, 5)
     run_jobs(ctx)
     assert calls == [5]
@@ -57,14 +63,7 @@ def test_a_batch_signs_its_documents_by_chunks_of_bounded_size(ctx: Any, tmp_pat
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """The bytes a claimed batch holds in memory are bounded (``SIGN_CHUNK_BYTES``), whatever its row count:
     the documents are signed and stored chunk by chunk, then closed together."""
-    calls: list[int] = []
-    real = signatures.server_sign_pdfs
-
-    def counting(ctx_: Any, items: Any, **kwargs: Any) -> Any:
-        calls.append(len(items))
-        return real(ctx_, items, **kwargs)
-
-    monkeypatch.setattr(signatures, "server_sign_pdfs", counting)
+    calls = _count_signing_batches(monkeypatch)
     docs = _deposit(ctx, tmp_path, 5)
     sizes = [document(ctx, doc_id).size for doc_id in docs]
     monkeypatch.setattr(batches, "SIGN_CHUNK_BYTES", 2 * max(sizes))  # two documents per chunk
