@@ -6,7 +6,9 @@ and the demo admin password, so nothing in it is readable by other local users.
 - :func:`secure_home` — at ``init`` / ``serve`` / ``worker`` start: the home, its folders and files made
   owner-only, for homes created by an older version (or by hand). The blob tree itself is not walked (it can
   hold millions of files): the home and the blob folder at 0700 already close it to other users.
-- :func:`current_umask` — the process umask, read without changing it (other threads may be creating files).
+- :func:`current_umask` — the process umask, read without changing it (other threads may be creating files),
+  once per process: Parafe changes its umask only through :func:`restrict_umask`, which records the new one
+  (issue 17: read from ``/proc`` at every blob write before).
 """
 
 from __future__ import annotations
@@ -20,14 +22,18 @@ from pathlib import Path
 OWNER_ONLY_UMASK = 0o077
 
 
+_known: list[int] = []  # the umask this process set or read (a forked child inherits both)
+
+
 def restrict_umask() -> int:
     """Add 077 to the process umask (group and others get nothing); returns the previous umask."""
     previous = os.umask(OWNER_ONLY_UMASK)
     os.umask(previous | OWNER_ONLY_UMASK)
+    _known[:] = [previous | OWNER_ONLY_UMASK]
     return previous
 
 
-def current_umask() -> int:
+def _read_umask() -> int:
     """The process umask, from ``/proc/self/status`` (Linux), else by setting it and back."""
     with contextlib.suppress(OSError, ValueError):
         for line in Path("/proc/self/status").read_text().splitlines():
@@ -36,6 +42,13 @@ def current_umask() -> int:
     value = os.umask(OWNER_ONLY_UMASK)
     os.umask(value)
     return value
+
+
+def current_umask() -> int:
+    """The process umask: read once, then the value :func:`restrict_umask` set."""
+    if not _known:
+        _known[:] = [_read_umask()]
+    return _known[0]
 
 
 def _restrict(path: Path) -> None:

@@ -62,10 +62,13 @@ def _flush_quietly(path: Path) -> None:
         _fsync_file(path)
 
 
-def _fsync_file(path: Path) -> None:
+def _fsync_file(path: Path, mode: int | None = None) -> None:
+    """Write ``path``'s data to disk; then, with ``mode``, give it that mode (through the same descriptor)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
+        if mode is not None:
+            os.fchmod(fd, mode)
     finally:
         os.close(fd)
 
@@ -105,8 +108,7 @@ class FilesystemBlobStore(BlobStore):
                 self._refresh(final)
                 path.unlink(missing_ok=True)
                 return BlobRef(sha256, size)
-            _fsync_file(path)
-            os.chmod(path, READ_ONLY & ~current_umask())
+            _fsync_file(path, READ_ONLY & ~current_umask())
             try:
                 self._install(path, final)
             except OSError as exc:
@@ -169,8 +171,7 @@ class FilesystemBlobStore(BlobStore):
             finals.add(final)
             staged.append((path, final, sha256))
         for path, _final, _sha in staged:
-            _fsync_file(path)
-            os.chmod(path, READ_ONLY & ~current_umask())  # as put_file: after the data's fsync
+            _fsync_file(path, READ_ONLY & ~current_umask())  # as put_file: after the data's fsync
         directories: dict[Path, None] = {}
         for path, final, sha256 in staged:
             try:

@@ -394,6 +394,31 @@ def test_hashing_spool(tmp_path: Path) -> None:
 # -------------------------------------------------------------------------------- implementation details
 
 
+_UMASK_SCRIPT = """
+import os, sys
+from pathlib import Path
+os.umask(0o022)
+from parafe.security.home_permissions import current_umask, restrict_umask
+from parafe.storage.fs import FilesystemBlobStore
+store = FilesystemBlobStore(Path(sys.argv[1]))
+before = store.put_bytes(b"avant")
+seen = current_umask()
+restrict_umask()
+after = store.put_bytes(b"apres")
+mode = lambda ref: oct(store.local_path(ref.sha256).stat().st_mode & 0o777)
+print(oct(seen), oct(current_umask()), mode(before), mode(after))
+"""
+
+
+def test_blob_modes_follow_the_umask_parafe_sets(tmp_path: Path) -> None:
+    """The umask is read once per process (issue 17), so the value :func:`restrict_umask` sets must be the one
+    the next blob gets: 0444 under umask 022, 0400 once ``parafe`` has restricted it to 077."""
+    done = subprocess.run([sys.executable, "-c", _UMASK_SCRIPT, str(tmp_path / "blobs")], capture_output=True,
+                          text=True, timeout=60, cwd=Path(__file__).resolve().parents[3])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0o22", "0o77", "0o444", "0o400"]
+
+
 def test_filesystem_layout_and_modes(tmp_path: Path) -> None:
     store = FilesystemBlobStore(tmp_path / "blobs")
     src = store.spool_dir / "upload.part"
