@@ -15,10 +15,11 @@ otherwise it is refused at deposit (``PDF_INVALID``) instead of failing at the s
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pikepdf
 
@@ -127,19 +128,24 @@ def _signature_fields(pdf: pikepdf.Pdf, max_depth: int = _MAX_FIELD_DEPTH) -> li
 def announced_objects(path: Path) -> int | None:
     """The object count the file announces (``/Size`` of its last trailer or cross-reference stream), read from
     the end of the file without parsing it; None when not found (qpdf will reconstruct, in the sandbox)."""
-    size = path.stat().st_size
     with open(path, "rb") as fh:
-        fh.seek(max(0, size - _TAIL_WINDOW))
-        tail = fh.read(_TAIL_WINDOW)
-        found = [int(m.group(1)) for m in _SIZE.finditer(tail)]
-        xrefs = list(_STARTXREF.finditer(tail))
-        if xrefs:
-            offset = int(xrefs[-1].group(1))
-            if 0 <= offset < size:
-                fh.seek(offset)
-                head = fh.read(_TAIL_WINDOW)
-                if not head.lstrip().startswith(b"xref"):  # a cross-reference stream: /Size is in its dictionary
-                    found += [int(m.group(1)) for m in _SIZE.finditer(head[: head.find(b"stream") + 1 or None])]
+        return _announced_objects(fh)
+
+
+def _announced_objects(fh: BinaryIO) -> int | None:
+    """:func:`announced_objects` on an open file (its position is left anywhere)."""
+    size = fh.seek(0, os.SEEK_END)
+    fh.seek(max(0, size - _TAIL_WINDOW))
+    tail = fh.read(_TAIL_WINDOW)
+    found = [int(m.group(1)) for m in _SIZE.finditer(tail)]
+    xrefs = list(_STARTXREF.finditer(tail))
+    if xrefs:
+        offset = int(xrefs[-1].group(1))
+        if 0 <= offset < size:
+            fh.seek(offset)
+            head = fh.read(_TAIL_WINDOW)
+            if not head.lstrip().startswith(b"xref"):  # a cross-reference stream: /Size is in its dictionary
+                found += [int(m.group(1)) for m in _SIZE.finditer(head[: head.find(b"stream") + 1 or None])]
     return max(found) if found else None
 
 
@@ -260,13 +266,13 @@ def inspect_pdf(path: Path, limits: PdfLimits | None = None) -> PdfInfo:
     from parafe.formats import sandbox
 
     limits = limits or PdfLimits()
-    with open(path, "rb") as fh:
+    with open(path, "rb") as fh:  # one open for the header and the announced size (issue 17)
         head = fh.read(_HEADER_WINDOW)
-    if not head:
-        raise ParafeError(E.EMPTY_FILE, detail="PDF file is empty")
-    if b"%PDF-" not in head:
-        raise ParafeError(E.PDF_INVALID, detail="no %PDF- header in the first 1024 bytes")
-    announced = announced_objects(path)
+        if not head:
+            raise ParafeError(E.EMPTY_FILE, detail="PDF file is empty")
+        if b"%PDF-" not in head:
+            raise ParafeError(E.PDF_INVALID, detail="no %PDF- header in the first 1024 bytes")
+        announced = _announced_objects(fh)
     if announced is not None and announced > limits.max_objects:
         raise _too_complex(f"{announced} objets, au plus {limits.max_objects}", "announced object count over the limit")
     try:

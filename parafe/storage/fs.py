@@ -194,14 +194,21 @@ class FilesystemBlobStore(BlobStore):
     def _link(self, tmp_path: Path, final: Path) -> list[Path]:
         """:meth:`_install` without the fsyncs: returns the directories to fsync (the blob's, and the parents
         of the directories created for it)."""
-        created = self._make_dirs(final.parent)
+        created: list[Path] = []
         try:
-            os.link(tmp_path, final)
+            try:
+                os.link(tmp_path, final)
+            except FileNotFoundError:  # the blob's folders do not exist yet (tried after: one syscall per blob)
+                if not os.path.exists(tmp_path):
+                    raise
+                created = self._make_dirs(final.parent)
+                os.link(tmp_path, final)
         except FileExistsError:
             self._refresh(final)  # a concurrent writer of the same content won
         except OSError as exc:
             if exc.errno not in _NO_LINK_ERRNOS:
                 raise
+            created += self._make_dirs(final.parent)
             if final.exists():
                 self._refresh(final)
             else:

@@ -63,11 +63,14 @@ class HashingSpool:
         self, directory: Path | str, *, limit: int | None = None, prefix: str = SPOOL_PREFIX
     ) -> None:
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
         self.limit = limit
         self.size = 0
         self._hash = hashlib.sha256()
-        fd, name = tempfile.mkstemp(dir=self.directory, prefix=prefix, suffix=".part")
+        try:  # the folder is there but for the first spool of a new home (issue 17: no mkdir per request)
+            fd, name = tempfile.mkstemp(dir=self.directory, prefix=prefix, suffix=".part")
+        except FileNotFoundError:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=self.directory, prefix=prefix, suffix=".part")
         self.path = Path(name)
         # The file stays locked while this spool lives (the lock is held by a duplicate descriptor, beyond
         # finish(), until discard()): the start-up sweep (:func:`clean_leftovers`) removes only unlocked files.

@@ -391,6 +391,21 @@ def test_hashing_spool(tmp_path: Path) -> None:
         spool2.write(b"more")
 
 
+def test_spool_and_blob_folders_made_when_missing(tmp_path: Path) -> None:
+    """The spool folder and a blob's two folders are created on first use only (issue 17: tried after the file
+    operation fails, not before each one); the second blob of the same folder needs none."""
+    with HashingSpool(tmp_path / "a" / "b") as spool:
+        spool.write(b"x")
+        path, digest, _size = spool.finish()
+        store = FilesystemBlobStore(tmp_path / "blobs")
+        ref = store.put_file(path, sha256=digest, move=True)
+    assert (tmp_path / "blobs" / digest[:2] / digest[2:4] / digest).read_bytes() == b"x"
+    assert ref.sha256 == digest
+    assert list((tmp_path / "a" / "b").iterdir()) == []
+    with pytest.raises(FileNotFoundError):  # a missing source is reported, not taken for a missing folder
+        store.put_files([(tmp_path / "absent.part", sha(b"absent"))])
+
+
 # -------------------------------------------------------------------------------- implementation details
 
 
