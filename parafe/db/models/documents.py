@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Identity, Index, Integer, String, Text, event, inspect, text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Identity, Index, Integer, String, Text, event, text
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from parafe.db.models.base import DOCUMENT_ID_START, Base, utcnow
@@ -239,11 +239,15 @@ _BLOB_COLUMNS = ("blob_sha256", "signed_blob_sha256", "signature_blob_sha256")
 
 
 def _record_replaced_blobs(session: Session, flush_context: Any, instances: Any) -> None:
-    """Before a flush: a document blob column changed → keep the previous blob in ``document_blob_versions``."""
-    for obj in list(session.dirty):
+    """Before a flush: a document blob column changed → keep the previous blob in ``document_blob_versions``.
+    Walks the modified states of the identity map (``session.dirty`` computes the net changes of every object of
+    the session first: 0.77 ms per flush of a worker's closing transaction, issue 17)."""
+    for state in list(session.identity_map.all_states()):
+        if not state.modified:
+            continue
+        obj = state.obj()
         if not isinstance(obj, Document):
             continue
-        state = inspect(obj)
         for column in _BLOB_COLUMNS:
             history = state.attrs[column].history
             for old in history.deleted or ():

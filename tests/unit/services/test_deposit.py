@@ -273,3 +273,36 @@ def test_clean_tmp(ctx: Any, tmp_path: Path) -> None:
     leftovers = [p for p in ctx.tmp_dir.iterdir() if p.name.startswith("deposit-")]
     assert leftovers == []
     shutil.rmtree(tmp_path / "unused", ignore_errors=True)
+
+
+def test_a_replaced_blob_is_kept_as_a_version(ctx: Any, tmp_path: Path) -> None:
+    """The before-flush hook keeps the previous blob of a document whose blob column changes, and only then
+    (issue 17: it walks the session's modified states instead of ``session.dirty``)."""
+    from parafe.db.models import DocumentBlobVersion
+
+    doc_id = _deposit(ctx, tmp_path, "versions.pdf", pdf_bytes(text="versions"))
+    first, second = "a" * 64, "b" * 64
+
+    def versions() -> list[str]:
+        with ctx.db.read() as s:
+            return list(s.scalars(select(DocumentBlobVersion.blob).where(DocumentBlobVersion.document_id == doc_id)
+                                  .order_by(DocumentBlobVersion.id)))
+
+    with ctx.db.write() as s:
+        document = s.get(Document, doc_id)
+        assert document is not None
+        original = document.blob_sha256
+        document.signed_blob_sha256 = first  # was empty: nothing to keep
+    assert versions() == []
+    with ctx.db.write() as s:
+        document = s.get(Document, doc_id)
+        assert document is not None
+        document.name = "renommé.pdf"  # not a blob column
+        s.get(Label, document.label_id)  # another object in the session, unchanged
+    assert versions() == []
+    with ctx.db.write() as s:
+        document = s.get(Document, doc_id)
+        assert document is not None
+        document.signed_blob_sha256 = second
+        document.blob_sha256 = first
+    assert sorted(versions()) == sorted([first, original])
