@@ -20,16 +20,15 @@ from collections.abc import Iterable
 from pathlib import Path
 
 OWNER_ONLY_UMASK = 0o077
-
-
-_known: list[int] = []  # the umask this process set or read (a forked child inherits both)
+_umask: int | None = None  # the umask this process set or read (a forked child inherits it)
 
 
 def restrict_umask() -> int:
     """Add 077 to the process umask (group and others get nothing); returns the previous umask."""
+    global _umask
     previous = os.umask(OWNER_ONLY_UMASK)
-    os.umask(previous | OWNER_ONLY_UMASK)
-    _known[:] = [previous | OWNER_ONLY_UMASK]
+    _umask = previous | OWNER_ONLY_UMASK
+    os.umask(_umask)
     return previous
 
 
@@ -46,9 +45,10 @@ def _read_umask() -> int:
 
 def current_umask() -> int:
     """The process umask: read once, then the value :func:`restrict_umask` set."""
-    if not _known:
-        _known[:] = [_read_umask()]
-    return _known[0]
+    global _umask
+    if _umask is None:
+        _umask = _read_umask()
+    return _umask
 
 
 def _restrict(path: Path) -> None:

@@ -73,7 +73,6 @@ def _die_with_parent(parent: int) -> bool:
     return os.getppid() == parent
 
 
-
 def _run_jobs(settings: Settings, parent: int) -> int:
     """The job process of a multi-process server: the executor threads and the periodic tasks, as
     ``parafe worker`` runs them (stopped by the SIGTERM / SIGINT the parent forwards)."""
