@@ -25,11 +25,18 @@ the clock started at the first « Signé »; a batch's documents are signed toge
 batch of every executor thread: with 600 documents and 2 threads per worker, +12 % for one worker and +27 % for
 two, a ratio 2-vs-1 inflated by about 13 %.)
 
+``--pin-workers`` runs worker i on core i only: one worker on one core against two workers on two cores (how the
+workflow scales with the cores its workers get, the machine's other work aside). The bench waits first until
+creating a file is cheap again (:func:`benchlib.settle_file_system`) and deletes its homes only once every
+configuration is measured: on these machines' ext4 without a journal, the files a run deletes slow every file
+creation down for minutes, and the next configuration would pay for the previous one's clean-up.
+
 ``--profile FILE`` samples the server's processes with py-spy during the run (``--format raw``: collapsed
 stacks) and prints the functions with the most samples (self and inclusive) on stderr.
 
 Usage: .venv/bin/python bench/e2e_workflow.py [--docs 300] [--clients 4] [--runs 1] [--postgres [URL]]
-                                              [--workers N | --compare-workers] [--backlog] [--profile FILE]
+                                              [--workers N | --compare-workers] [--backlog] [--pin-workers]
+                                              [--profile FILE]
 Prints one line per configuration:
   e2e_workflow backend=sqlite workers=embedded docs=300 rate=…/s p50=…s p99=…s deposit=…/s lag=…s
                cores_busy=…/N load=… (median of R: …)   [one line]
@@ -54,6 +61,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,7 +69,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import MachineCpu, create_pg_database, drop_pg_database, free_port, pdf_of_pages  # noqa: E402
+from benchlib import (  # noqa: E402
+    MachineCpu,
+    create_pg_database,
+    drop_pg_database,
+    free_port,
+    pdf_of_pages,
+    settle_file_system,
+)
 
 SIREN = "123456789"
 AGENT = "agent@demo.parafe.test"
@@ -244,6 +259,26 @@ def _profile_summary(raw: Path, top: int = 25) -> None:
                 break
 
 
+# The homes are deleted when every configuration has been measured, not after each run: on an ext4 file system
+# without a journal (these machines' root), a new inode is never one freed in the last 60 s (360 s while its inode
+# table block is dirty), and the kernel checks each such inode of the group one by one (``recently_deleted``):
+# after a run's 10,000 files are deleted, every file created costs ~0.8 ms of kernel CPU instead of ~15 µs for
+# minutes, and the next configuration (two workers after one) would pay for the previous one's clean-up.
+_HOMES_TO_DELETE: list[Path] = []
+
+
+def _pinned_to(index: int) -> Callable[[], None]:
+    """``preexec_fn`` of worker ``index`` under ``--pin-workers``: the process (and the threads it starts) runs on
+    core ``index`` only (modulo the cores this process may use)."""
+    cores = sorted(os.sched_getaffinity(0))
+    core = cores[index % len(cores)]
+
+    def pin() -> None:
+        os.sched_setaffinity(0, {core})
+
+    return pin
+
+
 def run_once(args: argparse.Namespace, workers: int, pdf: bytes) -> Run:
     home = Path(tempfile.mkdtemp(prefix="parafe-e2e-"))
     dbname = None
@@ -268,9 +303,10 @@ def run_once(args: argparse.Namespace, workers: int, pdf: bytes) -> Run:
         procs.append(subprocess.Popen(cmd, cwd=str(ROOT), env=env, stdout=log, stderr=subprocess.STDOUT))
 
         def start_workers() -> None:
-            for _ in range(workers):
+            for index in range(workers):
+                pin = _pinned_to(index) if args.pin_workers else None
                 procs.append(subprocess.Popen([sys.executable, "-m", "parafe", "worker"], cwd=str(ROOT), env=env,
-                                              stdout=log, stderr=subprocess.STDOUT))
+                                              stdout=log, stderr=subprocess.STDOUT, preexec_fn=pin))
 
         if not args.backlog:
             start_workers()
@@ -337,7 +373,7 @@ def run_once(args: argparse.Namespace, workers: int, pdf: bytes) -> Run:
         if args.keep:
             print(f"  home kept: {home}", file=sys.stderr)
         else:
-            shutil.rmtree(home, ignore_errors=True)
+            _HOMES_TO_DELETE.append(home)
         if dbname and args.postgres:
             drop_pg_database(args.postgres, dbname)
 
@@ -374,6 +410,10 @@ def main() -> int:
                         help="with --workers/--compare-workers: deposit everything first, then start the workers "
                              "(the workflow's own rate, whatever the deposits manage)")
     parser.add_argument("--server-processes", type=int, default=0, help="parafe serve --workers (default: serve's)")
+    parser.add_argument("--pin-workers", action="store_true",
+                        help="worker i runs on core i only: 1 worker on 1 core against 2 workers on 2 cores (how the "
+                             "workflow scales with the cores given to its workers; the server, the database and the "
+                             "kernel's writers still run on any core)")
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--profile", default=None, help="py-spy collapsed stacks of the server (or last worker)")
     parser.add_argument("--keep", action="store_true", help="keep the home (server.log)")
@@ -383,6 +423,15 @@ def main() -> int:
     pdf = pdf_of_pages(args.pages)
     if args.backlog and not (args.workers or args.compare_workers):
         parser.error("--backlog needs --workers N or --compare-workers")
+    settle_file_system()  # files deleted by a run just before this one slow file creation down (benchlib)
+    try:
+        return _measure_all(args, pdf)
+    finally:
+        for home in _HOMES_TO_DELETE:
+            shutil.rmtree(home, ignore_errors=True)
+
+
+def _measure_all(args: argparse.Namespace, pdf: bytes) -> int:
     if args.compare_workers:
         one = measure(args, 1, pdf)
         two = measure(args, 2, pdf)

@@ -3,7 +3,8 @@ a 5-page PDF, and the ratio to the Signature engine's in-process bulk rate measu
 
 What runs: a fresh home (SQLite, files, dev PKI, the demo OSS workflow ``oss-demo``), a real ``parafe serve`` over
 TLS (one server process per core, its default; the server CPU figure counts them all), and 8 client threads (one
-keep-alive HTTPS connection each with ``http.client``, the demo agent's certificate) posting the same 5-page PDF to
+keep-alive HTTPS connection each with ``http.client``, the demo agent's certificate) posting a 5-page PDF (made
+distinct per request by a trailing comment, as an OSS client signs different documents) to
 ``/oss/signServerDoc`` (synchronous: the signed PDF comes back in the body; each request also stores the original
 and the signed file and writes its database row). The anchor (issue 17) is ``openssl speed -seconds 3 rsa2048``'s
 RSA-2048 sign/s on one core, measured in the same run (after the HTTPS runs, so that it sees the same machine
@@ -20,6 +21,7 @@ Prints one line: ``oss_bulk …: signServerDoc X req/s (median) p99 … ms … =
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import re
 import shutil
@@ -33,7 +35,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from benchlib import cpu_seconds, free_port, pdf_of_pages  # noqa: E402  (bench/ is the script's folder)
+from benchlib import cpu_seconds, free_port, pdf_of_pages, settle_file_system  # noqa: E402  (bench/ is the script's folder)
 
 AGENT = "agent@demo.parafe.test"
 
@@ -101,12 +103,22 @@ def http_rate(url: str, home: Path, pdf: bytes, clients: int, seconds: float, se
     context.load_cert_chain(str(home / "demo" / f"{AGENT}.pem"), str(home / "demo" / f"{AGENT}.key"))
     host, port = urlsplit(url).hostname or "127.0.0.1", urlsplit(url).port or 443
     boundary = uuid.uuid4().hex
-    body = b"".join(
+    head = b"".join(
         f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
         for name, value in (("workflowId", "oss-demo"), ("pictogramme", "2,3,-1"))) + (
         f'--{boundary}\r\nContent-Disposition: form-data; name="dataFile"; filename="arrete.pdf"\r\n'
-        "Content-Type: application/pdf\r\n\r\n").encode() + pdf + f"\r\n--{boundary}--\r\n".encode()
-    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}", "Content-Length": str(len(body))}
+        "Content-Type: application/pdf\r\n\r\n").encode() + pdf
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    run_tag = uuid.uuid4().hex[:8]
+    sequence = itertools.count()
+
+    def body() -> bytes:
+        # every request signs a document of its own, as an OSS client does (a comment after %%EOF): the same
+        # bytes every time made each upload a duplicate whose spool file is deleted, and on these machines' ext4
+        # without a journal each deleted inode makes the next file creations slower for a minute or more
+        return head + f"%{run_tag}-{next(sequence):012d}\n".encode() + tail
+
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}", "Content-Length": str(len(body()))}
     start_gate = threading.Barrier(clients + 1)
     stop = threading.Event()
     counts = [0] * clients
@@ -120,7 +132,7 @@ def http_rate(url: str, home: Path, pdf: bytes, clients: int, seconds: float, se
         conn = http.client.HTTPSConnection(host, port, context=context, timeout=120)
         try:
             def one() -> bool:
-                conn.request("POST", "/oss/signServerDoc", body=body, headers=headers)
+                conn.request("POST", "/oss/signServerDoc", body=body(), headers=headers)
                 r = conn.getresponse()
                 content = r.read()
                 ok = (r.status == 200 and (r.getheader("X-FAST-document-id") or "").isdigit()
@@ -195,6 +207,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--keep", action="store_true", help="keep the temporary home")
     args = parser.parse_args()
+    create_before = settle_file_system()
     tmp = Path(tempfile.mkdtemp(prefix="parafe-oss-bench-"))
     home = tmp / "home"
     ctx = setup_home(home)
@@ -226,7 +239,8 @@ def main() -> None:
           f"(runs {', '.join(f'{r:.1f}' for r in http_rates)} req/s; "
           f"server CPU {statistics.median(cpu_ms):.1f} ms/request); "
           f"in-process BulkPdfSigner {bulk:.1f}/s (1 thread, {1000 / bulk:.1f} ms/signature); "
-          f"ratio HTTPS/in-process {http / bulk:.2f}; load average {os.getloadavg()[0]:.1f}")
+          f"ratio HTTPS/in-process {http / bulk:.2f}; load average {os.getloadavg()[0]:.1f}; "
+          f"file creation {create_before:.0f} µs before the runs)")
 
 
 if __name__ == "__main__":
