@@ -19,7 +19,7 @@ The period is given as dates (Europe/Paris): from the start date at 00:00 to the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session, aliased
@@ -54,7 +54,10 @@ class DelegationLine:
 
 
 def paris_midnight(day: date) -> datetime:
-    return datetime.combine(day, time(0, 0), tzinfo=PARIS)
+    """Midnight of ``day`` in Paris, as a UTC instant: SQLite keeps a datetime's wall-clock time and drops its
+    offset (read back as UTC, D16), so a Paris-aware value stored there started the delegation one or two hours
+    late (between midnight and 1 a.m. in Paris, an absence declared for today was not in force yet)."""
+    return datetime.combine(day, time(0, 0), tzinfo=PARIS).astimezone(UTC)
 
 
 def _period(start: date, end: date, *, today: date | None = None) -> tuple[datetime, datetime]:

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from parafe.db.models import Circuit, CircuitRole, HistoryEntry, User
+from parafe.db.models import Circuit, CircuitRole, Delegation, HistoryEntry, User
 from parafe.domain.errors import E, ParafeError
-from parafe.domain.paris_time import PARIS
+from parafe.domain.paris_time import PARIS, aware
 from parafe.services import delegations, digest
 from parafe.services import steps as wf
 from parafe.services.access.auth import principal_for_email
@@ -197,3 +197,19 @@ def test_the_replacing_colleague_gets_the_next_actor_mail(ctx: Any, tmp_path: Pa
     assert len(alerts) == 1
     assert VISA in str(alerts[0]["X-Envelope-To"])
     assert SIGNER in str(alerts[0]["X-Envelope-To"])
+
+
+def test_a_delegation_starts_at_midnight_in_paris_on_every_backend(ctx: Any) -> None:
+    """The period is stored as the instants of Paris midnights: read back (SQLite keeps no offset, naive = UTC),
+    a delegation from D to D starts at D 00:00 Paris and ends at D+1 00:00 Paris. Stored as Paris-aware values,
+    SQLite kept their wall-clock time and the delegation began at D 00:00 UTC (01:00 or 02:00 in Paris): between
+    midnight and 1 a.m., an absence declared for today was not in force (seen in this suite, run at 23:50 UTC)."""
+    _give_role(ctx, SIGNER, "valideur")
+    day = TODAY + timedelta(days=30)  # in the future: the check "already over" never applies
+    delegations.create(ctx, principal_for_email(ctx, VISA), SIGNER, day, day)
+    with ctx.db.read() as session:
+        row = session.scalar(select(Delegation).order_by(Delegation.id.desc()))
+        starts, ends = aware(row.starts_at), aware(row.ends_at)
+    assert starts == datetime(day.year, day.month, day.day, tzinfo=PARIS)
+    assert ends == datetime(day.year, day.month, day.day, tzinfo=PARIS) + timedelta(days=1)
+    assert starts.astimezone(PARIS).hour == 0
