@@ -58,7 +58,9 @@ def test_agent_deposits_and_isolation(live_server: LiveServer) -> None:
         assert doc_id >= 100_000_000
         h = agent.get(f"/parapheur-ws/rest/v1/documents/v2/{doc_id}/history")
         assert h.status_code == 200
-        assert [e["stateName"] for e in h.json()] == ["Préparé"]
+        # the history starts with the deposit; the server's job process may already have started the circuit
+        # (« Envoyé pour visa »): it is woken by the deposit's commit (seen once in CI on PostgreSQL)
+        assert [e["stateName"] for e in h.json()][:1] == ["Préparé"]
         # repeated slashes, as Pastell sends them
         assert agent.get(f"/parapheur-ws/rest/v1//documents/v2/{doc_id}/history").status_code == 200
     with live_server.client("agent@autre.parafe.test") as other:
