@@ -221,6 +221,12 @@ def test_delete_erases_the_bytes_and_leaves_a_tombstone(stack: Stack, tmp_path: 
         assert kept <= stack.stored()  # shared with a live document, or its own: kept
         from parafe.db.models import DocumentBlobVersion, DocumentTombstone  # (issue 15's tables)
 
+        def erasure_recorded() -> bool:  # the eraser removes the bytes, then records it (its own commit)
+            with ctx.db.read() as s:
+                return all((t := s.get(DocumentTombstone, i)) is not None and t.erased_at is not None
+                           for i in (gone, pes_doc))
+
+        _wait(erasure_recorded, "the erasure of the deleted documents is not recorded")
         with ctx.db.read() as s:
             for doc_id, name in ((gone, "supprimé.pdf"), (pes_doc, "flux.xml")):
                 assert s.get(Document, doc_id) is None
