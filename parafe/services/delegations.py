@@ -19,7 +19,7 @@ The period is given as dates (Europe/Paris): from the start date at 00:00 to the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session, aliased
@@ -28,7 +28,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from parafe.context import AppContext
 from parafe.db.models import CircuitRole, CircuitStep, Delegation, Document, GroupMember, StepMember, User, utcnow
 from parafe.domain.errors import E, ParafeError
-from parafe.domain.paris_time import FORMAT_DAY, PARIS, paris_format, paris_today
+from parafe.domain.paris_time import FORMAT_DAY, PARIS, aware, paris_format, paris_today
 from parafe.services.access.auth import Account, Principal
 from parafe.workflow.members import ROLE_FOR_STEP, actor_user_ids
 
@@ -54,10 +54,8 @@ class DelegationLine:
 
 
 def paris_midnight(day: date) -> datetime:
-    """Midnight of ``day`` in Paris, as a UTC instant: SQLite keeps a datetime's wall-clock time and drops its
-    offset (read back as UTC, D16), so a Paris-aware value stored there started the delegation one or two hours
-    late (between midnight and 1 a.m. in Paris, an absence declared for today was not in force yet)."""
-    return datetime.combine(day, time(0, 0), tzinfo=PARIS).astimezone(UTC)
+    """Midnight of ``day`` in Paris (stored as its UTC instant by :class:`~parafe.db.models.base.UTCDateTime`)."""
+    return datetime.combine(day, time(0, 0), tzinfo=PARIS)
 
 
 def _period(start: date, end: date, *, today: date | None = None) -> tuple[datetime, datetime]:
@@ -123,16 +121,10 @@ def _lines(session: Session, where: ColumnElement[bool]) -> list[DelegationLine]
                                    .join(giver, giver.id == Delegation.delegator_id)
                                    .join(taker, taker.id == Delegation.delegate_id)
                                    .where(where).order_by(Delegation.starts_at, Delegation.id)):
-        starts, ends = _aware(d.starts_at), _aware(d.ends_at)
+        starts, ends = aware(d.starts_at), aware(d.ends_at)
         out.append(DelegationLine(d.id, g.full_name, g.email, t.full_name, t.email, starts, ends,
                                   starts <= now < ends))
     return out
-
-
-def _aware(moment: datetime) -> datetime:
-    from datetime import UTC
-
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def listing(ctx: AppContext, principal: Principal) -> tuple[list[DelegationLine], list[DelegationLine]]:
@@ -159,9 +151,9 @@ def end(ctx: AppContext, principal: Principal, delegation_id: int) -> None:
         if row is None or (row.delegator_id not in ids and row.delegate_id not in ids):
             raise ParafeError(E.DELEGATION_NOT_FOUND)
         now = utcnow()
-        if _aware(row.starts_at) > now:
+        if aware(row.starts_at) > now:
             session.delete(row)
-        elif _aware(row.ends_at) > now:
+        elif aware(row.ends_at) > now:
             row.ends_at = now
 
 
@@ -201,9 +193,9 @@ def admin_end(ctx: AppContext, siren: str, delegation_id: int) -> None:
         if row is None or sub is None or sub.siren != siren:
             raise ParafeError(E.DELEGATION_NOT_FOUND)
         now = utcnow()
-        if _aware(row.starts_at) > now:
+        if aware(row.starts_at) > now:
             session.delete(row)
-        elif _aware(row.ends_at) > now:
+        elif aware(row.ends_at) > now:
             row.ends_at = now
 
 

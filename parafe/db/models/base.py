@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, MetaData
+from sqlalchemy import JSON, DateTime, Dialect, MetaData
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import TypeDecorator
 
 DOCUMENT_ID_START = 100_000_000
 
@@ -24,13 +25,18 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class UTCDateTime(DateTime):
-    """Timezone-aware UTC datetimes on both SQLite and PostgreSQL."""
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on both SQLite and PostgreSQL. An aware value is bound as its UTC instant:
+    SQLite keeps a datetime's wall-clock time and drops its offset (read back as UTC, D16), so a value in another
+    zone (a Paris midnight) was stored one or two hours off there (until 2026-12-08: delegations, migration 0017)."""
 
+    impl = DateTime(timezone=True)
     cache_ok = True
 
-    def __init__(self) -> None:
-        super().__init__(timezone=True)
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            return value.astimezone(UTC)
+        return value
 
 
 class Base(DeclarativeBase):
