@@ -9,6 +9,7 @@ PDF costs. Distinct copies differ by a comment appended after ``%%EOF`` (a few b
 
 from __future__ import annotations
 
+import atexit
 import io
 import os
 import shutil
@@ -229,3 +230,20 @@ def settle_file_system(limit_us: float = 40.0, wait_seconds: float = 420.0) -> f
         time.sleep(15)
         cost = file_create_us()
     return cost
+
+
+_TO_DELETE: list[Path] = []
+
+
+def delete_at_exit(*paths: Path) -> None:
+    """Delete these folders when the bench ends, not now: the files a run deletes slow every file creation down
+    for minutes on these machines (:func:`settle_file_system`), and the next configuration of the same bench would
+    pay for this one's clean-up."""
+    if not _TO_DELETE:
+        atexit.register(_delete_all)
+    _TO_DELETE.extend(Path(path) for path in paths)
+
+
+def _delete_all() -> None:
+    for path in _TO_DELETE:
+        shutil.rmtree(path, ignore_errors=True)

@@ -51,7 +51,6 @@ import argparse
 import collections
 import http.client
 import os
-import shutil
 import signal
 import ssl
 import statistics
@@ -72,6 +71,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import (  # noqa: E402
     MachineCpu,
     create_pg_database,
+    delete_at_exit,
     drop_pg_database,
     free_port,
     pdf_of_pages,
@@ -259,14 +259,6 @@ def _profile_summary(raw: Path, top: int = 25) -> None:
                 break
 
 
-# The homes are deleted when every configuration has been measured, not after each run: on an ext4 file system
-# without a journal (these machines' root), a new inode is never one freed in the last 60 s (360 s while its inode
-# table block is dirty), and the kernel checks each such inode of the group one by one (``recently_deleted``):
-# after a run's 10,000 files are deleted, every file created costs ~0.8 ms of kernel CPU instead of ~15 µs for
-# minutes, and the next configuration (two workers after one) would pay for the previous one's clean-up.
-_HOMES_TO_DELETE: list[Path] = []
-
-
 def _pinned_to(index: int) -> Callable[[], None]:
     """``preexec_fn`` of worker ``index`` under ``--pin-workers``: the process (and the threads it starts) runs on
     core ``index`` only (modulo the cores this process may use)."""
@@ -373,7 +365,7 @@ def run_once(args: argparse.Namespace, workers: int, pdf: bytes) -> Run:
         if args.keep:
             print(f"  home kept: {home}", file=sys.stderr)
         else:
-            _HOMES_TO_DELETE.append(home)
+            delete_at_exit(home)  # at the end: the next configuration must not pay for this clean-up
         if dbname and args.postgres:
             drop_pg_database(args.postgres, dbname)
 
@@ -424,14 +416,6 @@ def main() -> int:
     if args.backlog and not (args.workers or args.compare_workers):
         parser.error("--backlog needs --workers N or --compare-workers")
     settle_file_system()  # files deleted by a run just before this one slow file creation down (benchlib)
-    try:
-        return _measure_all(args, pdf)
-    finally:
-        for home in _HOMES_TO_DELETE:
-            shutil.rmtree(home, ignore_errors=True)
-
-
-def _measure_all(args: argparse.Namespace, pdf: bytes) -> int:
     if args.compare_workers:
         one = measure(args, 1, pdf)
         two = measure(args, 2, pdf)

@@ -50,6 +50,7 @@ sys.path.insert(0, str(ROOT))
 from benchlib import (  # noqa: E402  (bench/ is the script's folder)
     cpu_seconds,
     create_pg_database,
+    delete_at_exit,
     drop_pg_database,
     free_port,
     pdf_of_size,
@@ -255,7 +256,7 @@ class ParafeServer:
             self.proc.wait(timeout=30)
             self.proc = None
         if not self.args.keep:
-            _HOMES_TO_DELETE.append(self.home)  # at the end: the next backend must not pay for this clean-up
+            delete_at_exit(self.home)  # at the end: the next backend must not pay for this clean-up
         if self.dbname:
             drop_pg_database(self.args.postgres, self.dbname)
             self.dbname = None
@@ -351,7 +352,7 @@ class Nginx:
             self.proc.terminate()
             self.proc.wait(timeout=30)
             self.proc = None
-        _HOMES_TO_DELETE.extend([self.prefix, self.pki_home])
+        delete_at_exit(self.prefix, self.pki_home)
 
 
 def _median(results: list[Result]) -> Result:
@@ -394,17 +395,6 @@ def main() -> int:
     if set(args.protocols) - set(PROTOCOLS):
         parser.error(f"--protocols: among {', '.join(PROTOCOLS)}")
     settle_file_system()  # files deleted just before this run slow file creation down (benchlib)
-    try:
-        return _measure(args)
-    finally:
-        for folder in _HOMES_TO_DELETE:
-            shutil.rmtree(folder, ignore_errors=True)
-
-
-_HOMES_TO_DELETE: list[Path] = []  # deleted once every figure is taken (see benchlib.settle_file_system)
-
-
-def _measure(args: argparse.Namespace) -> int:
     nginx = None if args.no_nginx else Nginx.start(args)
     ceiling: list[Result] = []
     try:
